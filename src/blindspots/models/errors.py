@@ -1,0 +1,13 @@
+"""Errors a user can act on. Each message names the problem and the fix."""
+
+
+class ModelSpecError(ValueError):
+    """A model spec string cannot be resolved (unknown prefix, bad syntax, wrong role)."""
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model exists in principle but cannot be loaded here (weights missing offline, package missing)."""
+
+
+class ModelOutputError(RuntimeError):
+    """A model returned something the protocol does not allow (wrong shape, NaN, wrong count)."""
