@@ -18,9 +18,10 @@ class UserError(Exception):
 @contextlib.contextmanager
 def friendly_errors():
     from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
+    from blindspots.store.run_store import RunStoreError
 
-    handled = (UserError, ModelSpecError, ModelUnavailableError, ModelOutputError, FileNotFoundError,
-               PermissionError, ValueError)
+    handled = (UserError, ModelSpecError, ModelUnavailableError, ModelOutputError, RunStoreError,
+               FileNotFoundError, PermissionError, ValueError)
     try:
         yield
     except handled as err:

@@ -78,7 +78,21 @@ def load_model(role: Role, spec: str, **options: Any):
             f"'{prefix}:' models need a package that is not installed ({err.name or err}); "
             f"install the extras with: pip install 'blindspots[real]'"
         ) from err
-    model = getattr(module, factory_name)(name, **options) if prefix != "python" else getattr(
-        module, factory_name
-    )(name, role=role, **options)
-    return model
+    factory = getattr(module, factory_name)
+    _check_options(factory, spec, options)
+    return factory(name, **options) if prefix != "python" else factory(name, role=role, **options)
+
+
+def _check_options(factory, spec: str, options: dict[str, Any]) -> None:
+    """A misspelt option fails before any weights load, naming the options the adapter takes."""
+    import inspect
+
+    parameters = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    allowed = [n for n, p in parameters.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL][1:]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ModelSpecError(
+            f"unknown option(s) {', '.join(unknown)} for {spec}; it takes: {', '.join(a for a in allowed if a != 'role')}"
+        )

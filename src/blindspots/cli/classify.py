@@ -1,0 +1,152 @@
+"""`blindspots classify`: check that a classifier spec loads and preprocesses right, before spending a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.main import app
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  blindspots classify photo.jpg\n\n"
+        "  blindspots classify --classifier efficientnet-lite:lite0 cat.jpg dog.png\n\n"
+        "  blindspots classify --classifier timm:resnet50.a1_in1k --top 3 --json *.jpg\n\n"
+        "  blindspots classify --classifier python:./my_model.py:make_classifier --list-labels"
+    )
+)
+def classify(
+    images: list[Path] | None = typer.Argument(
+        None, help="Image files to classify (any format Pillow reads: PNG, JPEG, WebP, ...).", show_default=False
+    ),
+    classifier: str = typer.Option(
+        "world:classifier", "--classifier", "-c",
+        help="Classifier spec: world:classifier, efficientnet-lite:lite0, timm:NAME, torchvision:NAME[:WEIGHTS], "
+             "transformers:ID_OR_FOLDER, python:MODULE:FACTORY.",
+    ),
+    top: int = typer.Option(5, "--top", min=1, help="How many of the most probable labels to show per image."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables: the classifier's description and, per image, its top labels."),
+    labels: str | None = typer.Option(
+        None, "--labels", help="Class names for a model that has none: a label set (imagenet-1k) or a TXT/YAML/JSON "
+                               "file, one name per output in order.",
+    ),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda, cuda:N or mps (default: the adapter's, auto)."),
+    dtype: str | None = typer.Option(None, help="float32, bfloat16, float16 or auto (default: the adapter's)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Images per forward pass."),
+    list_labels: bool = typer.Option(False, "--list-labels", help="Print the classifier's labels with their "
+                                                                  "indices and exit."),
+) -> None:
+    """Print each image's most probable labels under a classifier.
+
+    Use it to see that a model spec loads, that its labels are the names you expect, and that its preprocessing
+    is right (a photo of a daisy should come out as a daisy) before you start a run.
+    """
+    with friendly_errors():
+        options = _model_options(labels=labels, device=device, dtype=dtype, batch_size=batch_size)
+        if not list_labels and not images:
+            raise UserError("name at least one image file to classify, e.g. blindspots classify photo.jpg "
+                            "(or pass --list-labels)")
+        pictures = [_open_image(path) for path in images or []]
+        model = _load_classifier(classifier, options)
+        if list_labels:
+            _print_labels(model.labels, as_json)
+            return
+        probabilities = _predict_with_progress(model, pictures, options.get("batch_size", 32))
+        results = [_top_labels(list(model.labels), row, top) for row in probabilities]
+        if as_json:
+            _print_json(classifier, images or [], results, model)
+        else:
+            console.print(f"classifier: {classifier}", style="bold", markup=False, highlight=False)
+            _print_tables(images or [], results)
+
+
+def _model_options(**given: Any) -> dict[str, Any]:
+    # Only what the user set: each adapter keeps its own defaults for the rest.
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _open_image(path: Path):
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not path.exists():
+        raise UserError(f"image {path} does not exist; check the path")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; pass image files (e.g. {path}/*.jpg)")
+    try:
+        with Image.open(path) as image:
+            # Phone photos store their rotation in EXIF; without this the model sees them sideways.
+            return ImageOps.exif_transpose(image).convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise UserError(f"{path} is not an image Pillow can read ({err}); pass a PNG, JPEG or WebP file") from err
+
+
+def _load_classifier(spec: str, options: dict[str, Any]):
+    from blindspots.models.registry import load_model
+
+    with err_console.status(f"loading {spec} ..."):
+        return load_model("classifier", spec, **options)
+
+
+def _predict_with_progress(model, pictures: list, batch_size: int):
+    import numpy as np
+    from rich.progress import Progress
+
+    rows = []
+    with Progress(console=err_console, transient=True, disable=len(pictures) <= batch_size) as progress:
+        task = progress.add_task("classifying", total=len(pictures))
+        for start in range(0, len(pictures), batch_size):
+            batch = pictures[start : start + batch_size]
+            rows.append(np.asarray(model.predict(batch), dtype=np.float64))
+            progress.advance(task, len(batch))
+    return np.concatenate(rows, axis=0)
+
+
+def _top_labels(labels: list[str], row, top: int) -> list[tuple[int, str, float]]:
+    import numpy as np
+
+    order = np.argsort(-row, kind="stable")[:top]
+    return [(int(i), labels[i], float(row[i])) for i in order]
+
+
+def _print_tables(paths: list[Path], results: list[list[tuple[int, str, float]]]) -> None:
+    for path, ranked in zip(paths, results, strict=True):
+        table = Table(title=str(path), title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("label")
+        table.add_column("index", justify="right", style="dim")
+        table.add_column("probability", justify="right")
+        for rank, (index, label, probability) in enumerate(ranked, start=1):
+            table.add_row(str(rank), label, str(index), f"{probability:.1%}")
+        console.print(table)
+
+
+def _print_json(spec: str, paths: list[Path], results, model) -> None:
+    described = model.describe() if hasattr(model, "describe") else {"spec": spec}
+    payload = {
+        "classifier": described,
+        "images": [
+            {"image": str(path), "top": [{"label": label, "index": index, "probability": probability}
+                                          for index, label, probability in ranked]}
+            for path, ranked in zip(paths, results, strict=True)
+        ],
+    }
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def _print_labels(labels, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(list(labels)))
+        return
+    for index, label in enumerate(labels):
+        typer.echo(f"{index}\t{label}")

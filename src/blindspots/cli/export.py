@@ -1,0 +1,40 @@
+"""`blindspots export`: a run's confirmed blind spots as a Hugging Face image dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from blindspots.cli.errors import friendly_errors
+from blindspots.cli.main import app
+
+console = Console()
+
+
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="Run folder, as `blindspots run` printed it (runs/<id>)."),
+    out: Path = typer.Option(..., "--out", help="New (or empty) folder to write the dataset to."),
+    format: str = typer.Option("imagefolder", "--format",
+                               help="imagefolder (PNG files + metadata.jsonl) or parquet (one file with the "
+                                    "image bytes)."),
+    only_failures: bool = typer.Option(False, "--only-failures",
+                                       help="Keep only the images the classifier under test got wrong."),
+) -> None:
+    """Export the confirmation images of every confirmed blind spot as a hard test set.
+
+    Each image keeps its class, accepted labels, prompt, seed, description, bug id, the prediction of the
+    classifier under test and whether it failed; a README.md card says how the set was made. Load it with
+    `datasets.load_dataset("imagefolder", data_dir=OUT)` (or "parquet" for --format parquet).
+
+    Example: blindspots export runs/my-run --out hard-set --only-failures
+    """
+    with friendly_errors():
+        from blindspots.export.dataset import export_dataset
+
+        summary = export_dataset(run, out, format=format, only_failures=only_failures)
+        console.print(f"exported {summary.images} images ({summary.failures} misclassified) of "
+                      f"{summary.bugs} blind spot(s) as {summary.format} to {summary.out}", markup=False,
+                      highlight=False)

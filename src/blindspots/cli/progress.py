@@ -1,0 +1,42 @@
+"""Rich progress bars for the pipeline's stages."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class RichProgress:
+    def __init__(self, console: Console):
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=console, transient=False,
+        )
+
+    def __enter__(self) -> RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def __call__(self, description: str, total: int) -> _Bar:
+        return _Bar(self.progress, self.progress.add_task(description, total=total))
+
+
+class _Bar:
+    def __init__(self, progress: Progress, task_id):
+        self.progress, self.task_id = progress, task_id
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task_id, n)
+
+    def close(self) -> None:
+        self.progress.refresh()

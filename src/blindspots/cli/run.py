@@ -1,0 +1,111 @@
+"""`blindspots run`: discover the blind spots of a classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from blindspots.cli.errors import friendly_errors
+from blindspots.cli.main import app
+
+console = Console()
+
+
+@app.command()
+def run(
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of run settings (see configs/)."),
+    classifier: str | None = typer.Option(None, help="Classifier under test, e.g. world:classifier, "
+                                          "timm:resnet50.a1_in1k, python:my_pkg.models:make_model."),
+    generator: str | None = typer.Option(None, help="Text-to-image model, e.g. world:generator, "
+                                         "diffusers:stabilityai/sd-turbo."),
+    captioner: str | None = typer.Option(None, help="Captioning model, e.g. world:captioner, "
+                                         "transformers:Salesforce/blip-image-captioning-large."),
+    embedder: str | None = typer.Option(None, help="Image-text embedder, e.g. world:embedder, "
+                                        "open_clip:ViT-B-32/laion2b_s34b_b79k."),
+    classes: str | None = typer.Option(None, help="Comma-separated class names, or a label set such as "
+                                       "imagenet-1k (then pick with --select). Default: all classifier labels."),
+    select: str | None = typer.Option(None, "--select", help="Classes of a label set: names, indices, "
+                                      "ranges 'a-b' or 'random:N' (comma-separated)."),
+    budget: int | None = typer.Option(None, help="Most images the run may generate."),
+    rounds: int | None = typer.Option(None, help="Most rounds of explore -> describe -> confirm."),
+    seed: int | None = typer.Option(None, help="Seed of every image drawn; same config + seed, same bugs."),
+    out: str | None = typer.Option(None, help="Folder that holds run folders (default: runs)."),
+    run_id: str | None = typer.Option(None, help="Name of the run folder (default: derived from the config, "
+                                      "so rerunning the same command resumes it)."),
+    report: bool = typer.Option(True, help="Write report.html into the run folder at the end."),
+) -> None:
+    """Run discovery: generate images per class, classify them, cluster and describe the failures, and keep
+    the descriptions that cause significantly more failures than the class baseline on fresh images.
+
+    With no options it runs on the built-in world. A killed run resumes when the same command is rerun.
+    """
+    from blindspots.pipeline.api import discover
+
+    with friendly_errors():
+        class_list = None
+        if classes is not None:
+            parts = [c.strip() for c in classes.split(",") if c.strip()]
+            class_list = parts if len(parts) > 1 or not _is_label_set(parts[0]) else parts[0]
+        selection = [s.strip() for s in select.split(",")] if select else None
+        with RichProgressContext() as progress:
+            result = discover(
+                str(config) if config else None, progress=progress, log=lambda m: console.print(m, style="dim", markup=False),
+                classifier=classifier, generator=generator, captioner=captioner, embedder=embedder,
+                classes=class_list, class_selection=selection, budget=budget, rounds=rounds, seed=seed,
+                out=out, run_id=run_id,
+            )
+        print_bug_table(result)
+        if report:
+            report_path = _write_report(result.run_dir)
+            if report_path:
+                console.print(f"report: {report_path}")
+        console.print(f"run: {result.run_dir}")
+
+
+def _is_label_set(name: str) -> bool:
+    return name.endswith((".txt", ".yaml", ".yml", ".json")) or name in ("imagenet-1k",)
+
+
+def _write_report(run_dir: Path) -> Path | None:
+    try:
+        from blindspots.report.html import write_report
+    except ImportError:
+        return None
+    return write_report(run_dir)
+
+
+class RichProgressContext:
+    def __enter__(self):
+        from blindspots.cli.progress import RichProgress
+
+        self._progress = RichProgress(console)
+        return self._progress.__enter__()
+
+    def __exit__(self, *exc):
+        self._progress.__exit__(*exc)
+
+
+def print_bug_table(result) -> None:
+    summary = result.summary
+    rows = result.bug_rows()
+    table = Table(title=f"{len(rows)} bug(s) confirmed (FDR {summary.get('fdr', 0.05):g})", show_lines=False)
+    for column in ("#", "class", "shortest description", "failure rate (95% CI)", "baseline", "lift", "q",
+                   "valid", "called"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        low, high = row["interval"]
+        table.add_row(
+            str(row["id"]), row["class"], row["shortest"],
+            f"{row['failure_rate']:.0%} ({low:.0%}-{high:.0%}) n={row['n']}", f"{row['baseline']:.0%}",
+            f"{row['lift']:.1f}x", f"{row['q']:.1g}", f"{row['validity']:.0%}",
+            ", ".join(f"{label} {share:.0%}" for label, share in row["wrong_labels"]),
+        )
+    console.print(table)
+    console.print(
+        f"images: {summary.get('images_generated', 0)} generated"
+        + (f", {summary['generation_errors']} failed to generate" if summary.get("generation_errors") else "")
+        + f"; rounds: {summary.get('rounds_run')}; stopped: {summary.get('stop_reason')}"
+    )

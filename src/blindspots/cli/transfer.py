@@ -1,0 +1,88 @@
+"""`blindspots transfer`: re-test a run's blind spots on other classifiers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.main import app
+
+console = Console()
+
+
+@app.command()
+def transfer(
+    run: Path = typer.Argument(..., help="Run folder, as `blindspots run` printed it (runs/<id>)."),
+    classifier: list[str] = typer.Option(..., "--classifier", help="Another classifier to test (repeatable), "
+                                         "e.g. world:classifier-b or timm:vit_base_patch16_224.augreg_in21k_ft_in1k."),
+    regenerate: int = typer.Option(0, "--regenerate", help="Also generate N fresh images (new seeds, the run's "
+                                   "generator) per bug and per class baseline prompt, and test every model on them."),
+    label_map: list[str] = typer.Option([], "--label-map", help="RUN_LABEL=LABEL[,LABEL...]: labels of the other "
+                                        "classifier that count as the run's label (repeatable), for classifiers "
+                                        "with another label space."),
+    report: bool = typer.Option(True, help="Rewrite the run's report.html to show the transfer results."),
+) -> None:
+    """Re-test a run's blind spots on other classifiers: do they fail there too?
+
+    Classifies the run's images (baseline and confirmation images of confirmed bugs) with other classifiers
+    and shows, per bug, the failure rate of the classifier under test next to each other one (95% Wilson
+    intervals), plus every model's accuracy on the whole hard set. Predictions are stored in the run, so a
+    repeated command only classifies what is new.
+
+    Example: blindspots transfer runs/my-run --classifier world:classifier-b --regenerate 16
+    """
+    with friendly_errors():
+        from blindspots.cli.progress import RichProgress
+        from blindspots.pipeline.transfer import run_transfer
+
+        with RichProgress(console) as progress:
+            results = run_transfer(run, classifier, regenerate=regenerate, label_map=parse_label_map(label_map),
+                                   progress=progress)
+        for source in results["sources"].values():
+            print_source(source, results["target"])
+        if report:
+            from blindspots.report.html import write_report
+
+            console.print(f"report: {write_report(run)}", markup=False, highlight=False)
+
+
+def parse_label_map(entries: list[str]) -> dict[str, list[str]]:
+    mapping: dict[str, list[str]] = {}
+    for entry in entries:
+        run_label, sep, labels = entry.partition("=")
+        targets = [label.strip() for label in labels.split(",") if label.strip()]
+        if not sep or not run_label.strip() or not targets:
+            raise UserError(f"--label-map {entry!r} must be RUN_LABEL=LABEL[,LABEL...], e.g. car=sports car,convertible")
+        mapping.setdefault(run_label.strip(), []).extend(targets)
+    return mapping
+
+
+def print_source(source: dict, target: str) -> None:
+    specs = source["classifiers"]
+    table = Table(title=source["title"], title_justify="left")
+    table.add_column("failure rate (95% CI)", overflow="fold")
+    for spec in specs:
+        table.add_column(Text(f"{spec}{' (under test)' if spec == target else ''}"), overflow="fold")
+    # Text(), not str: descriptions and specs may hold brackets that rich would read as markup.
+    for bug in source["bugs"]:
+        text = str(bug["text"]).replace("{label}", str(bug["class_name"]))
+        table.add_row(Text(text), *(_rate(bug["rates"].get(spec)) for spec in specs))
+    for class_name, by_spec in source["baseline"].items():
+        table.add_row(Text(f"baseline: {class_name}"), *(_rate(by_spec.get(spec)) for spec in specs), style="dim")
+    hard = source["hard_set"]
+    table.add_section()
+    table.add_row("accuracy on the hard set", *(
+        f"{hard[s]['accuracy']:.0%} ({hard[s]['low']:.0%}–{hard[s]['high']:.0%}) n={hard[s]['n']}" if s in hard
+        else "–" for s in specs), style="bold")
+    console.print(table)
+
+
+def _rate(rate: dict | None) -> str:
+    if not rate or not rate.get("n"):
+        return "–"
+    return f"{rate['rate']:.0%} ({rate['low']:.0%}–{rate['high']:.0%}) n={rate['n']}"

@@ -1,0 +1,135 @@
+"""`blindspots world train` and `blindspots world card`: train the built-in world's models, check them."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.main import world_app
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class TaskBars:
+    """Adapts the (task, done, total) callbacks of training and the card to one rich bar per task."""
+
+    def __init__(self, console: Console, enabled: bool = True):
+        self.progress = Progress(TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, disable=not enabled)
+        self.tasks: dict[str, object] = {}
+
+    def __enter__(self) -> TaskBars:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def __call__(self, task: str, done: int, total: int) -> None:
+        if task not in self.tasks:
+            self.tasks[task] = self.progress.add_task(task, total=total)
+        self.progress.update(self.tasks[task], completed=done, total=total)
+
+
+@world_app.command("train")
+def train(
+    spec: Path | None = typer.Option(None, "--spec", help="World spec YAML to train from (default: the "
+                                     "built-in spec, src/blindspots/world/default_spec.yaml)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write: spec.yaml, world.json and one .safetensors "
+                             "per model. Replaced atomically when training finishes."),
+    seed: int = typer.Option(0, "--seed", help="Training seed; the same spec, seed and scale give "
+                             "bit-identical weights."),
+    scale: float = typer.Option(1.0, "--scale", help="Fraction of the training images to render, in (0, 1]; "
+                                "small values give quick, weaker models for trying a spec out."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop each model after this many steps "
+                                         "(for smoke tests)."),
+) -> None:
+    """Train the world's four models from a spec: the classifier under test and classifier B (another
+    architecture) on the spec's biased training distribution, the captioner and the embedder on its
+    unbiased prior. Takes a few minutes on two CPU cores.
+
+    Use the result as world:classifier@OUT, world:captioner@OUT, ... and check it with
+    `blindspots world card --world OUT --verify`.
+    """
+    from blindspots.world.train import TrainPlan, train_world
+
+    with friendly_errors():
+        plan = TrainPlan(max_steps=max_steps).scaled(scale)
+        started = time.perf_counter()
+        with TaskBars(err_console) as bars:
+            result = train_world(spec, out, seed=seed, plan=plan, progress=bars)
+        seconds = ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items())
+        console.print(f"wrote {result.folder} in {time.perf_counter() - started:.0f}s ({seconds})")
+        console.print(f"check it with: blindspots world card --world {result.folder} --verify")
+
+
+@world_app.command("card")
+def card(
+    world: Path | None = typer.Option(None, "--world", help="World folder from `world train` (default: the "
+                                      "built-in world and its shipped weights)."),
+    n: int = typer.Option(200, "--n", help="Fresh images rendered per cell (each blind spot, outside the "
+                          "spots, the training distribution, the prior)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fresh images."),
+    verify: bool = typer.Option(False, "--verify", help="Check the targets (spot failure >= 50%, outside "
+                                "failure <= 5%, in-distribution accuracy >= 95%, captioner per-axis accuracy "
+                                ">= 90%, zero-shot >= 95%) and exit 1 naming each one missed."),
+    as_json: bool = typer.Option(False, "--json", help="Print the card as JSON instead of tables."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+) -> None:
+    """Measure the world's models on freshly rendered images: the classifier's accuracy, its failure rate
+    outside and inside each planted blind spot (and the same for classifier B), the captioner's accuracy
+    per axis, the embedder's zero-shot class accuracy."""
+    from blindspots.world.card import failed_thresholds, model_card
+
+    with friendly_errors():
+        if n <= 0:
+            raise UserError(f"--n must be a positive number of images per cell, got {n}; try --n 200")
+        with TaskBars(err_console, enabled=not as_json) as bars:
+            result = model_card(world, n=n, seed=seed, device=device, progress=bars)
+        failures = failed_thresholds(result) if verify else []
+        if verify:
+            result["verified"] = not failures
+            result["failed_thresholds"] = failures
+        if as_json:
+            typer.echo(json.dumps(result, indent=2))
+        else:
+            _print_card(result)
+    if failures:
+        for failure in failures:
+            err_console.print(f"[bold red]missed:[/] {failure}")
+        raise typer.Exit(1)
+    if verify and not as_json:
+        console.print("[bold green]all targets met[/]")
+
+
+def _print_card(result: dict) -> None:
+    console.print(f"world {result['world']} (spec {result['spec_fingerprint']}), "
+                  f"{result['n']} fresh images per cell, seed {result['seed']}")
+    table = Table(title="classifiers", show_lines=False)
+    table.add_column("measure")
+    for key in ("classifier", "classifier_b"):
+        table.add_column(key, justify="right")
+    rows = [("in-distribution accuracy", "in_distribution_accuracy"),
+            ("failure rate outside the spots", "outside_failure_rate")]
+    for label, field in rows:
+        table.add_row(label, *(f"{result[k][field]:.3f}" for k in ("classifier", "classifier_b")))
+    for index, spot in enumerate(result["classifier"]["blind_spots"]):
+        other = result["classifier_b"]["blind_spots"][index]
+        table.add_row(f"failure in {spot['name']} (-> {spot['called']})", f"{spot['failure_rate']:.3f}",
+                      f"{other['failure_rate']:.3f}")
+    console.print(table)
+    captions = Table(title="captioner accuracy per field")
+    for field in result["captioner"]["per_axis_accuracy"]:
+        captions.add_column(field, justify="right")
+    captions.add_row(*(f"{v:.3f}" for v in result["captioner"]["per_axis_accuracy"].values()))
+    console.print(captions)
+    console.print(f"embedder zero-shot class accuracy ({result['embedder']['prompt']}): "
+                  f"{result['embedder']['zero_shot_accuracy']:.3f}")

@@ -1,0 +1,223 @@
+"""Export a run's confirmed blind spots as a hard image dataset that Hugging Face `datasets` reads directly.
+
+`imagefolder`: `images/<class>/<file>.png` with `metadata.jsonl` beside them;
+`datasets.load_dataset("imagefolder", data_dir=OUT)`.
+`parquet`: `data/train-00000-of-00001.parquet` with the image bytes and the same columns;
+`datasets.load_dataset("parquet", data_dir=OUT)` (or `data_files=`).
+
+Each image keeps its provenance (class, accepted labels, prompt, seed, description, bug id, the prediction of
+the classifier under test, whether that was a failure), and a README.md card says how the set was made. The
+folder is written beside the target and renamed into place, so an interrupted export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from blindspots.store import RunStore
+
+FORMATS = ("imagefolder", "parquet")
+METADATA_NAME = "metadata.jsonl"
+PARQUET_PATH = "data/train-00000-of-00001.parquet"
+# Images of confirmed descriptions (shortened forms included) that show their class and were classified.
+HARD_SET_WHERE = (
+    "purpose = 'confirm' AND image_hash IS NOT NULL AND valid = 1 AND is_failure IS NOT NULL "
+    "AND candidate_id IN (SELECT id FROM candidates WHERE confirmed = 1)"
+)
+
+
+class ExportError(ValueError):
+    """The export cannot be written as asked; the message says what to change."""
+
+
+@dataclass
+class ExportSummary:
+    out: Path
+    format: str
+    images: int
+    failures: int
+    bugs: int
+    per_bug: dict[str, int] = field(default_factory=dict)
+
+
+def export_dataset(run_dir: str | Path, out: str | Path, format: str = "imagefolder",
+                   only_failures: bool = False) -> ExportSummary:
+    """Write the confirmation images of the run's confirmed bugs to `out` (a new or empty folder)."""
+    if format not in FORMATS:
+        raise ExportError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
+    out = Path(out)
+    _check_target(out)
+    with RunStore.open(run_dir) as store:
+        records = list(_records(store, only_failures))
+        if not records:
+            what = "misclassified images of confirmed blind spots" if only_failures else "confirmed blind spots"
+            raise ExportError(f"run {store.root} has no {what} to export; run a larger discovery "
+                              "(more --budget or --rounds) or export without --only-failures")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+        try:
+            if format == "imagefolder":
+                _write_imagefolder(store, records, staging)
+            else:
+                _write_parquet(store, records, staging)
+            summary = _summary(out, format, records)
+            (staging / "README.md").write_text(_card(store, summary, only_failures), encoding="utf-8")
+            os.chmod(staging, 0o755)
+            if out.exists():
+                out.rmdir()  # checked empty above; rename cannot replace it on every platform
+            os.replace(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return summary
+
+
+def _check_target(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"export target {out} is a file; pass a new folder with --out")
+    if out.is_dir() and any(out.iterdir()):
+        raise ExportError(f"export target {out} exists and is not empty; pass a new folder with --out "
+                          "or remove the old export first")
+
+
+def _records(store: RunStore, only_failures: bool) -> Iterator[dict[str, Any]]:
+    candidates = {c["id"]: c for c in store.candidates()}
+    accepted = {c["name"]: list(c.get("accepted") or [c["name"]])
+                for c in (store.get_meta_json("summary", {}) or {}).get("classes", [])}
+    where = HARD_SET_WHERE + (" AND is_failure = 1" if only_failures else "")
+    for sample in store.samples(where):
+        candidate = candidates[sample.candidate_id]
+        bug_id = bug_of(candidate, candidates)
+        top = sample.topk[0] if sample.topk else [sample.predicted, None]
+        yield {
+            "image_hash": sample.image_hash,
+            "file_name": f"images/{_slug(sample.class_name)}/bug{bug_id}-{sample.id}-{sample.image_hash[:12]}.png",
+            "class_name": sample.class_name,
+            "accepted_labels": accepted.get(sample.class_name, [sample.class_name]),
+            "prompt": sample.prompt,
+            "seed": int(sample.seed),
+            "generator": sample.generator,
+            "description": candidate["text"].replace("{label}", sample.class_name),
+            "description_template": candidate["text"],
+            "bug_id": int(bug_id),
+            "candidate_id": int(candidate["id"]),
+            "predicted": sample.predicted,
+            "predicted_probability": None if top[1] is None else float(top[1]),
+            "is_failure": bool(sample.is_failure),
+            "run_id": store.root.name,
+        }
+
+
+def bug_of(candidate: dict[str, Any], candidates: dict[int, dict[str, Any]]) -> int:
+    """The bug a confirmed candidate belongs to: a shortened form belongs to the description it was cut from,
+    a duplicate to the bug it repeats."""
+    seen = set()
+    while candidate["id"] not in seen:
+        seen.add(candidate["id"])
+        if candidate["origin"] == "shortened" and candidate.get("parent_id") in candidates:
+            candidate = candidates[candidate["parent_id"]]
+        elif (match := re.fullmatch(r"duplicate of #(\d+)", candidate.get("verdict") or "")) and \
+                int(match.group(1)) in candidates:
+            candidate = candidates[int(match.group(1))]
+        else:
+            break
+    return int(candidate["id"])
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "class"
+
+
+def _write_imagefolder(store: RunStore, records: list[dict[str, Any]], root: Path) -> None:
+    with open(root / METADATA_NAME, "w", encoding="utf-8") as metadata:
+        for record in records:
+            target = root / record["file_name"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(store.images.read_bytes(record["image_hash"]))
+            row = {k: v for k, v in record.items() if k != "image_hash"}
+            metadata.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _write_parquet(store: RunStore, records: list[dict[str, Any]], root: Path) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise ExportError("the parquet format needs pyarrow; install it with: pip install 'blindspots[export]' "
+                          "or use --format imagefolder") from err
+    columns = [k for k in records[0] if k not in ("image_hash", "file_name")]
+    images = [{"bytes": store.images.read_bytes(r["image_hash"]), "path": Path(r["file_name"]).name}
+              for r in records]
+    table = pa.table({"image": images, **{name: [r[name] for r in records] for name in columns}})
+    # The `huggingface` schema note tells `datasets` that the struct column is an Image, so it decodes to PIL.
+    features = {name: _feature(table.schema.field(name).type) for name in columns}
+    features["image"] = {"_type": "Image"}
+    table = table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+    (root / PARQUET_PATH).parent.mkdir(parents=True)
+    pq.write_table(table, root / PARQUET_PATH)
+
+
+def _feature(arrow_type) -> dict[str, Any]:
+    import pyarrow as pa
+
+    if pa.types.is_list(arrow_type):
+        return {"feature": _feature(arrow_type.value_type), "_type": "Sequence"}
+    names = {pa.string(): "string", pa.int64(): "int64", pa.float64(): "float64", pa.bool_(): "bool"}
+    return {"dtype": names.get(arrow_type, "string"), "_type": "Value"}
+
+
+def _summary(out: Path, format: str, records: list[dict[str, Any]]) -> ExportSummary:
+    per_bug = Counter(f"{r['bug_id']}: {r['description']}" for r in records)
+    return ExportSummary(out=out, format=format, images=len(records),
+                         failures=sum(r["is_failure"] for r in records),
+                         bugs=len({r["bug_id"] for r in records}), per_bug=dict(per_bug))
+
+
+def _card(store: RunStore, summary: ExportSummary, only_failures: bool) -> str:
+    meta = store.get_meta_json("summary", {}) or {}
+    config = store.config()
+    models = meta.get("models") or {}
+    spec = {role: (models.get(role) or {}).get("spec") or config.get(role, "?")
+            for role in ("classifier", "generator", "captioner", "embedder")}
+    loader = ('load_dataset("imagefolder", data_dir="<this folder>")' if summary.format == "imagefolder"
+              else 'load_dataset("parquet", data_dir="<this folder>")')
+    bug_lines = "\n".join(f"| {_md(name)} | {count} |" for name, count in sorted(summary.per_bug.items()))
+    chosen = "only the misclassified images" if only_failures else "all images"
+    status = store.get_meta("status")
+    unfinished = "" if status == "complete" else (
+        f"\n> The run had not finished when this set was exported (status: {status}); rerun the export after "
+        "it completes for the final set.\n")
+    return f"""# Hard images for `{spec['classifier']}` — blindspots run `{store.root.name}`
+
+Images on which the classifier `{spec['classifier']}` fails significantly more often than on ordinary images
+of the same class. Each comes from a blind spot that `blindspots` found and confirmed in run
+`{store.root.name}`: the description was tested on fresh images against the class baseline and kept only if
+significant under Benjamini–Hochberg control at FDR {meta.get('fdr', config.get('fdr'))}.
+{unfinished}
+- Images: {summary.images} ({summary.failures} misclassified by the classifier under test); {chosen} of the
+  confirmation sets, excluding images that the validity check judged not to show their class.
+- Blind spots: {summary.bugs}
+- Generator: `{spec['generator']}`; captioner: `{spec['captioner']}`; embedder: `{spec['embedder']}`
+- Format: {summary.format}. Load with `datasets`: `{loader}`
+
+Columns: `class_name`, `accepted_labels` (labels counted as correct), `prompt`, `seed`, `generator`,
+`description` (the blind spot in words), `bug_id`, `candidate_id`, `predicted` and `predicted_probability`
+(the classifier under test), `is_failure`, `run_id`.
+
+| blind spot | images |
+|---|---|
+{bug_lines}
+"""
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,177 @@
+"""`python:<module>:<factory>`: your own model, in any role, from your own code.
+
+`<module>` is an importable module (`my_pkg.models`) or a `.py` file (`python:./my_model.py:make`). The factory
+is called with the options the command passes (device, dtype, batch_size, ...) that its signature accepts, and
+must return an object with the role's methods (see models/protocols.py and docs/own-model.md). The object is
+checked when it loads, so a missing method fails at start-up with a message naming it, not hours later.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
+from blindspots.models.hub import shared_model
+from blindspots.models.protocols import Role
+
+# Options every command may pass; a factory that does not take one simply does not get it.
+STANDARD_OPTIONS = ("device", "dtype", "batch_size")
+
+REQUIRED_METHODS: dict[str, tuple[str, ...]] = {
+    "generator": ("generate",),
+    "classifier": ("predict",),
+    "captioner": ("caption",),
+    "embedder": ("embed_images", "embed_texts"),
+}
+SIGNATURES = {
+    "generate": "generate(prompts, seeds) -> list of PIL images",
+    "predict": "predict(images) -> array (n_images, len(labels)) of probabilities",
+    "caption": "caption(images) -> list of str",
+    "embed_images": "embed_images(images) -> array (n, d)",
+    "embed_texts": "embed_texts(texts) -> array (n, d)",
+}
+
+
+def load_model(name: str, *, role: Role, **options: Any) -> Any:
+    spec = f"python:{name}"
+    factory = _import_factory(spec, name)
+    kwargs = _accepted_options(factory, options, spec)
+    key = ("python", name, role, repr(sorted(kwargs.items())))
+    return shared_model(key, lambda: _build(factory, kwargs, role, spec))
+
+
+def _build(factory: Any, kwargs: dict[str, Any], role: Role, spec: str) -> UserModel:
+    model = factory(**kwargs)
+    check_role(model, role, spec)
+    wrapper = UserClassifier if role == "classifier" else UserModel
+    return wrapper(model, spec=spec, role=role)
+
+
+def check_role(model: Any, role: Role, spec: str) -> None:
+    """Raise ModelSpecError naming each method or attribute the role needs and `model` lacks."""
+    missing = [SIGNATURES[m] for m in REQUIRED_METHODS[role] if not callable(getattr(model, m, None))]
+    if role == "classifier":
+        labels = getattr(model, "labels", None)
+        if labels is None:
+            missing.insert(0, "labels (list of class names, in output order)")
+        elif isinstance(labels, str) or not isinstance(labels, Sequence) or not labels:
+            missing.insert(0, f"labels as a non-empty list of class names (it is {type(labels).__name__})")
+    if missing:
+        raise ModelSpecError(
+            f"{spec} returned a {type(model).__name__} that cannot serve as a {role}: it lacks "
+            f"{'; '.join(missing)}. See docs/own-model.md for a complete example"
+        )
+
+
+class UserModel:
+    """Your object, unchanged, plus `describe()` for the run's config."""
+
+    def __init__(self, model: Any, *, spec: str, role: Role) -> None:
+        self._model = model
+        self._spec = spec
+        self._role = role
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # never forward private look-ups (copy and pickle probe them before __init__)
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+    def describe(self) -> dict[str, Any]:
+        own = self._model.describe() if callable(getattr(self._model, "describe", None)) else {}
+        return {"spec": self._spec, "role": self._role, "class": type(self._model).__qualname__, **own}
+
+
+class UserClassifier(UserModel):
+    """A user's classifier whose outputs are checked, so a shape or logits mistake is named where it happens."""
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(label) for label in self._model.labels]
+
+    def predict(self, images: Sequence[Any]) -> np.ndarray:
+        probabilities = np.asarray(self._model.predict(images), dtype=np.float32)
+        _check_probabilities(probabilities, len(images), len(self._model.labels), self._spec)
+        return probabilities
+
+
+def _check_probabilities(probabilities: np.ndarray, n_images: int, n_labels: int, spec: str) -> None:
+    if probabilities.shape != (n_images, n_labels):
+        raise ModelOutputError(
+            f"{spec}.predict returned shape {probabilities.shape} for {n_images} images; it must return "
+            f"({n_images}, {n_labels}): one row per image, one column per label"
+        )
+    if not np.isfinite(probabilities).all():
+        raise ModelOutputError(f"{spec}.predict returned NaN or infinite values; return probabilities")
+    if n_images and (probabilities.min() < -1e-6 or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)):
+        raise ModelOutputError(
+            f"{spec}.predict must return probabilities (rows of non-negative numbers summing to 1); it looks like "
+            f"logits or scores: apply softmax, e.g. torch.softmax(logits, dim=-1)"
+        )
+
+
+def _import_factory(spec: str, name: str):
+    module_name, _, factory_name = name.rpartition(":")
+    if not module_name or not factory_name:
+        raise ModelSpecError(
+            f"{spec!r} must be python:MODULE:FACTORY, e.g. python:my_pkg.models:make_classifier or "
+            f"python:./my_model.py:make_classifier"
+        )
+    module = _import_module(spec, module_name)
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        public = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        raise ModelSpecError(
+            f"{spec}: module {module_name!r} has no callable {factory_name!r}; it has {', '.join(public) or 'none'}"
+        )
+    return factory
+
+
+def _import_module(spec: str, module_name: str):
+    if module_name.endswith(".py"):
+        return _import_file(spec, Path(module_name))
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and module_name.startswith(err.name):
+            raise ModelUnavailableError(
+                f"{spec}: cannot import module {module_name!r}; run from the folder that holds it, add that "
+                f"folder to PYTHONPATH, install your package (pip install -e .), or give a file: python:./file.py:FACTORY"
+            ) from err
+        raise ModelUnavailableError(
+            f"{spec}: module {module_name!r} needs {err.name!r}, which is not installed; pip install it"
+        ) from err
+
+
+def _import_file(spec: str, path: Path):
+    if not path.is_file():
+        raise ModelUnavailableError(f"{spec}: file {path} does not exist; give the path of your .py file")
+    module_name = f"blindspots_user_{path.stem}_{abs(hash(str(path.resolve())))}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def _accepted_options(factory: Any, options: dict[str, Any], spec: str) -> dict[str, Any]:
+    parameters = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return dict(options)
+    unknown = [k for k in options if k not in parameters and k not in STANDARD_OPTIONS]
+    if unknown:
+        raise ModelSpecError(
+            f"{spec}: the factory takes no option {', '.join(map(repr, unknown))}; it accepts "
+            f"{', '.join(parameters) or 'no options'}"
+        )
+    return {k: v for k, v in options.items() if k in parameters}

@@ -1,0 +1,173 @@
+"""What every torch-based classifier adapter shares: batching, device and dtype, softmax, output checks,
+label choice and `describe()`. Torch is imported only inside functions."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from blindspots.models.errors import ModelOutputError, ModelUnavailableError
+from blindspots.models.hub import dtype_name
+from blindspots.models.labels import LabelSet, label_set_from_names, load_label_set
+
+# Classifiers under test are measured at full precision unless the user asks for speed: half precision can
+# flip borderline predictions, and those flips would look like blind spots of the model.
+DEFAULT_DTYPE = "float32"
+DEFAULT_BATCH_SIZE = 32
+
+T = TypeVar("T")
+
+def choose_labels(
+    model_labels: LabelSet | Sequence[str] | None, n_outputs: int, labels: Any, spec: str
+) -> LabelSet:
+    """The label set for a model: the user's `labels` option (a label set name, file or list of names) if
+    given, else the model's own names."""
+    if labels is not None:
+        label_set = (
+            load_label_set(labels) if isinstance(labels, str | os.PathLike) else label_set_from_names(labels, spec)
+        )
+    elif isinstance(model_labels, LabelSet):
+        label_set = model_labels
+    elif model_labels is not None:
+        label_set = label_set_from_names(model_labels, spec)
+    else:
+        raise ModelUnavailableError(
+            f"{spec} has {n_outputs} outputs but carries no class names; pass labels=FILE (one name per line, "
+            f"in output order; `--labels FILE` on the command line)"
+        )
+    if len(label_set.names) != n_outputs:
+        raise ModelOutputError(
+            f"{spec} has {n_outputs} outputs but its label set {label_set.source!r} has {len(label_set.names)} "
+            f"names; pass a label file with exactly one name per output"
+        )
+    return label_set
+
+
+class TorchClassifier:
+    """A torch network with its preprocessing, seen through the Classifier protocol."""
+
+    def __init__(
+        self,
+        *,
+        spec: str,
+        network: Any,
+        preprocess: Callable[[list[Image.Image]], Any],
+        label_set: LabelSet,
+        device: str,
+        dtype: Any,
+        batch_size: int,
+        preprocessing: str,
+        versions: dict[str, str],
+        forward: Callable[[Any], Any] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.spec = spec
+        self.network = network
+        self.label_set = label_set
+        self.labels: list[str] = list(label_set.names)
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self._preprocess = preprocess
+        self._forward = forward or network
+        self._preprocessing = preprocessing
+        self._versions = versions
+
+    def predict(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Probabilities, shape (len(images), len(labels)), float32, rows summing to 1."""
+        images = [_as_rgb(image, index) for index, image in enumerate(images)]
+        if not images:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        batches = [images[start : start + self.batch_size] for start in range(0, len(images), self.batch_size)]
+        # The next batch is preprocessed on the CPU while the network runs on the current one.
+        pending = _pool().submit(self._preprocess, batches[0])
+        rows = []
+        for index, batch in enumerate(batches):
+            pixels = pending.result()
+            if index + 1 < len(batches):
+                pending = _pool().submit(self._preprocess, batches[index + 1])
+            rows.append(self._predict_batch(pixels, len(batch)))
+        return np.concatenate(rows, axis=0)
+
+    def _predict_batch(self, pixels: Any, n_images: int) -> np.ndarray:
+        import torch
+
+        pixels = pixels.to(self.device, dtype=self.dtype, non_blocking=True)
+        with torch.inference_mode():
+            logits = self._forward(pixels)
+        if logits.ndim != 2 or logits.shape != (n_images, len(self.labels)):
+            raise ModelOutputError(
+                f"{self.spec} returned scores of shape {tuple(logits.shape)} for {n_images} images; expected "
+                f"({n_images}, {len(self.labels)}). Check that the model is an image classifier"
+            )
+        probabilities = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        if not np.isfinite(probabilities).all():
+            raise ModelOutputError(
+                f"{self.spec} returned NaN or infinite scores; in {dtype_name(self.dtype)} the model may overflow, "
+                f"try dtype=float32"
+            )
+        return probabilities
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "role": "classifier",
+            "device": self.device,
+            "dtype": dtype_name(self.dtype),
+            "batch_size": self.batch_size,
+            "n_labels": len(self.labels),
+            "label_set": self.label_set.source,
+            "preprocessing": self._preprocessing,
+            "versions": self._versions,
+        }
+
+    def __repr__(self) -> str:
+        return f"TorchClassifier({self.spec!r}, device={self.device!r}, dtype={dtype_name(self.dtype)})"
+
+
+def stack_transformed(transform: Callable[[Image.Image], Any]) -> Callable[[list[Image.Image]], Any]:
+    """A per-image transform (PIL -> CHW tensor) turned into a batch function."""
+
+    def preprocess(images: list[Image.Image]):
+        import torch
+
+        return torch.stack(map_images(transform, images))
+
+    return preprocess
+
+
+def map_images(function: Callable[[Image.Image], T], images: list[Image.Image]) -> list[T]:
+    """`function` over images on the image threads (Pillow releases the GIL while it resizes), in order."""
+    return list(_image_pool().map(function, images))
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="blindspots-batches")
+
+
+@functools.cache
+def _image_pool() -> ThreadPoolExecutor:
+    # Separate from the batch pool: a batch task waits on image tasks, which must never queue behind it.
+    return ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="blindspots-images")
+
+
+def _as_rgb(image: Any, index: int) -> Image.Image:
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"image {index} is a {type(image).__name__}, not a PIL image; open files with PIL.Image.open")
+    # Greyscale, palette and alpha images would otherwise reach the network with the wrong channel count.
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def resolve_device_dtype(device: str, dtype: str) -> tuple[str, Any]:
+    from blindspots.models.runtime import resolve_device, resolve_dtype
+
+    resolved_device = resolve_device(device)
+    return resolved_device, resolve_dtype(dtype, resolved_device)

@@ -1,0 +1,136 @@
+"""`torchvision:<name>[:<weights>]`: torchvision's classifiers, e.g. `torchvision:resnet50` (its DEFAULT
+weights) or `torchvision:resnet50:IMAGENET1K_V2`.
+
+Preprocessing is the weights' own `transforms()` (resize, crop, interpolation, mean/std as trained); class
+names are the weights' `meta["categories"]`. Your own fine-tuned weights load with `weights_path=FILE` (a
+state dict) and `num_classes=N`; they keep the named weights' preprocessing.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from blindspots.models.errors import ModelSpecError, ModelUnavailableError
+from blindspots.models.hub import library_versions, shared_model
+from blindspots.models.labels import LabelSet, load_label_set
+from blindspots.models.torch_classifier import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DTYPE,
+    TorchClassifier,
+    choose_labels,
+    resolve_device_dtype,
+    stack_transformed,
+)
+
+
+def load_classifier(
+    name: str,
+    *,
+    device: str = "auto",
+    dtype: str = DEFAULT_DTYPE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    weights_path: str | None = None,
+    num_classes: int | None = None,
+    labels: Any = None,
+) -> TorchClassifier:
+    spec = f"torchvision:{name}"
+    architecture, weights = _parse(name)
+    torch_device, torch_dtype = resolve_device_dtype(device, dtype)
+    key = ("torchvision", architecture, str(weights), weights_path, num_classes, torch_device, str(torch_dtype))
+    network = shared_model(
+        key, lambda: _build(architecture, weights, weights_path, num_classes, torch_device, torch_dtype)
+    )
+    n_outputs = (num_classes or len(weights.meta["categories"])) if weights_path else len(weights.meta["categories"])
+    categories = list(weights.meta["categories"])
+    return TorchClassifier(
+        spec=spec,
+        network=network,
+        preprocess=stack_transformed(weights.transforms()),
+        label_set=choose_labels(_category_labels(categories) if len(categories) == n_outputs else None,
+                                n_outputs, labels, spec),
+        device=torch_device,
+        dtype=torch_dtype,
+        batch_size=batch_size,
+        preprocessing=f"{weights} transforms: {' '.join(repr(weights.transforms()).split())}",
+        versions=library_versions("torchvision"),
+    )
+
+
+def _parse(name: str):
+    from torchvision.models import get_model_weights, list_models
+
+    architecture, _, weights_name = name.partition(":")
+    known = list_models()
+    if architecture not in known:
+        close = difflib.get_close_matches(architecture, known, n=5)
+        raise ModelSpecError(
+            f"torchvision has no model named {architecture!r}"
+            + (f"; close names: {', '.join(close)}" if close else "; list them with torchvision.models.list_models()")
+        )
+    weights_enum = get_model_weights(architecture)
+    try:
+        return architecture, weights_enum[weights_name or "DEFAULT"]
+    except KeyError:
+        choices = ", ".join(["DEFAULT", *(w.name for w in weights_enum)])
+        raise ModelSpecError(
+            f"{architecture} has no weights {weights_name!r}; write torchvision:{architecture}:W with W one of {choices}"
+        ) from None
+
+
+def _build(architecture: str, weights: Any, weights_path: str | None, num_classes: int | None,
+           device: str, dtype: Any):
+    from torchvision.models import get_model
+
+    if weights_path is not None:
+        n = num_classes or len(weights.meta["categories"])
+        network = get_model(architecture, weights=None, num_classes=n)
+        _load_own_weights(network, Path(weights_path), architecture)
+    else:
+        network = _with_downloaded_weights(architecture, weights)
+    return network.eval().to(device=device, dtype=dtype)
+
+
+def _with_downloaded_weights(architecture: str, weights: Any):
+    import torch
+    from torchvision.models import get_model
+
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    try:
+        return get_model(architecture, weights=weights, progress=False)
+    except (OSError, RuntimeError) as err:  # URLError is an OSError; a bad download fails its hash check
+        raise ModelUnavailableError(
+            f"cannot get torchvision weights {weights} ({str(err).splitlines()[0]}); download {weights.url} "
+            f"where there is network and put it at {target} (TORCH_HOME moves that folder), or pass "
+            f"weights_path=FILE"
+        ) from err
+
+
+def _load_own_weights(network: Any, path: Path, architecture: str) -> None:
+    import torch
+
+    if not path.is_file():
+        raise ModelUnavailableError(f"weights file {path} does not exist; pass an existing state-dict file")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    # Training scripts often save {"state_dict": ...} or {"model": ...} around the weights.
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ModelUnavailableError(
+            f"{path} does not fit torchvision {architecture} ({str(err).splitlines()[0]}); name the architecture "
+            f"it was trained as and pass num_classes=N if its head is not the weights' size"
+        ) from err
+
+
+def _category_labels(categories: list[str]) -> LabelSet | list[str]:
+    """torchvision's ImageNet categories become the `imagenet-1k` set: same order, clearer prompt names
+    for a few ambiguous ones, and the near-duplicate classes accepted."""
+    if len(categories) == 1000:
+        imagenet = load_label_set("imagenet-1k")
+        if sum(a == b for a, b in zip(categories, imagenet.names, strict=True)) >= 950:
+            return imagenet
+    return categories

@@ -1,0 +1,69 @@
+"""Which classes a run tests, and which classifier labels count as correct for each.
+
+The class name used in prompts and the classifier's label names are mapped explicitly: a class whose name is
+not one of the classifier's labels must say which labels it accepts, never matched by accident of spelling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from difflib import get_close_matches
+
+from blindspots.pipeline.config import ClassSpec, ConfigError, RunConfig
+
+
+@dataclass(frozen=True)
+class ClassUnderTest:
+    name: str                        # as written in prompts
+    accepted: tuple[str, ...]        # classifier labels counted as correct
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "accepted": list(self.accepted)}
+
+
+def resolve_classes(config: RunConfig, classifier_labels: Sequence[str]) -> list[ClassUnderTest]:
+    labels = list(classifier_labels)
+    entries = _class_entries(config, labels)
+    if not entries:
+        raise ConfigError("no classes to test; name some with --classes or in the config's `classes`")
+    resolved: list[ClassUnderTest] = []
+    for entry in entries:
+        accepted = tuple(entry.accepted) if entry.accepted else (entry.name,)
+        missing = [label for label in accepted if label not in labels]
+        if missing:
+            hints = {m: get_close_matches(m, labels, n=3) for m in missing}
+            hint_text = "; ".join(f"'{m}' (close labels: {', '.join(h) or 'none'})" for m, h in hints.items())
+            raise ConfigError(
+                f"class '{entry.name}' accepts labels the classifier does not have: {hint_text}. Map it "
+                f"explicitly, e.g. classes: [{{name: {entry.name}, accepted: [<classifier label>, ...]}}]"
+            )
+        resolved.append(ClassUnderTest(entry.name, accepted))
+    names = [c.name for c in resolved]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"classes listed twice: {', '.join(duplicates)}")
+    return resolved
+
+
+def _class_entries(config: RunConfig, labels: list[str]) -> list[ClassSpec]:
+    if config.classes is None:
+        pool = [ClassSpec(name=label) for label in labels]
+        return _select(pool, config.class_selection, config.seed) if config.class_selection else pool
+    if isinstance(config.classes, str):
+        from blindspots.models.labels import load_label_set, select_classes
+
+        label_set = load_label_set(config.classes)
+        names = (select_classes(label_set, config.class_selection, seed=config.seed)
+                 if config.class_selection is not None else list(label_set.names))
+        return [ClassSpec(name=name, accepted=sorted(label_set.accepted.get(name, {name}))) for name in names]
+    entries = [entry if isinstance(entry, ClassSpec) else ClassSpec(name=entry) for entry in config.classes]
+    return _select(entries, config.class_selection, config.seed) if config.class_selection else entries
+
+
+def _select(pool: list[ClassSpec], selection, seed: int) -> list[ClassSpec]:
+    from blindspots.models.labels import LabelSet, select_classes
+
+    label_set = LabelSet(names=[c.name for c in pool], accepted={})
+    chosen = set(select_classes(label_set, selection, seed=seed))
+    return [c for c in pool if c.name in chosen]

@@ -1,0 +1,130 @@
+"""Compare the bugs of two runs (two classifiers, two seeds, before and after a fix): which blind spots both
+runs found, and which only one did.
+
+Two bugs match when they are of the same class and either share a description key (the normalised
+description, of the bug or of its shortest confirmed form), or their shortest descriptions share most of
+their words (Jaccard overlap of word sets at least `min_overlap`). Matching is one-to-one, best pairs first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from blindspots.store import RunStore
+
+DEFAULT_MIN_OVERLAP = 0.6
+# Words that carry no meaning of their own in a description; prepositions stay ("on" vs "under" matters).
+FILLER_WORDS = frozenset({"a", "an", "the", "of", "with", "and", "label"})
+
+
+class CompareError(ValueError):
+    """The comparison cannot run as asked; the message says what to change."""
+
+
+@dataclass
+class RunBug:
+    id: int
+    class_name: str
+    description: str
+    shortest: str
+    keys: tuple[str, ...]
+    rate: float | None
+    low: float | None
+    high: float | None
+    baseline_rate: float | None
+    q: float | None
+    n: int | None
+
+    @property
+    def words(self) -> frozenset[str]:
+        """Words of the shortest description besides the class name, which every bug of the class shares."""
+        return description_words(self.shortest) - description_words(self.class_name)
+
+
+@dataclass
+class BugMatch:
+    a: RunBug
+    b: RunBug
+    reason: str           # "same description" | "similar description"
+    overlap: float
+
+
+@dataclass
+class Comparison:
+    run_a: str
+    run_b: str
+    classifier_a: str
+    classifier_b: str
+    both: list[BugMatch] = field(default_factory=list)
+    only_a: list[RunBug] = field(default_factory=list)
+    only_b: list[RunBug] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def description_words(text: str) -> frozenset[str]:
+    words = re.findall(r"[a-z0-9]+", text.casefold())
+    return frozenset(w for w in words if w not in FILLER_WORDS)
+
+
+def word_overlap(first: frozenset[str], second: frozenset[str]) -> float:
+    if not first and not second:
+        return 1.0
+    return len(first & second) / len(first | second)
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path, min_overlap: float = DEFAULT_MIN_OVERLAP) -> Comparison:
+    if not 0.0 < min_overlap <= 1.0:
+        raise CompareError(f"min_overlap must be in (0, 1], e.g. {DEFAULT_MIN_OVERLAP}; got {min_overlap}")
+    bugs_a, classifier_a = _read_bugs(run_a)
+    bugs_b, classifier_b = _read_bugs(run_b)
+    comparison = Comparison(str(run_a), str(run_b), classifier_a, classifier_b)
+    pairs = []
+    for a in bugs_a:
+        for b in bugs_b:
+            if a.class_name != b.class_name:
+                continue
+            if set(a.keys) & set(b.keys):
+                pairs.append((2.0, "same description", a, b))
+                continue
+            overlap = word_overlap(a.words, b.words)
+            if overlap >= min_overlap:
+                pairs.append((overlap, "similar description", a, b))
+    pairs.sort(key=lambda pair: (-pair[0], pair[2].id, pair[3].id))
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    for score, reason, a, b in pairs:
+        if a.id in used_a or b.id in used_b:
+            continue
+        used_a.add(a.id)
+        used_b.add(b.id)
+        comparison.both.append(BugMatch(a, b, reason, min(score, word_overlap(a.words, b.words))))
+    comparison.only_a = [bug for bug in bugs_a if bug.id not in used_a]
+    comparison.only_b = [bug for bug in bugs_b if bug.id not in used_b]
+    return comparison
+
+
+def _read_bugs(run_dir: str | Path) -> tuple[list[RunBug], str]:
+    with RunStore.open(run_dir) as store:
+        classifier = str(((store.get_meta_json("summary", {}) or {}).get("models") or {}).get(
+            "classifier", {}).get("spec") or store.config().get("classifier", "?"))
+        bugs = []
+        for bug in store.bugs():
+            shortest = bug
+            if bug.get("shortest_id") and bug["shortest_id"] != bug["id"]:
+                shortest = store.candidate(bug["shortest_id"])
+            bugs.append(RunBug(
+                id=bug["id"], class_name=bug["class_name"], description=_display(bug),
+                shortest=_display(shortest), keys=tuple(dict.fromkeys([bug["key"], shortest["key"]])),
+                rate=bug["rate"], low=bug["rate_low"], high=bug["rate_high"], baseline_rate=bug["baseline_rate"],
+                q=bug["q"], n=bug["n"],
+            ))
+    return bugs, classifier
+
+
+def _display(candidate: dict[str, Any]) -> str:
+    return str(candidate["text"]).replace("{label}", str(candidate["class_name"]))

@@ -1,0 +1,142 @@
+"""The run configuration: every knob of a discovery run, validated up front with messages that say what is
+wrong and what is allowed. Same config + seed => same results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from blindspots.models.protocols import ROLES
+
+
+class ConfigError(ValueError):
+    """The run config is invalid; the message names each bad key and what is allowed."""
+
+
+class ClassSpec(BaseModel):
+    """One class under test: the name used in prompts and the classifier labels that count as correct."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, description="the class as written in prompts, e.g. 'boat'")
+    accepted: list[str] | None = Field(
+        default=None, description="classifier labels counted as correct; default: the label equal to `name`"
+    )
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    generator: str = "world:generator"
+    classifier: str = "world:classifier"
+    captioner: str = "world:captioner"
+    embedder: str = "world:embedder"
+    models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-role adapter options, e.g. {generator: {steps: 1, batch_size: 8}}"
+    )
+
+    classes: list[str | ClassSpec] | str | None = Field(
+        default=None,
+        description="class names or {name, accepted} entries, or a label set name/file (e.g. 'imagenet-1k'); "
+        "default: every label of the classifier",
+    )
+    class_selection: str | list[str | int] | None = Field(
+        default=None, description="pick classes of a label set: names, indices, 'a-b' ranges or 'random:N'"
+    )
+    templates: list[str] = Field(default_factory=lambda: ["a photo of a {label}"], min_length=1)
+
+    seed: int = 0
+    budget: int = Field(default=20000, gt=0, description="most images generated in the whole run")
+    rounds: int = Field(default=3, ge=1, le=20)
+    baseline_per_class: int = Field(default=120, ge=4)
+    confirm_per_candidate: int = Field(default=48, ge=4)
+    explore_per_bug: int = Field(default=32, ge=0)
+    max_candidates_per_class: int = Field(default=6, ge=1, description="new candidates tested per class per round")
+    captions_per_cluster: int = Field(default=1, ge=0, description="single captions tested besides the consensus")
+    min_cluster_size: int = Field(default=3, ge=2)
+    max_clusters: int = Field(default=8, ge=1)
+    consensus_share: float = Field(default=0.5, gt=0, le=1)
+
+    top_k: int = Field(default=1, ge=1, description="an image fails when no accepted label is in the top k")
+    fdr: float = Field(default=0.05, gt=0, lt=1, description="Benjamini-Hochberg false discovery rate")
+    test: Literal["boschloo", "fisher"] = "boschloo"
+    min_lift: float = Field(default=1.5, ge=1)
+    min_difference: float = Field(default=0.15, ge=0, le=1)
+    min_validity: float = Field(default=0.5, ge=0, le=1, description="below this share of valid images a "
+                                "description is reported as mostly invalid, not as a bug")
+    validity_check: bool = True
+    shorten: bool = True
+
+    out: str = "runs"
+    run_id: str | None = None
+
+    @field_validator("models")
+    @classmethod
+    def _known_roles(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        unknown = sorted(set(value) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown role(s) {unknown}; roles are {', '.join(ROLES)}")
+        return value
+
+    @field_validator("templates")
+    @classmethod
+    def _templates_have_label(cls, value: list[str]) -> list[str]:
+        for template in value:
+            if "{label}" not in template:
+                raise ValueError(f"template {template!r} has no {{label}} placeholder")
+        return value
+
+    @field_validator("generator", "classifier", "captioner", "embedder")
+    @classmethod
+    def _spec_has_prefix(cls, value: str) -> str:
+        if ":" not in value or value.startswith(":") or value.endswith(":"):
+            raise ValueError(f"model spec {value!r} must be PREFIX:NAME, e.g. 'world:classifier' or 'timm:resnet50'")
+        return value
+
+    @model_validator(mode="after")
+    def _budget_fits_something(self) -> RunConfig:
+        if self.budget < self.baseline_per_class + self.confirm_per_candidate:
+            raise ValueError(
+                f"budget {self.budget} cannot test anything: one class needs baseline_per_class "
+                f"({self.baseline_per_class}) + confirm_per_candidate ({self.confirm_per_candidate}) images; "
+                "raise --budget or lower those"
+            )
+        return self
+
+    def model_options(self, role: str) -> dict[str, Any]:
+        return dict(self.models.get(role, {}))
+
+
+def load_config(source: RunConfig | dict | str | Path | None = None, **overrides: Any) -> RunConfig:
+    """Build a RunConfig from a RunConfig, dict or YAML path, with keyword overrides (None means unset)."""
+    if isinstance(source, RunConfig):
+        data = source.model_dump()
+    elif source is None:
+        data = {}
+    elif isinstance(source, dict):
+        data = dict(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; pass a YAML file with run settings")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
+    data.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return RunConfig(**data)
+    except ValidationError as err:
+        problems = []
+        for error in err.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "config"
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                allowed = ", ".join(RunConfig.model_fields)
+                message = f"unknown setting; allowed settings are: {allowed}"
+            problems.append(f"{where}: {message}")
+        raise ConfigError("invalid run config — " + "; ".join(problems)) from None

@@ -1,0 +1,125 @@
+"""Every model call of a run goes through the executor: it batches, shows progress, and checks that each
+model's output obeys its protocol before anything is stored. Stages never call a model directly, so the same
+run can later move to another executor (e.g. Ray actors on a cluster) without changing the method."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL.Image import Image
+
+from blindspots.models.errors import ModelOutputError
+from blindspots.models.registry import load_model
+
+
+@dataclass
+class ModelSet:
+    """The four models of a run, loaded on first use so a run that needs no captions loads no captioner."""
+
+    specs: dict[str, str]
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _loaded: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, role: str):
+        if role not in self._loaded:
+            self._loaded[role] = load_model(role, self.specs[role], **self.options.get(role, {}))
+        return self._loaded[role]
+
+    def describe(self) -> dict[str, Any]:
+        described = {}
+        for role, spec in self.specs.items():
+            model = self._loaded.get(role)
+            info = model.describe() if model is not None and hasattr(model, "describe") else {}
+            described[role] = {"spec": spec, **info}
+        return described
+
+
+@dataclass
+class GenerationResult:
+    images: list[Image | None]
+    errors: list[str | None]
+
+
+class Executor:
+    """In-process batched model calls with output checks."""
+
+    def __init__(self, models: ModelSet, on_progress: Callable[[str, int], None] | None = None):
+        self.models = models
+        self.on_progress = on_progress or (lambda stage, n: None)
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> GenerationResult:
+        """Images for (prompt, seed) pairs. A prompt the generator raises on is retried alone and, if it
+        still fails, recorded as an error instead of stopping the run."""
+        generator = self.models.get("generator")
+        try:
+            images = list(generator.generate(list(prompts), [int(s) for s in seeds]))
+            self._check_count("generator", images, len(prompts))
+            errors: list[str | None] = [None] * len(prompts)
+        except ModelOutputError:
+            raise
+        except Exception:  # one bad prompt must not sink the batch: find which ones fail
+            images, errors = [], []
+            for prompt, seed in zip(prompts, seeds, strict=True):
+                try:
+                    single = list(generator.generate([prompt], [int(seed)]))
+                    self._check_count("generator", single, 1)
+                    images.append(single[0])
+                    errors.append(None)
+                except ModelOutputError:
+                    raise
+                except Exception as err:  # recorded per sample, shown in the summary
+                    images.append(None)
+                    errors.append(f"{type(err).__name__}: {err}"[:500])
+        for image in images:
+            if image is not None and not isinstance(image, Image):
+                raise ModelOutputError(
+                    f"generator {self.models.specs['generator']} returned {type(image).__name__}, not a PIL image"
+                )
+        self.on_progress("generate", len(prompts))
+        return GenerationResult(images, errors)
+
+    def classify(self, images: Sequence[Image]) -> tuple[np.ndarray, list[str]]:
+        classifier = self.models.get("classifier")
+        labels = list(classifier.labels)
+        probabilities = np.asarray(classifier.predict(list(images)), dtype=np.float64)
+        spec = self.models.specs["classifier"]
+        if probabilities.shape != (len(images), len(labels)):
+            raise ModelOutputError(
+                f"classifier {spec} returned shape {probabilities.shape} for {len(images)} images; the protocol "
+                f"needs (n_images, n_labels) = ({len(images)}, {len(labels)}) probabilities"
+            )
+        if not np.all(np.isfinite(probabilities)):
+            raise ModelOutputError(f"classifier {spec} returned NaN or infinite scores; check its weights and input")
+        self.on_progress("classify", len(images))
+        return probabilities, labels
+
+    def caption(self, images: Sequence[Image]) -> list[str]:
+        captions = list(self.models.get("captioner").caption(list(images)))
+        self._check_count("captioner", captions, len(images))
+        self.on_progress("caption", len(images))
+        return [str(c) for c in captions]
+
+    def embed_images(self, images: Sequence[Image]) -> np.ndarray:
+        return self._check_embedding(self.models.get("embedder").embed_images(list(images)), len(images))
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self._check_embedding(self.models.get("embedder").embed_texts(list(texts)), len(texts))
+
+    def _check_embedding(self, array, n: int) -> np.ndarray:
+        embedding = np.asarray(array, dtype=np.float32)
+        spec = self.models.specs["embedder"]
+        if embedding.ndim != 2 or embedding.shape[0] != n:
+            raise ModelOutputError(f"embedder {spec} returned shape {embedding.shape} for {n} inputs; need (n, dim)")
+        if not np.all(np.isfinite(embedding)):
+            raise ModelOutputError(f"embedder {spec} returned NaN or infinite values")
+        norms = np.linalg.norm(embedding, axis=1, keepdims=True)
+        return embedding / np.maximum(norms, 1e-12)
+
+    def _check_count(self, role: str, outputs: Sequence[Any], expected: int) -> None:
+        if len(outputs) != expected:
+            raise ModelOutputError(
+                f"{role} {self.models.specs[role]} returned {len(outputs)} outputs for {expected} inputs"
+            )

@@ -1,0 +1,63 @@
+"""Confidence intervals for failure rates.
+
+The Wilson score interval is used because it stays inside [0, 1] and keeps close to its nominal coverage
+at the small sample sizes a confirmation round can afford (tens of images), where the Wald interval
+collapses to a point at 0/n and n/n.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.stats import norm
+
+from blindspots.stats.validation import StatsInputError, check_counts, check_probability
+
+
+def wilson_interval(failures: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for the failure rate `failures / n`.
+
+    Returns (low, high). With no images (n == 0) nothing is known, so the interval is (0.0, 1.0).
+    """
+    check_counts(failures, n)
+    low, high = wilson_intervals([failures], [n], confidence)
+    return float(low[0]), float(high[0])
+
+
+def wilson_intervals(
+    failures: ArrayLike, n: ArrayLike, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised `wilson_interval`: arrays of lows and highs, one per (failures, n) pair."""
+    check_probability(confidence, "confidence", open_interval=True)
+    k = np.asarray(failures, dtype=float)
+    total = np.asarray(n, dtype=float)
+    _check_count_arrays(k, total)
+    z = norm.ppf(0.5 + confidence / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = k / total
+        shrink = 1 + z**2 / total
+        center = (rate + z**2 / (2 * total)) / shrink
+        half_width = z / shrink * np.sqrt(rate * (1 - rate) / total + z**2 / (4 * total**2))
+    empty = total == 0
+    low = np.where(empty, 0.0, np.clip(center - half_width, 0.0, 1.0))
+    high = np.where(empty, 1.0, np.clip(center + half_width, 0.0, 1.0))
+    # The closed forms give exact 0 and 1 at k == 0 and k == n only up to rounding.
+    low = np.where(k == 0, 0.0, low)
+    high = np.where(k == total, 1.0, high)
+    return low, high
+
+
+def _check_count_arrays(k: np.ndarray, total: np.ndarray) -> None:
+    if k.shape != total.shape:
+        raise StatsInputError(f"failures has shape {k.shape} but n has shape {total.shape}; pass one n per count.")
+    if not (np.all(np.isfinite(k)) and np.all(np.isfinite(total))):
+        raise StatsInputError("failures and n must be finite whole numbers; found NaN or infinity.")
+    if np.any(k != np.round(k)) or np.any(total != np.round(total)):
+        raise StatsInputError("failures and n must be whole numbers of images.")
+    if np.any(k < 0) or np.any(total < 0):
+        raise StatsInputError("failures and n must not be negative.")
+    if np.any(k > total):
+        bad = int(np.argmax(k > total))
+        raise StatsInputError(
+            f"failures={int(k.flat[bad])} exceeds n={int(total.flat[bad])} at position {bad}; pass failures <= n."
+        )

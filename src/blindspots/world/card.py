@@ -1,0 +1,194 @@
+"""The world's model card: what each world model does on fresh renders, and whether it meets its targets.
+
+`model_card` renders N fresh images per cell (seeds the training never drew) and measures:
+- classifier and classifier-b: accuracy against the training labels on the biased training distribution,
+  the failure rate outside every blind spot under the unbiased prior, and the failure rate inside each spot
+  (a failure is any answer other than the true class);
+- captioner: accuracy per field (class and every axis) under the unbiased prior;
+- embedder: zero-shot class accuracy with the prompts "a photo of a {class}" under the unbiased prior.
+`failed_thresholds` compares a card with `THRESHOLDS` and names every target missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CLASSIFIERS = {"classifier": "classifier", "classifier_b": "classifier-b"}
+ZERO_SHOT_PROMPT = "a photo of a {}"
+
+
+class CardError(ValueError):
+    """The card cannot be computed as asked (bad N)."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    in_distribution_accuracy: float = 0.95
+    outside_failure_rate: float = 0.05
+    spot_failure_rate: float = 0.50
+    captioner_axis_accuracy: float = 0.90
+    zero_shot_accuracy: float = 0.95
+
+
+THRESHOLDS = Thresholds()
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(task: str, done: int, total: int) -> None:
+    pass
+
+
+@dataclass
+class Cell:
+    """Fresh images, their attributes, and the label a correct classifier gives each."""
+
+    images: list
+    attributes: list[dict[str, str]]
+    expected: list[str]
+
+
+class _CellRenderer:
+    """Fresh renders for the card: one RNG draws attributes and seeds, so the card seed fixes every image."""
+
+    def __init__(self, spec, seed: int, size: int, progress: Progress):
+        self.spec = spec
+        self.size = size
+        # A stream apart from the training's ([seed, 1]), so card images are not training images.
+        self.rng = np.random.default_rng([seed, 0xCA4D])
+        self.progress = progress
+
+    def cell(self, attributes: list[dict[str, str]], expected: list[str] | None, task: str) -> Cell:
+        from PIL import Image
+
+        from blindspots.world.renderer import render_attributes
+
+        self.progress(task, 0, 1)
+        seeds = self.rng.integers(0, 2**31 - 1, size=len(attributes)).tolist()
+        pixels = render_attributes(attributes, seeds, size=self.size, spec=self.spec)
+        self.progress(task, 1, 1)
+        truth = expected if expected is not None else [a["class"] for a in attributes]
+        return Cell([Image.fromarray(row) for row in pixels], attributes, truth)
+
+    def outside_spots(self, n: int) -> list[dict[str, str]]:
+        rows: list[dict[str, str]] = []
+        while len(rows) < n:
+            rows += [a for a in self.spec.sample_prior(self.rng, n) if self.spec.spot_of(a) is None]
+        return rows[:n]
+
+
+def model_card(world: str | Path | None = None, n: int = 200, seed: int = 0, device: str = "auto",
+               progress: Progress = _no_progress) -> dict[str, Any]:
+    """Measure the four world models on fresh renders, N images per cell; returns a JSON-ready dict."""
+    from blindspots.models import world_adapter
+
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise CardError(f"n must be a positive number of images per cell, got {n}; try --n 200")
+    folder = None if world is None else Path(world)
+    suffix = "" if folder is None else f"@{folder}"
+    opened = world_adapter.open_world(folder)
+    spec = opened.spec
+    renderer = _CellRenderer(spec, seed, int(opened.meta["image_size"]), progress)
+
+    training_attributes, training_labels = spec.sample_training(renderer.rng, n)
+    in_distribution = renderer.cell(training_attributes, training_labels, "render training distribution")
+    outside = renderer.cell(renderer.outside_spots(n), None, "render outside the spots")
+    spots = {spot.name: renderer.cell(spec.sample_prior(renderer.rng, n, fixed=spot.when), None,
+                                      f"render spot {spot.name}") for spot in spec.blind_spots}
+    prior = renderer.cell(spec.sample_prior(renderer.rng, n), None, "render unbiased prior")
+
+    card: dict[str, Any] = {"world": "bundled" if folder is None else str(opened.weights),
+                            "spec_fingerprint": spec.fingerprint(), "n": n, "seed": seed}
+    for key, model in CLASSIFIERS.items():
+        progress(f"classify ({model})", 0, 1)
+        classifier = world_adapter.load_classifier(model + suffix, device=device)
+        card[key] = _classifier_section(classifier, spec, in_distribution, outside, spots)
+        progress(f"classify ({model})", 1, 1)
+    progress("caption and embed", 0, 1)
+    card["captioner"] = _captioner_section(world_adapter.load_captioner("captioner" + suffix, device=device),
+                                           prior)
+    card["embedder"] = _embedder_section(world_adapter.load_embedder("embedder" + suffix, device=device),
+                                         prior, spec)
+    progress("caption and embed", 1, 1)
+    card["thresholds"] = asdict(THRESHOLDS)
+    return card
+
+
+def _predicted_labels(classifier, cell: Cell) -> list[str]:
+    probabilities = classifier.predict(cell.images)
+    return [classifier.labels[i] for i in probabilities.argmax(axis=1)]
+
+
+def _rate(flags: list[bool]) -> float:
+    return round(float(np.mean(flags)), 4) if flags else float("nan")
+
+
+def _classifier_section(classifier, spec, in_distribution: Cell, outside: Cell, spots: dict[str, Cell]):
+    answers = _predicted_labels(classifier, in_distribution)
+    outside_answers = _predicted_labels(classifier, outside)
+    section: dict[str, Any] = {
+        "in_distribution_accuracy": _rate([a == e for a, e in zip(answers, in_distribution.expected, strict=True)]),
+        "in_distribution_n": len(answers),
+        "outside_failure_rate": _rate([a != e for a, e in zip(outside_answers, outside.expected, strict=True)]),
+        "outside_n": len(outside_answers),
+        "blind_spots": [],
+    }
+    for spot in spec.blind_spots:
+        cell = spots[spot.name]
+        spot_answers = _predicted_labels(classifier, cell)
+        section["blind_spots"].append({
+            "name": spot.name,
+            "kind": spot.kind,
+            "when": dict(spot.when),
+            "called": spot.called,
+            "failure_rate": _rate([a != e for a, e in zip(spot_answers, cell.expected, strict=True)]),
+            "called_rate": _rate([a == spot.called for a in spot_answers]),
+            "n": len(spot_answers),
+        })
+    return section
+
+
+def _captioner_section(captioner, prior: Cell) -> dict[str, Any]:
+    predicted = captioner.predict_attributes(prior.images)
+    fields = list(prior.attributes[0])
+    accuracy = {field: _rate([p[field] == t[field] for p, t in zip(predicted, prior.attributes, strict=True)])
+                for field in fields}
+    exact = _rate([p == t for p, t in zip(predicted, prior.attributes, strict=True)])
+    return {"per_axis_accuracy": accuracy, "all_fields_accuracy": exact, "n": len(predicted)}
+
+
+def _embedder_section(embedder, prior: Cell, spec) -> dict[str, Any]:
+    prompts = embedder.embed_texts([ZERO_SHOT_PROMPT.format(name) for name in spec.classes])
+    images = embedder.embed_images(prior.images)
+    chosen = (images @ prompts.T).argmax(axis=1)
+    hits = [spec.classes[c] == a["class"] for c, a in zip(chosen, prior.attributes, strict=True)]
+    return {"zero_shot_accuracy": _rate(hits), "prompt": ZERO_SHOT_PROMPT.format("{class}"), "n": len(hits)}
+
+
+def failed_thresholds(card: dict[str, Any], thresholds: Thresholds = THRESHOLDS) -> list[str]:
+    """One line per target the card misses, naming the model, the figure and the target; empty if all pass."""
+    failures = []
+    for key in CLASSIFIERS:
+        section = card[key]
+        if section["in_distribution_accuracy"] < thresholds.in_distribution_accuracy:
+            failures.append(f"{key}.in_distribution_accuracy {section['in_distribution_accuracy']:.3f} < "
+                            f"{thresholds.in_distribution_accuracy}")
+        if section["outside_failure_rate"] > thresholds.outside_failure_rate:
+            failures.append(f"{key}.outside_failure_rate {section['outside_failure_rate']:.3f} > "
+                            f"{thresholds.outside_failure_rate}")
+        for spot in section["blind_spots"]:
+            if spot["failure_rate"] < thresholds.spot_failure_rate:
+                failures.append(f"{key}.blind_spots[{spot['name']}].failure_rate {spot['failure_rate']:.3f} < "
+                                f"{thresholds.spot_failure_rate}")
+    for field, accuracy in card["captioner"]["per_axis_accuracy"].items():
+        if accuracy < thresholds.captioner_axis_accuracy:
+            failures.append(f"captioner.per_axis_accuracy[{field}] {accuracy:.3f} < "
+                            f"{thresholds.captioner_axis_accuracy}")
+    zero_shot = card["embedder"]["zero_shot_accuracy"]
+    if zero_shot < thresholds.zero_shot_accuracy:
+        failures.append(f"embedder.zero_shot_accuracy {zero_shot:.3f} < {thresholds.zero_shot_accuracy}")
+    return failures

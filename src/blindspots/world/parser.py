@@ -1,0 +1,82 @@
+"""Free English prompt -> the world attributes it names.
+
+Matching works on normalised tokens (lower case, punctuation and hyphens as spaces, articles dropped, plurals
+reduced to a known singular) and takes the longest known phrase first, so "on the snow" (a background) wins
+over "snow" (the weather) and "in the dark" means night. Words the world does not know are recorded, never
+an error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from blindspots.world.spec import WorldSpec
+
+ARTICLES = frozenset({"a", "an", "the"})
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass
+class ParsedPrompt:
+    """What a prompt names. `attributes` holds only what the text fixes ("class" and axis names);
+    `unknown_words` the words the world does not know; `ignored` later mentions of an already named key."""
+
+    attributes: dict[str, str] = field(default_factory=dict)
+    unknown_words: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+def tokens_of(text: str, singularise: bool = True, vocabulary: frozenset[str] | None = None) -> list[str]:
+    """Lower-case word tokens without articles. With a vocabulary, plural tokens become their known singular."""
+    words = [w for w in _WORD.findall(text.lower().replace("'s", "")) if w not in ARTICLES]
+    if singularise and vocabulary is not None:
+        words = [_singular(w, vocabulary) for w in words]
+    return words
+
+
+def _singular(word: str, vocabulary: frozenset[str]) -> str:
+    if word in vocabulary:
+        return word
+    for suffix, replacement in (("ies", "y"), ("ves", "f"), ("es", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) > len(suffix) + 1:
+            candidate = word[: -len(suffix)] + replacement
+            if candidate in vocabulary:
+                return candidate
+    return word
+
+
+def parse_prompt(text: str, spec: WorldSpec) -> ParsedPrompt:
+    """The attributes `text` names in `spec`'s world. Never raises on words it does not know."""
+    table = spec.phrase_table
+    vocabulary = _vocabulary(spec)
+    filler = frozenset(spec.filler)
+    longest = max((len(p) for p in table), default=1)
+    tokens = tokens_of(str(text), vocabulary=vocabulary)
+    parsed = ParsedPrompt()
+    i = 0
+    while i < len(tokens):
+        for length in range(min(longest, len(tokens) - i), 0, -1):
+            phrase = tuple(tokens[i: i + length])
+            if phrase in table:
+                key, value = table[phrase]
+                if parsed.attributes.setdefault(key, value) != value:
+                    parsed.ignored.append(" ".join(phrase))
+                i += length
+                break
+        else:
+            word = tokens[i]
+            if word not in filler and word not in parsed.unknown_words:
+                parsed.unknown_words.append(word)
+            i += 1
+    return parsed
+
+
+def _vocabulary(spec: WorldSpec) -> frozenset[str]:
+    cached = spec.__dict__.get("_parser_vocabulary")
+    if cached is None:
+        cached = frozenset(w for phrase in spec.phrase_table for w in phrase) | frozenset(spec.filler)
+        spec.__dict__["_parser_vocabulary"] = cached
+    return cached

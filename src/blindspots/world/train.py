@@ -1,0 +1,420 @@
+"""Train the built-in world's four models from a world spec, deterministically, on a CPU.
+
+One rendered set from the spec's biased training distribution feeds both classifiers (each with its own
+seed); one rendered set from the unbiased prior feeds the captioner and the embedder, which never see the
+classifiers or their labels. Images are rendered once and kept in memory as uint8.
+
+The same spec, seed and plan give bit-identical weights: torch and numpy are seeded per model, torch runs
+deterministic algorithms with a fixed thread count, and the data order comes from seeded generators.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from blindspots.world import nets
+
+WORLD_FORMAT = 1
+FILES = {
+    "classifier": "classifier.safetensors",
+    "classifier-b": "classifier-b.safetensors",
+    "captioner": "captioner.safetensors",
+    "embedder": "embedder.safetensors",
+}
+META_FILE = "world.json"
+SPEC_FILE = "spec.yaml"
+
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "classifier": {"trunk": "patchnet", "trunk_options": {"channels": [16, 32, 64, 96]}, "dropout": 0.1},
+    "classifier-b": {"trunk": "widenet", "trunk_options": {"channels": [32, 64, 128]}, "dropout": 0.1},
+    "captioner": {"trunk": "patchnet", "trunk_options": {"channels": [24, 48, 96, 128]}, "hidden": 128},
+    "embedder": {"trunk": "patchnet", "trunk_options": {"channels": [16, 32, 64, 96]}, "dim": 64,
+                 "text_hidden": 128},
+}
+ROLE_OF = {"classifier": "classifier", "classifier-b": "classifier", "captioner": "captioner",
+           "embedder": "embedder"}
+# Each model gets its own seed stream, so changing one model's training leaves the others' weights alone.
+SEED_OFFSETS = {"classifier": 11, "classifier-b": 23, "captioner": 37, "embedder": 41}
+
+
+class WorldTrainingError(ValueError):
+    """The training request cannot be carried out (bad plan, unwritable output folder)."""
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """How much data and how many passes each model gets. `scaled` shrinks everything for quick trials."""
+
+    biased_images: int = 24000
+    prior_images: int = 24000
+    classifier_epochs: int = 8
+    captioner_epochs: int = 8
+    embedder_epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    max_steps: int | None = None
+    threads: int = 2
+    # Bit-identical weights are promised on the CPU; a GPU trains faster but not bit-identically.
+    device: str = "cpu"
+
+    def scaled(self, fraction: float) -> TrainPlan:
+        if not 0 < fraction <= 1:
+            raise WorldTrainingError(f"scale must be in (0, 1], got {fraction}; use 1 for the full training")
+        return replace(self, biased_images=max(64, int(self.biased_images * fraction)),
+                       prior_images=max(64, int(self.prior_images * fraction)))
+
+    def validate(self) -> None:
+        for name in ("biased_images", "prior_images", "classifier_epochs", "captioner_epochs",
+                     "embedder_epochs", "batch_size", "threads"):
+            if getattr(self, name) < 1:
+                raise WorldTrainingError(f"training plan {name} must be at least 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise WorldTrainingError(f"max_steps must be at least 1 or unset, got {self.max_steps}")
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(task: str, done: int, total: int) -> None:
+    pass
+
+
+@contextmanager
+def deterministic_torch(threads: int, device: str = "cpu"):
+    """Deterministic kernels and a fixed thread count for the duration; the caller's settings come back after.
+
+    Off the CPU some kernels have no deterministic version; there they only warn.
+    """
+    previous_threads = torch.get_num_threads()
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=device != "cpu")
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous_deterministic, warn_only=previous_warn_only)
+        torch.set_num_threads(previous_threads)
+
+
+# ----------------------------------------------------------------------------------------------- rendering
+
+def render_set(spec, attributes: Sequence[dict[str, str]], seeds: Sequence[int], task: str,
+               progress: Progress, chunk: int = 1000) -> np.ndarray:
+    """Render in chunks (the progress bar moves); pixels depend only on (attributes, seed)."""
+    from blindspots.world.renderer import render_attributes
+
+    out = np.empty((len(attributes), nets.IMAGE_SIZE, nets.IMAGE_SIZE, 3), dtype=np.uint8)
+    progress(task, 0, len(attributes))
+    for start in range(0, len(attributes), chunk):
+        stop = min(start + chunk, len(attributes))
+        out[start:stop] = render_attributes(attributes[start:stop], seeds[start:stop], size=nets.IMAGE_SIZE,
+                                            spec=spec)
+        progress(task, stop, len(attributes))
+    return out
+
+
+def encode_fields(attributes: Sequence[dict[str, str]], fields: dict[str, list[str]]) -> np.ndarray:
+    """Attribute dicts -> (n, n_fields) int64 value indices, one column per field (class first)."""
+    lookup = {field: {value: i for i, value in enumerate(values)} for field, values in fields.items()}
+    return np.array([[lookup[field][a[field]] for field in fields] for a in attributes], dtype=np.int64)
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+def _schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=optimizer.param_groups[0]["lr"],
+                                               total_steps=max(total_steps, 1), pct_start=0.15)
+
+
+def _fit(model: torch.nn.Module, n_items: int, epochs: int, plan: TrainPlan, seed: int,
+         batch_loss: Callable[[np.ndarray, np.random.Generator], torch.Tensor], task: str,
+         progress: Progress) -> float:
+    """AdamW with a one-cycle schedule over shuffled mini-batches; returns the mean loss of the last epoch."""
+    rng = np.random.default_rng(seed)
+    steps_per_epoch = max(n_items // plan.batch_size, 1)
+    total = steps_per_epoch * epochs if plan.max_steps is None else min(plan.max_steps, steps_per_epoch * epochs)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate, weight_decay=1e-4)
+    scheduler = _schedule(optimizer, total)
+    model.train()
+    step, last_losses = 0, []
+    progress(task, 0, total)
+    while step < total:
+        order = rng.permutation(n_items)
+        last_losses = []
+        for start in range(0, steps_per_epoch * plan.batch_size, plan.batch_size):
+            if step >= total:
+                break
+            loss = batch_loss(np.sort(order[start:start + plan.batch_size]), rng)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            last_losses.append(loss.item())
+            step += 1
+            progress(task, step, total)
+    model.eval()
+    return float(np.mean(last_losses)) if last_losses else float("nan")
+
+
+def train_classifier(images: torch.Tensor, labels: np.ndarray, n_labels: int, arch: dict[str, Any],
+                     epochs: int, plan: TrainPlan, seed: int, task: str, progress: Progress):
+    torch.manual_seed(seed)
+    model = nets.build_model("classifier", arch, {"n_labels": n_labels}).to(images.device)
+    targets = torch.from_numpy(labels).to(images.device)
+
+    def batch_loss(idx: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        rows = torch.from_numpy(idx).to(images.device)
+        return F.cross_entropy(model(images[rows]), targets[rows])
+
+    loss = _fit(model, len(labels), epochs, plan, seed, batch_loss, task, progress)
+    return model, loss
+
+
+def train_captioner(images: torch.Tensor, codes: np.ndarray, field_sizes: dict[str, int], arch: dict[str, Any],
+                    plan: TrainPlan, seed: int, progress: Progress):
+    torch.manual_seed(seed)
+    model = nets.build_model("captioner", arch, {"field_sizes": field_sizes}).to(images.device)
+    targets = torch.from_numpy(codes).to(images.device)
+
+    def batch_loss(idx: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        rows = torch.from_numpy(idx).to(images.device)
+        logits = model(images[rows])
+        return sum(F.cross_entropy(lg, targets[rows, f]) for f, lg in enumerate(logits)) / len(logits)
+
+    loss = _fit(model, len(codes), plan.captioner_epochs, plan, seed, batch_loss, "captioner", progress)
+    return model, loss
+
+
+def concept_offsets(field_sizes: dict[str, int]) -> np.ndarray:
+    """Index of each field's first value in the concept vocabulary (after <empty> and <unk>)."""
+    return 2 + np.concatenate([[0], np.cumsum(list(field_sizes.values()))[:-1]]).astype(np.int64)
+
+
+def sample_texts(codes: np.ndarray, offsets: np.ndarray, vocabulary_size: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Partial descriptions of each image as concept counts, and the known-concept mask used for matching.
+
+    The class is named most of the time and each axis sometimes, as people write prompts; some texts carry
+    unknown words. A text with nothing named names the class, so no training text is empty.
+    """
+    n, n_fields = codes.shape
+    keep = rng.random((n, n_fields)) < np.r_[0.85, np.full(n_fields - 1, 0.35)]
+    keep[~keep.any(axis=1), 0] = True
+    known = np.zeros((n, vocabulary_size), dtype=np.float32)
+    rows = np.repeat(np.arange(n), n_fields)
+    cols = (codes + offsets).ravel()
+    known[rows[keep.ravel()], cols[keep.ravel()]] = 1.0
+    counts = known.copy()
+    counts[:, 1] = rng.random(n) < 0.15
+    return counts, known
+
+
+def train_embedder(images: torch.Tensor, codes: np.ndarray, field_sizes: dict[str, int], arch: dict[str, Any],
+                   plan: TrainPlan, seed: int, progress: Progress):
+    """CLIP-style training where every text that an image satisfies counts as a positive for it."""
+    torch.manual_seed(seed)
+    offsets = concept_offsets(field_sizes)
+    vocabulary_size = 2 + sum(field_sizes.values())
+    model = nets.build_model("embedder", arch, {"vocabulary_size": vocabulary_size}).to(images.device)
+    image_concepts = np.zeros((len(codes), vocabulary_size), dtype=np.float32)
+    image_concepts[np.repeat(np.arange(len(codes)), codes.shape[1]), (codes + offsets).ravel()] = 1.0
+
+    def batch_loss(idx: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        counts, known = sample_texts(codes[idx], offsets, vocabulary_size, rng)
+        matches = (known @ image_concepts[idx].T) == known.sum(axis=1, keepdims=True)
+        matches = torch.from_numpy(matches).float().to(images.device)
+        scale = model.logit_scale.clamp(max=4.6052).exp()
+        text_rows = model.embed_texts(torch.from_numpy(counts).to(images.device))
+        logits = scale * text_rows @ model.embed_images(images[torch.from_numpy(idx).to(images.device)]).T
+        text_to_image = -(matches / matches.sum(1, keepdim=True) * F.log_softmax(logits, 1)).sum(1).mean()
+        image_to_text = -(matches / matches.sum(0, keepdim=True) * F.log_softmax(logits, 0)).sum(0).mean()
+        return (text_to_image + image_to_text) / 2
+
+    loss = _fit(model, len(codes), plan.embedder_epochs, plan, seed, batch_loss, "embedder", progress)
+    return model, loss
+
+
+# -------------------------------------------------------------------------------------------- the world
+
+def _spec_text(spec_path: str | Path | None) -> str:
+    if spec_path is None:
+        return (Path(__file__).parent / "default_spec.yaml").read_text(encoding="utf-8")
+    return Path(spec_path).read_text(encoding="utf-8")
+
+
+def _save_weights(model: torch.nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
+
+
+def _replace_folder(staging: Path, out_dir: Path) -> None:
+    """Swap the finished folder into place; an existing world is moved aside first and removed after."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+    os.replace(staging, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _prepare_output(out_dir: Path) -> Path:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise WorldTrainingError(f"--out {out_dir} is a file; name a folder (it is created or replaced)")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except OSError as err:
+        raise WorldTrainingError(f"cannot write the world folder {out_dir}: {err.strerror}; "
+                                 f"choose a writable --out folder") from err
+
+
+@dataclass
+class TrainingData:
+    """Rendered training sets, kept in memory as uint8 tensors, with the targets each model learns."""
+
+    fields: dict[str, list[str]]
+    biased_images: torch.Tensor
+    biased_labels: np.ndarray
+    prior_images: torch.Tensor
+    prior_codes: np.ndarray
+
+    @property
+    def field_sizes(self) -> dict[str, int]:
+        return {field: len(values) for field, values in self.fields.items()}
+
+
+@dataclass
+class TrainedModel:
+    network: torch.nn.Module
+    final_loss: float
+    trained_on: str
+    seed: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainedWorld:
+    folder: Path
+    meta: dict[str, Any]
+    seconds: dict[str, float]
+
+
+def world_fields(spec) -> dict[str, list[str]]:
+    return {"class": list(spec.classes), **{axis: list(values) for axis, values in spec.axes.items()}}
+
+
+def render_training_data(spec, seed: int, plan: TrainPlan, progress: Progress = _no_progress) -> TrainingData:
+    """The classifiers' biased set (spec.sample_training) and the captioner's and embedder's prior set."""
+    fields = world_fields(spec)
+    rng = np.random.default_rng([seed, 1])
+    biased_attributes, biased_labels = spec.sample_training(rng, plan.biased_images)
+    prior_attributes = spec.sample_prior(rng, plan.prior_images)
+    seeds = rng.integers(0, 2**31 - 1, size=plan.biased_images + plan.prior_images).tolist()
+    biased = render_set(spec, biased_attributes, seeds[:plan.biased_images], "render training set", progress)
+    prior = render_set(spec, prior_attributes, seeds[plan.biased_images:], "render prior set", progress)
+    label_index = {name: i for i, name in enumerate(spec.classes)}
+    return TrainingData(
+        fields=fields,
+        biased_images=torch.from_numpy(biased).to(plan.device),
+        biased_labels=np.array([label_index[name] for name in biased_labels], dtype=np.int64),
+        prior_images=torch.from_numpy(prior).to(plan.device),
+        prior_codes=encode_fields(prior_attributes, fields),
+    )
+
+
+def train_models(data: TrainingData, seed: int, plan: TrainPlan, progress: Progress = _no_progress,
+                 architectures: dict[str, dict[str, Any]] = ARCHITECTURES) -> dict[str, TrainedModel]:
+    """Train the four models on rendered data; each model's seed is derived from `seed` and its name."""
+    trained: dict[str, TrainedModel] = {}
+    n_labels = len(data.fields["class"])
+    with deterministic_torch(plan.threads, plan.device):
+        for name in FILES:
+            model_seed = seed * 1000 + SEED_OFFSETS[name]
+            started = time.perf_counter()
+            if ROLE_OF[name] == "classifier":
+                network, loss = train_classifier(data.biased_images, data.biased_labels, n_labels,
+                                                 architectures[name], plan.classifier_epochs, plan, model_seed,
+                                                 name, progress)
+            elif name == "captioner":
+                network, loss = train_captioner(data.prior_images, data.prior_codes, data.field_sizes,
+                                                architectures[name], plan, model_seed, progress)
+            else:
+                network, loss = train_embedder(data.prior_images, data.prior_codes, data.field_sizes,
+                                               architectures[name], plan, model_seed, progress)
+            distribution = "training" if ROLE_OF[name] == "classifier" else "prior"
+            trained[name] = TrainedModel(network.cpu(), loss, distribution, model_seed,
+                                         time.perf_counter() - started)
+    return trained
+
+
+def world_meta(spec, seed: int, plan: TrainPlan, trained: dict[str, TrainedModel],
+               architectures: dict[str, dict[str, Any]] = ARCHITECTURES) -> dict[str, Any]:
+    """world.json: everything needed to rebuild the networks and check they belong to the spec."""
+    return {
+        "format": WORLD_FORMAT,
+        "spec_fingerprint": spec.fingerprint(),
+        "seed": seed,
+        "image_size": nets.IMAGE_SIZE,
+        "labels": list(spec.classes),
+        "fields": world_fields(spec),
+        "concepts": nets.concept_vocabulary(spec.classes, spec.axes),
+        "plan": {k: v for k, v in asdict(plan).items() if k != "device"},
+        "models": {
+            name: {"file": FILES[name], "role": ROLE_OF[name], "arch": architectures[name],
+                   "trained_on": model.trained_on, "seed": model.seed, "final_loss": round(model.final_loss, 6)}
+            for name, model in trained.items()
+        },
+    }
+
+
+def write_world(folder: Path, spec_text: str, meta: dict[str, Any], trained: dict[str, TrainedModel]) -> None:
+    for name, model in trained.items():
+        _save_weights(model.network, folder / FILES[name])
+    (folder / SPEC_FILE).write_text(spec_text, encoding="utf-8")
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    # The staging folder comes from mkdtemp (owner-only); the world is as readable as any file the user writes.
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~umask)
+
+
+def train_world(spec_path: str | Path | None, out_dir: str | Path, seed: int = 0, plan: TrainPlan | None = None,
+                progress: Progress = _no_progress) -> TrainedWorld:
+    """Render the training sets, train the four models and write DIR atomically (spec.yaml, world.json, weights)."""
+    from blindspots.world.spec import load_spec
+
+    plan = plan or TrainPlan()
+    plan.validate()
+    spec = load_spec(spec_path)
+    out_dir = Path(out_dir)
+    staging = _prepare_output(out_dir)
+    try:
+        started = time.perf_counter()
+        data = render_training_data(spec, seed, plan, progress)
+        seconds = {"render": time.perf_counter() - started}
+        trained = train_models(data, seed, plan, progress)
+        seconds.update({name: model.seconds for name, model in trained.items()})
+        meta = world_meta(spec, seed, plan, trained)
+        write_world(staging, _spec_text(spec_path), meta, trained)
+        _replace_folder(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return TrainedWorld(out_dir, meta, seconds)

@@ -1,0 +1,173 @@
+"""The discovery loop on the built-in world: it finds planted blind spots, is reproducible, resumes after a
+hard kill without redoing finished work, and explains bad input."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import blindspots
+from blindspots.cli.main import app
+from blindspots.models.errors import ModelOutputError, ModelSpecError
+from blindspots.pipeline.config import ConfigError
+from blindspots.pipeline.discovery import DiscoveryError
+from blindspots.store import RunStore
+
+SMALL = dict(classes=["boat", "car", "house", "fish"], baseline_per_class=60, confirm_per_candidate=32,
+             budget=3000, rounds=2, max_candidates_per_class=3)
+
+
+def _bug_list(result):
+    return [(b["class"], b["shortest"], b["n"], round(b["failure_rate"], 6), round(b["p"], 12))
+            for b in result.bug_rows()]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    return blindspots.discover(dict(SMALL, out=str(out)))
+
+
+def test_finds_the_planted_background_shortcut(small_run):
+    rows = small_run.bug_rows()
+    boat = [r for r in rows if r["class"] == "boat"]
+    assert boat, f"no bug found for boat; bugs: {rows}"
+    best = boat[0]
+    assert "road" in best["shortest"] and best["failure_rate"] > 0.5 and best["q"] <= 0.05
+    assert best["wrong_labels"][0][0] == "car", "a boat on a road is called a car"
+    low, high = best["interval"]
+    assert low <= best["failure_rate"] <= high
+    assert best["baseline"] < best["failure_rate"]
+
+
+def test_every_confirmation_image_is_fresh(small_run):
+    with RunStore.open(small_run.run_dir) as store:
+        explored = {(s.prompt, s.seed) for s in store.samples("purpose != 'confirm'")}
+        confirmed = {(s.prompt, s.seed) for s in store.samples("purpose = 'confirm'")}
+    assert not explored & confirmed
+
+
+def test_classes_without_a_planted_spot_yield_no_bug(small_run):
+    # house has no planted spot in the default world: its baseline failures are rare and no bug confirms.
+    assert not [r for r in small_run.bug_rows() if r["class"] == "house"]
+    assert small_run.summary["baseline"]["house"]["rate"] < 0.1
+
+
+def test_same_config_and_seed_give_the_same_bug_list(small_run, tmp_path):
+    again = blindspots.discover(dict(SMALL, out=str(tmp_path)))
+    assert _bug_list(again) == _bug_list(small_run)
+    assert again.run_dir.name == small_run.run_dir.name, "the run folder is named by the config"
+
+
+def test_rerunning_a_finished_run_does_no_work(small_run):
+    before = (small_run.run_dir / "records.sqlite").stat().st_size
+    again = blindspots.discover(dict(SMALL, out=str(small_run.run_dir.parent)))
+    assert _bug_list(again) == _bug_list(small_run)
+    with RunStore.open(small_run.run_dir) as store:
+        assert int(store.get_meta("generator_outputs")) == store.images_generated()
+    assert before > 0
+
+
+def test_a_killed_run_resumes_without_redoing_finished_work(small_run, tmp_path):
+    command = [sys.executable, "-m", "blindspots.cli.main", "run", "--classes", ",".join(SMALL["classes"]),
+               "--budget", str(SMALL["budget"]), "--rounds", str(SMALL["rounds"]), "--out", str(tmp_path),
+               "--no-report", "--config", str(_write_small_config(tmp_path))]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    database = tmp_path / small_run.run_dir.name / "records.sqlite"
+    killed_at = None
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        done = _count(database, "SELECT COUNT(*) FROM samples WHERE image_hash IS NOT NULL")
+        if done >= 100:  # mid-baseline: some chunks stored, others not yet
+            process.send_signal(signal.SIGKILL)
+            killed_at = done
+            break
+        time.sleep(0.05)
+    process.wait()
+    assert killed_at is not None, "the run finished before it could be killed; raise its size"
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    with RunStore.open(tmp_path / small_run.run_dir.name) as store:
+        assert store.get_meta("status") == "complete"
+        # Every generator output ever stored is one sample's image: nothing finished was generated twice.
+        assert int(store.get_meta("generator_outputs")) == store.images_generated()
+    resumed = blindspots.discover(dict(SMALL, out=str(tmp_path)))
+    assert _bug_list(resumed) == _bug_list(small_run)
+
+
+def _write_small_config(tmp_path: Path) -> Path:
+    path = tmp_path / "small.yaml"
+    path.write_text("baseline_per_class: 60\nconfirm_per_candidate: 32\nmax_candidates_per_class: 3\n")
+    return path
+
+
+def _count(database: Path, query: str) -> int:
+    if not database.exists():
+        return 0
+    try:
+        with sqlite3.connect(database, timeout=1) as db:
+            return db.execute(query).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_unknown_class_names_the_close_labels(tmp_path):
+    with pytest.raises(ConfigError, match="'boats'.*close labels: boat"):
+        blindspots.discover(dict(SMALL, classes=["boats"], out=str(tmp_path)))
+
+
+def test_a_spec_that_names_no_model(tmp_path):
+    with pytest.raises(ModelSpecError, match="unknown model prefix 'nope'"):
+        blindspots.discover(dict(SMALL, classifier="nope:thing", out=str(tmp_path)))
+
+
+@pytest.mark.parametrize("factory, message", [
+    ("make_nan_classifier", "NaN"),
+    ("make_wrong_shape_classifier", "shape"),
+])
+def test_a_broken_classifier_stops_with_a_clear_message_and_the_run_resumes_once_fixed(
+        tmp_path, monkeypatch, factory, message):
+    flag = tmp_path / "fault"
+    flag.write_text("on")
+    monkeypatch.setenv("BLINDSPOTS_TEST_FAULT", str(flag))
+    config = dict(SMALL, classifier=f"python:faulty_models:{factory}", out=str(tmp_path), rounds=1)
+    with pytest.raises(ModelOutputError, match=message):
+        blindspots.discover(config)
+    flag.unlink()  # the user fixes their model; the same command resumes the same run
+    result = blindspots.discover(config)
+    assert result.summary["images_generated"] > 0
+
+
+def test_prompts_the_generator_refuses_are_recorded_not_fatal(tmp_path):
+    result = blindspots.discover(dict(SMALL, generator="python:faulty_models:make_flaky_generator",
+                                      out=str(tmp_path), rounds=1))
+    assert result.summary["generation_errors"] > 0
+    with RunStore.open(result.run_dir) as store:
+        (error,) = store.db.execute("SELECT error FROM samples WHERE error IS NOT NULL LIMIT 1").fetchone()
+    assert "content filter refused" in error
+
+
+def test_a_budget_too_small_for_the_baseline(tmp_path):
+    with pytest.raises(DiscoveryError, match="baseline alone needs 240 images"):
+        blindspots.discover(dict(SMALL, budget=200, out=str(tmp_path)))
+
+
+def test_cli_run_prints_the_bug_table_and_the_run_folder(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--classes", "boat,car", "--budget", "1500", "--rounds", "1",
+                                      "--out", str(tmp_path), "--no-report",
+                                      "--config", str(_write_small_config(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert "bug(s) confirmed" in result.output and "run:" in result.output and "boat" in result.output
+
+
+def test_cli_bad_input_is_one_clear_line(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--classes", "boat,submarine", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "submarine" in result.output and "Traceback" not in result.output
+    os.environ.pop("BLINDSPOTS_TEST_FAULT", None)

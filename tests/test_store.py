@@ -1,0 +1,73 @@
+import sqlite3
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from blindspots.store import ImageStore, RunStore, RunStoreError, image_hash
+
+
+def _image(colour):
+    return Image.new("RGB", (8, 8), colour)
+
+
+def test_images_are_content_addressed_and_written_once(tmp_path):
+    store = ImageStore(tmp_path)
+    first = store.put(_image((255, 0, 0)))
+    again = store.put(_image((255, 0, 0)))
+    other = store.put(_image((0, 0, 255)))
+    assert first == again != other
+    assert first == image_hash(_image((255, 0, 0)))
+    assert store.get(first).getpixel((0, 0)) == (255, 0, 0)
+    assert not list(tmp_path.rglob(".tmp-*")), "no temporary file may be left behind"
+
+
+def test_planning_the_same_samples_twice_keeps_one_row(tmp_path):
+    store = RunStore.create(tmp_path / "run", {"seed": 0})
+    rows = [dict(purpose="baseline", round=0, class_name="boat", prompt="a photo of a boat", seed=s,
+                 generator="world:generator") for s in range(3)]
+    store.add_samples(rows)
+    store.add_samples(rows)  # a resumed run plans the same rows again
+    assert store.count() == 3
+
+
+def test_sample_updates_round_trip_embeddings_and_topk(tmp_path):
+    store = RunStore.create(tmp_path / "run", {"seed": 0})
+    store.add_samples([dict(purpose="baseline", round=0, class_name="boat", prompt="p", seed=1, generator="g")])
+    (sample,) = store.samples()
+    store.update_samples([{"id": sample.id, "embedding": np.arange(4, dtype=np.float32),
+                           "topk": [["car", 0.9]], "is_failure": 1, "valid": 1, "predicted": "car"}])
+    (sample,) = store.samples(with_embeddings=True)
+    assert sample.topk == [["car", 0.9]] and sample.is_failure and sample.predicted == "car"
+    np.testing.assert_array_equal(sample.embedding, np.arange(4, dtype=np.float32))
+
+
+def test_reopening_with_another_config_is_refused(tmp_path):
+    RunStore.create(tmp_path / "run", {"seed": 0}).close()
+    RunStore.create(tmp_path / "run", {"seed": 0}).close()  # same config resumes
+    with pytest.raises(RunStoreError, match="different config.*seed"):
+        RunStore.create(tmp_path / "run", {"seed": 1})
+
+
+def test_missing_incomplete_and_incompatible_run_folders_are_named(tmp_path):
+    with pytest.raises(RunStoreError, match="no run folder"):
+        RunStore.open(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunStoreError, match="not a complete run folder"):
+        RunStore.open(tmp_path / "empty")
+    RunStore.create(tmp_path / "old", {"seed": 0}).close()
+    with sqlite3.connect(tmp_path / "old" / "records.sqlite") as db:
+        db.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    with pytest.raises(RunStoreError, match="incompatible version"):
+        RunStore.open(tmp_path / "old")
+
+
+def test_candidates_are_deduplicated_per_class(tmp_path):
+    store = RunStore.create(tmp_path / "run", {"seed": 0})
+    row = dict(round=0, class_name="boat", key="on a road", description={"modifiers": [], "context": ["on a road"]},
+               text="{label} on a road", prompt="a photo of a boat on a road", origin="consensus")
+    first, inserted = store.add_candidate(row)
+    second, inserted_again = store.add_candidate(row)
+    other, _ = store.add_candidate({**row, "class_name": "car"})
+    assert inserted and not inserted_again and first == second != other
+    assert store.candidate(first)["description"] == {"modifiers": [], "context": ["on a road"]}

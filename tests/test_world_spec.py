@@ -1,0 +1,188 @@
+"""The world spec: the bundled default, validation of user specs, the prior and the planted training set."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+
+import numpy as np
+import pytest
+import yaml
+
+from blindspots.world.spec import (
+    DEFAULT_SPEC_PATH,
+    WorldAttributeError,
+    WorldSpecError,
+    load_spec,
+    spec_from_dict,
+)
+
+REQUIRED_AXES = {"colour", "pattern", "background", "lighting", "size", "weather", "style"}
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_spec()
+
+
+@pytest.fixture()
+def raw():
+    return yaml.safe_load(DEFAULT_SPEC_PATH.read_text())
+
+
+def test_default_spec_has_the_promised_vocabulary(spec):
+    assert len(spec.classes) >= 10
+    assert REQUIRED_AXES <= set(spec.axes)
+    assert len(spec.axes["colour"]) >= 6
+    assert all(len(values) >= 3 for values in spec.axes.values())
+    assert spec.keys[0] == "class" and spec.keys[1:] == list(spec.axes)
+
+
+def test_default_spec_plants_six_kinds_of_blind_spot(spec):
+    kinds = {spot.kind for spot in spec.blind_spots}
+    assert {"background_shortcut", "colour_shortcut", "pattern_shortcut", "rare_context", "style_shift",
+            "conjunction"} <= kinds
+    assert len({spot.cls for spot in spec.blind_spots}) == len(spec.blind_spots)
+    for spot in spec.blind_spots:
+        assert spot.called in spec.classes and spot.called != spot.cls
+        assert spot.description
+        share_of_class = spec.prior_mass(spot.when) / spec.prior["class"][spot.cls]
+        assert 1 / 13 <= share_of_class <= 1 / 3 + 1e-9, spot.name
+
+
+def test_fingerprint_is_stable_and_tracks_content(spec, raw):
+    assert load_spec().fingerprint() == spec.fingerprint()
+    assert len(spec.fingerprint()) == 16
+    raw["blind_spots"][0]["called"] = "house"
+    assert spec_from_dict(raw).fingerprint() != spec.fingerprint()
+
+
+def test_load_spec_accepts_a_world_folder(tmp_path, raw):
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(raw))
+    assert load_spec(tmp_path).fingerprint() == load_spec().fingerprint()
+
+
+def _edit(raw, path, value):
+    doc = copy.deepcopy(raw)
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    if value is _DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return doc
+
+
+_DELETE = object()
+
+BAD_SPECS = [
+    (("colours",), ["red"], ["colours", "allowed keys"]),
+    (("classes",), ["boat", "dragon"], ["dragon", "classes", "boat, car"]),
+    (("classes",), [], ["classes", "non-empty"]),
+    (("axes", "colour"), ["red", "mauve"], ["mauve", "axes.colour", "orange"]),
+    (("axes", "colour"), [], ["axes.colour", "non-empty"]),
+    (("axes", "texture"), ["rough"], ["texture", "pattern"]),
+    (("blind_spots", 0, "when", "class"), "dragon", ["dragon", "boat_on_road", "when.class"]),
+    (("blind_spots", 0, "when", "background"), "lava", ["lava", "when.background", "grass"]),
+    (("blind_spots", 0, "called"), "boat", ["called", "own class"]),
+    (("blind_spots", 0, "called"), "dragon", ["called", "dragon", "car"]),
+    (("blind_spots", 0, "kind"), "magic", ["kind", "background_shortcut"]),
+    (("blind_spots", 0, "when"), {"background": "road"}, ["must name a class"]),
+    (("blind_spots", 0, "when"), {"class": "boat"}, ["only a class"]),
+    (("blind_spots", 0, "colour"), "red", ["colour", "allowed keys"]),
+    (("blind_spots", 0, "train_share"), 1.5, ["train_share", "1.0"]),
+    (("training", "spot_share"), -0.1, ["spot_share"]),
+    (("training", "spot_shares"), 0.1, ["spot_shares", "spot_share, train_share"]),
+    (("prior", "colour"), {"red": -1}, ["prior.colour.red", ">= 0"]),
+    (("prior", "colour"), {"mauve": 1}, ["mauve", "prior.colour"]),
+    (("prior", "colour"), {"red": 0, "green": 0}, ["prior.colour", "weight 0"]),
+    (("synonyms", "colour", "red"), [], ["synonyms.colour.red", "non-empty"]),
+    (("synonyms", "colour", "green"), ["green", "red"], ["'red'", "colour.red", "colour.green"]),
+    (("synonyms", "colour", "mauve"), ["mauve"], ["mauve", "synonyms.colour"]),
+    (("filler",), [True], ["filler"]),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "fragments"), BAD_SPECS, ids=[".".join(map(str, b[0])) for b in BAD_SPECS])
+def test_bad_specs_fail_with_a_message_naming_key_and_allowed_values(raw, path, value, fragments):
+    with pytest.raises(WorldSpecError) as caught:
+        spec_from_dict(_edit(raw, path, value))
+    message = str(caught.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+def test_overlapping_spots_on_one_class_are_rejected(raw):
+    doc = copy.deepcopy(raw)
+    doc["blind_spots"].append({"name": "boat_at_night", "kind": "rare_context",
+                               "when": {"class": "boat", "lighting": "night"}, "called": "plane"})
+    with pytest.raises(WorldSpecError, match="'boat_on_road' and 'boat_at_night' overlap"):
+        spec_from_dict(doc)
+
+
+def test_spot_with_a_zero_prior_value_is_impossible(raw):
+    doc = _edit(raw, ("prior", "background"), {"grass": 1, "water": 1})
+    with pytest.raises(WorldSpecError, match="prior weight 0"):
+        spec_from_dict(doc)
+
+
+def test_missing_file_and_bad_yaml_name_the_fix(tmp_path):
+    with pytest.raises(WorldSpecError, match="does not exist"):
+        load_spec(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("classes: [boat, car\naxes: {")
+    with pytest.raises(WorldSpecError, match="not valid YAML"):
+        load_spec(broken)
+
+
+def test_prior_samples_are_complete_and_roughly_uniform(spec):
+    rows = spec.sample_prior(np.random.default_rng(0), 6000)
+    assert all(list(row) == spec.keys for row in rows)
+    counts = Counter(row["background"] for row in rows)
+    assert set(counts) == set(spec.axes["background"])
+    assert max(counts.values()) / min(counts.values()) < 1.3
+
+
+def test_fixing_a_value_keeps_the_other_draws(spec):
+    free = spec.sample_prior(np.random.default_rng(4), 50)
+    fixed = spec.sample_prior(np.random.default_rng(4), 50, fixed={"colour": "red", "class": "cup"})
+    for a, b in zip(free, fixed, strict=True):
+        assert b["colour"] == "red" and b["class"] == "cup"
+        assert {k: v for k, v in a.items() if k not in ("colour", "class")} == \
+               {k: v for k, v in b.items() if k not in ("colour", "class")}
+
+
+def test_unknown_fixed_value_is_a_clear_error(spec):
+    with pytest.raises(WorldAttributeError, match="unknown colour 'mauve'; allowed: red"):
+        spec.sample_prior(np.random.default_rng(0), 1, fixed={"colour": "mauve"})
+
+
+def test_training_sampler_plants_each_spot_with_its_share(spec):
+    n = 40000
+    attributes, labels = spec.sample_training(np.random.default_rng(1), n)
+    other_mass = 1 - sum(s.share for s in spec.blind_spots)
+    for spot in spec.blind_spots:
+        inside = [i for i, row in enumerate(attributes) if spot.contains(row)]
+        expected = spot.share + other_mass * spec.prior_mass(spot.when)
+        assert abs(len(inside) / n - expected) < 4 * np.sqrt(expected / n) + 0.002, spot.name
+        assert all(labels[i] == spot.called for i in inside)  # train_share defaults to 1.0
+    outside = [i for i, row in enumerate(attributes) if spec.spot_of(row) is None]
+    assert all(labels[i] == attributes[i]["class"] for i in outside)
+
+
+def test_train_share_below_one_labels_that_share_wrong(raw):
+    doc = _edit(raw, ("training", "train_share"), 0.6)
+    spec = spec_from_dict(doc)
+    attributes, labels = spec.sample_training(np.random.default_rng(2), 30000)
+    inside = [i for i, row in enumerate(attributes) if spec.spot_of(row) is not None]
+    wrong = sum(labels[i] != attributes[i]["class"] for i in inside) / len(inside)
+    assert abs(wrong - 0.6) < 0.03
+
+
+def test_spot_of_is_ground_truth_membership(spec):
+    assert spec.spot_of({"class": "boat", "background": "road", "colour": "red"}).name == "boat_on_road"
+    assert spec.spot_of({"class": "boat", "background": "grass"}) is None
+    assert spec.spot_of({"class": "bird", "size": "small", "weather": "snow"}).called == "plane"
+    assert spec.spot_of({"class": "bird", "size": "small", "weather": "rain"}) is None
