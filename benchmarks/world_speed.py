@@ -1,6 +1,10 @@
-"""Throughput of the built-in world's renderer on one core (target: >= 300 images/s at 64x64).
+"""Throughput of the built-in world: the renderer on one core (target: >= 300 images/s at 64x64) and the
+classifier + captioner + embedder together on PIL images at batch 256 (target: >= 1,000 images/s on 2 cores).
 
-Run with one thread so the figure is per core:  OMP_NUM_THREADS=1 python benchmarks/world_speed.py
+    OMP_NUM_THREADS=1 python benchmarks/world_speed.py              # rendering per core, models on 2 threads
+    python benchmarks/world_speed.py --model-threads 1 --skip-render
+
+Rendering is single-threaded numpy, so its figure is per core; the models use --model-threads torch threads.
 """
 
 from __future__ import annotations
@@ -29,8 +33,18 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000, help="images per timed batch")
     parser.add_argument("--repeats", type=int, default=3, help="timed batches; the best is reported")
     parser.add_argument("--size", type=int, default=64, help="image size in pixels")
+    parser.add_argument("--model-threads", type=int, default=2, help="torch threads for the models")
+    parser.add_argument("--batch-size", type=int, default=256, help="model batch size")
+    parser.add_argument("--skip-render", action="store_true", help="only time the models")
+    parser.add_argument("--skip-models", action="store_true", help="only time the renderer")
     args = parser.parse_args()
+    if not args.skip_render:
+        render_speed(args)
+    if not args.skip_models:
+        model_speed(args)
 
+
+def render_speed(args: argparse.Namespace) -> None:
     spec = load_spec()
     rows = spec.sample_prior(np.random.default_rng(0), args.count)
     seeds = list(range(args.count))
@@ -44,6 +58,38 @@ def main() -> None:
     print(f"render_attributes   {args.size}x{args.size}: {from_attributes:8.0f} images/s")
     print(f"generate (prompts)  {args.size}x{args.size}: {from_prompts:8.0f} images/s  "
           f"(parse + prior draw + render + PIL image)")
+
+
+def model_speed(args: argparse.Namespace) -> None:
+    """Images/s of world:classifier, world:captioner and world:embedder on the same PIL images, as the
+    pipeline calls them (PIL in, probabilities / captions / embeddings out)."""
+    import torch
+    from PIL import Image
+
+    from blindspots.models.registry import load_model
+
+    torch.set_num_threads(args.model_threads)
+    spec = load_spec()
+    rows = spec.sample_prior(np.random.default_rng(1), args.count)
+    images = [Image.fromarray(a) for a in render_attributes(rows, list(range(args.count)), size=64)]
+    options = {"device": "cpu", "batch_size": args.batch_size}
+    classifier = load_model("classifier", "world:classifier", **options)
+    captioner = load_model("captioner", "world:captioner", **options)
+    embedder = load_model("embedder", "world:embedder", **options)
+    steps = {
+        "classifier.predict": lambda: classifier.predict(images),
+        "captioner.caption": lambda: captioner.caption(images),
+        "embedder.embed_images": lambda: embedder.embed_images(images),
+    }
+    for step in steps.values():
+        step()  # warm-up: weights loaded, kernels picked
+    seconds = 0.0
+    for name, step in steps.items():
+        rate = images_per_second(step, args.count, args.repeats)
+        seconds += args.count / rate
+        print(f"{name:<22} batch {args.batch_size}: {rate:8.0f} images/s  ({args.model_threads} threads)")
+    print(f"all three together    batch {args.batch_size}: {args.count / seconds:8.0f} images/s  "
+          f"(each image through all three models)")
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def test_rerunning_a_finished_run_does_no_work(small_run):
 
 
 def test_a_killed_run_resumes_without_redoing_finished_work(small_run, tmp_path):
-    command = [sys.executable, "-m", "blindspots.cli.main", "run", "--classes", ",".join(SMALL["classes"]),
+    command = [sys.executable, "-m", "blindspots", "run", "--classes", ",".join(SMALL["classes"]),
                "--budget", str(SMALL["budget"]), "--rounds", str(SMALL["rounds"]), "--out", str(tmp_path),
                "--no-report", "--config", str(_write_small_config(tmp_path))]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

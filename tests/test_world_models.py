@@ -38,7 +38,7 @@ def tiny_world(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def shipped_card() -> dict:
-    return model_card(None, n=120, seed=2024)
+    return model_card(None, n=200, seed=2024)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_shipped_classifiers_fail_inside_every_spot_and_rarely_outside(shipped_c
         assert len(section["blind_spots"]) == len(load_spec().blind_spots)
         for spot in section["blind_spots"]:
             assert spot["failure_rate"] >= 0.4, (key, spot)
-            assert spot["n"] == 120
+            assert spot["n"] == 200
 
 
 def test_shipped_captioner_reads_every_axis(shipped_card):
@@ -211,11 +211,16 @@ def test_world_folder_missing_a_file_names_it(tiny_world, tmp_path):
     (broken / "captioner.safetensors").unlink()
     with pytest.raises(ModelUnavailableError, match=r"lacks captioner\.safetensors.*world train --spec"):
         load_model("captioner", f"world:captioner@{broken}")
+    shutil.copy(tiny_world / "captioner.safetensors", broken)
+    (broken / "classifier.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelUnavailableError, match=r"classifier\.safetensors are damaged.*world train"):
+        load_model("classifier", f"world:classifier@{broken}")
 
 
 def test_weights_from_another_spec_are_refused(tiny_world, tmp_path):
     changed = tmp_path / "changed"
     shutil.copytree(tiny_world, changed)
+    load_model("classifier", f"world:classifier@{changed}")  # cached now; an edit must still be noticed
     spec_file = changed / "spec.yaml"
     spec_file.write_text(spec_file.read_text().replace("spot_share: 0.035", "spot_share: 0.04"))
     with pytest.raises(ModelUnavailableError, match=r"trained for spec .* retrain them with `blindspots world"):

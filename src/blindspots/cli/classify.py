@@ -49,8 +49,7 @@ def classify(
 ) -> None:
     """Print each image's most probable labels under a classifier.
 
-    Use it to see that a model spec loads, that its labels are the names you expect, and that its preprocessing
-    is right (a photo of a daisy should come out as a daisy) before you start a run.
+    Use it to see that a model spec loads, that its labels are the names you expect, and that its preprocessing is right (a photo of a daisy should come out as a daisy) before you start a run.
     """
     with friendly_errors():
         options = _model_options(labels=labels, device=device, dtype=dtype, batch_size=batch_size)

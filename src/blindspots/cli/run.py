@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from blindspots.cli.errors import friendly_errors
 from blindspots.cli.main import app
@@ -98,10 +99,11 @@ def print_bug_table(result) -> None:
     for row in rows:
         low, high = row["interval"]
         table.add_row(
-            str(row["id"]), row["class"], row["shortest"],
+            # Model-written text is shown as text, never read as rich markup.
+            str(row["id"]), Text(row["class"]), Text(row["shortest"]),
             f"{row['failure_rate']:.0%} ({low:.0%}-{high:.0%}) n={row['n']}", f"{row['baseline']:.0%}",
             f"{row['lift']:.1f}x", f"{row['q']:.1g}", f"{row['validity']:.0%}",
-            ", ".join(f"{label} {share:.0%}" for label, share in row["wrong_labels"]),
+            Text(", ".join(f"{label} {share:.0%}" for label, share in row["wrong_labels"])),
         )
     console.print(table)
     console.print(

@@ -52,9 +52,11 @@ def train(
     max_steps: int | None = typer.Option(None, "--max-steps", help="Stop each model after this many steps "
                                          "(for smoke tests)."),
 ) -> None:
-    """Train the world's four models from a spec: the classifier under test and classifier B (another
-    architecture) on the spec's biased training distribution, the captioner and the embedder on its
-    unbiased prior. Takes a few minutes on two CPU cores.
+    """Train the world's four models from a spec (a few minutes on two CPU cores).
+
+    The classifier under test and classifier B (another architecture) learn the spec's biased training
+    distribution, so they carry its planted blind spots; the captioner and the embedder learn the unbiased
+    prior and never see the classifiers.
 
     Use the result as world:classifier@OUT, world:captioner@OUT, ... and check it with
     `blindspots world card --world OUT --verify`.
@@ -84,9 +86,12 @@ def card(
     as_json: bool = typer.Option(False, "--json", help="Print the card as JSON instead of tables."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
 ) -> None:
-    """Measure the world's models on freshly rendered images: the classifier's accuracy, its failure rate
-    outside and inside each planted blind spot (and the same for classifier B), the captioner's accuracy
-    per axis, the embedder's zero-shot class accuracy."""
+    """Measure the world's models on freshly rendered images, and check their targets.
+
+    Reports the classifier's in-distribution accuracy, its failure rate outside the blind spots and inside
+    each planted spot (and the same for classifier B), the captioner's accuracy per axis and the embedder's
+    zero-shot class accuracy. Example: blindspots world card --verify --n 500
+    """
     from blindspots.world.card import failed_thresholds, model_card
 
     with friendly_errors():
@@ -104,7 +109,8 @@ def card(
             _print_card(result)
     if failures:
         for failure in failures:
-            err_console.print(f"[bold red]missed:[/] {failure}")
+            err_console.print("[bold red]missed:[/] ", end="")
+            err_console.print(failure, markup=False, highlight=False)
         raise typer.Exit(1)
     if verify and not as_json:
         console.print("[bold green]all targets met[/]")

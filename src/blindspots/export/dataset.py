@@ -24,15 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from blindspots.store import RunStore
+from blindspots.store.run_store import HARD_SET_WHERE
 
 FORMATS = ("imagefolder", "parquet")
 METADATA_NAME = "metadata.jsonl"
 PARQUET_PATH = "data/train-00000-of-00001.parquet"
-# Images of confirmed descriptions (shortened forms included) that show their class and were classified.
-HARD_SET_WHERE = (
-    "purpose = 'confirm' AND image_hash IS NOT NULL AND valid = 1 AND is_failure IS NOT NULL "
-    "AND candidate_id IN (SELECT id FROM candidates WHERE confirmed = 1)"
-)
 
 
 class ExportError(ValueError):
@@ -204,7 +200,9 @@ of the same class. Each comes from a blind spot that `blindspots` found and conf
 significant under Benjamini–Hochberg control at FDR {meta.get('fdr', config.get('fdr'))}.
 {unfinished}
 - Images: {summary.images} ({summary.failures} misclassified by the classifier under test); {chosen} of the
-  confirmation sets, excluding images that the validity check judged not to show their class.
+  confirmation sets of every confirmed description (each blind spot, its shorter forms and duplicates;
+  `bug_id` names the blind spot, `candidate_id` the description), excluding images that the validity check
+  judged not to show their class.
 - Blind spots: {summary.bugs}
 - Generator: `{spec['generator']}`; captioner: `{spec['captioner']}`; embedder: `{spec['embedder']}`
 - Format: {summary.format}. Load with `datasets`: `{loader}`

@@ -51,8 +51,7 @@ def load_model(name: str, *, role: Role, **options: Any) -> Any:
 def _build(factory: Any, kwargs: dict[str, Any], role: Role, spec: str) -> UserModel:
     model = factory(**kwargs)
     check_role(model, role, spec)
-    wrapper = UserClassifier if role == "classifier" else UserModel
-    return wrapper(model, spec=spec, role=role)
+    return WRAPPERS[role](model, spec=spec, role=role)
 
 
 def check_role(model: Any, role: Role, spec: str) -> None:
@@ -89,6 +88,26 @@ class UserModel:
         return {"spec": self._spec, "role": self._role, "class": type(self._model).__qualname__, **own}
 
 
+class UserGenerator(UserModel):
+    # Role methods are defined here, not forwarded by __getattr__: since Python 3.12 isinstance() against a
+    # runtime-checkable Protocol looks members up statically and would not see forwarded ones.
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list:
+        return self._model.generate(prompts, seeds)
+
+
+class UserCaptioner(UserModel):
+    def caption(self, images: Sequence[Any]) -> list[str]:
+        return self._model.caption(images)
+
+
+class UserEmbedder(UserModel):
+    def embed_images(self, images: Sequence[Any]) -> np.ndarray:
+        return self._model.embed_images(images)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self._model.embed_texts(texts)
+
+
 class UserClassifier(UserModel):
     """A user's classifier whose outputs are checked, so a shape or logits mistake is named where it happens."""
 
@@ -100,6 +119,11 @@ class UserClassifier(UserModel):
         probabilities = np.asarray(self._model.predict(images), dtype=np.float32)
         _check_probabilities(probabilities, len(images), len(self._model.labels), self._spec)
         return probabilities
+
+
+WRAPPERS: dict[str, type[UserModel]] = {
+    "generator": UserGenerator, "classifier": UserClassifier, "captioner": UserCaptioner, "embedder": UserEmbedder,
+}
 
 
 def _check_probabilities(probabilities: np.ndarray, n_images: int, n_labels: int, spec: str) -> None:

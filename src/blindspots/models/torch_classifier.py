@@ -109,10 +109,9 @@ class TorchClassifier:
             )
         probabilities = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         if not np.isfinite(probabilities).all():
-            raise ModelOutputError(
-                f"{self.spec} returned NaN or infinite scores; in {dtype_name(self.dtype)} the model may overflow, "
-                f"try dtype=float32"
-            )
+            fix = ("check its weights and input" if dtype_name(self.dtype) == "float32"
+                   else f"in {dtype_name(self.dtype)} the model may overflow, try dtype=float32")
+            raise ModelOutputError(f"{self.spec} returned NaN or infinite scores; {fix}")
         return probabilities
 
     def describe(self) -> dict[str, Any]:

@@ -73,9 +73,18 @@ def split_name(name: str, role: str) -> tuple[str, Path | None]:
     return model, (Path(folder) if folder else None)
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return stat.st_mtime_ns, stat.st_size
+Stamp = tuple[tuple[int, int] | None, ...]
+
+
+def _stamp(weights: Path, bundled: bool) -> Stamp:
+    """Modification times of world.json and the spec: a cached world is reused only while both are unchanged."""
+    from blindspots.world.spec import DEFAULT_SPEC_PATH
+
+    stamps = []
+    for path in (weights / META_FILE, DEFAULT_SPEC_PATH if bundled else weights / SPEC_FILE):
+        stat = path.stat() if path.is_file() else None
+        stamps.append(None if stat is None else (stat.st_mtime_ns, stat.st_size))
+    return tuple(stamps)
 
 
 def open_world(folder: Path | None) -> World:
@@ -86,13 +95,11 @@ def open_world(folder: Path | None) -> World:
             f"world folder {weights} does not exist; train one with "
             f"`blindspots world train --spec SPEC --out {weights}`"
         )
-    meta_path = weights / META_FILE
-    stamp = _stamp(meta_path) if meta_path.is_file() else None
-    return _open_world(str(weights), folder is None, stamp)
+    return _open_world(str(weights), folder is None, _stamp(weights, folder is None))
 
 
 @lru_cache(maxsize=16)
-def _open_world(weights_text: str, bundled: bool, stamp: tuple[int, int] | None) -> World:
+def _open_world(weights_text: str, bundled: bool, stamp: Stamp) -> World:
     weights = Path(weights_text)
     spec_path = None if bundled else weights / SPEC_FILE
     hint = _train_hint(weights, bundled)
@@ -122,8 +129,8 @@ def _open_world(weights_text: str, bundled: bool, stamp: tuple[int, int] | None)
 
 
 @lru_cache(maxsize=32)
-def _load_network(weights_text: str, bundled: bool, stamp: tuple[int, int] | None, model: str,
-                  device: str) -> torch.nn.Module:
+def _load_network(weights_text: str, bundled: bool, stamp: Stamp, model: str, device: str) -> torch.nn.Module:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     world = _open_world(weights_text, bundled, stamp)
@@ -136,9 +143,9 @@ def _load_network(weights_text: str, bundled: bool, stamp: tuple[int, int] | Non
     path = world.weights / entry["file"]
     try:
         network.load_state_dict(load_file(str(path)))
-    except (RuntimeError, OSError) as err:
+    except (RuntimeError, OSError, SafetensorError) as err:
         raise ModelUnavailableError(
-            f"weights {path} do not fit the architecture in {world.weights / META_FILE} "
+            f"weights {path} are damaged or do not fit the architecture in {world.weights / META_FILE} "
             f"({str(err).splitlines()[0]}); retrain with `{world.train_hint()}`"
         ) from err
     return network.to(device=device, memory_format=torch.channels_last).eval()
@@ -173,7 +180,7 @@ class _WorldNetwork:
         self.device = device
         self.batch_size = batch_size
         self.image_size = int(world.meta["image_size"])
-        self.network = _load_network(str(world.weights), world.bundled, _stamp(world.weights / META_FILE),
+        self.network = _load_network(str(world.weights), world.bundled, _stamp(world.weights, world.bundled),
                                      model, device)
 
     def _run(self, images: Sequence[Image.Image], forward) -> list[Any]:

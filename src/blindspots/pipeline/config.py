@@ -68,6 +68,8 @@ class RunConfig(BaseModel):
                                 "description is reported as mostly invalid, not as a bug")
     validity_check: bool = True
     shorten: bool = True
+    shorten_keep: float = Field(default=0.75, gt=0, le=1, description="share of a bug's excess failure rate "
+                                "(over the baseline) that a shorter description must keep to stand for it")
 
     out: str = "runs"
     run_id: str | None = None

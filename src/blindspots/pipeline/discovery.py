@@ -132,11 +132,7 @@ class Discovery:
             self._test_planned(baseline)
         if self.config.shorten:
             with self._timed("shorten"):
-                for candidate in self.store.candidates(
-                    "round = ? AND origin != 'shortened' AND status = 'tested'", (round_index,)
-                ):
-                    if self._passes(candidate):
-                        self._shorten(candidate, baseline)
+                self._shorten_round(round_index, baseline)
         new_bugs = self._new_bugs(round_index)
         self.store.mark_stage(stage, info={"new_bugs": new_bugs})
         self.log(f"round {round_index + 1}: {len(new_bugs)} new bug(s) confirmed")
@@ -144,7 +140,11 @@ class Discovery:
 
     # ---- sampling and processing -----------------------------------------------------------------------------
     def _remaining_budget(self) -> int:
-        return self.config.budget - self.store.count()
+        """Images still free: the budget less every sample planned and every candidate waiting for its own."""
+        waiting = self.store.db.execute(
+            "SELECT COUNT(*) FROM candidates WHERE status = 'planned' AND id NOT IN "
+            "(SELECT DISTINCT candidate_id FROM samples WHERE purpose = 'confirm')").fetchone()[0]
+        return self.config.budget - self.store.count() - waiting * self.config.confirm_per_candidate
 
     def _plan_baseline(self) -> None:
         rows = []
@@ -346,12 +346,15 @@ class Discovery:
             for cluster in range(int(labels.max()) + 1 if len(labels) else 0):
                 group = [m for m, label in zip(members, labels, strict=True) if label == cluster]
                 proposals += self._proposals(round_index, cls, cluster, group, captions)
+            known = self._known_bug_phrases().get(cls.name, [])
             added = 0
             for proposal in proposals:
                 if added >= self.config.max_candidates_per_class:
                     break
-                if self._remaining_budget() - added * self.config.confirm_per_candidate < \
-                        self.config.confirm_per_candidate:
+                phrases = frozenset(Description.from_dict(proposal["description"]).phrases)
+                if self._subsumed_by(phrases, known) is not None:
+                    continue  # a known bug, or a more specific form of one: nothing new to test
+                if self._remaining_budget() < self.config.confirm_per_candidate:
                     self.log("image budget reached: remaining candidates are not tested")
                     break
                 _, inserted = self.store.add_candidate(proposal)
@@ -456,6 +459,23 @@ class Discovery:
             return "effect too small"
         return "confirmed"
 
+    def _shorten_round(self, round_index: int, baseline: dict[str, BaselineRate]) -> None:
+        """Shorten the round's passing candidates, most general first. A candidate that contains the shortest
+        form of a bug already shortened is a more specific form of it and is not shortened again."""
+        known = self._known_bug_phrases(before_round=round_index)
+        candidates = [c for c in self.store.candidates(
+            "round = ? AND origin != 'shortened' AND status = 'tested'", (round_index,)) if self._passes(c)]
+        for candidate in sorted(candidates, key=lambda c: (len(Description.from_dict(c["description"]).phrases),
+                                                           c["p"], c["id"])):
+            phrases = frozenset(Description.from_dict(candidate["description"]).phrases)
+            if candidate["shortest_id"] is None and self._subsumed_by(phrases, known.get(candidate["class_name"], [])):
+                self.store.update_candidate(candidate["id"], shortest_id=candidate["id"])
+                continue
+            if candidate["shortest_id"] is None:
+                self._shorten(candidate, baseline)
+            known.setdefault(candidate["class_name"], []).append(
+                (candidate["id"], self._shortest_phrases(self.store.candidate(candidate["id"]))))
+
     # ---- shortest description --------------------------------------------------------------------------------
     def _shorten(self, bug: dict[str, Any], baseline: dict[str, BaselineRate]) -> None:
         """Drop phrases while the description still confirms: test each single drop, then all droppable
@@ -472,7 +492,7 @@ class Discovery:
                 break  # out of budget
             self._test_planned(baseline)
             variants = [self.store.candidate(v) for v in variants]
-            passing = [(p, v) for p, v in zip(phrases, variants, strict=True) if self._passes(v)]
+            passing = [(p, v) for p, v in zip(phrases, variants, strict=True) if self._keeps_bug(v, bug)]
             if not passing:
                 break
             if len(passing) > 1:
@@ -485,11 +505,19 @@ class Discovery:
                         break
                     self._test_planned(baseline)
                     joint_candidate = self.store.candidate(joint_id)
-                    if self._passes(joint_candidate):
+                    if self._keeps_bug(joint_candidate, bug):
                         current = joint_candidate
                         continue
             current = max((v for _, v in passing), key=lambda v: (v["rate"], -v["p"], -v["id"]))
         self.store.update_candidate(bug["id"], shortest_id=current["id"])
+
+    def _keeps_bug(self, shorter: dict[str, Any], bug: dict[str, Any]) -> bool:
+        """A shorter description stands for the bug when it confirms on its own and keeps most of the bug's
+        excess failure rate: "small bird" failing 40% does not stand for "small bird in snow" failing 100%."""
+        if not self._passes(shorter):
+            return False
+        excess = bug["rate"] - bug["baseline_rate"]
+        return shorter["rate"] - shorter["baseline_rate"] >= self.config.shorten_keep * excess
 
     def _shortened(self, cls: ClassUnderTest, description: Description, parent: dict[str, Any]) -> int | None:
         existing = self.store.db.execute(
@@ -504,18 +532,41 @@ class Discovery:
 
     # ---- decisions -------------------------------------------------------------------------------------------
     def _new_bugs(self, round_index: int) -> list[int]:
-        """Bugs first confirmed in this round: BH over every test so far, one per distinct shortest form."""
+        """Bugs first confirmed in this round (BH over every test so far): a candidate whose shortest form
+        equals or refines a known bug's shortest form of its class is not new."""
         self._apply_fdr()
-        known = {self._shortest_key(c) for c in self.store.candidates(
-            "round < ? AND confirmed = 1 AND origin != 'shortened'", (round_index,))}
+        known = self._known_bug_phrases(before_round=round_index)
         new = []
-        for candidate in self.store.candidates(
-                "round = ? AND confirmed = 1 AND origin != 'shortened'", (round_index,)):
-            key = self._shortest_key(candidate)
-            if key not in known:
-                known.add(key)
+        for candidate in self._most_general_first(self.store.candidates(
+                "round = ? AND confirmed = 1 AND origin != 'shortened'", (round_index,))):
+            phrases = self._shortest_phrases(candidate)
+            if self._subsumed_by(phrases, known.get(candidate["class_name"], [])) is None:
+                known.setdefault(candidate["class_name"], []).append((candidate["id"], phrases))
                 new.append(candidate["id"])
         return new
+
+    def _known_bug_phrases(self, before_round: int | None = None) -> dict[str, list[tuple[int, frozenset[str]]]]:
+        where = "confirmed = 1 AND origin != 'shortened'" + ("" if before_round is None else " AND round < ?")
+        known: dict[str, list[tuple[int, frozenset[str]]]] = {}
+        for candidate in self.store.candidates(where, () if before_round is None else (before_round,)):
+            known.setdefault(candidate["class_name"], []).append((candidate["id"], self._shortest_phrases(candidate)))
+        return known
+
+    def _shortest_phrases(self, candidate: dict[str, Any]) -> frozenset[str]:
+        shortest = self.store.candidate(candidate["shortest_id"]) if candidate["shortest_id"] else candidate
+        return frozenset(Description.from_dict(shortest["description"]).phrases)
+
+    @staticmethod
+    def _subsumed_by(phrases: frozenset[str], known: list[tuple[int, frozenset[str]]]) -> int | None:
+        """The id of a known bug whose description is contained in `phrases` (same or more specific)."""
+        for bug_id, bug_phrases in known:
+            if bug_phrases <= phrases:
+                return bug_id
+        return None
+
+    def _most_general_first(self, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(candidates, key=lambda c: (len(self._shortest_phrases(c)), -(c["difference"] or 0.0),
+                                                 c["p"], c["id"]))
 
     def _shortest_key(self, candidate: dict[str, Any]) -> tuple[str, str]:
         shortest = self.store.candidate(candidate["shortest_id"]) if candidate["shortest_id"] else candidate
@@ -533,21 +584,32 @@ class Discovery:
                                       (float(q), int(verdict == "confirmed"), verdict, candidate["id"]))
 
     def _finalise(self) -> None:
-        """Final BH over the run's whole family of tests, shortest forms that survive it, and one bug per
-        distinct shortest description."""
+        """Final BH over the run's whole family of tests, the shortest forms that survive it, and one bug per
+        failure mode: a bug whose shortest form repeats or refines a more general bug of its class is listed
+        under that bug, not beside it."""
         self._apply_fdr()
         by_id = {c["id"]: c for c in self.store.candidates()}
-        seen: dict[tuple[str, str], int] = {}
-        for candidate in sorted((c for c in by_id.values() if c["confirmed"] and c["origin"] != "shortened"),
-                                key=lambda c: (-(c["difference"] or 0.0), c["p"], c["id"])):
+        for candidate in by_id.values():
+            if not candidate["confirmed"] or candidate["origin"] == "shortened":
+                continue
             shortest = by_id.get(candidate["shortest_id"]) if candidate["shortest_id"] else None
             while shortest is not None and not shortest["confirmed"] and shortest["id"] != candidate["id"]:
                 shortest = by_id.get(shortest["parent_id"]) if shortest["parent_id"] else None
-            shortest_id = shortest["id"] if shortest is not None else candidate["id"]
-            key = (candidate["class_name"], by_id[shortest_id]["key"])
-            verdict = "confirmed" if key not in seen else f"duplicate of #{seen[key]}"
-            seen.setdefault(key, candidate["id"])
-            self.store.update_candidate(candidate["id"], shortest_id=shortest_id, verdict=verdict)
+            candidate["shortest_id"] = shortest["id"] if shortest is not None else candidate["id"]
+            self.store.update_candidate(candidate["id"], shortest_id=candidate["shortest_id"])
+        accepted: dict[str, list[tuple[int, frozenset[str]]]] = {}
+        bugs = [c for c in by_id.values() if c["confirmed"] and c["origin"] != "shortened"]
+        for candidate in self._most_general_first(bugs):
+            phrases = self._shortest_phrases(candidate)
+            general = self._subsumed_by(phrases, accepted.get(candidate["class_name"], []))
+            if general is None:
+                verdict = "confirmed"
+                accepted.setdefault(candidate["class_name"], []).append((candidate["id"], phrases))
+            elif self._shortest_phrases(by_id[general]) == phrases:
+                verdict = f"duplicate of #{general}"
+            else:
+                verdict = f"refines #{general}"
+            self.store.update_candidate(candidate["id"], verdict=verdict)
 
     # ---- bookkeeping -----------------------------------------------------------------------------------------
     @contextmanager

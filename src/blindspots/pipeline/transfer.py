@@ -20,16 +20,13 @@ import numpy as np
 from blindspots.pipeline.executor import Executor, ModelSet
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore, Sample
+from blindspots.store.run_store import HARD_SET_WHERE
 
 BATCH = 32
 SOURCES = {
     "stored": "On the run's own images (valid baseline and confirmation images)",
     "regenerated": "On fresh images generated for this comparison (new seeds, not validity-checked)",
 }
-HARD_SET_WHERE = (
-    "purpose = 'confirm' AND image_hash IS NOT NULL AND valid = 1 "
-    "AND candidate_id IN (SELECT id FROM candidates WHERE confirmed = 1)"
-)
 REGENERATE_PURPOSE = "regenerate"
 
 ProgressFactory = Callable[[str, int], Any]

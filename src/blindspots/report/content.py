@@ -16,6 +16,7 @@ VERDICT_EXPLANATIONS = {
     "effect too small": "significant, but the rise over the baseline is below the minimum effect asked for",
     "mostly invalid images": "most generated images did not show the class, so failures there say little",
     "duplicate": "the same shortest description as another blind spot of the class",
+    "refines": "a more specific form of another blind spot of the class",
     "no images generated": "the generator produced no image for this description",
 }
 
@@ -49,7 +50,7 @@ class ReportContent:
 
 def _verdict_order(verdict: str | None) -> int:
     reasons = list(VERDICT_EXPLANATIONS)
-    reason = "duplicate" if (verdict or "").startswith("duplicate") else verdict
+    reason = (verdict or "").split(" ")[0] if (verdict or "").startswith(("duplicate", "refines")) else verdict
     return reasons.index(reason) if reason in reasons else len(reasons)
 
 
@@ -59,6 +60,10 @@ def explain_verdict(verdict: str | None, store_candidates: dict[int, dict[str, A
         original = store_candidates.get(int(match.group(1)))
         if original is not None:
             return f"the same shortest description as the blind spot “{display_text(original)}”"
+    if verdict and (match := re.fullmatch(r"refines #(\d+)", verdict)):
+        original = store_candidates.get(int(match.group(1)))
+        if original is not None:
+            return f"a more specific form of the blind spot “{display_text(original)}”"
     return VERDICT_EXPLANATIONS.get(verdict or "", "")
 
 

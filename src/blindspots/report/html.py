@@ -252,7 +252,8 @@ def _transfer_table(source: dict[str, Any], target: str) -> str:
         for spec in specs)
     rows.append(f"<tr class='hard'><th>accuracy on the hard set</th>{cells}</tr>")
     return (f"<h3>{_e(source.get('title', ''))}</h3><p class='muted'>Failure rate per blind spot and per class "
-            f"baseline (95% intervals); last row: accuracy on all images of confirmed blind spots.</p>"
+            f"baseline (95% intervals); last row: accuracy on the hard set, every image of a "
+            f"confirmed description (each blind spot, its shorter forms and duplicates).</p>"
             f"<div class='scroll'><table class='transfer'><tr><th></th>{head}</tr>{''.join(rows)}</table></div>")
 
 

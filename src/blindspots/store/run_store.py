@@ -95,6 +95,14 @@ CREATE TABLE IF NOT EXISTS transfer_predictions (
 """
 
 
+# The hard set: classified images of confirmed descriptions (shortened forms included) that show their class.
+# Export and transfer both read exactly this set.
+HARD_SET_WHERE = (
+    "purpose = 'confirm' AND image_hash IS NOT NULL AND valid = 1 AND is_failure IS NOT NULL "
+    "AND candidate_id IN (SELECT id FROM candidates WHERE confirmed = 1)"
+)
+
+
 class RunStoreError(RuntimeError):
     """The run folder is missing, incomplete or from an incompatible version."""
 

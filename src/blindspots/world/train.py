@@ -56,17 +56,19 @@ class WorldTrainingError(ValueError):
 
 @dataclass(frozen=True)
 class TrainPlan:
-    """How much data and how many passes each model gets. `scaled` shrinks everything for quick trials."""
+    """How much data and how many passes each model gets. `scaled` shrinks the rendered sets for quick trials."""
 
     biased_images: int = 24000
     prior_images: int = 24000
     classifier_epochs: int = 8
-    captioner_epochs: int = 8
+    captioner_epochs: int = 10
     embedder_epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 3e-3
     max_steps: int | None = None
-    threads: int = 2
+    # One thread: it fixes the order of floating-point reductions, and on a busy machine two OpenMP threads
+    # waiting on each other made training steps up to 30 times slower than one.
+    threads: int = 1
     # Bit-identical weights are promised on the CPU; a GPU trains faster but not bit-identically.
     device: str = "cpu"
 
@@ -158,6 +160,7 @@ def _fit(model: torch.nn.Module, n_items: int, epochs: int, plan: TrainPlan, see
         for start in range(0, steps_per_epoch * plan.batch_size, plan.batch_size):
             if step >= total:
                 break
+            # Rows in ascending order, so the gather from the image tensor reads memory forwards.
             loss = batch_loss(np.sort(order[start:start + plan.batch_size]), rng)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
