@@ -97,13 +97,13 @@ def print_bug_table(result) -> None:
                    "valid", "called"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        low, high = row["interval"]
+        low, high = row["shortest_interval"]
         table.add_row(
             # Model-written text is shown as text, never read as rich markup.
             str(row["id"]), Text(row["class"]), Text(row["shortest"]),
-            f"{row['failure_rate']:.0%} ({low:.0%}-{high:.0%}) n={row['n']}", f"{row['baseline']:.0%}",
-            f"{row['lift']:.1f}x", f"{row['q']:.1g}", f"{row['validity']:.0%}",
-            Text(", ".join(f"{label} {share:.0%}" for label, share in row["wrong_labels"])),
+            f"{row['shortest_rate']:.0%} ({low:.0%}-{high:.0%}) n={row['shortest_n']}", f"{row['baseline']:.0%}",
+            f"{row['shortest_lift']:.1f}x", f"{row['shortest_q']:.1g}", f"{row['shortest_validity']:.0%}",
+            Text(", ".join(f"{label} {share:.0%}" for label, share in row["shortest_wrong_labels"])),
         )
     console.print(table)
     console.print(

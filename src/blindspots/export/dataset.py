@@ -115,13 +115,13 @@ def _records(store: RunStore, only_failures: bool) -> Iterator[dict[str, Any]]:
 
 def bug_of(candidate: dict[str, Any], candidates: dict[int, dict[str, Any]]) -> int:
     """The bug a confirmed candidate belongs to: a shortened form belongs to the description it was cut from,
-    a duplicate to the bug it repeats."""
+    a duplicate or a refinement to the bug it repeats or refines."""
     seen = set()
     while candidate["id"] not in seen:
         seen.add(candidate["id"])
         if candidate["origin"] == "shortened" and candidate.get("parent_id") in candidates:
             candidate = candidates[candidate["parent_id"]]
-        elif (match := re.fullmatch(r"duplicate of #(\d+)", candidate.get("verdict") or "")) and \
+        elif (match := re.fullmatch(r"(?:duplicate of|refines) #(\d+)", candidate.get("verdict") or "")) and \
                 int(match.group(1)) in candidates:
             candidate = candidates[int(match.group(1))]
         else:

@@ -35,11 +35,22 @@ class DiscoveryResult:
                 "failure_rate": bug["rate"], "interval": (bug["rate_low"], bug["rate_high"]),
                 "baseline": bug["baseline_rate"], "baseline_interval": (bug["baseline_low"], bug["baseline_high"]),
                 "lift": bug["lift"], "p": bug["p"], "q": bug["q"], "validity": bug["validity_rate"],
-                "n": bug["n"], "wrong_labels": [(label, count / max(bug["failures"], 1))
+                "n": bug["n"],
+                # The shortest description is the headline claim, so its own test is shown beside it.
+                "shortest_rate": shortest["rate"], "shortest_interval": (shortest["rate_low"], shortest["rate_high"]),
+                "shortest_n": shortest["n"], "shortest_q": shortest["q"], "shortest_lift": shortest["lift"],
+                "shortest_validity": shortest["validity_rate"],
+                "shortest_wrong_labels": _label_shares(shortest),
+                "wrong_labels": [(label, count / max(bug["failures"], 1))
                                                 for label, count in (bug["wrong_labels"] or [])[:3]],
                 "examples": _example_hashes(bug),
             })
         return rows
+
+
+def _label_shares(candidate: dict[str, Any]) -> list[tuple[str, float]]:
+    """The three labels its failures are called most, with their share of the failures."""
+    return [(label, count / max(candidate["failures"], 1)) for label, count in (candidate["wrong_labels"] or [])[:3]]
 
 
 def _example_hashes(bug: dict[str, Any]) -> list[str]:
