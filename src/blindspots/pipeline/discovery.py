@@ -27,6 +27,7 @@ from blindspots.pipeline.descriptions import (
     description_from_caption,
 )
 from blindspots.pipeline.executor import Executor
+from blindspots.pipeline.progress import ProgressFactory, silent_progress
 from blindspots.stats import (
     benjamini_hochberg,
     excess_failures,
@@ -64,7 +65,6 @@ class BaselineRate:
         return self.failures / self.n if self.n else 0.0
 
 
-ProgressFactory = Callable[[str, int], Any]
 
 
 class Discovery:
@@ -87,7 +87,7 @@ class Discovery:
         self.classes = list(classes)
         self.by_name = {c.name: c for c in self.classes}
         self.labels = list(classifier_labels)
-        self.progress = progress or _silent_progress
+        self.progress = progress or silent_progress
         self.log = log or (lambda message: None)
         self.generator_spec = config.generator
         # Phrases naming any class (run class or classifier label) are never allowed into a description.
@@ -639,18 +639,8 @@ class Discovery:
             "fdr": self.config.fdr,
             "rounds_run": rounds_run,
             "stop_reason": stop_reason,
-            "seconds": seconds,
+            # Stage times accumulate over every session of a resumed run; `seconds` is this session alone.
+            "seconds": sum(self.store.get_meta_json("stage_seconds", {}).values()),
+            "session_seconds": seconds,
             "bugs": len(self.store.bugs()),
         }
-
-
-class _SilentBar:
-    def advance(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _silent_progress(description: str, total: int) -> _SilentBar:
-    return _SilentBar()

@@ -10,7 +10,7 @@ not redone when the command is repeated.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from blindspots.pipeline.executor import Executor, ModelSet
+from blindspots.pipeline.progress import ProgressFactory, silent_progress
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore, Sample
 from blindspots.store.run_store import HARD_SET_WHERE
@@ -29,7 +30,6 @@ SOURCES = {
 }
 REGENERATE_PURPOSE = "regenerate"
 
-ProgressFactory = Callable[[str, int], Any]
 
 
 class TransferError(ValueError):
@@ -48,7 +48,7 @@ def run_transfer(run_dir: str | Path, classifiers: Sequence[str], regenerate: in
         raise TransferError("name at least one classifier to compare with, e.g. --classifier world:classifier-b")
     if regenerate < 0:
         raise TransferError(f"--regenerate must be 0 (reuse the run's images) or a positive count, not {regenerate}")
-    progress = progress or _silent_progress
+    progress = progress or silent_progress
     with RunStore.open(run_dir) as store:
         stage = _TransferStage(store, dict(label_map or {}), dict(options or {}), progress)
         others = {spec: stage.load(spec) for spec in dict.fromkeys(classifiers)}  # check all before any work
@@ -285,15 +285,3 @@ def _rate(failed: list[bool]) -> dict[str, Any]:
     failures = int(sum(failed))
     low, high = wilson_interval(failures, len(failed))
     return {"n": len(failed), "failures": failures, "rate": failures / len(failed), "low": low, "high": high}
-
-
-class _SilentBar:
-    def advance(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _silent_progress(description: str, total: int) -> _SilentBar:
-    return _SilentBar()
