@@ -127,25 +127,38 @@ def _rate(flags: list[bool]) -> float:
     return round(float(np.mean(flags)), 4) if flags else float("nan")
 
 
+def _interval(flags: list[bool]) -> list[float]:
+    """Wilson 95% interval of the share of True flags, so a card figure is read with its uncertainty."""
+    from blindspots.stats import wilson_interval
+
+    return [round(bound, 4) for bound in wilson_interval(int(sum(flags)), len(flags))]
+
+
 def _classifier_section(classifier, spec, in_distribution: Cell, outside: Cell, spots: dict[str, Cell]):
     answers = _predicted_labels(classifier, in_distribution)
     outside_answers = _predicted_labels(classifier, outside)
+    correct = [a == e for a, e in zip(answers, in_distribution.expected, strict=True)]
+    outside_failed = [a != e for a, e in zip(outside_answers, outside.expected, strict=True)]
     section: dict[str, Any] = {
-        "in_distribution_accuracy": _rate([a == e for a, e in zip(answers, in_distribution.expected, strict=True)]),
+        "in_distribution_accuracy": _rate(correct),
+        "in_distribution_interval": _interval(correct),
         "in_distribution_n": len(answers),
-        "outside_failure_rate": _rate([a != e for a, e in zip(outside_answers, outside.expected, strict=True)]),
+        "outside_failure_rate": _rate(outside_failed),
+        "outside_interval": _interval(outside_failed),
         "outside_n": len(outside_answers),
         "blind_spots": [],
     }
     for spot in spec.blind_spots:
         cell = spots[spot.name]
         spot_answers = _predicted_labels(classifier, cell)
+        spot_failed = [a != e for a, e in zip(spot_answers, cell.expected, strict=True)]
         section["blind_spots"].append({
             "name": spot.name,
             "kind": spot.kind,
             "when": dict(spot.when),
             "called": spot.called,
-            "failure_rate": _rate([a != e for a, e in zip(spot_answers, cell.expected, strict=True)]),
+            "failure_rate": _rate(spot_failed),
+            "interval": _interval(spot_failed),
             "called_rate": _rate([a == spot.called for a in spot_answers]),
             "n": len(spot_answers),
         })
@@ -155,10 +168,11 @@ def _classifier_section(classifier, spec, in_distribution: Cell, outside: Cell, 
 def _captioner_section(captioner, prior: Cell) -> dict[str, Any]:
     predicted = captioner.predict_attributes(prior.images)
     fields = list(prior.attributes[0])
-    accuracy = {field: _rate([p[field] == t[field] for p, t in zip(predicted, prior.attributes, strict=True)])
-                for field in fields}
+    hits = {field: [p[field] == t[field] for p, t in zip(predicted, prior.attributes, strict=True)] for field in fields}
     exact = _rate([p == t for p, t in zip(predicted, prior.attributes, strict=True)])
-    return {"per_axis_accuracy": accuracy, "all_fields_accuracy": exact, "n": len(predicted)}
+    return {"per_axis_accuracy": {field: _rate(flags) for field, flags in hits.items()},
+            "per_axis_interval": {field: _interval(flags) for field, flags in hits.items()},
+            "all_fields_accuracy": exact, "n": len(predicted)}
 
 
 def _embedder_section(embedder, prior: Cell, spec) -> dict[str, Any]:
@@ -166,7 +180,7 @@ def _embedder_section(embedder, prior: Cell, spec) -> dict[str, Any]:
     images = embedder.embed_images(prior.images)
     chosen = (images @ prompts.T).argmax(axis=1)
     hits = [spec.classes[c] == a["class"] for c, a in zip(chosen, prior.attributes, strict=True)]
-    return {"zero_shot_accuracy": _rate(hits), "prompt": ZERO_SHOT_PROMPT.format("{class}"), "n": len(hits)}
+    return {"zero_shot_accuracy": _rate(hits), "zero_shot_interval": _interval(hits), "prompt": ZERO_SHOT_PROMPT.format("{class}"), "n": len(hits)}
 
 
 def failed_thresholds(card: dict[str, Any], thresholds: Thresholds = THRESHOLDS) -> list[str]:
