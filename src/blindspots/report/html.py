@@ -155,12 +155,24 @@ def _bugs(content: ReportContent, thumbnails: _Thumbnails) -> str:
             f"<p class='muted'>Most severe first (largest rise over the class baseline).</p>{cards}</section>")
 
 
+def _shortest_figures(shortest: dict) -> str:
+    """The shortest description's own test, since it is the claim a reader repeats."""
+    if shortest.get("rate") is None:
+        return ""
+    return (f" <span class='muted'>({shortest['rate']:.0%}, 95% interval {shortest['rate_low']:.0%}–"
+            f"{shortest['rate_high']:.0%} of {shortest['n']}; q = {shortest['q']:.2g})</span>")
+
+
 def _bug_card(rank: int, card: BugCard, thumbnails: _Thumbnails) -> str:
     bug = card.candidate
     shortest = (f"<p class='shortest'>Shortest description that still confirms: "
-                f"<strong>{_e(display_text(card.shortest))}</strong></p>") if card.shortest else ""
+                f"<strong>{_e(display_text(card.shortest))}</strong>{_shortest_figures(card.shortest)}</p>"
+                ) if card.shortest else ""
+    rows = [("this description", *_interval(bug, "rate", "rate_low", "rate_high"))]
+    if card.shortest and card.shortest["id"] != bug["id"] and card.shortest.get("rate") is not None:
+        rows.append(("shortest description", *_interval(card.shortest, "rate", "rate_low", "rate_high")))
     rate_chart = plots.rate_plot([
-        ("this description", *_interval(bug, "rate", "rate_low", "rate_high")),
+        *rows,
         (f"all {bug['class_name']} images", *_interval(bug, "baseline_rate", "baseline_low", "baseline_high")),
     ])
     wrong = [(str(label), int(count)) for label, count in (bug.get("wrong_labels") or [])]
