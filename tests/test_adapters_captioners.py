@@ -8,19 +8,13 @@ pytest.importorskip("transformers")
 
 from tiny_models import random_images, save_tiny_blip, save_tiny_clip, save_tiny_llava  # noqa: E402
 
-from blindspots.models import hub  # noqa: E402
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError  # noqa: E402
 from blindspots.models.registry import load_model  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+def offline(hf_offline):
     yield
-    hub.forget_loaded_models()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ pytest.importorskip("diffusers")
 
 from tiny_models import save_tiny_stable_diffusion  # noqa: E402
 
-from blindspots.models import hub  # noqa: E402
 from blindspots.models.diffusers_generator import SAFETY_BLANKED_KEY, default_settings  # noqa: E402
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError  # noqa: E402
 from blindspots.models.registry import load_model  # noqa: E402
@@ -21,13 +20,8 @@ TINY = {"size": 32, "steps": 2, "guidance": 0.0, "device": "cpu"}
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+def offline(hf_offline):
     yield
-    hub.forget_loaded_models()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ pytest.importorskip("transformers")
 
 from tiny_models import random_images, save_tiny_blip, save_tiny_clip, save_tiny_open_clip  # noqa: E402
 
-from blindspots.models import hub  # noqa: E402
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError  # noqa: E402
 from blindspots.models.protocols import Embedder  # noqa: E402
 from blindspots.models.registry import load_model  # noqa: E402
@@ -18,13 +17,8 @@ TEXTS = ["a photo of a dog", "a red car", "the cat", "a dog on grass in the snow
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+def offline(hf_offline):
     yield
-    hub.forget_loaded_models()
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("hf_offline")
 
 
 def test_a_discovery_run_completes_on_the_tiny_hugging_face_stack(tmp_path):
