@@ -41,8 +41,9 @@ def test_a_discovery_run_completes_on_the_tiny_hugging_face_stack(tmp_path):
         tested = store.candidates("status = 'tested'")
         assert store.get_meta("status") == "complete"
     assert result.summary["models"]["generator"]["spec"].startswith("diffusers:")
-    if len({s.class_name for s in failures}) and len(failures) >= 2:
-        assert captioned > 0, "failures in clusters are captioned"
+    # Random weights fail often; the run is seeded, so these counts are the same on every machine.
+    assert failures and captioned > 0, "the failures in clusters are captioned"
+    assert tested, "at least one description is generated and tested"
     for candidate in tested:
         assert candidate["generated_n"] == 6 and 0.0 <= candidate["p"] <= 1.0
 

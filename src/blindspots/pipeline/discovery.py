@@ -86,6 +86,7 @@ class Discovery:
         self.executor = executor
         self.classes = list(classes)
         self.by_name = {c.name: c for c in self.classes}
+        self.class_index = {c.name: i for i, c in enumerate(self.classes)}
         self.labels = list(classifier_labels)
         self.progress = progress or silent_progress
         self.log = log or (lambda message: None)
@@ -234,7 +235,7 @@ class Discovery:
             return True, 0.0
         texts = self._class_texts()
         similarities = texts @ embedding
-        own = [c.name for c in self.classes].index(class_name)
+        own = self.class_index[class_name]
         others = np.delete(similarities, own)
         margin = float(similarities[own] - others.max())
         return margin > 0, margin

@@ -74,7 +74,7 @@ def display_text(candidate: dict[str, Any]) -> str:
 
 def read_content(store: RunStore) -> ReportContent:
     summary = store.get_meta_json("summary", {}) or {}
-    stage_seconds = store.get_meta_json("stage_seconds", None) or store.stage_seconds()
+    stage_seconds = store.get_meta_json("stage_seconds", {})
     baseline_cache: dict[str, list[Sample]] = {}
     cards = []
     for bug in store.bugs():

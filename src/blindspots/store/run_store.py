@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS candidates (
 );
 
 -- Stage markers for resuming: a key is written when the stage's work is complete.
-CREATE TABLE IF NOT EXISTS stages (key TEXT PRIMARY KEY, finished_at REAL NOT NULL, seconds REAL, info TEXT);
+CREATE TABLE IF NOT EXISTS stages (key TEXT PRIMARY KEY, finished_at REAL NOT NULL, info TEXT);
 
 -- Predictions of other classifiers on stored images (transfer), keyed by classifier spec.
 CREATE TABLE IF NOT EXISTS transfer_predictions (
@@ -242,20 +242,12 @@ class RunStore:
     def stage_done(self, key: str) -> bool:
         return self.db.execute("SELECT 1 FROM stages WHERE key = ?", (key,)).fetchone() is not None
 
-    def mark_stage(self, key: str, seconds: float | None = None, info: dict | None = None) -> None:
+    def mark_stage(self, key: str, info: dict | None = None) -> None:
         with self.transaction():
             self.db.execute(
-                "INSERT OR REPLACE INTO stages (key, finished_at, seconds, info) VALUES (?, ?, ?, ?)",
-                (key, time.time(), seconds, json.dumps(info) if info else None),
+                "INSERT OR REPLACE INTO stages (key, finished_at, info) VALUES (?, ?, ?)",
+                (key, time.time(), json.dumps(info) if info else None),
             )
-
-    def stage_seconds(self) -> dict[str, float]:
-        """Seconds per stage name (the part of the key after the round), summed over rounds."""
-        totals: dict[str, float] = {}
-        for key, seconds in self.db.execute("SELECT key, seconds FROM stages WHERE seconds IS NOT NULL"):
-            name = key.split("/", 1)[-1]
-            totals[name] = totals.get(name, 0.0) + seconds
-        return totals
 
     def add_seconds(self, stage: str, seconds: float) -> None:
         """Accumulate wall time per stage across resumed sessions (the report's time per stage)."""
