@@ -22,6 +22,9 @@ def export(
                                     "image bytes)."),
     only_failures: bool = typer.Option(False, "--only-failures",
                                        help="Keep only the images the classifier under test got wrong."),
+    skip_damaged: bool = typer.Option(False, "--skip-damaged",
+                                      help="Leave out images whose files are missing or damaged (the card "
+                                           "says how many) instead of stopping."),
 ) -> None:
     """Export the confirmation images of every confirmed blind spot as a hard test set.
 
@@ -34,7 +37,9 @@ def export(
     with friendly_errors():
         from blindspots.export.dataset import export_dataset
 
-        summary = export_dataset(run, out, format=format, only_failures=only_failures)
+        summary = export_dataset(run, out, format=format, only_failures=only_failures,
+                                 skip_damaged=skip_damaged)
         console.print(f"exported {summary.images} images ({summary.failures} misclassified) of "
-                      f"{summary.bugs} blind spot(s) as {summary.format} to {summary.out}", markup=False,
-                      highlight=False)
+                      f"{summary.bugs} blind spot(s) as {summary.format} to {summary.out}"
+                      + (f"; left out {summary.left_out} missing or damaged image(s)" if summary.left_out else ""),
+                      markup=False, highlight=False)

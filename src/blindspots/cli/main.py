@@ -32,8 +32,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error instead of one line "
+                               "(also: BLINDSPOTS_DEBUG=1). Put it before the command: blindspots --debug run"),
 ) -> None:
-    pass
+    from blindspots.cli.errors import set_debug
+
+    set_debug(debug)
 
 
 def _register_commands() -> None:

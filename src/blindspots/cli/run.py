@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from blindspots.cli.errors import friendly_errors
+from blindspots.cli.errors import UserError, friendly_errors
 from blindspots.cli.main import app
 
 console = Console()
@@ -49,6 +49,10 @@ def run(
         class_list = None
         if classes is not None:
             parts = [c.strip() for c in classes.split(",") if c.strip()]
+            if not parts:
+                raise UserError(f"--classes {classes!r} names no class; give comma-separated class names "
+                                "(e.g. --classes boat,car), a label set (e.g. --classes imagenet-1k), or leave "
+                                "it out to test every label of the classifier")
             class_list = parts if len(parts) > 1 or not _is_label_set(parts[0]) else parts[0]
         selection = [s.strip() for s in select.split(",")] if select else None
         with RichProgressContext() as progress:

@@ -39,7 +39,7 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True,
     world_dir = world_dir_of(config.generator)
     spec = load_spec(Path(world_dir) / "spec.yaml" if world_dir else None)
     renderer = WorldGenerator(spec)
-    with RunStore.open(run_dir) as store:
+    with RunStore.open(run_dir, read_only=True) as store:
         result = load_result(store)
         candidates = {c["id"]: c for c in result.candidates}
         spots_hit: dict[str, list[int]] = {}

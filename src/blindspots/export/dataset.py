@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from blindspots.store import RunStore
+from blindspots.store.images import current_umask
 from blindspots.store.run_store import HARD_SET_WHERE
 
 FORMATS = ("imagefolder", "parquet")
@@ -43,31 +44,38 @@ class ExportSummary:
     failures: int
     bugs: int
     per_bug: dict[str, int] = field(default_factory=dict)
+    left_out: int = 0  # images skipped because their file was missing or damaged (--skip-damaged)
 
 
 def export_dataset(run_dir: str | Path, out: str | Path, format: str = "imagefolder",
-                   only_failures: bool = False) -> ExportSummary:
-    """Write the confirmation images of the run's confirmed bugs to `out` (a new or empty folder)."""
+                   only_failures: bool = False, skip_damaged: bool = False) -> ExportSummary:
+    """Write the confirmation images of the run's confirmed bugs to `out` (a new or empty folder).
+
+    Every image is checked against its hash first: a missing or damaged PNG stops the export with a line that
+    says how many there are, unless `skip_damaged`, which leaves them out and says so in the card."""
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
     out = Path(out)
     _check_target(out)
-    with RunStore.open(run_dir) as store:
+    with RunStore.open(run_dir, read_only=True) as store:
         records = list(_records(store, only_failures))
         if not records:
             what = "misclassified images of confirmed blind spots" if only_failures else "confirmed blind spots"
             raise ExportError(f"run {store.root} has no {what} to export; run a larger discovery "
                               "(more --budget or --rounds) or export without --only-failures")
+        records, left_out = _intact(store, records, skip_damaged)
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+        remove_stale_staging(out)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=_staging_prefix(out) + f"{os.getpid()}-"))
         try:
             if format == "imagefolder":
                 _write_imagefolder(store, records, staging)
             else:
                 _write_parquet(store, records, staging)
             summary = _summary(out, format, records)
+            summary.left_out = left_out
             (staging / "README.md").write_text(_card(store, summary, only_failures), encoding="utf-8")
-            os.chmod(staging, 0o755)
+            os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the set from others
             if out.exists():
                 out.rmdir()  # checked empty above; rename cannot replace it on every platform
             os.replace(staging, out)
@@ -75,6 +83,54 @@ def export_dataset(run_dir: str | Path, out: str | Path, format: str = "imagefol
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return summary
+
+
+def _staging_prefix(out: Path) -> str:
+    return f".{out.name}.partial-"
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove the hidden staging folders that killed exports to `out` left behind (the staging folder is
+    named after the pid that writes it; a folder whose process is gone is stale). Returns what it removed."""
+    removed = []
+    for folder in out.parent.glob(_staging_prefix(out) + "*"):
+        pid_text = folder.name.removeprefix(_staging_prefix(out)).split("-", 1)[0]
+        if folder.is_dir() and not (pid_text.isdigit() and _process_alive(int(pid_text))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, as another user's process
+    return True
+
+
+def _intact(store: RunStore, records: list[dict[str, Any]], skip_damaged: bool) -> tuple[list[dict[str, Any]], int]:
+    """The records whose image is present and decodes to its hash; an export never ships a broken image."""
+    problems = {}
+    for digest in dict.fromkeys(r["image_hash"] for r in records):
+        error = store.images.verify(digest)
+        if error is not None:
+            problems[digest] = error
+    if not problems:
+        return records, 0
+    kept = [r for r in records if r["image_hash"] not in problems]
+    if not skip_damaged:
+        first = next(iter(problems.values()))
+        raise ExportError(
+            f"{len(problems)} image(s) of the hard set are missing or damaged in {store.images.root} (first: "
+            f"{first}); pass --skip-damaged to export the other {len(kept)} images without them, or restore the "
+            "run folder from a copy")
+    if not kept:
+        raise ExportError(f"every image of the hard set is missing or damaged in {store.images.root}; restore "
+                          "the run folder from a copy")
+    return kept, len(records) - len(kept)
 
 
 def _check_target(out: Path) -> None:
@@ -189,6 +245,9 @@ def _card(store: RunStore, summary: ExportSummary, only_failures: bool) -> str:
     bug_lines = "\n".join(f"| {_md(name)} | {count} |" for name, count in sorted(summary.per_bug.items()))
     chosen = "only the misclassified images" if only_failures else "all images"
     status = store.get_meta("status")
+    if summary.left_out:
+        chosen += (f"; {summary.left_out} image(s) were left out because their files in the run folder were "
+                   "missing or damaged")
     unfinished = "" if status == "complete" else (
         f"\n> The run had not finished when this set was exported (status: {status}); rerun the export after "
         "it completes for the final set.\n")

@@ -11,3 +11,8 @@ class ModelUnavailableError(RuntimeError):
 
 class ModelOutputError(RuntimeError):
     """A model returned something the protocol does not allow (wrong shape, NaN, wrong count)."""
+
+
+class ModelFailureError(RuntimeError):
+    """A model raised while it ran (a bug in a user's model, out of memory, a driver error); nothing it was
+    given is stored as done, so the same command resumes once the model is fixed."""

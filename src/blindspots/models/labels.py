@@ -187,16 +187,18 @@ def _parse_structured(text: str, path: Path):
         raise LabelSetError(f"{path}: unknown label file type {suffix!r}; use .txt, .yaml, .yml or .json")
     import yaml
 
+    from blindspots.safe_yaml import load_yaml
+
     try:
-        return json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+        return json.loads(text) if suffix == ".json" else load_yaml(text)
     except (ValueError, yaml.YAMLError) as err:
         raise LabelSetError(f"{path} is not valid {suffix[1:].upper()}: {err}") from err
 
 
 def _groups_from_yaml_text(text: str, source: str) -> list[list[str]]:
-    import yaml
+    from blindspots.safe_yaml import load_yaml
 
-    data = yaml.safe_load(text) or {}
+    data = load_yaml(text) or {}
     return _groups_from_data(data.get("groups", []), source)
 
 

@@ -8,6 +8,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 DTYPE_NAMES = ("auto", "float32", "float16", "bfloat16")
+# Where a device is chosen differs by command: `run` takes it per model role from its config file.
+_DEVICE_FIX = ("ask for cpu or auto instead: `models: {ROLE: {device: cpu}}` in the `blindspots run --config` "
+               "file (ROLE: generator, classifier, captioner or embedder), or --device cpu for `blindspots "
+               "classify` and `blindspots world card`")
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -22,11 +26,11 @@ def resolve_device(device: str = "auto") -> str:
             return "mps"
         return "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available here; use --device cpu or auto")
+        raise ValueError(f"device {device!r} was asked for but CUDA is not available here; {_DEVICE_FIX}")
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' was asked for but Apple MPS is not available here; use cpu or auto")
+        raise ValueError(f"device 'mps' was asked for but Apple MPS is not available here; {_DEVICE_FIX}")
     if not (device == "cpu" or device == "mps" or device.startswith("cuda")):
-        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps ({_DEVICE_FIX})")
     return device
 
 

@@ -109,7 +109,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, min_overlap: float = DEFA
 
 
 def _read_bugs(run_dir: str | Path) -> tuple[list[RunBug], str]:
-    with RunStore.open(run_dir) as store:
+    with RunStore.open(run_dir, read_only=True) as store:
         classifier = str(((store.get_meta_json("summary", {}) or {}).get("models") or {}).get(
             "classifier", {}).get("spec") or store.config().get("classifier", "?"))
         bugs = []

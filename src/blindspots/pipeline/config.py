@@ -3,6 +3,7 @@ wrong and what is allowed. Same config + seed => same results."""
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from blindspots.models.protocols import ROLES
+from blindspots.safe_yaml import DuplicateKeyError, load_yaml
 
 
 class ConfigError(ValueError):
@@ -86,8 +88,27 @@ class RunConfig(BaseModel):
     @classmethod
     def _templates_have_label(cls, value: list[str]) -> list[str]:
         for template in value:
-            if "{label}" not in template:
+            fields = template_fields(template)
+            if "label" not in fields:
                 raise ValueError(f"template {template!r} has no {{label}} placeholder")
+            others = sorted(fields - {"label"})
+            if others:
+                shown = ", ".join("{" + name + "}" for name in others)
+                raise ValueError(f"template {template!r} has placeholder(s) {shown}, but only {{label}} is filled "
+                                 "in; remove them, or write a literal brace as {{ or }}")
+        return value
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id_is_a_folder_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if (not value.strip() or value in (".", "..") or "/" in value or "\\" in value or value.startswith(".")
+                or any(ord(ch) < 32 or ord(ch) == 127 for ch in value)):
+            raise ValueError(
+                f"run_id {value!r} must be a plain folder name inside --out (no '/', '\\', leading '.' or control "
+                "characters), e.g. --run-id run-1a2b3c4d5e --out runs for the folder runs/run-1a2b3c4d5e"
+            )
         return value
 
     @field_validator("generator", "classifier", "captioner", "embedder")
@@ -111,6 +132,17 @@ class RunConfig(BaseModel):
         return dict(self.models.get(role, {}))
 
 
+def template_fields(template: str) -> set[str]:
+    """The placeholder names of a str.format template ('' for a bare {}, 'label.x' for an attribute look-up);
+    ValueError for unbalanced braces."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as err:
+        raise ValueError(f"template {template!r} is not a valid format string ({err}); write a literal brace "
+                         "as {{ or }}") from None
+    return {name for _, name, _, _ in parsed if name is not None}
+
+
 def load_config(source: RunConfig | dict | str | Path | None = None, **overrides: Any) -> RunConfig:
     """Build a RunConfig from a RunConfig, dict or YAML path, with keyword overrides (None means unset)."""
     if isinstance(source, RunConfig):
@@ -124,9 +156,12 @@ def load_config(source: RunConfig | dict | str | Path | None = None, **overrides
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; pass a YAML file with run settings")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+            data = load_yaml(path.read_text(encoding="utf-8"))
+        except DuplicateKeyError as err:
+            raise ConfigError(f"config file {path}: {err}") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        data = {} if data is None else data
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
     data.update({key: value for key, value in overrides.items() if value is not None})

@@ -18,7 +18,8 @@ from typing import Any
 from blindspots.report import plots
 from blindspots.report.content import BugCard, ReportContent, display_text, explain_verdict, read_content
 from blindspots.report.style import STYLESHEET
-from blindspots.store import RunStore, Sample
+from blindspots.store import ImageStoreError, RunStore, RunStoreError, Sample
+from blindspots.store.images import current_umask
 
 REPORT_NAME = "report.html"
 THUMBNAIL_SIDE = 128
@@ -27,17 +28,22 @@ SMALL_IMAGE_SIDE = 96  # images up to this side are shown enlarged with sharp pi
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Write `run_dir/report.html` from the run's records and return its path (replaced atomically)."""
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write `run_dir/report.html` (or `out`) from the run's records and return its path (replaced
+    atomically). The run is only read, so a run folder the user may not write can still be reported on."""
     run_dir = Path(run_dir)
-    with RunStore.open(run_dir) as store:
+    with RunStore.open(run_dir, read_only=True) as store:
         page = render_report(store)
-    target = run_dir / REPORT_NAME
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".report-", suffix=".html")
+    target = Path(out) if out is not None else run_dir / REPORT_NAME
+    if not os.access(target.parent, os.W_OK):
+        raise RunStoreError(f"cannot write {target}: its folder is not writable; pass --out with a file in a "
+                            "folder you may write, e.g. --out report.html")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".report-", suffix=".html")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(page)
-        os.chmod(tmp, 0o644)  # a page to share, not a secret: mkstemp's 0600 would hide it from a web server
+        # A page to share, not a secret: mkstemp's 0600 would hide it from a colleague or a web server.
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -329,7 +335,10 @@ class _Thumbnails:
         if digest is None or digest not in self.store.images:
             return None
         if digest not in self._cache:
-            image = self.store.images.get(digest)
+            try:
+                image = self.store.images.get(digest)
+            except ImageStoreError:
+                return None  # a damaged file is left out like a missing one, never shown as another picture
             small = max(image.size) <= SMALL_IMAGE_SIDE
             image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
             buffer = io.BytesIO()

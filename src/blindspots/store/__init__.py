@@ -1,4 +1,12 @@
-from blindspots.store.images import ImageStore, image_hash
-from blindspots.store.run_store import RunStore, RunStoreError, Sample
+from blindspots.store.images import (
+           ImageDamagedError,
+           ImageMissingError,
+           ImageStore,
+           ImageStoreError,
+           image_hash,
+)
+from blindspots.store.lock import RunLockedError
+from blindspots.store.run_store import RunDamagedError, RunStore, RunStoreError, Sample
 
-__all__ = ["ImageStore", "RunStore", "RunStoreError", "Sample", "image_hash"]
+__all__ = ["ImageDamagedError", "ImageMissingError", "ImageStore", "ImageStoreError", "RunDamagedError",
+           "RunLockedError", "RunStore", "RunStoreError", "Sample", "image_hash"]

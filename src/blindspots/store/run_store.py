@@ -8,6 +8,7 @@ transfer and compare commands, which never load a model they do not need.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,7 +20,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from blindspots.store.images import ImageStore
+from blindspots.store.images import ImageStore, write_atomic
+from blindspots.store.lock import RunLock
 
 SCHEMA_VERSION = 1
 DATABASE_NAME = "records.sqlite"
@@ -107,6 +109,15 @@ class RunStoreError(RuntimeError):
     """The run folder is missing, incomplete or from an incompatible version."""
 
 
+class RunDamagedError(RunStoreError):
+    """A file of the run folder cannot be read as what it should be (database, config.yaml)."""
+
+
+# Settings that say where a run lives, not what it computes: the same run reached through another --out
+# spelling, a moved folder or an explicit --run-id is the same run.
+LOCATION_KEYS = ("out", "run_id")
+
+
 @dataclass
 class Sample:
     id: int
@@ -146,44 +157,68 @@ def _sample_from_row(row: sqlite3.Row) -> Sample:
 class RunStore:
     """Open with `RunStore.create(path, config)` for a new run or `RunStore.open(path)` for an existing one."""
 
-    def __init__(self, root: Path, connection: sqlite3.Connection):
+    def __init__(self, root: Path, connection: sqlite3.Connection, lock: RunLock | None = None,
+                 read_only: bool = False):
         self.root = Path(root)
         self.db = connection
         self.images = ImageStore(self.root / "images")
+        self.lock = lock
+        self.read_only = read_only
 
     # ---- opening -------------------------------------------------------------------------------------------
     @classmethod
     def create(cls, root: str | Path, config: dict[str, Any]) -> RunStore:
-        """Create the run folder, or reopen it when it holds a run of the same config (resume)."""
+        """Create the run folder, or reopen it when it holds a run of the same config (resume). The returned
+        store holds the folder's lock until it is closed: a second writer is refused (RunLockedError)."""
         root = Path(root)
-        if (root / DATABASE_NAME).exists():
-            store = cls.open(root)
-            stored = store.config()
-            if _comparable(stored) != _comparable(config):
-                changed = sorted(k for k in set(stored) | set(config)
-                                 if k not in ("versions",) and stored.get(k) != config.get(k))
-                store.close()
-                raise RunStoreError(
-                    f"{root} holds a run with a different config (differs in: {', '.join(changed) or 'versions'}); "
-                    "resume it with its own settings, or choose another --out / --run-id"
-                )
-            return store
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise RunStoreError(f"cannot create run folder {root}: {err.strerror}; choose a writable --out") from err
-        _write_text_atomic(root / CONFIG_NAME, yaml.safe_dump(config, sort_keys=False))
-        store = cls(root, _connect(root / DATABASE_NAME))
-        with store.transaction():
-            store.db.executescript(SCHEMA)
-            store._set_meta_unlocked("schema_version", str(SCHEMA_VERSION))
-            store._set_meta_unlocked("created_at", str(time.time()))
-            store._set_meta_unlocked("status", "running")
-        return store
+        lock = RunLock.acquire(root)
+        try:
+            if (root / DATABASE_NAME).exists():
+                store = cls._open_locked(root, lock)
+                stored = store.config()
+                if _comparable(stored) != _comparable(config):
+                    changed = sorted(k for k in set(_comparable(stored)) | set(_comparable(config))
+                                     if stored.get(k) != config.get(k))
+                    store.lock = None  # released below, with the connection
+                    store.close()
+                    raise RunStoreError(
+                        f"{root} holds a run with a different config (differs in: {', '.join(changed) or 'versions'}); "
+                        "resume it with its own settings, or choose another --out / --run-id"
+                    )
+                return store
+            write_atomic(root / CONFIG_NAME, yaml.safe_dump(config, sort_keys=False).encode())
+            store = cls(root, _connect(root / DATABASE_NAME), lock=lock)
+            with store.transaction():
+                store.db.executescript(SCHEMA)
+                store._set_meta_unlocked("schema_version", str(SCHEMA_VERSION))
+                store._set_meta_unlocked("created_at", str(time.time()))
+                store._set_meta_unlocked("status", "running")
+            return store
+        except BaseException:
+            lock.release()
+            raise
 
     @classmethod
-    def open(cls, root: str | Path) -> RunStore:
+    def open(cls, root: str | Path, read_only: bool = False) -> RunStore:
+        """Open an existing run. `read_only` (report, export, compare) never writes to the folder, so it works
+        on a run folder the user may read but not write, e.g. a colleague's."""
         root = Path(root)
+        cls._check_folder(root)
+        if read_only:
+            return cls._checked(cls(root, _connect_read_only(root), read_only=True))
+        return cls._checked(cls(root, _connect_or_explain(root / DATABASE_NAME)))
+
+    @classmethod
+    def _open_locked(cls, root: Path, lock: RunLock) -> RunStore:
+        cls._check_folder(root)
+        return cls._checked(cls(root, _connect_or_explain(root / DATABASE_NAME), lock=lock))
+
+    @staticmethod
+    def _check_folder(root: Path) -> None:
         if not root.is_dir():
             raise RunStoreError(f"no run folder at {root}; pass the folder `blindspots run` printed (runs/<id>)")
         if not (root / DATABASE_NAME).exists() or not (root / CONFIG_NAME).exists():
@@ -191,13 +226,16 @@ class RunStore:
                 f"{root} is not a complete run folder (it needs {CONFIG_NAME} and {DATABASE_NAME}); "
                 "pass the folder `blindspots run` printed, or rerun `blindspots run` to finish it"
             )
-        store = cls(root, _connect(root / DATABASE_NAME))
+
+    @classmethod
+    def _checked(cls, store: RunStore) -> RunStore:
+        root = store.root
         try:
             version = store.get_meta("schema_version")
         except sqlite3.DatabaseError as err:
             store.close()
-            raise RunStoreError(f"{root / DATABASE_NAME} is not a readable run database ({err})") from err
-        if version is None or int(version) != SCHEMA_VERSION:
+            raise damaged_database(root / DATABASE_NAME, err) from None
+        if version is None or not str(version).isdigit() or int(version) != SCHEMA_VERSION:
             store.close()
             raise RunStoreError(
                 f"{root} was written by an incompatible version of blindspots (schema {version}, this version "
@@ -207,6 +245,9 @@ class RunStore:
 
     def close(self) -> None:
         self.db.close()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def __enter__(self) -> RunStore:
         return self
@@ -221,7 +262,19 @@ class RunStore:
 
     # ---- meta, config, stages ------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        return yaml.safe_load((self.root / CONFIG_NAME).read_text())
+        path = self.root / CONFIG_NAME
+        fix = ("restore it from a copy of the run folder, or remove the folder and rerun `blindspots run` "
+               "to start the run again")
+        try:
+            config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise RunDamagedError(f"{path} is damaged (not readable YAML: {problem}); {fix}") from None
+        if not isinstance(config, dict):
+            raise RunDamagedError(
+                f"{path} is damaged: it holds {type(config).__name__ if config is not None else 'nothing'}, not "
+                f"the run's settings (a mapping such as 'classifier: world:classifier'); {fix}")
+        return config
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -382,19 +435,46 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k != "versions"}
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+def _connect_or_explain(path: Path) -> sqlite3.Connection:
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return _connect(path)
+    except sqlite3.OperationalError as err:
+        if "readonly" in str(err) or "unable to open" in str(err):
+            raise RunStoreError(
+                f"cannot write to the run folder {path.parent} ({err}); run as a user who may write it, or copy "
+                "the folder somewhere writable and pass the copy") from None
+        raise damaged_database(path, err) from None
+    except sqlite3.DatabaseError as err:
+        raise damaged_database(path, err) from None
+
+
+def _connect_read_only(root: Path) -> sqlite3.Connection:
+    """A connection that never writes. In WAL mode even a reader needs the `-shm` index beside the database;
+    when the folder is not writable and no writer left a `-wal` file, nobody can be writing the database (a
+    writer would need to create that file), so SQLite may treat it as immutable and skip the index."""
+    path = root / DATABASE_NAME
+    writable = os.access(root, os.W_OK)
+    has_wal = Path(f"{path}-wal").exists()
+    options = "mode=ro" if writable or has_wal else "mode=ro&immutable=1"
+    uri = f"{path.resolve().as_uri()}?{options}"
+    try:
+        connection = sqlite3.connect(uri, uri=True, timeout=30)
+        connection.row_factory = sqlite3.Row
+        connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as err:
+        if isinstance(err, sqlite3.OperationalError) and "unable to open" in str(err):
+            raise RunStoreError(
+                f"cannot read the run database {path} ({err}); run as a user who may read the run folder, or "
+                "copy the folder somewhere you can write and pass the copy") from None
+        raise damaged_database(path, err) from None
+    return connection
+
+
+def damaged_database(path: Path, err: Exception) -> RunDamagedError:
+    return RunDamagedError(
+        f"{path} is damaged or is not a blindspots run database ({err}); restore the run folder from a copy, "
+        "or remove it and rerun `blindspots run` to start the run again")
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k != "versions" and k not in LOCATION_KEYS}

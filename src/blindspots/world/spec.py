@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from blindspots.safe_yaml import DuplicateKeyError, load_yaml
 from blindspots.world.catalog import DRAWABLE_AXES, DRAWABLE_CLASSES
 
 DEFAULT_SPEC_PATH = Path(__file__).with_name("default_spec.yaml")
@@ -192,7 +193,9 @@ def load_spec(path: str | Path | None = None) -> WorldSpec:
         raise WorldSpecError(f"world spec {source} does not exist; pass a spec YAML file or a world folder "
                              f"that holds spec.yaml")
     try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+        raw = load_yaml(source.read_text(encoding="utf-8"))
+    except DuplicateKeyError as err:
+        raise WorldSpecError(f"world spec {source}: {err}") from None
     except yaml.YAMLError as err:
         first_line = str(err).splitlines()[0] if str(err) else "syntax error"
         raise WorldSpecError(f"world spec {source} is not valid YAML ({first_line}); fix the syntax") from None
