@@ -16,7 +16,6 @@ import blindspots
 from blindspots.cli.main import app
 from blindspots.models.errors import ModelOutputError, ModelSpecError
 from blindspots.pipeline.config import ConfigError
-from blindspots.pipeline.discovery import DiscoveryError
 from blindspots.store import RunStore
 
 SMALL = dict(classes=["boat", "car", "house", "fish"], baseline_per_class=60, confirm_per_candidate=32,
@@ -154,7 +153,7 @@ def test_prompts_the_generator_refuses_are_recorded_not_fatal(tmp_path):
 
 
 def test_a_budget_too_small_for_the_baseline(tmp_path):
-    with pytest.raises(DiscoveryError, match="baseline alone needs 240 images"):
+    with pytest.raises(ConfigError, match="baseline alone needs 240 images"):
         blindspots.discover(dict(SMALL, budget=200, out=str(tmp_path)))
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
 from blindspots.cli.main import app
+from blindspots.cli.text import inert, plain
 
 console = Console()
 err_console = Console(stderr=True)
@@ -66,7 +67,7 @@ def classify(
         if as_json:
             _print_json(classifier, images or [], results, model)
         else:
-            console.print(f"classifier: {classifier}", style="bold", markup=False, highlight=False)
+            console.print(plain(f"classifier: {classifier}"), style="bold", markup=False, highlight=False)
             _print_tables(images or [], results)
 
 
@@ -120,13 +121,13 @@ def _top_labels(labels: list[str], row, top: int) -> list[tuple[int, str, float]
 
 def _print_tables(paths: list[Path], results: list[list[tuple[int, str, float]]]) -> None:
     for path, ranked in zip(paths, results, strict=True):
-        table = Table(title=str(path), title_justify="left")
+        table = Table(title=inert(str(path)), title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("label")
         table.add_column("index", justify="right", style="dim")
         table.add_column("probability", justify="right")
         for rank, (index, label, probability) in enumerate(ranked, start=1):
-            table.add_row(str(rank), label, str(index), f"{probability:.1%}")
+            table.add_row(str(rank), inert(label), str(index), f"{probability:.1%}")
         console.print(table)
 
 
@@ -148,4 +149,4 @@ def _print_labels(labels, as_json: bool) -> None:
         typer.echo(json.dumps(list(labels)))
         return
     for index, label in enumerate(labels):
-        typer.echo(f"{index}\t{label}")
+        typer.echo(f"{index}\t{plain(label)}")

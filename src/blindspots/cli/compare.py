@@ -8,10 +8,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from blindspots.cli.errors import friendly_errors
 from blindspots.cli.main import app
+from blindspots.cli.text import inert, plain
 
 console = Console()
 
@@ -42,14 +42,14 @@ def compare(
 
 
 def _print(comparison) -> None:
-    console.print(f"A: {comparison.run_a} (classifier {comparison.classifier_a})", markup=False)
-    console.print(f"B: {comparison.run_b} (classifier {comparison.classifier_b})", markup=False)
+    console.print(plain(f"A: {comparison.run_a} (classifier {comparison.classifier_a})"), markup=False)
+    console.print(plain(f"B: {comparison.run_b} (classifier {comparison.classifier_b})"), markup=False)
     both = Table(title=f"In both runs ({len(comparison.both)})")
     for column in ("class", "description in A", "rate in A", "description in B", "rate in B", "match"):
         both.add_column(column, overflow="fold")
     for match in comparison.both:
-        # Text(), not str: a description is model output and may hold brackets that rich reads as markup.
-        both.add_row(Text(match.a.class_name), Text(match.a.shortest), _rate(match.a), Text(match.b.shortest),
+        # inert(), not str: a description is model output and may hold brackets that rich reads as markup.
+        both.add_row(inert(match.a.class_name), inert(match.a.shortest), _rate(match.a), inert(match.b.shortest),
                      _rate(match.b),
                      match.reason if match.reason == "same description" else f"{match.overlap:.0%} words")
     console.print(both)
@@ -59,7 +59,7 @@ def _print(comparison) -> None:
         for column in ("class", "description", "shortest", "failure rate", "baseline", "q"):
             table.add_column(column, overflow="fold")
         for bug in bugs:
-            table.add_row(Text(bug.class_name), Text(bug.description), Text(bug.shortest), _rate(bug),
+            table.add_row(inert(bug.class_name), inert(bug.description), inert(bug.shortest), _rate(bug),
                           _pct(bug.baseline_rate),
                           "–" if bug.q is None else f"{bug.q:.2g}")
         console.print(table)

@@ -7,10 +7,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from blindspots.cli.errors import UserError, friendly_errors
 from blindspots.cli.main import app
+from blindspots.cli.text import inert, plain
 
 console = Console()
 
@@ -57,7 +57,7 @@ def run(
         selection = [s.strip() for s in select.split(",")] if select else None
         with RichProgressContext() as progress:
             result = discover(
-                str(config) if config else None, progress=progress, log=lambda m: console.print(m, style="dim", markup=False),
+                str(config) if config else None, progress=progress, log=lambda m: console.print(plain(m), style="dim", markup=False),
                 classifier=classifier, generator=generator, captioner=captioner, embedder=embedder,
                 classes=class_list, class_selection=selection, budget=budget, rounds=rounds, seed=seed,
                 out=out, run_id=run_id,
@@ -103,11 +103,11 @@ def print_bug_table(result) -> None:
     for row in rows:
         low, high = row["shortest_interval"]
         table.add_row(
-            # Model-written text is shown as text, never read as rich markup.
-            str(row["id"]), Text(row["class"]), Text(row["shortest"]),
+            # Model-written text is shown as inert text: never read as rich markup or terminal controls.
+            str(row["id"]), inert(row["class"]), inert(row["shortest"]),
             f"{row['shortest_rate']:.0%} ({low:.0%}-{high:.0%}) n={row['shortest_n']}", f"{row['baseline']:.0%}",
             f"{row['shortest_lift']:.1f}x", f"{row['shortest_q']:.1g}", f"{row['shortest_validity']:.0%}",
-            Text(", ".join(f"{label} {share:.0%}" for label, share in row["shortest_wrong_labels"])),
+            inert(", ".join(f"{label} {share:.0%}" for label, share in row["shortest_wrong_labels"])),
         )
     console.print(table)
     console.print(

@@ -7,10 +7,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from blindspots.cli.errors import UserError, friendly_errors
 from blindspots.cli.main import app
+from blindspots.cli.text import inert
 
 console = Console()
 
@@ -67,13 +67,13 @@ def print_source(source: dict, target: str) -> None:
     table = Table(title=source["title"], title_justify="left")
     table.add_column("failure rate (95% CI)", overflow="fold")
     for spec in specs:
-        table.add_column(Text(f"{spec}{' (under test)' if spec == target else ''}"), overflow="fold")
-    # Text(), not str: descriptions and specs may hold brackets that rich would read as markup.
+        table.add_column(inert(f"{spec}{' (under test)' if spec == target else ''}"), overflow="fold")
+    # inert(), not str: descriptions and specs may hold brackets that rich would read as markup.
     for bug in source["bugs"]:
         text = str(bug["text"]).replace("{label}", str(bug["class_name"]))
-        table.add_row(Text(text), *(_rate(bug["rates"].get(spec)) for spec in specs))
+        table.add_row(inert(text), *(_rate(bug["rates"].get(spec)) for spec in specs))
     for class_name, by_spec in source["baseline"].items():
-        table.add_row(Text(f"baseline: {class_name}"), *(_rate(by_spec.get(spec)) for spec in specs), style="dim")
+        table.add_row(inert(f"baseline: {class_name}"), *(_rate(by_spec.get(spec)) for spec in specs), style="dim")
     hard = source["hard_set"]
     table.add_section()
     table.add_row("accuracy on the hard set", *(

@@ -83,8 +83,55 @@ def check_available(spec: str, model_id: str, marker_files: Iterable[str] = ("co
         check_local_path(spec, model_id, markers)
         return
     _check_repo_id(spec, model_id)
-    if is_offline() and not any(cached_file(model_id, name) for name in markers):
-        raise ModelUnavailableError(unavailable_message(spec, model_id))
+    cached = any(cached_file(model_id, name) for name in markers)
+    if is_offline():
+        if not cached:
+            raise ModelUnavailableError(unavailable_message(spec, model_id))
+        return
+    if not hub_reachable():
+        if not cached:
+            host, port = hub_endpoint_address()
+            raise ModelUnavailableError(unavailable_message(
+                spec, model_id, f"offline: no network connection to the Hub at {host}:{port}"))
+        # Cached and no network: load from the cache without the minute of download retries.
+        go_offline()
+
+
+_REACHABLE: dict[tuple[str, int], bool] = {}
+PROBE_TIMEOUT_S = 2.0
+
+
+def hub_endpoint_address() -> tuple[str, int]:
+    """Host and port of the Hub endpoint (HF_ENDPOINT, as huggingface_hub reads it)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    return parts.hostname or "huggingface.co", parts.port or (80 if parts.scheme == "http" else 443)
+
+
+def hub_reachable() -> bool:
+    """One TCP connection attempt to the Hub (2 s at most, cached for the process). Without it, a machine
+    with no network spends 37-105 s in the download libraries' retries before the same error."""
+    import socket
+
+    address = hub_endpoint_address()
+    if address not in _REACHABLE:
+        try:
+            with socket.create_connection(address, timeout=PROBE_TIMEOUT_S):
+                _REACHABLE[address] = True
+        except OSError:
+            _REACHABLE[address] = False
+    return _REACHABLE[address]
+
+
+def go_offline() -> None:
+    """Tell huggingface_hub (and the libraries that ask it) not to try the network for the rest of the process."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return
+    constants.HF_HUB_OFFLINE = True
 
 
 def cached_file(repo_id: str, filename: str) -> str | None:

@@ -18,7 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
+from blindspots.models.errors import (
+    ModelFailureError,
+    ModelOutputError,
+    ModelSpecError,
+    ModelUnavailableError,
+)
 from blindspots.models.hub import shared_model
 from blindspots.models.protocols import Role
 
@@ -49,7 +54,12 @@ def load_model(name: str, *, role: Role, **options: Any) -> Any:
 
 
 def _build(factory: Any, kwargs: dict[str, Any], role: Role, spec: str) -> UserModel:
-    model = factory(**kwargs)
+    try:
+        model = factory(**kwargs)
+    except Exception as err:  # the user's code: whatever it raises is reported as their model failing to build
+        raise ModelFailureError(
+            f"{spec}: the factory raised {_where(err)}; fix it and rerun the same command (run with "
+            "`blindspots --debug ...` to see the traceback)") from err
     check_role(model, role, spec)
     return WRAPPERS[role](model, spec=spec, role=role)
 
@@ -163,6 +173,10 @@ def _import_module(spec: str, module_name: str):
         return _import_file(spec, Path(module_name))
     try:
         return importlib.import_module(module_name)
+    except SyntaxError as err:
+        raise ModelSpecError(
+            f"{spec}: {err.filename} has a syntax error at line {err.lineno}: {err.msg}; fix the file and rerun"
+        ) from None
     except ModuleNotFoundError as err:
         if err.name and module_name.startswith(err.name):
             raise ModelUnavailableError(
@@ -184,8 +198,35 @@ def _import_file(spec: str, path: Path):
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_name] = module
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as err:
+        del sys.modules[module_name]
+        raise ModelSpecError(
+            f"{spec}: {path} has a syntax error at line {err.lineno}: {err.msg}; fix the file and rerun") from None
+    except ImportError as err:
+        del sys.modules[module_name]
+        missing = f"module {err.name!r}" if err.name else str(err)
+        raise ModelUnavailableError(
+            f"{spec}: {path} cannot import {missing}; pip install it, or fix the import in the file") from None
+    except Exception as err:
+        del sys.modules[module_name]
+        raise ModelFailureError(
+            f"{spec}: importing {path} raised {_where(err)}; fix the file and rerun (run with "
+            "`blindspots --debug ...` to see the traceback)") from err
     return module
+
+
+def _where(err: BaseException) -> str:
+    """`TypeError: message (file.py:12)`: the error and the last line of the user's code it passed through."""
+    import traceback
+
+    package = Path(__file__).resolve().parents[1]
+    frames = [f for f in traceback.extract_tb(err.__traceback__)
+              if package not in Path(f.filename).resolve().parents and not f.filename.startswith("<")]
+    at = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}{at}".replace(": (", " (")
 
 
 def _accepted_options(factory: Any, options: dict[str, Any], spec: str) -> dict[str, Any]:

@@ -80,7 +80,25 @@ def load_model(role: Role, spec: str, **options: Any):
         ) from err
     factory = getattr(module, factory_name)
     _check_options(factory, spec, options)
-    return factory(name, **options) if prefix != "python" else factory(name, role=role, **options)
+    model = factory(name, **options) if prefix != "python" else factory(name, role=role, **options)
+    if role == "classifier":
+        check_unique_labels(spec, model.labels)
+    return model
+
+
+def check_unique_labels(spec: str, labels: Any) -> None:
+    """Two outputs with one name make "is the true label in the top k" ambiguous, so the run would count a
+    prediction of the wrong output as correct; refuse them, naming the first repeats."""
+    positions: dict[str, list[int]] = {}
+    for index, label in enumerate(labels):
+        positions.setdefault(str(label), []).append(index)
+    repeated = [(label, where) for label, where in positions.items() if len(where) > 1]
+    if repeated:
+        shown = "; ".join(f"{label!r} at outputs {', '.join(map(str, where))}" for label, where in repeated[:3])
+        raise ModelSpecError(
+            f"classifier {spec} has {len(repeated)} duplicate label name(s): {shown}; give every output its own "
+            "name: in your model's `labels`, or with the labels option (a label file: --labels FILE for classify, `models: {classifier: "
+            "{labels: FILE}}` in a run config), e.g. 'crane (bird)' and 'crane (machine)'")
 
 
 def _check_options(factory, spec: str, options: dict[str, Any]) -> None:

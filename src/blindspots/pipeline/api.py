@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blindspots.pipeline.config import RunConfig, load_config
+from blindspots.pipeline.config import ConfigError, RunConfig, load_config
 from blindspots.store.run_store import RunStore
 
 
@@ -98,6 +98,7 @@ def discover(
     # Load what every run needs before any work is spent, so a bad spec fails in seconds, not mid-run.
     classifier = models.get("classifier")
     classes = resolve_classes(config, classifier.labels)
+    check_budget_fits(config, len(classes))
     models.get("generator")
     models.get("embedder")
     store = RunStore.create(run_dir, resolved_config(config))
@@ -107,6 +108,17 @@ def discover(
         return load_result(store)
     finally:
         store.close()
+
+
+def check_budget_fits(config: RunConfig, n_classes: int) -> None:
+    """Refuse, before a run folder exists, a budget the baseline alone would overspend."""
+    needed = n_classes * config.baseline_per_class
+    if needed > config.budget:
+        raise ConfigError(
+            f"the baseline alone needs {needed} images ({n_classes} classes x {config.baseline_per_class}) but "
+            f"the budget is {config.budget}; raise --budget to at least "
+            f"{needed + config.confirm_per_candidate}, test fewer classes, or lower baseline_per_class"
+        )
 
 
 def load_result(store: RunStore) -> DiscoveryResult:
