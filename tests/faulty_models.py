@@ -57,3 +57,120 @@ class _FlakyGenerator:
 
 def make_flaky_generator():
     return _FlakyGenerator()
+
+
+class _SlowGenerator:
+    """The world generator, one second slower per batch: a run that holds its folder long enough to meet a
+    second process."""
+
+    def __init__(self):
+        self.inner = load_model("generator", "world:generator")
+
+    def generate(self, prompts, seeds):
+        import time
+
+        time.sleep(1.0)
+        return self.inner.generate(prompts, seeds)
+
+
+def make_slow_generator():
+    return _SlowGenerator()
+
+
+class _FixableGenerator:
+    """Raises on every prompt while the BLINDSPOTS_TEST_FAULT file exists (out of memory, a bug later fixed)."""
+
+    def __init__(self):
+        self.inner = load_model("generator", "world:generator")
+
+    def generate(self, prompts, seeds):
+        if _fault_active():
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return self.inner.generate(prompts, seeds)
+
+
+def make_fixable_generator():
+    return _FixableGenerator()
+
+
+class _StopAfterBaselineGenerator:
+    """While the fault file exists, returns no image for any prompt but the plain class prompt, so the run stops
+    (a protocol error) right after its baseline and is left unfinished."""
+
+    def __init__(self):
+        self.inner = load_model("generator", "world:generator")
+
+    def generate(self, prompts, seeds):
+        if _fault_active() and any(not p.startswith("a photo of a ") or len(p.split()) > 5 for p in prompts):
+            return []
+        return self.inner.generate(prompts, seeds)
+
+
+def make_stop_after_baseline_generator():
+    return _StopAfterBaselineGenerator()
+
+
+class _Captioner:
+    def __init__(self, output):
+        self.output = output
+
+    def caption(self, images):
+        return [self.output for _ in images]
+
+
+def make_none_captioner():
+    return _Captioner(None)
+
+
+def make_empty_captioner():
+    return _Captioner("")
+
+
+class _Embedder:
+    """The world embedder with its output replaced: all zeros, or one constant vector for every input."""
+
+    def __init__(self, fault):
+        self.inner = load_model("embedder", "world:embedder")
+        self.fault = fault
+
+    def _broken(self, array):
+        array = np.asarray(array, dtype=np.float32)
+        return np.zeros_like(array) if self.fault == "zero" else np.ones_like(array)
+
+    def embed_images(self, images):
+        return self._broken(self.inner.embed_images(images))
+
+    def embed_texts(self, texts):
+        return self._broken(self.inner.embed_texts(texts))
+
+
+def make_zero_embedder():
+    return _Embedder("zero")
+
+
+def make_constant_embedder():
+    return _Embedder("constant")
+
+
+class _DuplicateLabelClassifier:
+    labels = ["boat", "car", "boat"]
+
+    def predict(self, images):
+        return np.full((len(images), 3), 1 / 3)
+
+
+def make_duplicate_label_classifier():
+    return _DuplicateLabelClassifier()
+
+
+class _HostileLabelClassifier:
+    """Labels that would clear the terminal and retitle the window if printed raw."""
+
+    labels = ["boat\x1b[2J\x1b[H", "car\x1b]0;pwned\x07", "plane[bold]"]
+
+    def predict(self, images):
+        return np.full((len(images), 3), 1 / 3)
+
+
+def make_hostile_label_classifier():
+    return _HostileLabelClassifier()

@@ -87,6 +87,9 @@ def _open_image(path: Path):
         with Image.open(path) as image:
             # Phone photos store their rotation in EXIF; without this the model sees them sideways.
             return ImageOps.exif_transpose(image).convert("RGB")
+    except Image.DecompressionBombError as err:
+        raise UserError(f"{path} is refused as a possible decompression bomb ({err}); pass an image of "
+                        "ordinary size (resize it first)") from None
     except (UnidentifiedImageError, OSError) as err:
         raise UserError(f"{path} is not an image Pillow can read ({err}); pass a PNG, JPEG or WebP file") from err
 
