@@ -16,6 +16,8 @@ console = Console()
 @app.command()
 def report(
     run: Path = typer.Argument(..., help="Run folder, as `blindspots run` printed it (runs/<id>)."),
+    out: Path | None = typer.Option(None, "--out", help="Where to write the page (default: RUN/report.html); "
+                                    "for a run folder you may read but not write."),
 ) -> None:
     """Write RUN/report.html, the page a person reads to see what the classifier gets wrong.
 
@@ -27,4 +29,4 @@ def report(
     with friendly_errors():
         from blindspots.report.html import write_report
 
-        console.print(f"report: {write_report(run)}", markup=False, highlight=False)
+        console.print(f"report: {write_report(run, out)}", markup=False, highlight=False)
