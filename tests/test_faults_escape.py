@@ -42,12 +42,12 @@ def test_plain_strips_escape_sequences_and_controls():
 def test_compare_shows_hostile_descriptions_as_inert_text(tmp_path):
     run = build_run(tmp_path / "run")
     with RunStore.open(run) as store:
-        bug = store.bugs()[0]
-        store.update_candidate(bug["id"], text="{label} \x1b[2J\x1b]0;pwned\x07 on a road \x9b31m[bold]x")
-    result = CliRunner().invoke(app, ["compare", str(run), str(run)])
+        for candidate in store.candidates():
+            store.update_candidate(candidate["id"], text="{label} \x1b[2J\x1b]0;pwned\x07 on a road \x9b31m[bold]x")
+    result = CliRunner().invoke(app, ["compare", str(run), str(run)], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     assert not any(code in result.output for code in ESCAPES), repr(result.output)
-    assert "road" in result.output, "the description itself is still shown"
+    assert "on a road 31m[bold]x" in result.output, "the text itself is shown, markup-like parts included"
 
 
 def test_classify_lists_hostile_labels_as_inert_text():
