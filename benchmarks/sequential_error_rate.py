@@ -6,9 +6,10 @@
   candidates ever confirmed while peeking after every batch of 8 images up to 96, with its Wilson
   interval; "evidence" counts E >= 1/alpha alone, "rule" the full `sequential_decisions` rule (evidence
   and the minimum effect). The baseline is redrawn for every candidate, so its uncertainty is included.
-- ebh_family: 50 candidates of one class sharing one baseline sample (40 null, 10 real), each run with
-  the rule until it stops, then e-BH over their final e-values: the mean false discovery proportion (the
-  FDR) with its standard error, the share of real effects found, and images per candidate.
+- ebh_family: 50 candidates of one class sharing one baseline sample (40 null at the class's 17 %, 10 real
+  at 50 %, 70 % or 96 %), each run with the rule (family_size 50, max_n 48) until it stops, then e-BH over
+  their final e-values: the mean false discovery proportion (the FDR) with its standard error, the share
+  of real effects found, and images per candidate; beside it fixed N = 48 with BH (Fisher p-values).
 - images: for realistic effects against a 17 % baseline (20 of 120), the share confirmed and the mean
   images per candidate with the sequential rule (batches of 8, max_n 48 and 96) against the fixed-N
   Boschloo test on 48 images (exact, by summing over its outcomes).
@@ -24,6 +25,7 @@ import numpy as np
 from scipy.stats import binom
 
 from blindspots.stats import (
+    benjamini_hochberg_reject,
     e_benjamini_hochberg,
     evalues_table,
     meets_minimum_effect,
@@ -31,6 +33,7 @@ from blindspots.stats import (
     test_excess_failures,
     wilson_interval,
 )
+from blindspots.stats.exact_tests import fisher_pvalue
 
 ALPHA = 0.05
 BATCH = 8
@@ -80,27 +83,46 @@ def type_one_error(sims: int, rng: np.random.Generator) -> list[dict]:
     return cells
 
 
-def ebh_family(replicates: int, rng: np.random.Generator) -> dict:
-    null_rate, real_rate, family, real = 0.17, 0.6, 50, 10
-    false_shares, found, images = [], [], []
-    for _ in range(replicates):
-        baseline_failures = int(rng.binomial(BASELINE_N, null_rate))
-        rates = np.r_[np.full(family - real, null_rate), np.full(real, real_rate)]
-        _, used, failures = run_candidates(rates, baseline_failures, 48, rng, family_size=family)
-        evalues = np.array([evalues_table([k], [n], baseline_failures, BASELINE_N)[0]
-                            for k, n in zip(failures, used, strict=True)])
-        rejected = e_benjamini_hochberg(evalues, ALPHA)
-        false_shares.append(rejected[: family - real].sum() / max(rejected.sum(), 1))
-        found.append(rejected[family - real:].mean())
-        images.append(used.mean())
-    false_shares = np.array(false_shares)
-    return {
-        "candidates": family, "real": real, "null_rate": null_rate, "real_rate": real_rate,
-        "baseline_n": BASELINE_N, "max_n": 48, "family_size": family, "level": ALPHA,
-        "replicates": replicates, "fdr": round(float(false_shares.mean()), 4),
-        "fdr_standard_error": round(float(false_shares.std(ddof=1) / np.sqrt(replicates)), 4),
-        "power": round(float(np.mean(found)), 3), "mean_images_per_candidate": round(float(np.mean(images)), 1),
-    }
+def ebh_family(replicates: int, rng: np.random.Generator) -> list[dict]:
+    null_rate, family, real, fixed_n = 0.17, 50, 10, 48
+    cells = []
+    for real_rate in (0.5, 0.7, 0.96):
+        false_shares, found, images, fixed_false_shares, fixed_found = [], [], [], [], []
+        for _ in range(replicates):
+            baseline_failures = int(rng.binomial(BASELINE_N, null_rate))
+            rates = np.r_[np.full(family - real, null_rate), np.full(real, real_rate)]
+            _, used, failures = run_candidates(rates, baseline_failures, fixed_n, rng, family_size=family)
+            evalues = evalues_table(failures, used, baseline_failures, BASELINE_N)
+            rejected = e_benjamini_hochberg(evalues, ALPHA)
+            false_shares.append(rejected[: family - real].sum() / max(rejected.sum(), 1))
+            found.append(rejected[family - real:].mean())
+            images.append(used.mean())
+            # Fixed N: every candidate gets 48 images, then BH over Fisher p-values (Boschloo, the run's
+            # default, is at least as powerful) and the minimum effect.
+            fixed_failures = rng.binomial(fixed_n, rates)
+            pvalues = fisher_pvalue(fixed_failures, fixed_n, baseline_failures, BASELINE_N)
+            big_enough = np.array([meets_minimum_effect(int(k), fixed_n, baseline_failures, BASELINE_N, MIN_LIFT,
+                                                        MIN_DIFFERENCE) for k in fixed_failures])
+            fixed_rejected = benjamini_hochberg_reject(pvalues, ALPHA) & big_enough
+            fixed_false_shares.append(fixed_rejected[: family - real].sum() / max(fixed_rejected.sum(), 1))
+            fixed_found.append(fixed_rejected[family - real:].mean())
+        cells.append({
+            "candidates": family, "real": real, "null_rate": null_rate, "real_rate": real_rate,
+            "baseline_n": BASELINE_N, "level": ALPHA, "replicates": replicates,
+            "sequential": {"max_n": fixed_n, "family_size": family, **_mean_with_error("fdr", false_shares),
+                           "power": round(float(np.mean(found)), 3),
+                           "mean_images_per_candidate": round(float(np.mean(images)), 1)},
+            "fixed_48_bh_fisher": {**_mean_with_error("fdr", fixed_false_shares),
+                                   "power": round(float(np.mean(fixed_found)), 3),
+                                   "mean_images_per_candidate": fixed_n},
+        })
+    return cells
+
+
+def _mean_with_error(name: str, values: list[float]) -> dict:
+    values = np.asarray(values, dtype=float)
+    return {name: round(float(values.mean()), 4),
+            f"{name}_standard_error": round(float(values.std(ddof=1) / np.sqrt(values.size)), 4)}
 
 
 def images_per_candidate(sims: int, rng: np.random.Generator) -> list[dict]:
@@ -133,7 +155,7 @@ def _rate_with_interval(count: int, total: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=20000, help="simulated candidates per cell")
-    parser.add_argument("--replicates", type=int, default=1000, help="simulated 50-candidate families")
+    parser.add_argument("--replicates", type=int, default=400, help="simulated 50-candidate families per effect")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
