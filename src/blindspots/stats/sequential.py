@@ -7,7 +7,10 @@ far more often than alpha (peeking). An e-process E_t is a non-negative statisti
 the null for every stopping time tau, so by Markov's (Ville's) inequality P(E_tau >= 1/alpha) <= alpha
 whatever rule chose tau, and min(1, 1/E) is an anytime-valid p-value. E-values of many candidates combine
 with e-BH (Wang & Ramdas 2022), which controls the FDR under any dependence between them: that matters
-here because every candidate of a class is compared with the same baseline sample.
+here because every candidate of a class is compared with the same baseline sample. Each candidate's
+e-value may be taken at its own stopping time, and that time may depend on every candidate's images
+(given the baseline, the other candidates' images are independent of this one's, so the martingale
+property survives the larger filtration).
 
 The test. The candidate's failures are a Bernoulli stream with rate p; the class baseline is a fixed
 sample, baseline_failures of baseline_n, with rate p0. H0 is "p <= p0" and p0 is unknown: plugging in the
@@ -26,10 +29,10 @@ time, with the baseline's uncertainty inside the e-value rather than spent from 
 a closed form: B(a0, b0) B(a1, b1) P(P1 > P0) / area with P0 ~ Beta(a0, b0), P1 ~ Beta(a1, b1) the two
 posteriors under uniform priors, and P(P1 > P0) a finite sum for whole-number counts (Miller 2015, the
 Bayesian A/B formula). The supremum is the two separate rates when they already satisfy the null, else
-the pooled rate. Alternatives considered, with images to reach E >= 20 and E >= 1000 for baseline 20/120
-and a candidate failing half / 70% / 96% of its images: split alpha (a 1 - delta/T Clopper-Pearson upper
-bound for p0, then a truncated-mixture e-process against it, capped so the e-value stays valid) needed
-39/8/4 and -/28/8 images; universal inference with a uniform prior on the whole square 31/11/5 and
+the pooled rate. Alternatives considered, with the images a typical candidate (failures = round(rate * n))
+needs to reach E >= 20 and E >= 1000 against a baseline of 20/120 when it fails half / 70% / 96% of its
+images: split alpha (a 1 - delta/T Clopper-Pearson upper bound for p0, then a truncated-mixture
+e-process against it, capped so the e-value stays valid) needed 39/8/4 and -/28/8 images; universal inference with a uniform prior on the whole square 31/11/5 and
 63/18/7; the prior on the alternative half (used) 27/8/4 and 55/17/7, and needs no tuning constant.
 
 Non-inferiority (shortening, "refines #k"): H0 "the shorter description fails less often than the longer
@@ -39,6 +42,8 @@ a one-dimensional integral, computed on 4,000 quantiles of the reference's poste
 the boundary p_short = p_long - margin is a concave maximisation solved by bisection). The reference may
 itself have been sampled sequentially: likelihoods do not depend on the stopping rule, and the mixture
 ratio is a martingale over the reference's images followed by the shorter one's, so validity holds.
+(Not covered: conditioning on the longer description having been confirmed. That selection favours a
+high observed reference rate, which makes non-inferiority harder, not easier, to show.)
 
 Futility and intervals. An anytime-valid confidence sequence for the candidate's rate comes from the
 one-sided mixture martingales of Robbins (1970) / Howard et al. (2021): for the upper bound, the
@@ -138,7 +143,7 @@ class SequentialDecision:
 def excess_failure_evalue(failures: int, n: int, baseline_failures: int, baseline_n: int) -> float:
     """E-value for "the candidate fails more often than the class baseline", valid at any stopping time
     of the candidate's image stream, with the baseline's sampling uncertainty accounted for (module
-    docstring). min(1, 1 / e) is an anytime-valid p-value. With no images it is below 1 (no evidence)."""
+    docstring). min(1, 1 / e) is an anytime-valid p-value. With no images it is at most 1 (no evidence)."""
     check_counts(failures, n, "candidate")
     check_counts(baseline_failures, baseline_n, "baseline")
     return float(np.exp(_log_evalues(failures, n, baseline_failures, baseline_n, shift=0.0)))
