@@ -146,7 +146,8 @@ def test_type_one_error_with_a_peek_after_every_batch_is_at_most_alpha(baseline_
         evidence = np.where(evalues >= 1 / ALPHA, "confirm", "continue")
         evidence[:, -1] = np.where(evidence[:, -1] == "confirm", "confirm", "futile")
         rule = np.full(k.shape, "continue", dtype="<U8")
-        rule[valid] = stats.sequential_decisions(k[valid], n[valid], int(x), BASELINE_N, alpha=ALPHA, max_n=MAX_N)
+        rule[valid] = stats.sequential_decisions(k[valid], n[valid], int(x), BASELINE_N, alpha=ALPHA,
+                                                   max_n=MAX_N, family_size=1)
         stopped_by_evidence, e_at_stop = _stopping_exactly(evidence, evalues, baseline_rate)
         evidence_error += weight * stopped_by_evidence
         expected_e += weight * e_at_stop
@@ -268,6 +269,8 @@ def test_e_benjamini_hochberg_controls_the_fdr_of_sequential_candidates():
         failures = paths[np.arange(family), stop]
         evalues = stats.evalues_table(failures, CHECKPOINTS[stop], baseline_failures, BASELINE_N)
         rejected = stats.e_benjamini_hochberg(evalues, ALPHA)
+        # Stopping at family_size / alpha means every early "confirm" survives e-BH over the family.
+        assert rejected[decisions[np.arange(family), stop] == "confirm"].all()
         false_shares.append(rejected[: family - real].sum() / max(rejected.sum(), 1))
         found.append(rejected[family - real:].mean())
     assert np.mean(false_shares) <= ALPHA
@@ -293,7 +296,7 @@ def _images_to_stop(rate, baseline_failures, candidates, seed, **options):
 
 def test_a_strong_bug_confirms_after_the_first_batch():
     """"Boat on road": 96 % failures against a 17 % baseline (20 of 120)."""
-    decision, images = _images_to_stop(0.96, 20, 5000, seed=1, max_n=48)
+    decision, images = _images_to_stop(0.96, 20, 5000, seed=1, max_n=48, family_size=1)
     # 6 failures of 8 already give e = 25 >= 20; the few with 5 of 8 (e = 3.1) need a second batch.
     assert (decision == "confirm").all() and np.mean(images == 8) > 0.99 and images.max() <= 16
     # Held to 50 / alpha, as when each confirmation must survive e-BH over 50 candidates: 8 or 16 images
@@ -301,7 +304,7 @@ def test_a_strong_bug_confirms_after_the_first_batch():
     decision, images = _images_to_stop(0.96, 20, 5000, seed=2, max_n=48, family_size=50)
     assert (decision == "confirm").all()
     assert np.mean(images == 8) > 0.65 and np.mean(images <= 16) > 0.99 and images.mean() < 11
-    step = stats.sequential_step(8, 8, 20, 120)
+    step = stats.sequential_step(8, 8, 20, 120, family_size=1)
     assert step.decision == "confirm" and step.evalue > 1 / ALPHA and step.pvalue == pytest.approx(1 / step.evalue)
 
 
@@ -310,10 +313,10 @@ def test_a_small_excess_is_declared_futile_and_never_confirmed():
     with at most a 20 % chance of dropping a real 40 % takes about 75 images on average for any sequential
     test (Wald's bound, log(1 / 0.2) / KL(0.3 || 0.4)), so only a quarter stop before max_n = 48 here;
     a candidate no worse than its class (10 % here) is dropped after 8 or 16 images."""
-    decision, images = _images_to_stop(0.30, 30, 5000, seed=4, max_n=48)
+    decision, images = _images_to_stop(0.30, 30, 5000, seed=4, max_n=48, family_size=1)
     assert np.mean(decision == "confirm") < 0.01
     assert np.mean(images < 48) > 0.2 and np.mean(images) < 44
-    decision, images = _images_to_stop(0.10, 30, 5000, seed=5, max_n=48)
+    decision, images = _images_to_stop(0.10, 30, 5000, seed=5, max_n=48, family_size=1)
     assert (decision == "futile").all() and np.mean(images <= 16) > 0.75
 
 
@@ -340,32 +343,32 @@ def test_required_rate_is_where_meets_minimum_effect_switches():
         assert stats.meets_minimum_effect(above, n, baseline_failures, BASELINE_N, 1.5, 0.15)
         assert not stats.meets_minimum_effect(below, n, baseline_failures, BASELINE_N, 1.5, 0.15)
     # A class that already fails 90 % of the time cannot fail 1.5 times as often.
-    step = stats.sequential_step(0, 0, 108, 120)
+    step = stats.sequential_step(0, 0, 108, 120, family_size=1)
     assert step.required_rate > 1 and step.decision == "futile"
 
 
 def test_sequential_step_agrees_with_sequential_decisions_and_explains_itself():
     k, n = np.meshgrid(np.arange(49), np.arange(0, 49, 8), indexing="ij")
     ok = k <= n
-    table = stats.sequential_decisions(k[ok], n[ok], 20, 120, max_n=48)
+    table = stats.sequential_decisions(k[ok], n[ok], 20, 120, max_n=48, family_size=1)
     for failures, total, decision in zip(k[ok][::7], n[ok][::7], table[::7], strict=True):
-        step = stats.sequential_step(int(failures), int(total), 20, 120, max_n=48)
+        step = stats.sequential_step(int(failures), int(total), 20, 120, max_n=48, family_size=1)
         assert step.decision == decision
         assert step.rate_low <= failures / max(total, 1) <= step.rate_high
     assert set(table) <= set(stats.DECISIONS)
-    spent = stats.sequential_step(10, 48, 20, 120, max_n=48)
+    spent = stats.sequential_step(10, 48, 20, 120, max_n=48, family_size=1)
     assert spent.decision == "futile" and "48 images spent" in spent.reason
-    assert stats.sequential_step(3, 8, 20, 120).decision == "continue"
+    assert stats.sequential_step(3, 8, 20, 120, family_size=1).decision == "continue"
 
 
 def test_noninferiority_keeps_a_shorter_form_that_fails_as_often_and_drops_one_that_does_not():
     # The longer description failed 45 of 48; the shorter one fails every time: kept after 48 images
     # (e = 75; 40 of 40 give 18). Showing "at least 94 % - 15 %" costs as many images as the fixed rule,
     # because the reference's own 48 images leave its rate anywhere up to ~0.99.
-    assert stats.noninferiority_step(48, 48, 45, 48, margin=0.15).decision == "confirm"
-    assert stats.noninferiority_step(40, 40, 45, 48, margin=0.15, max_n=96).decision == "continue"
+    assert stats.noninferiority_step(48, 48, 45, 48, margin=0.15, family_size=1).decision == "confirm"
+    assert stats.noninferiority_step(40, 40, 45, 48, margin=0.15, max_n=96, family_size=1).decision == "continue"
     # Failing a third of the time is far below 94 % - 15 %: dropped early.
-    dropped = stats.noninferiority_step(3, 8, 45, 48, margin=0.15)
+    dropped = stats.noninferiority_step(3, 8, 45, 48, margin=0.15, family_size=1)
     assert dropped.decision == "futile" and "below" in dropped.reason
     assert stats.noninferiority_evalue(24, 24, 45, 48, 0.15) > stats.noninferiority_evalue(24, 24, 45, 48, 0.05)
     # margin 0 is the excess-failure test against the longer description.
@@ -381,11 +384,11 @@ def test_noninferiority_keeps_a_shorter_form_that_fails_as_often_and_drops_one_t
         (lambda: stats.excess_failure_evalue(9, 8, 20, 120), "failures=9 exceeds n=8"),
         (lambda: stats.excess_failure_evalue(1, 8, -1, 120), "must not be negative"),
         (lambda: stats.noninferiority_evalue(1, 8, 4, 8, margin=1.0), "margin=1.0 must lie in"),
-        (lambda: stats.sequential_step(1, 8, 4, 120, alpha=0), "alpha=0 must be strictly between"),
-        (lambda: stats.sequential_step(1, 8, 4, 120, max_n=0), "max_n=0 must be a whole number >= 1"),
+        (lambda: stats.sequential_step(1, 8, 4, 120, alpha=0, family_size=1), "alpha=0 must be strictly between"),
+        (lambda: stats.sequential_step(1, 8, 4, 120, max_n=0, family_size=1), "max_n=0 must be a whole number >= 1"),
         (lambda: stats.sequential_step(1, 8, 4, 120, family_size=2.5), "family_size=2.5"),
-        (lambda: stats.sequential_step(1, 8, 4, 120, min_lift=-1), "min_lift=-1"),
-        (lambda: stats.sequential_decisions([1, 2], [8], 4, 120), "one n per count"),
+        (lambda: stats.sequential_step(1, 8, 4, 120, min_lift=-1, family_size=1), "min_lift=-1"),
+        (lambda: stats.sequential_decisions([1, 2], [8], 4, 120, family_size=1), "one n per count"),
         (lambda: stats.anytime_rate_upper_bounds([3], [2], 0.1), "between 0 and its n"),
         (lambda: stats.anytime_rate_interval(1, 2, confidence=1.0), "confidence=1.0"),
     ],
