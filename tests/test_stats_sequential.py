@@ -347,18 +347,41 @@ def test_required_rate_is_where_meets_minimum_effect_switches():
     assert step.required_rate > 1 and step.decision == "futile"
 
 
-def test_sequential_step_agrees_with_sequential_decisions_and_explains_itself():
-    k, n = np.meshgrid(np.arange(49), np.arange(0, 49, 8), indexing="ij")
-    ok = k <= n
-    table = stats.sequential_decisions(k[ok], n[ok], 20, 120, max_n=48, family_size=1)
-    for failures, total, decision in zip(k[ok][::7], n[ok][::7], table[::7], strict=True):
-        step = stats.sequential_step(int(failures), int(total), 20, 120, max_n=48, family_size=1)
-        assert step.decision == decision
-        assert step.rate_low <= failures / max(total, 1) <= step.rate_high
-    assert set(table) <= set(stats.DECISIONS)
+@pytest.mark.parametrize(("baseline_failures", "family_size"), [(20, 1), (50, 10)])
+def test_every_decision_follows_the_documented_rule(baseline_failures, family_size):
+    """Each state's decision, rebuilt from the public pieces: confirm when e >= family_size / alpha and
+    `meets_minimum_effect` holds; else futile when the futility bound is below the required rate or max_n
+    images are spent; else continue. 50 of 120 makes the lift, not the difference, the binding limit."""
+    max_n, futility_error = 48, 0.2
+    k, n = np.meshgrid(np.arange(max_n + 1), np.arange(0, max_n + 1, 8), indexing="ij")
+    k, n = k[k <= n], n[k <= n]
+    table = stats.sequential_decisions(k, n, baseline_failures, BASELINE_N, max_n=max_n, family_size=family_size,
+                                       futility_error=futility_error)
+    evalues = stats.evalues_table(k, n, baseline_failures, BASELINE_N)
+    bounds = stats.anytime_rate_upper_bounds(k, n, futility_error)
+    required = stats.required_failure_rate(baseline_failures, BASELINE_N)
+    for i, (failures, total) in enumerate(zip(k.tolist(), n.tolist(), strict=True)):
+        if evalues[i] >= family_size / ALPHA and stats.meets_minimum_effect(failures, total, baseline_failures,
+                                                                            BASELINE_N, 1.5, 0.15):
+            expected = "confirm"
+        elif bounds[i] < required or total >= max_n:
+            expected = "futile"
+        else:
+            expected = "continue"
+        assert table[i] == expected, (failures, total)
+    assert {"confirm", "futile", "continue"} <= set(table.tolist())  # every branch is exercised
+
+
+def test_sequential_step_reports_its_evidence_and_reason():
+    step = stats.sequential_step(6, 16, 20, 120, max_n=48, family_size=1)
+    assert step.decision == "continue" and step.threshold == 1 / ALPHA
+    assert step.evalue == pytest.approx(stats.excess_failure_evalue(6, 16, 20, 120))
+    assert (step.rate_low, step.rate_high) == pytest.approx(stats.anytime_rate_interval(6, 16, 1 - ALPHA))
+    assert step.required_rate == pytest.approx(stats.required_failure_rate(20, 120))
     spent = stats.sequential_step(10, 48, 20, 120, max_n=48, family_size=1)
     assert spent.decision == "futile" and "48 images spent" in spent.reason
-    assert stats.sequential_step(3, 8, 20, 120, family_size=1).decision == "continue"
+    hopeless = stats.sequential_step(0, 16, 20, 120, max_n=48, family_size=1)
+    assert hopeless.decision == "futile" and f"below the {hopeless.required_rate:.2f}" in hopeless.reason
 
 
 def test_noninferiority_keeps_a_shorter_form_that_fails_as_often_and_drops_one_that_does_not():
