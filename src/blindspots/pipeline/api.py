@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from blindspots.pipeline.config import RunConfig, load_config
+from blindspots.stats.intervals import newcombe_difference_interval
 from blindspots.store.run_store import RunStore
 
 
@@ -22,8 +23,13 @@ class DiscoveryResult:
     summary: dict[str, Any]
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
-    def bug_rows(self) -> list[dict[str, Any]]:
-        """One plain dict per bug with what a person reads first (the CLI prints these as a table)."""
+    def bug_rows(self, top: int | None = None) -> list[dict[str, Any]]:
+        """One plain dict per bug with what a person reads first (the CLI prints these as a table), ranked by
+        the lower bound of the headline's excess failure rate over the class baseline (Newcombe's interval of
+        the difference): a bug is ranked by how much worse than its class the evidence shows it is at least,
+        so 20/20 against a 10% baseline does not outrank 45/48 on a point estimate. `top` keeps the first K."""
+        if top is not None and top < 1:
+            raise ValueError(f"--top must be a positive number of bugs, not {top}")
         by_id = {c["id"]: c for c in self.candidates}
         rows = []
         for bug in self.bugs:
@@ -44,8 +50,17 @@ class DiscoveryResult:
                 "wrong_labels": [(label, count / max(bug["failures"], 1))
                                                 for label, count in (bug["wrong_labels"] or [])[:3]],
                 "examples": _example_hashes(bug),
+                "excess_interval": _excess_interval(shortest),
             })
-        return rows
+        rows.sort(key=lambda row: (-row["excess_interval"][0], row["id"]))
+        return rows[:top] if top else rows
+
+
+def _excess_interval(candidate: dict[str, Any]) -> tuple[float, float]:
+    counts = [candidate.get(key) for key in ("failures", "n", "baseline_failures", "baseline_n")]
+    if any(count is None for count in counts):
+        return -1.0, 1.0
+    return newcombe_difference_interval(*(int(count) for count in counts))
 
 
 def _label_shares(candidate: dict[str, Any]) -> list[tuple[str, float]]:
@@ -63,7 +78,8 @@ def run_id_for(config: RunConfig) -> str:
     return "run-" + hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-def resolved_config(config: RunConfig) -> dict[str, Any]:
+def package_versions() -> dict[str, str]:
+    """Python and the installed versions of the packages a result depends on (absent ones left out)."""
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
@@ -73,7 +89,11 @@ def resolved_config(config: RunConfig) -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
-    return {**config.model_dump(mode="json"), "versions": versions}
+    return versions
+
+
+def resolved_config(config: RunConfig) -> dict[str, Any]:
+    return {**config.model_dump(mode="json"), "versions": package_versions()}
 
 
 def discover(

@@ -19,7 +19,7 @@ from blindspots.stats.exact_tests import (
     test_excess_failures,
 )
 from blindspots.stats.fdr import benjamini_hochberg, benjamini_hochberg_reject
-from blindspots.stats.intervals import wilson_interval, wilson_intervals
+from blindspots.stats.intervals import newcombe_difference_interval, wilson_interval, wilson_intervals
 from blindspots.stats.sizing import can_still_confirm, fisher_power, min_confirmation_size
 from blindspots.stats.validation import StatsInputError
 
@@ -38,6 +38,7 @@ __all__ = [
     "lift",
     "meets_minimum_effect",
     "min_confirmation_size",
+    "newcombe_difference_interval",
     "rate_difference",
     "smoothed_lift",
     "smoothed_rate",
