@@ -22,6 +22,15 @@ class DiscoveryResult:
     candidates: list[dict[str, Any]]
     summary: dict[str, Any]
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, top: int | None = None) -> dict[str, Any]:
+        """The result as plain JSON data (docs/schemas/run.schema.json): ranked bugs, summary, the resolved
+        config the run was made with, and the package versions of this process."""
+        config = {key: value for key, value in self.config.items() if key != "versions"}
+        return {"kind": "run", "run_dir": str(self.run_dir), "bugs": self.bug_rows(top=top),
+                "bugs_total": len(self.bugs), "summary": self.summary, "stage_seconds": self.stage_seconds,
+                "config": config, "run_versions": self.config.get("versions", {}), "versions": package_versions()}
 
     def bug_rows(self, top: int | None = None) -> list[dict[str, Any]]:
         """One plain dict per bug with what a person reads first (the CLI prints these as a table), ranked by
@@ -138,4 +147,4 @@ def load_result(store: RunStore) -> DiscoveryResult:
             "AND valid = 1 ORDER BY id LIMIT 8", (bug["id"],))]
     return DiscoveryResult(run_dir=store.root, bugs=bugs, candidates=candidates,
                            summary=store.get_meta_json("summary", {}),
-                           stage_seconds=store.get_meta_json("stage_seconds", {}))
+                           stage_seconds=store.get_meta_json("stage_seconds", {}), config=store.config())
