@@ -123,12 +123,11 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
                 "high": fallback["baseline_high"], "n": fallback["baseline_n"],
                 "failures": fallback["baseline_failures"]}
 
-    bugs, bug_classes = [], {}
+    bugs = []
     for row in rows:
         bug, shortest = candidates[row["id"]], candidates.get(candidates[row["id"]].get("shortest_id"))
         shortest = shortest or bug
         base = class_baseline(row["class"], bug)
-        bug_classes[row["class"]] = base
         case_id = f"bug-{row['id']}"
         threshold, source = _threshold(thresholds, case_id, row["shortest"], base["rate"], margin)
         bugs.append({
@@ -147,7 +146,12 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
         raise SuiteError(f"threshold(s) set for unknown bug(s) {', '.join(unused)}; the suite's bugs are {known}")
     templates = list(config.get("templates") or ["a photo of a {label}"])
     baselines = []
-    for class_name, base in bug_classes.items():
+    # Every class of the run, not only those with bugs: the class a bug is mistaken for ("car" for boats on
+    # roads) is the one a careless fix breaks.
+    for class_name in classes:
+        if class_name not in baseline:
+            continue
+        base = class_baseline(class_name, {})
         prompts = [template.replace("{label}", class_name) for template in templates]
         threshold, source = _threshold(thresholds, f"baseline-{class_name}", "", base["rate"], margin)
         baselines.append({
