@@ -1,6 +1,7 @@
 """The loop closes: find the built-in world classifier's bugs, write them as a suite, export the hard set,
 fine-tune the classifier on it with the example script, and `check` shows every bug fixed and every class
-baseline kept, while the original classifier still fails (docs/from-bug-to-fix.md walks through the same)."""
+baseline kept, while the original classifier fails, and so does a careless fix that forgets other classes
+(docs/from-bug-to-fix.md walks through the same)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,16 @@ def test_a_found_bug_is_fixed_by_fine_tuning_on_the_hard_set(tmp_path):
     assert {case["class"] for case in baselines} == {"boat", "car", "umbrella", "tree"}
     for case in before["cases"]:
         if case["kind"] == "bug":
-            assert case["results"]["world:classifier"]["status"] == "still fails"
+            assert case["results"]["world:classifier"]["status"] == "above threshold"
     for case in after["cases"]:
         assert case["results"][fixed]["passed"], case
+
+    # Fine-tuned on the hard set alone, the classifier fixes the bugs by calling roads boats and green things
+    # umbrellas: the baseline cases of the classes it now mistakes them for catch it.
+    assert _example().main(["--hard-set", str(tmp_path / "hard"), "--out", str(tmp_path / "careless"),
+                            "--epochs", "2", "--replay", "0"]) == 0
+    careless = f"world:classifier@{tmp_path / 'careless'}"
+    broken = json.loads(invoke("check", str(suite), "--classifier", careless, "--json", exit_code=1).stdout)
+    failed = {case["class"] for case in broken["cases"]
+              if case["kind"] == "baseline" and not case["results"][careless]["passed"]}
+    assert failed & {"car", "tree"}, broken["cases"]

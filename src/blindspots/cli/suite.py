@@ -85,7 +85,7 @@ def check(
 
     Exit code 0 when every case passes for every classifier, 1 when any fails, 2 on bad input. A case passes
     when the upper bound of the 95% Wilson interval of its failure rate is at or below its threshold: the
-    check asks for evidence of the fix, so too few images fail as "not shown fixed" rather than pass.
+    check asks for evidence of the fix, so too few images fail as "inconclusive" rather than pass.
 
     Example: blindspots check bugs.yaml --classifier world:classifier --classifier world:classifier@fixed --junit check.xml
     """

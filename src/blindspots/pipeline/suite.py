@@ -11,8 +11,8 @@ or confirmed on.
 The decision (`decide`): a case passes when the upper bound of the 95% Wilson interval of its failure rate is
 at or below the threshold, i.e. a one-sided test at level 0.025 shows the failure rate is below it. "Not
 significantly worse" would pass a model that was only tested on too few images; a gate has to demand
-evidence of the fix. A case whose interval lies above the threshold fails ("still fails"); one whose interval
-straddles it also fails ("not shown fixed": more images, `--images`, decide it).
+evidence of the fix. A case whose interval lies above the threshold fails ("above threshold"); one whose
+interval straddles it fails too ("inconclusive": more images, `suite --images`, decide it).
 
 The default threshold is the class's baseline failure rate in the run plus a margin, by default the run's own
 `min_difference` (0.15): below that excess the run would not have called the description a bug, so the same
@@ -51,7 +51,7 @@ CONFIDENCE = 0.95
 POWER = 0.90
 BATCH = 32
 DEFAULT_MARGIN = 0.15
-STATUSES = ("passed", "still fails", "not shown fixed")
+STATUSES = ("passed", "above threshold", "inconclusive")
 
 
 class SuiteError(ValueError):
@@ -70,7 +70,8 @@ def images_to_show_fixed(margin: float, confidence: float = CONFIDENCE, power: f
 def decide(failures: int, n: int, threshold: float) -> dict[str, Any]:
     """Failure rate, 95% Wilson interval and verdict of one case (see the module docstring)."""
     low, high = wilson_interval(failures, n, CONFIDENCE)
-    status = "passed" if n and high <= threshold else "still fails" if low > threshold else "not shown fixed"
+    status = ("passed" if n and high <= threshold else "above threshold" if low > threshold
+              else "inconclusive")
     return {"n": n, "failures": failures, "rate": failures / n if n else None, "low": low, "high": high,
             "threshold": threshold, "status": status, "passed": status == "passed"}
 
