@@ -171,3 +171,21 @@ def test_suite_command_writes_a_readable_file(tmp_path):
     assert load_suite(out)["bugs"][0]["threshold"] == 0.1
     bad = CliRunner().invoke(app, ["suite", str(tmp_path / "missing"), "-o", str(out)])
     assert bad.exit_code == 2 and "no run folder" in bad.output
+
+
+def test_margin_sets_default_thresholds_and_size_and_a_threshold_file_overrides(tmp_path):
+    run = build_run(tmp_path / "run")
+    suite = build_suite(run, margin=0.3)
+    assert suite["images_per_case"] == images_to_show_fixed(0.3) == 30
+    first = suite["bugs"][0]
+    assert first["threshold"] == pytest.approx(first["baseline"]["rate"] + 0.3, abs=1e-4)
+    overrides = tmp_path / "thresholds.yaml"
+    overrides.write_text("bug-1: 0.25\n")
+    out = tmp_path / "bugs.yaml"
+    result = CliRunner().invoke(app, ["suite", str(run), "-o", str(out), "--images", "5", "--thresholds",
+                                      str(overrides)])
+    assert result.exit_code == 0, result.output
+    assert load_suite(out)["bugs"][0]["threshold"] == 0.25
+    overrides.write_text("bug-1: high\n")
+    bad = CliRunner().invoke(app, ["suite", str(run), "-o", str(out), "--thresholds", str(overrides)])
+    assert bad.exit_code == 2 and "bug-13: 0.2" in bad.output and len(bad.output.strip().splitlines()) == 1

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from blindspots.cli.errors import friendly_errors
+from blindspots.cli.errors import UserError, friendly_errors
 from blindspots.cli.main import app
 
 console = Console()
@@ -40,22 +40,18 @@ def suite(
 
     Example: blindspots suite runs/run-ef7e711301 -o bugs.yaml
     """
-    from blindspots.pipeline.suite import build_suite, load_thresholds, write_suite
+    from blindspots.pipeline.suite import build_suite, load_suite, load_thresholds, write_suite
 
     with friendly_errors():
         overrides = load_thresholds(thresholds_file) if thresholds_file else {}
         overrides.update(_parse_thresholds(threshold))
         written = write_suite(build_suite(run, images=images, margin=margin, thresholds=overrides, top=top), out)
-        from blindspots.pipeline.suite import load_suite
-
-        content = load_suite(written)
+        content = load_suite(written)  # what check will read: the file is valid before anyone relies on it
         console.print(f"suite: {written} ({len(content['bugs'])} bug(s), {len(content['baselines'])} class "
                       f"baseline(s), {content['images_per_case']} images each)", markup=False, highlight=False)
 
 
 def _parse_thresholds(entries: list[str]) -> dict[str, float]:
-    from blindspots.cli.errors import UserError
-
     parsed = {}
     for entry in entries:
         name, sep, value = entry.rpartition("=")
