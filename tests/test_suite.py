@@ -26,6 +26,7 @@ from blindspots.pipeline.suite import (
 )
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
+from blindspots.store.records import Purpose
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +45,8 @@ def test_suite_holds_the_runs_bugs_with_fresh_seeds_and_thresholds(tmp_path):
     suite = load_suite(write_suite(build_suite(run, images=20), tmp_path / "bugs.yaml"))
     with RunStore.open(run) as store:
         rows = load_result(store).bug_rows()
-        summary = store.get_meta_json("summary")
-        used = {(s.prompt, s.seed) for s in store.samples()}
+        baseline = store.summary().baseline
+        used = {(s.prompt, s.seed) for purpose in Purpose for s in store.samples_of(purpose)}
     assert [b["description"]["shortest"] for b in suite["bugs"]] == [r["shortest"] for r in rows]
     first = suite["bugs"][0]
     assert first["description"] == {"shortest": "red boat", "full": "red boat on a road"}
@@ -54,7 +55,7 @@ def test_suite_holds_the_runs_bugs_with_fresh_seeds_and_thresholds(tmp_path):
     for case in [*suite["bugs"], *suite["baselines"]]:
         assert len(set(case["seeds"])) == 20
         assert not {(case["prompts"][0], seed) for seed in case["seeds"]} & used  # never the run's own images
-        baseline_rate = summary["baseline"][case["class"]]["rate"]
+        baseline_rate = baseline[case["class"]]["rate"]
         assert case["threshold"] == pytest.approx(baseline_rate + 0.15, abs=1e-4)
     assert {b["class"] for b in suite["baselines"]} == {"boat", "car"}
     assert suite["baselines"][0]["prompts"] == ["a photo of a boat"]

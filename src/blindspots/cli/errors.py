@@ -18,7 +18,7 @@ class UserError(Exception):
 @contextlib.contextmanager
 def friendly_errors():
     from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
-    from blindspots.pipeline.discovery import DiscoveryError
+    from blindspots.pipeline.context import DiscoveryError
     from blindspots.store.run_store import RunStoreError
 
     handled = (UserError, ModelSpecError, ModelUnavailableError, ModelOutputError, RunStoreError,

@@ -108,7 +108,7 @@ def print_bug_table(result, top: int | None = None) -> None:
     summary = result.summary
     rows = result.bug_rows(top=top)
     shown = f", the top {len(rows)} shown" if len(rows) < len(result.bugs) else ""
-    table = Table(title=f"{len(result.bugs)} bug(s) confirmed (FDR {summary.get('fdr', 0.05):g}){shown}",
+    table = Table(title=f"{len(result.bugs)} bug(s) confirmed (FDR {summary.fdr:g}){shown}",
                   show_lines=False)
     for column in ("#", "class", "shortest description", "failure rate (95% CI)", "baseline", "lift", "q",
                    "valid", "called"):
@@ -124,7 +124,7 @@ def print_bug_table(result, top: int | None = None) -> None:
         )
     console.print(table)
     console.print(
-        f"images: {summary.get('images_generated', 0)} generated"
-        + (f", {summary['generation_errors']} failed to generate" if summary.get("generation_errors") else "")
-        + f"; rounds: {summary.get('rounds_run')}; stopped: {summary.get('stop_reason')}"
+        f"images: {summary.images_generated} generated"
+        + (f", {summary.generation_errors} failed to generate" if summary.generation_errors else "")
+        + f"; rounds: {summary.rounds_run}; stopped: {summary.stop_reason}"
     )

@@ -33,7 +33,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from scipy.stats import norm
 
@@ -41,9 +40,11 @@ from blindspots import __version__
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
 from blindspots.pipeline.executor import Executor, ModelSet
 from blindspots.pipeline.progress import ProgressFactory, silent_progress
+from blindspots.pipeline.sampling import judge_prediction
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
 from blindspots.store.images import ImageStore
+from blindspots.store.records import Candidate, Purpose
 
 SUITE_FORMAT = 1
 SUITE_KIND = "blindspots-suite"
@@ -84,18 +85,20 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
     `thresholds` sets a bug's pass threshold by its suite id ("bug-13") or its headline ("boat on road");
     `top` keeps the K highest-ranked bugs (the run's ranking)."""
     from blindspots.pipeline.api import load_result
-    from blindspots.pipeline.discovery import derive_seed
+    from blindspots.pipeline.config import stored_run_config
+    from blindspots.pipeline.context import derive_seed
     from blindspots.pipeline.transfer import run_classes
 
     thresholds = dict(thresholds or {})
     with RunStore.open(run_dir) as store:
-        config = store.config()
+        config = stored_run_config(store)
         result = load_result(store)
         classes = run_classes(store)
         used_seeds: dict[str, set[int]] = {}
-        for sample in store.samples():
-            used_seeds.setdefault(sample.prompt, set()).add(sample.seed)
-    margin = float(config.get("min_difference", DEFAULT_MARGIN) if margin is None else margin)
+        for purpose in Purpose:
+            for sample in store.samples_of(purpose):
+                used_seeds.setdefault(sample.prompt, set()).add(sample.seed)
+    margin = float(config.min_difference if margin is None else margin)
     per_case = images if images is not None else images_to_show_fixed(margin)
     if per_case < 1:
         raise SuiteError(f"--images must be a positive number of images per case, not {per_case}")
@@ -103,39 +106,38 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
     if not rows:
         raise SuiteError(f"{run_dir} has no confirmed bugs to turn into a suite; run discovery with a larger "
                          "--budget or on more classes first")
-    candidates = {c["id"]: c for c in result.candidates}
-    baseline = (result.summary or {}).get("baseline") or {}
+    candidates = {c.id: c for c in result.candidates}
+    baseline = result.summary.baseline if result.summary is not None else {}
 
     def seeds(class_name: str, prompts: Sequence[str]) -> list[int]:
         drawn, index = [], 0
         while len(drawn) < per_case:
             prompt = prompts[len(drawn) % len(prompts)]
-            seed = derive_seed("suite", config.get("seed", 0), class_name, prompt, index)
+            seed = derive_seed("suite", config.seed, class_name, prompt, index)
             index += 1
             if seed not in used_seeds.get(prompt, ()):
                 drawn.append(seed)
         return drawn
 
-    def class_baseline(class_name: str, fallback: dict[str, Any]) -> dict[str, Any]:
+    def class_baseline(class_name: str, fallback: Candidate | None) -> dict[str, Any]:
         found = baseline.get(class_name)
         if found:
             return {key: found[key] for key in ("rate", "low", "high", "n", "failures")}
-        return {"rate": fallback["baseline_rate"], "low": fallback["baseline_low"],
-                "high": fallback["baseline_high"], "n": fallback["baseline_n"],
-                "failures": fallback["baseline_failures"]}
+        return {"rate": fallback.baseline_rate, "low": fallback.baseline_low, "high": fallback.baseline_high,
+                "n": fallback.baseline_n, "failures": fallback.baseline_failures}
 
     bugs = []
     for row in rows:
-        bug, shortest = candidates[row["id"]], candidates.get(candidates[row["id"]].get("shortest_id"))
-        shortest = shortest or bug
+        bug = candidates[row["id"]]
+        shortest = candidates.get(bug.shortest_id) or bug
         base = class_baseline(row["class"], bug)
         case_id = f"bug-{row['id']}"
         threshold, source = _threshold(thresholds, case_id, row["shortest"], base["rate"], margin)
         bugs.append({
             "id": case_id, "class": row["class"], "accepted": classes.get(row["class"], [row["class"]]),
             "description": {"shortest": row["shortest"], "full": row["description"]},
-            "prompts": [shortest["prompt"]], "full_prompt": bug["prompt"],
-            "seeds": seeds(row["class"], [shortest["prompt"]]),
+            "prompts": [shortest.prompt], "full_prompt": bug.prompt,
+            "seeds": seeds(row["class"], [shortest.prompt]),
             "found": {"rate": row["shortest_rate"], "low": row["shortest_interval"][0],
                       "high": row["shortest_interval"][1], "n": row["shortest_n"], "q": row["shortest_q"],
                       "excess_low": row["excess_interval"][0], "excess_high": row["excess_interval"][1]},
@@ -145,14 +147,14 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
     if unused:
         known = ", ".join(f"{b['id']} ({b['description']['shortest']})" for b in bugs)
         raise SuiteError(f"threshold(s) set for unknown bug(s) {', '.join(unused)}; the suite's bugs are {known}")
-    templates = list(config.get("templates") or ["a photo of a {label}"])
+    templates = list(config.templates)
     baselines = []
     # Every class of the run, not only those with bugs: the class a bug is mistaken for ("car" for boats on
     # roads) is the one a careless fix breaks.
     for class_name in classes:
         if class_name not in baseline:
             continue
-        base = class_baseline(class_name, {})
+        base = class_baseline(class_name, None)
         prompts = [template.replace("{label}", class_name) for template in templates]
         threshold, source = _threshold(thresholds, f"baseline-{class_name}", "", base["rate"], margin)
         baselines.append({
@@ -160,12 +162,11 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
             "prompts": prompts, "seeds": seeds(class_name, prompts), "baseline": base,
             "threshold": round(threshold, 4), "threshold_from": source,
         })
-    generator_options = dict((config.get("models") or {}).get("generator") or {})
     return {
         "format": SUITE_KIND, "format_version": SUITE_FORMAT, "blindspots_version": __version__,
-        "source": {"run": Path(run_dir).name, "classifier": config.get("classifier"), "seed": config.get("seed")},
-        "generator": {"spec": config.get("generator", "world:generator"), "options": generator_options},
-        "top_k": int(config.get("top_k", 1)),
+        "source": {"run": Path(run_dir).name, "classifier": config.classifier, "seed": config.seed},
+        "generator": {"spec": config.generator, "options": config.model_options("generator")},
+        "top_k": config.top_k,
         "decision": (f"a case passes when the upper bound of the {CONFIDENCE:.0%} Wilson interval of its failure "
                      "rate is at or below its threshold; default threshold: the class baseline rate in the run "
                      f"plus {margin:g}"),
@@ -411,11 +412,11 @@ def _ensure_images(suite: Mapping[str, Any], cases: list[dict[str, Any]], cache:
 
 
 def _count_failures(executor: Executor, images: list, accepted: set[str], top_k: int) -> int:
+    """Failures by the run's own rule (`judge_prediction`): no accepted label among the top k."""
     failures = 0
     for start in range(0, len(images), BATCH):
         probabilities, labels = executor.classify(images[start : start + BATCH])
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
-        failures += sum(not any(labels[i] in accepted for i in row) for row in order)
+        failures += sum(judge_prediction(row, labels, accepted, top_k)["is_failure"] for row in probabilities)
     return failures
 
 
