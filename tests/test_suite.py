@@ -190,3 +190,28 @@ def test_margin_sets_default_thresholds_and_size_and_a_threshold_file_overrides(
     overrides.write_text("bug-1: high\n")
     bad = CliRunner().invoke(app, ["suite", str(run), "-o", str(out), "--thresholds", str(overrides)])
     assert bad.exit_code == 2 and "bug-13: 0.2" in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+def _unloadable_generator(name: str, **options):
+    from blindspots.models.errors import ModelUnavailableError
+
+    raise ModelUnavailableError(f"generator {name} needs a GPU and its weights; neither is here")
+
+
+def test_cached_images_need_no_generator(suite_file, tmp_path, monkeypatch):
+    """A CI machine that cannot load the suite's generator classifies the images a cache folder holds."""
+    monkeypatch.setitem(registry.ADAPTERS, ("gpu-only", "generator"), "test_suite:_unloadable_generator")
+    _rewrite(suite_file, generator={"spec": "gpu-only:model", "options": {}})
+    suite = load_suite(suite_file)
+    cache = SuiteImageCache(tmp_path / "ci-cache")
+    renderer = registry.load_model("generator", "world:generator")
+    for case in [*suite["bugs"], *suite["baselines"]]:
+        for seed in case["seeds"]:
+            image = renderer.generate([case["prompts"][0]], [seed])[0]
+            cache.put(SuiteImageCache.key(suite["generator"], case["prompts"][0], seed), image)
+    result = run_check(suite_file, ["world:classifier"], cache_dir=cache.root)
+    assert result["images"]["generated"] == 0 and all(c["results"]["world:classifier"]["n"] == 12
+                                                      for c in result["cases"])
+    empty = CliRunner().invoke(app, ["check", str(suite_file), "--classifier", "world:classifier", "--cache",
+                                     str(tmp_path / "empty-cache")])
+    assert empty.exit_code == 2 and "gpu-only:model cannot load here" in empty.output
