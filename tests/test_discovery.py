@@ -173,3 +173,13 @@ def test_cli_bad_input_is_one_clear_line(tmp_path):
     assert result.exit_code == 2
     assert "submarine" in result.output and "Traceback" not in result.output
     os.environ.pop("BLINDSPOTS_TEST_FAULT", None)
+
+
+def test_a_resumed_run_draws_again_the_images_deleted_from_its_folder(tmp_path):
+    first = blindspots.discover(dict(SMALL, out=str(tmp_path), rounds=1))
+    images = sorted((first.run_dir / "images").rglob("*.png"))
+    for path in images[::3]:
+        path.unlink()
+    again = blindspots.discover(dict(SMALL, out=str(tmp_path), rounds=1))
+    assert sorted((again.run_dir / "images").rglob("*.png")) == images
+    assert _bug_list(again) == _bug_list(first)

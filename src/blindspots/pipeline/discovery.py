@@ -30,6 +30,10 @@ from blindspots.store.records import RunSummary, SampleCounts
 def run_discovery(ctx: RunContext) -> RunSummary:
     """Run (or resume) the whole method over the context's store and return the run summary."""
     started = time.time()
+    # 0. A resumed run first draws again any stored image whose file has gone missing.
+    missing = ctx.sampler.restore_missing(ctx.store.run_samples_with_images())
+    if missing:
+        ctx.log(f"{missing} image(s) were missing from the run folder and were drawn again")
     # 1. The baseline failure rate of every class.
     with ctx.timed("baseline"):
         baseline = run_baseline(ctx)

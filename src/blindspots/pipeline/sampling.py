@@ -130,6 +130,22 @@ class Sampler:
                 pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
 
+    def restore_missing(self, samples: Sequence[Sample]) -> int:
+        """Draw again the stored images whose files are gone from the run folder (deleted, or moved without
+        them). A generator is deterministic in (prompt, seed), so the same pixels come back under the same
+        hash; an image that comes back different is forgotten, with its judgements, and redone like a new
+        sample. Returns how many were missing."""
+        missing = [s for s in samples if s.image_hash is not None and s.image_hash not in self.store.images]
+        for start in range(0, len(missing), self.chunk):
+            batch = missing[start : start + self.chunk]
+            result = self.executor.generate([s.prompt for s in batch], [s.seed for s in batch])
+            forgotten = []
+            for sample, image in zip(batch, result.images, strict=True):
+                if image is None or self.store.images.put(image) != sample.image_hash:
+                    forgotten.append(sample.id)
+            self.store.forget_results(forgotten)
+        return len(missing)
+
     # ---- the stages ------------------------------------------------------------------------------------------
     def _generate(self, chunk: list[Sample]) -> _Generated:
         generated = _Generated(chunk)

@@ -286,6 +286,16 @@ class RunStore:
             where = f"id IN (SELECT id FROM samples WHERE {where} ORDER BY id LIMIT {int(limit)})"
         return self._samples(where, params, with_embeddings)
 
+    def forget_results(self, ids: Sequence[int]) -> None:
+        """Make samples pending again from scratch: image, prediction, validity, embedding, caption."""
+        if not ids:
+            return
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE samples SET image_hash = NULL, predicted = NULL, topk = NULL, is_failure = NULL, "
+                "valid = NULL, validity_margin = NULL, embedding = NULL, caption = NULL, error = NULL "
+                "WHERE id = ?", [(int(i),) for i in ids])
+
     def samples_by_id(self, ids: Iterable[int]) -> list[Sample]:
         ids = [int(i) for i in ids]
         return self._samples(f"id IN ({','.join('?' * len(ids))})", tuple(ids)) if ids else []
@@ -336,6 +346,12 @@ class RunStore:
         rows = self.db.execute("SELECT DISTINCT prompt FROM samples WHERE purpose = ? AND class_name = ? "
                                "ORDER BY prompt", (Purpose(purpose).value, class_name))
         return [row[0] for row in rows]
+
+    def run_samples_with_images(self) -> list[Sample]:
+        """Every sample of the discovery run that has a stored image."""
+        marks = ",".join("?" * len(RUN_PURPOSES))
+        return self._samples(f"image_hash IS NOT NULL AND purpose IN ({marks})",
+                             tuple(p.value for p in RUN_PURPOSES))
 
     def hard_set(self, only_failures: bool = False) -> list[Sample]:
         """Classified, valid images of confirmed descriptions (shortened forms included): the set export
