@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from blindspots.cli.main import app
 from blindspots.export.dataset import ExportError, export_dataset
-from blindspots.store import RunStore
+from blindspots.store import ImageMissingError, ImageStore, RunStore
+from blindspots.store.records import Purpose
 
 COLUMNS = {"image", "class_name", "accepted_labels", "prompt", "seed", "description", "bug_id", "predicted",
            "is_failure"}
@@ -29,8 +30,8 @@ def offline_datasets(tmp_path, monkeypatch):
 
 def _hard_set(run) -> list:
     with RunStore.open(run) as store:
-        confirmed = {c["id"]: c for c in store.candidates("confirmed = 1")}
-        samples = store.samples("purpose = 'confirm' AND valid = 1 AND image_hash IS NOT NULL")
+        confirmed = {c.id: c for c in store.candidates() if c.confirmed}
+        samples = store.samples_of(Purpose.CONFIRM, generated=True, valid=True)
     return [s for s in samples if s.candidate_id in confirmed]
 
 
@@ -96,12 +97,17 @@ def test_empty_target_folder_is_filled(tmp_path):
     assert (tmp_path / "hard" / "metadata.jsonl").exists()
 
 
-def test_failure_midway_leaves_no_partial_folder(tmp_path):
+def test_failure_midway_leaves_no_partial_folder(tmp_path, monkeypatch):
     run = build_run(tmp_path / "run")
     victim = _hard_set(run)[5]
     with RunStore.open(run) as store:
         store.images.path(victim.image_hash).unlink()
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ExportError, match="1 image\\(s\\) of the hard set are missing or damaged"):
+        export_dataset(run, tmp_path / "hard")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    # An image that goes missing after the check (mid-write) still leaves no folder behind.
+    monkeypatch.setattr(ImageStore, "verify", lambda self, digest: None)
+    with pytest.raises(ImageMissingError):
         export_dataset(run, tmp_path / "hard")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
@@ -144,7 +150,7 @@ def test_export_of_a_real_discovery_run_loads(tmp_path, offline_datasets):
     loaded = offline_datasets.load_dataset("imagefolder", data_dir=str(tmp_path / "hard"),
                                            cache_dir=str(tmp_path / "cache"))["train"]
     with RunStore.open(run) as store:
-        bug_ids = {b["id"] for b in store.bugs()}
+        bug_ids = {b.id for b in store.bugs()}
     assert loaded.num_rows == summary.images == len(_hard_set(run)) > 0
     assert set(loaded["bug_id"]) == bug_ids
     assert {image.size for image in loaded["image"]} == {(64, 64)}

@@ -15,8 +15,8 @@ from run_builder import build_run
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
-from blindspots.export.dataset import export_dataset, remove_stale_staging
-from blindspots.store import ImageDamagedError, ImageMissingError, RunStore
+from blindspots.export.dataset import export_dataset
+from blindspots.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,6 +127,8 @@ def _hard_set_hashes(run: Path) -> list[str]:
 
 
 def test_missing_and_changed_images_are_named_on_read(run):
+    from blindspots.store import ImageDamagedError, ImageMissingError
+
     missing, changed, garbage = _hard_set_hashes(run)[:3]
     with RunStore.open(run) as store:
         store.images.path(missing).unlink()
@@ -177,6 +179,8 @@ def test_run_files_get_the_users_umask(tmp_path, umask):
 
 
 def test_a_killed_exports_hidden_folder_is_removed_by_the_next_export(run, tmp_path):
+    from blindspots.export.dataset import remove_stale_staging
+
     # What a SIGKILLed export leaves: its staging folder, named after its (now gone) process.
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

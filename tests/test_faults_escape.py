@@ -6,7 +6,6 @@ from run_builder import build_run
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
-from blindspots.cli.text import plain
 from blindspots.models.errors import ModelSpecError
 from blindspots.models.registry import load_model
 from blindspots.store import RunStore
@@ -33,6 +32,8 @@ ESCAPES = ["\x1b[2J", "\x1b]0;pwned\x07", "\x9b31m", "\x07", "\x08"]
 
 
 def test_plain_strips_escape_sequences_and_controls():
+    from blindspots.cli.text import plain
+
     assert plain("boat\x1b[2J\x1b[H on a road") == "boat on a road"
     assert plain("a\x1b]0;title\x07b") == "ab"
     assert plain("tab\tand\nnewline") == "tab and newline"
@@ -41,9 +42,9 @@ def test_plain_strips_escape_sequences_and_controls():
 
 def test_compare_shows_hostile_descriptions_as_inert_text(tmp_path):
     run = build_run(tmp_path / "run")
-    with RunStore.open(run) as store:
-        for candidate in store.candidates():
-            store.update_candidate(candidate["id"], text="{label} \x1b[2J\x1b]0;pwned\x07 on a road \x9b31m[bold]x")
+    with RunStore.open(run) as store, store.transaction():
+        # Written as a captioner's text would arrive: every description of the run.
+        store.db.execute("UPDATE candidates SET text = ?", ("{label} \x1b[2J\x1b]0;pwned\x07 on a road \x9b31m[bold]x",))
     result = CliRunner().invoke(app, ["compare", str(run), str(run)], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     assert not any(code in result.output for code in ESCAPES), repr(result.output)

@@ -43,6 +43,7 @@ class ModelSet:
 class GenerationResult:
     images: list[Image | None]
     errors: list[str | None]
+    safety_blanked: list[bool] = field(default_factory=list)
 
 
 class Executor:
@@ -81,7 +82,8 @@ class Executor:
                     f"generator {self.models.specs['generator']} returned {type(image).__name__}, not a PIL image"
                 )
         self.on_progress("generate", len(prompts))
-        return GenerationResult(images, errors)
+        blanked = [bool(image is not None and image.info.get("blindspots.safety_blanked")) for image in images]
+        return GenerationResult(images, errors, blanked)
 
     def classify(self, images: Sequence[Image]) -> tuple[np.ndarray, list[str]]:
         classifier = self.models.get("classifier")

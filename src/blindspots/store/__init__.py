@@ -6,7 +6,9 @@ from blindspots.store.images import (
            image_hash,
 )
 from blindspots.store.lock import RunLockedError
-from blindspots.store.run_store import RunDamagedError, RunStore, RunStoreError, Sample
+from blindspots.store.records import Candidate, Purpose, RunSummary, Sample, Verdict, VerdictKind
+from blindspots.store.run_store import RunDamagedError, RunStore, RunStoreError
 
-__all__ = ["ImageDamagedError", "ImageMissingError", "ImageStore", "ImageStoreError", "RunDamagedError",
-           "RunLockedError", "RunStore", "RunStoreError", "Sample", "image_hash"]
+__all__ = ["Candidate", "ImageDamagedError", "ImageMissingError", "ImageStore", "ImageStoreError", "Purpose",
+           "RunDamagedError", "RunLockedError", "RunStore", "RunStoreError", "RunSummary", "Sample", "Verdict",
+           "VerdictKind", "image_hash"]
