@@ -88,8 +88,6 @@ def test_a_predict_that_raises_stops_with_one_line(tmp_path):
     assert "rerun the same command" in line
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline side pending: a chunk's images are stored only with its "
-                                       "predictions, so a failing predict throws the generated images away")
 def test_images_generated_before_a_failing_predict_are_kept(tmp_path):
     _, out, result = _failing_predict_run(tmp_path)
     assert result.exit_code == 1

@@ -41,7 +41,7 @@ def test_the_same_run_through_another_out_spelling_resumes(finished, tmp_path, s
     again = blindspots.discover(dict(TINY, out=out))
     assert again.run_dir.resolve() == finished.run_dir.resolve()
     assert _outputs(finished.run_dir) == before, "resuming a finished run generated images again"
-    assert [b["id"] for b in again.bugs] == [b["id"] for b in finished.bugs]
+    assert [b.id for b in again.bugs] == [b.id for b in finished.bugs]
 
 
 def test_a_moved_run_folder_resumes(finished, tmp_path):
