@@ -105,7 +105,6 @@ def test_a_second_process_on_a_run_folder_is_refused_naming_the_first(tmp_path):
     assert generated == stored
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline side pending")
 def test_a_generator_that_failed_and_was_fixed_finishes_the_run(tmp_path, monkeypatch):
     flag = tmp_path / "fault"
     flag.write_text("on")
@@ -115,16 +114,15 @@ def test_a_generator_that_failed_and_was_fixed_finishes_the_run(tmp_path, monkey
         blindspots.discover(config)
     flag.unlink()  # the user frees GPU memory / fixes their model and reruns the printed command
     result = blindspots.discover(config)
-    assert result.summary["generation_errors"] == 0
-    assert result.summary["images_generated"] == result.summary["images_planned"]
+    assert result.summary.generation_errors == 0
+    assert result.summary.images_generated == result.summary.images_planned
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline side pending")
 def test_transfer_regenerate_on_an_unfinished_run_does_not_spend_its_budget(tmp_path, monkeypatch):
     # The reference: the run finished without interruption. Its budget binds, so images taken from it show.
     settings = dict(TINY, budget=200, generator="python:faulty_models:make_stop_after_baseline_generator")
     reference = blindspots.discover(dict(settings, out=str(tmp_path / "reference")))
-    assert reference.bugs and "budget" in reference.summary["stop_reason"]
+    assert reference.bugs and "budget" in reference.summary.stop_reason
     flag = tmp_path / "fault"
     flag.write_text("on")
     monkeypatch.setenv("BLINDSPOTS_TEST_FAULT", str(flag))
@@ -139,4 +137,4 @@ def test_transfer_regenerate_on_an_unfinished_run_does_not_spend_its_budget(tmp_
     resumed = blindspots.discover(dict(settings, out=str(tmp_path / "runs")))
     assert [(r["class"], r["shortest"], r["n"]) for r in resumed.bug_rows()] == \
         [(r["class"], r["shortest"], r["n"]) for r in reference.bug_rows()]
-    assert resumed.summary["images_planned"] == reference.summary["images_planned"]
+    assert resumed.summary.images_planned == reference.summary.images_planned
