@@ -138,3 +138,16 @@ def test_transfer_regenerate_on_an_unfinished_run_does_not_spend_its_budget(tmp_
     assert [(r["class"], r["shortest"], r["n"]) for r in resumed.bug_rows()] == \
         [(r["class"], r["shortest"], r["n"]) for r in reference.bug_rows()]
     assert resumed.summary.images_planned == reference.summary.images_planned
+
+
+def test_the_run_lock_is_exclusive_and_leaves_no_file(tmp_path):
+    from blindspots.store.lock import LOCK_NAME, RunLock, RunLockedError
+
+    first = RunLock.acquire(tmp_path)
+    with pytest.raises(RunLockedError, match=f"in use by another blindspots process \\(pid {os.getpid()}:"):
+        RunLock.acquire(tmp_path)
+    first.release()
+    assert not (tmp_path / LOCK_NAME).exists(), "a released lock left its file in the run folder"
+    second = RunLock.acquire(tmp_path)
+    assert second.held
+    second.release()

@@ -6,8 +6,9 @@ process that holds the run, instead of waiting: a run can hold a folder for hour
 wait for it or stop it, not to queue behind it.
 
 `flock` locks belong to the open file, so the kernel drops the lock when the holder exits for any reason,
-SIGKILL included: a killed run never leaves a stale lock behind, and the file itself may stay. The holder's
-pid and command line are written into the file only as a message for the second process.
+SIGKILL included: a killed run never leaves a stale lock behind (its file may stay; the next holder takes it
+over). A run that closes normally removes the file. The holder's pid and command line are written into the
+file only as a message for the second process.
 """
 
 from __future__ import annotations
@@ -35,31 +36,49 @@ class RunLock:
     @classmethod
     def acquire(cls, folder: str | Path) -> RunLock:
         path = Path(folder) / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise RunLockedError(
-                f"run folder {folder} is in use by another blindspots process ({holder}); wait for it to "
-                "finish or stop it, then rerun this command to continue the same run"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise RunLockedError(
+                    f"run folder {folder} is in use by another blindspots process ({holder}); wait for it to "
+                    "finish or stop it, then rerun this command to continue the same run"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            if _same_file(fd, path):
+                break
+            os.close(fd)  # the holder removed the file between our open and our lock: take the new one
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()}: {shlex.join(sys.argv)}\n".encode(errors="replace"))
         return cls(path, fd)
 
     def release(self) -> None:
+        """Remove the lock file, then drop the lock: a finished run folder holds no hidden file. (A process
+        that opened the file just before it was removed sees, once it gets the lock, that the path no longer
+        names its file and starts over, so two holders can never coexist.)"""
         if self._fd is not None:
+            if _same_file(self._fd, self.path):
+                self.path.unlink(missing_ok=True)
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
 def _read_holder(fd: int) -> str:
