@@ -75,6 +75,15 @@ def test_duplicate_keys_in_a_world_spec(tmp_path):
         load_spec(spec)
 
 
+def test_duplicate_keys_in_a_suite_threshold_file(tmp_path):
+    from blindspots.pipeline.suite import SuiteError, load_thresholds
+
+    thresholds = tmp_path / "thresholds.yaml"
+    thresholds.write_text("bug-13: 0.2\nbug-14: 0.3\nbug-13: 0.9\n")
+    with pytest.raises(SuiteError, match="key 'bug-13' appears twice"):
+        load_thresholds(thresholds)
+
+
 def test_duplicate_classifier_labels_are_reported():
     with pytest.raises(ModelSpecError, match=r"1 duplicate label name\(s\): 'boat' at outputs 0, 2"):
         load_model("classifier", "python:faulty_models:make_duplicate_label_classifier")

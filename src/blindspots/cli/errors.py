@@ -75,7 +75,8 @@ def _rules() -> list[tuple[Callable[[BaseException], bool], int, Callable[[BaseE
 
     return [
         (kind(UserError, ModelSpecError), BAD_INPUT, str),
-        (kind(RunLockedError, RunDamagedError, ImageStoreError), FAILURE, str),
+        (kind(RunLockedError, RunDamagedError), FAILURE, str),
+        (kind(ImageStoreError), FAILURE, _image_message),
         (kind(RunStoreError), BAD_INPUT, str),
         (kind(ModelUnavailableError, ModelOutputError, ModelFailureError), FAILURE, str),
         (named("DiscoveryError"), FAILURE, str),
@@ -87,6 +88,11 @@ def _rules() -> list[tuple[Callable[[BaseException], bool], int, Callable[[BaseE
         (kind(ValueError), BAD_INPUT, str),
         (kind(OSError), FAILURE, _os_error),
     ]
+
+
+def _image_message(err: BaseException) -> str:
+    return (f"{err}; restore the run folder from a copy (`blindspots export --skip-damaged` exports the "
+            "other images)")
 
 
 def _disk_full(err: BaseException) -> bool:

@@ -41,6 +41,7 @@ from blindspots.models.errors import ModelSpecError, ModelUnavailableError
 from blindspots.pipeline.executor import Executor, ModelSet
 from blindspots.pipeline.progress import ProgressFactory, silent_progress
 from blindspots.pipeline.sampling import judge_prediction
+from blindspots.safe_yaml import load_yaml
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
 from blindspots.store.images import ImageStore
@@ -220,7 +221,7 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
     if not path.is_file():
         raise SuiteError(f"threshold file {path} does not exist; write a YAML mapping such as 'bug-13: 0.2'")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise SuiteError(f"threshold file {path} is not valid YAML ({_first_line(err)})") from err
     if not isinstance(data, dict) or not all(isinstance(v, (int, float)) for v in data.values()):
@@ -235,7 +236,7 @@ def load_suite(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise SuiteError(f"no suite file at {path}; write one with `blindspots suite RUN -o {path.name}`")
     try:
-        suite = yaml.safe_load(path.read_text())
+        suite = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise SuiteError(f"{path} is not valid YAML ({_first_line(err)}); rewrite it with `blindspots suite`") from err
     if not isinstance(suite, dict) or suite.get("format") != SUITE_KIND:
