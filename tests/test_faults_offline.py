@@ -27,6 +27,7 @@ def online_mode(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_WENT_OFFLINE", False)
     yield
     hub.forget_loaded_models()
 
@@ -55,3 +56,14 @@ def test_a_missing_local_folder_fails_at_once(online_mode, tmp_path):
     with pytest.raises(ModelUnavailableError, match="there is no file or folder at"):
         load_model("captioner", f"transformers:{tmp_path / 'no-such-model'}")
     assert time.monotonic() - started < 2
+
+
+def test_a_timm_hub_model_without_network_fails_fast(online_mode):
+    if _network_reachable():
+        pytest.skip("this machine reaches the Hub; the test needs a machine without network")
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailableError) as caught:
+        load_model("classifier", "timm:resnet18.a1_in1k")
+    elapsed = time.monotonic() - started
+    assert elapsed < 8, f"took {elapsed:.1f} s to fail"
+    assert "no network connection to the Hub" in str(caught.value)

@@ -47,7 +47,10 @@ def looks_like_path(model_id: str) -> bool:
 
 
 def unavailable_message(spec: str, model_id: str, reason: str = "") -> str:
-    where = "offline (HF_HUB_OFFLINE is set)" if is_offline() else "here"
+    if _WENT_OFFLINE:
+        where = "offline (this machine has no network connection to the Hub)"
+    else:
+        where = "offline (HF_HUB_OFFLINE is set)" if is_offline() else "here"
     because = f" ({reason})" if reason else ""
     return (
         f"model {spec!r} is not available {where}: {model_id!r} is neither a local folder nor in the Hugging Face "
@@ -98,6 +101,7 @@ def check_available(spec: str, model_id: str, marker_files: Iterable[str] = ("co
 
 
 _REACHABLE: dict[tuple[str, int], bool] = {}
+_WENT_OFFLINE = False  # set when blindspots itself switched the Hub offline (no network)
 PROBE_TIMEOUT_S = 2.0
 
 
@@ -124,8 +128,17 @@ def hub_reachable() -> bool:
     return _REACHABLE[address]
 
 
+def use_cache_only_without_network() -> None:
+    """For adapters whose library downloads by itself (timm): with no network, switch the Hub to offline mode
+    first, so a cached model loads at once and a missing one fails at once instead of after retries."""
+    if not is_offline() and not hub_reachable():
+        go_offline()
+
+
 def go_offline() -> None:
     """Tell huggingface_hub (and the libraries that ask it) not to try the network for the rest of the process."""
+    global _WENT_OFFLINE
+    _WENT_OFFLINE = True
     os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         from huggingface_hub import constants

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
-from blindspots.models.hub import library_versions, load_errors_explained, shared_model
+from blindspots.models.hub import (
+    library_versions,
+    load_errors_explained,
+    shared_model,
+    use_cache_only_without_network,
+)
 from blindspots.models.labels import LabelSet, load_label_set
 from blindspots.models.torch_classifier import (
     DEFAULT_BATCH_SIZE,
@@ -90,6 +95,8 @@ def _build(
     checkpoint_path, num_classes = checkpoint
     if checkpoint_path is not None:
         return _with_transform(_from_checkpoint(model_name, checkpoint_path, num_classes), device, dtype)
+    if pretrained and not model_name.startswith("local-dir:"):
+        use_cache_only_without_network()  # timm downloads from the Hub: fail in seconds, not after retries
     with load_errors_explained(spec, model_name.removeprefix("hf-hub:")):
         network = timm.create_model(model_name, pretrained=pretrained)
     return _with_transform(network, device, dtype)
