@@ -14,11 +14,12 @@ from PIL import Image
 from run_builder import build_run
 from typer.testing import CliRunner
 
+import blindspots
 from blindspots.cli.main import app
 from blindspots.export.dataset import export_dataset
 from blindspots.store import RunStore
 
-ROOT = Path(__file__).resolve().parents[1]
+SOURCES = Path(blindspots.__file__).resolve().parents[1]  # the code under test, wherever it was imported from
 
 
 def _one_error_line(result) -> str:
@@ -84,7 +85,7 @@ def _as_reader_only(args: list[str]) -> subprocess.CompletedProcess:
         if shutil.which("setpriv") is None:
             pytest.skip("running as root without setpriv: cannot drop the right to write anywhere")
         command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", *command]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(SOURCES)}
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
 
 

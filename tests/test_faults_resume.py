@@ -78,7 +78,8 @@ def _tiny_config(tmp_path: Path) -> Path:
 def test_a_second_process_on_a_run_folder_is_refused_naming_the_first(tmp_path):
     out = tmp_path / "runs"
     command = _run_command(out, _tiny_config(tmp_path), "python:faulty_models:make_slow_generator")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])}
+    sources = Path(blindspots.__file__).resolve().parents[1]  # the code under test
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(sources), str(TESTS)])}
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         deadline = time.time() + 60
