@@ -37,6 +37,11 @@ def run(
     run_id: str | None = typer.Option(None, help="Name of the run folder (default: derived from the config, "
                                       "so rerunning the same command resumes it)."),
     report: bool = typer.Option(True, help="Write report.html into the run folder at the end."),
+    executor: str | None = typer.Option(None, "--executor", help="Where the models run: local (this process, "
+                                        "the default) or ray (Ray actors; see docs/cluster.md)."),
+    address: str | None = typer.Option(None, "--address", help="With --executor ray: the cluster to join, "
+                                       "'auto' or HOST:6379 as `ray start --head` prints it (default: start "
+                                       "Ray on this machine)."),
 ) -> None:
     """Run discovery: generate images per class, classify them, cluster and describe the failures, and keep
     the descriptions that cause significantly more failures than the class baseline on fresh images.
@@ -56,7 +61,7 @@ def run(
                 str(config) if config else None, progress=progress, log=lambda m: console.print(m, style="dim", markup=False),
                 classifier=classifier, generator=generator, captioner=captioner, embedder=embedder,
                 classes=class_list, class_selection=selection, budget=budget, rounds=rounds, seed=seed,
-                out=out, run_id=run_id,
+                out=out, run_id=run_id, executor=executor, ray_address=address,
             )
         print_bug_table(result)
         if report:

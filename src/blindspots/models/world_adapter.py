@@ -195,7 +195,9 @@ class _WorldNetwork:
     def _run_pixels(self, pixels: Any, forward) -> list[Any]:
         """A uint8 (n, H, W, 3) batch, numpy or torch, straight to the network; other sizes are resized on
         the device (bilinear with antialias, as PIL's BILINEAR downscale filters)."""
-        batch_all = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pixels))
+        if isinstance(pixels, np.ndarray) and not (pixels.flags.writeable and pixels.flags.c_contiguous):
+            pixels = np.array(pixels)  # arrays Ray hands over are read-only views; torch wants its own
+        batch_all = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(pixels)
         if batch_all.ndim != 4 or batch_all.shape[-1] != 3 or batch_all.dtype != torch.uint8:
             raise TypeError(f"world models take uint8 pixel batches of shape (n, H, W, 3); got "
                             f"{batch_all.dtype} {tuple(batch_all.shape)}")
