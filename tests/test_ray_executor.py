@@ -64,6 +64,39 @@ def test_a_worker_that_dies_mid_batch_is_one_line_that_says_to_rerun(local_clust
         executor.close()
 
 
+OUT_OF_MEMORY_MODEL = """
+import numpy as np
+import torch
+
+
+class Greedy:
+    labels = ["boat", "car"]
+
+    def predict(self, images):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def make():
+    return Greedy()
+"""
+
+
+def test_an_out_of_memory_in_one_actor_is_one_line_naming_the_fix(local_cluster, tmp_path):
+    model_file = tmp_path / "greedy.py"
+    model_file.write_text(OUT_OF_MEMORY_MODEL)
+    executor = RayExecutor(dict(WORLD, classifier=f"python:{model_file}:make"))
+    try:
+        images = executor.generate(["a photo of a boat"] * 2, [0, 1]).images
+        with pytest.raises(RayExecutorError) as caught:
+            executor.classify(images)
+    finally:
+        executor.close()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "ran out of memory" in message and "models.classifier.batch_size" in message
+    assert "rerun the same command" in message
+
+
 def test_actors_the_cluster_cannot_hold_are_refused_before_they_wait_forever(local_cluster):
     executor = RayExecutor(dict(WORLD), resources=RaySettings(generator=RoleResources(num_cpus=1, replicas=3)))
     try:

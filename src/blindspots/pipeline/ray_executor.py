@@ -314,10 +314,9 @@ class RayExecutor:
         actors = self._actors[role]
         n = len(columns[0])
         bounds = np.linspace(0, n, min(len(actors), max(n, 1)) + 1).round().astype(int)
-        refs = []
-        for actor, start, stop in zip(actors, bounds[:-1], bounds[1:], strict=False):
-            refs.append(getattr(actor, method).remote(*(column[start:stop] for column in columns)))
         with self._clock.timing(role):
+            refs = [getattr(actor, method).remote(*(column[start:stop] for column in columns))
+                    for actor, start, stop in zip(actors, bounds[:-1], bounds[1:], strict=False)]
             return self._gather(role, refs)
 
     def _gather(self, role: str, refs: list[Any]) -> list[Any]:
