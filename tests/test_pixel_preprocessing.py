@@ -60,10 +60,25 @@ def test_a_torch_tensor_batch_works_too(classifiers):
                                classifier.predict_pixels(pixels), atol=1e-6)
 
 
-def test_a_preprocessing_without_a_tensor_form_goes_through_pil_exactly(classifiers):
-    classifier = classifiers["transformers"]  # a Hugging Face image processor: kept on the PIL path
+def test_hugging_face_processors_give_the_same_inputs_on_tensors(classifiers):
+    # transformers' torchvision-backed processors turn PIL images into tensors first: no tolerance needed
+    classifier = classifiers["transformers"]
     images = tiny.distinct_images(4, seed=3)
-    np.testing.assert_array_equal(classifier.predict_pixels(_pixels(images)), classifier.predict(images))
+    np.testing.assert_allclose(classifier.predict_pixels(_pixels(images)), classifier.predict(images), atol=1e-6)
+
+
+def test_a_preprocessing_without_a_tensor_form_goes_through_pil_exactly(classifiers):
+    from torchvision.transforms import Compose, Lambda
+
+    from blindspots.models.torch_classifier import TorchClassifier
+
+    assert tensor_preprocess(Compose([Lambda(lambda image: image)])) is None
+    timm_model = classifiers["timm"]
+    own = TorchClassifier(spec="python:own", network=timm_model.network, preprocess=timm_model._preprocess,
+                          label_set=timm_model.label_set, device="cpu", dtype=torch.float32, batch_size=4,
+                          preprocessing="own", versions={}, pixel_preprocess=None)
+    images = tiny.distinct_images(6, seed=3)
+    np.testing.assert_array_equal(own.predict_pixels(_pixels(images)), own.predict(images))
 
 
 def test_read_only_arrays_from_another_process_are_accepted(classifiers):
@@ -90,6 +105,16 @@ def test_open_clip_pixel_batches_embed_as_pil_images_do(tmp_path, hf_offline):
     from_pixels = embedder.embed_pixels(_pixels(images))
     assert from_pixels.dtype == np.float32 and from_pixels.shape == from_pil.shape
     assert np.abs(from_pil - from_pixels).max() < PROBABILITY_TOLERANCE
+
+
+def test_transformers_clip_pixel_batches_embed_as_pil_images_do(tmp_path, hf_offline):
+    from tiny_models import save_tiny_clip
+
+    embedder = load_model("embedder", f"transformers:{save_tiny_clip(tmp_path / 'clip')}", device="cpu",
+                          batch_size=3)
+    assert isinstance(embedder, PixelEmbedder)
+    images = tiny.distinct_images(7, seed=6, size=(80, 60))
+    np.testing.assert_allclose(embedder.embed_pixels(_pixels(images)), embedder.embed_images(images), atol=1e-5)
 
 
 def _transform(classifier):

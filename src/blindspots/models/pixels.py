@@ -67,3 +67,17 @@ def pixel_tensor(pixels: Any) -> Any:
         raise TypeError(f"a pixel batch must be uint8 of shape (n, H, W, 3); got {getattr(pixels, 'dtype', type(pixels))} "
                         f"{tuple(getattr(pixels, 'shape', ()))}")
     return pixels
+
+
+def processor_on_tensors(processor: Any, device: Any) -> Callable[[Any], Any] | None:
+    """A Hugging Face image processor as a function of uint8 (n, 3, H, W) batches on `device`, when it is a
+    torchvision-backed one (transformers 5's default, which turns PIL images into tensors first and so gives
+    the same pixel values either way), else None."""
+    image_processor = getattr(processor, "image_processor", processor)
+    if not any(cls.__name__ == "TorchvisionBackend" for cls in type(image_processor).__mro__):
+        return None
+
+    def preprocess(batch: Any) -> Any:
+        return image_processor(images=batch, return_tensors="pt", device=device)["pixel_values"]
+
+    return preprocess
