@@ -96,3 +96,49 @@ def test_wrong_output_shapes_still_stop_the_run(world_images):
     models._loaded["classifier"] = Wrong()
     with pytest.raises(ModelOutputError, match="shape"):
         Executor(models).classify(world_images[:2])
+
+
+USERS_MODELS = """
+import numpy as np
+
+
+class PilOnly:
+    labels = ["boat", "car"]
+    seen = []
+
+    def predict(self, images):
+        PilOnly.seen.append(type(images[0]).__name__)
+        return np.tile([0.5, 0.5], (len(images), 1))
+
+
+class TakesPixels(PilOnly):
+    def predict_pixels(self, pixels):
+        PilOnly.seen.append(f"{type(pixels).__name__} {pixels.dtype} {pixels.shape}")
+        return np.tile([0.5, 0.5], (len(pixels), 1))
+
+
+def pil_only():
+    return PilOnly()
+
+
+def takes_pixels():
+    return TakesPixels()
+"""
+
+
+def test_users_own_classifiers_get_pixel_batches_only_when_they_take_them(world_images, tmp_path):
+    import importlib
+    import sys
+
+    (tmp_path / "users_models_for_pixels.py").write_text(USERS_MODELS)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = importlib.import_module("users_models_for_pixels")
+        pixels = images_to_pixels(world_images[:3])
+        for factory in ("pil_only", "takes_pixels"):
+            models = ModelSet(specs=dict(WORLD, classifier=f"python:users_models_for_pixels:{factory}"))
+            Executor(models).classify(pixels)
+        assert module.PilOnly.seen == ["Image", "ndarray uint8 (3, 64, 64, 3)"]
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("users_models_for_pixels", None)
