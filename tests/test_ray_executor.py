@@ -121,3 +121,32 @@ def test_cli_address_without_the_ray_executor_is_one_clear_line(tmp_path):
     result = CliRunner().invoke(app, ["run", "--address", "10.0.0.5:6379", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "executor is 'local'" in result.output and "--executor ray" in result.output
+
+
+@pytest.mark.parametrize("gpus, generator, small", [
+    (0, (0.0, 1.0, 1), (0.0, 0.25, 1)),    # CPU cluster: one actor per role
+    (1, (0.7, 1.0, 1), (0.1, 0.25, 1)),    # one GPU: the small roles share it with the generator
+    (8, (1.0, 1.0, 7), (0.1, 0.25, 1)),    # eight: a generator per GPU, the small roles on the last one
+])
+def test_generator_actors_scale_with_the_cluster_gpus(gpus, generator, small):
+    executor = _unconnected({"CPU": 64.0, **({"GPU": float(gpus)} if gpus else {})})
+    assert executor.placement("generator") == pytest.approx(generator)
+    assert executor.placement("classifier") == pytest.approx(small)
+    total = executor.placement("generator")[0] * executor.placement("generator")[2] + 3 * small[0]
+    assert total <= max(gpus, 0) + 1e-9, "the default placement must fit the cluster"
+
+
+def test_configured_resources_win_over_the_defaults():
+    executor = _unconnected({"CPU": 64.0, "GPU": 4.0},
+                            RaySettings(generator=RoleResources(num_gpus=0.5, replicas=6),
+                                        embedder=RoleResources(num_gpus=1, num_cpus=2)))
+    assert executor.placement("generator") == (0.5, 1.0, 6)
+    assert executor.placement("embedder") == (1.0, 2.0, 1)
+
+
+def _unconnected(cluster, resources=None):
+    """Placement is plain arithmetic over the cluster's resources: checked without starting Ray."""
+    executor = RayExecutor.__new__(RayExecutor)
+    executor._cluster = cluster
+    executor.resources = resources or RaySettings()
+    return executor
