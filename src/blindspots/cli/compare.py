@@ -32,11 +32,15 @@ def compare(
     Example: blindspots compare runs/resnet runs/vit --json > diff.json
     """
     with friendly_errors():
-        from blindspots.pipeline.compare import compare_runs
+        from blindspots.report.compare import compare_runs
 
         comparison = compare_runs(run_a, run_b, min_overlap=min_overlap)
         if as_json:
-            typer.echo(json.dumps(comparison.to_dict(), indent=2))
+            from blindspots.pipeline.api import package_versions
+
+            typer.echo(json.dumps({"kind": "compare", **comparison.to_dict(),
+                                   "config": {"run_a": str(run_a), "run_b": str(run_b), "min_overlap": min_overlap},
+                                   "versions": package_versions()}, indent=2))
             return
         _print(comparison)
 

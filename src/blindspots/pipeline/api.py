@@ -6,55 +6,72 @@ import hashlib
 import json
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from blindspots.pipeline.config import EXECUTION_SETTINGS, RunConfig, load_config
+from blindspots.pipeline.progress import silent_progress
+from blindspots.stats.intervals import newcombe_difference_interval
+from blindspots.store.records import Candidate, Purpose, RunSummary
 from blindspots.store.run_store import RunStore
 
 
 @dataclass
 class DiscoveryResult:
     run_dir: Path
-    bugs: list[dict[str, Any]]
-    candidates: list[dict[str, Any]]
-    summary: dict[str, Any]
+    bugs: list[Candidate]
+    candidates: list[Candidate]
+    summary: RunSummary | None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    examples: dict[int, list[str]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
 
-    def bug_rows(self) -> list[dict[str, Any]]:
-        """One plain dict per bug with what a person reads first (the CLI prints these as a table)."""
-        by_id = {c["id"]: c for c in self.candidates}
+    def to_json(self, top: int | None = None) -> dict[str, Any]:
+        """The result as plain JSON data (docs/schemas/run.schema.json): ranked bugs, summary, the resolved
+        config the run was made with, and the package versions of this process."""
+        config = {key: value for key, value in self.config.items() if key != "versions"}
+        summary = asdict(self.summary) if self.summary is not None else {}
+        return {"kind": "run", "run_dir": str(self.run_dir), "bugs": self.bug_rows(top=top),
+                "bugs_total": len(self.bugs), "summary": summary, "stage_seconds": self.stage_seconds,
+                "config": config, "run_versions": self.config.get("versions", {}), "versions": package_versions()}
+
+    def bug_rows(self, top: int | None = None) -> list[dict[str, Any]]:
+        """One plain dict per bug with what a person reads first (the CLI prints these as a table), ranked by
+        the lower bound of the headline's excess failure rate over the class baseline (Newcombe's interval of
+        the difference): a bug is ranked by how much worse than its class the evidence shows it is at least,
+        so 20/20 against a 10% baseline does not outrank 45/48 on a point estimate. `top` keeps the first K."""
+        if top is not None and top < 1:
+            raise ValueError(f"--top must be a positive number of bugs, not {top}")
+        by_id = {c.id: c for c in self.candidates}
         rows = []
         for bug in self.bugs:
-            shortest = by_id.get(bug["shortest_id"], bug)
+            shortest = by_id.get(bug.shortest_id, bug)
             rows.append({
-                "id": bug["id"], "class": bug["class_name"],
-                "description": bug["text"].replace("{label}", bug["class_name"]),
-                "shortest": shortest["text"].replace("{label}", bug["class_name"]),
-                "failure_rate": bug["rate"], "interval": (bug["rate_low"], bug["rate_high"]),
-                "baseline": bug["baseline_rate"], "baseline_interval": (bug["baseline_low"], bug["baseline_high"]),
-                "lift": bug["lift"], "p": bug["p"], "q": bug["q"], "validity": bug["validity_rate"],
-                "n": bug["n"],
+                "id": bug.id, "class": bug.class_name,
+                "description": bug.display_text(), "shortest": shortest.display_text(),
+                "failure_rate": bug.rate, "interval": (bug.rate_low, bug.rate_high),
+                "baseline": bug.baseline_rate, "baseline_interval": (bug.baseline_low, bug.baseline_high),
+                "lift": bug.lift, "p": bug.p, "q": bug.q, "validity": bug.validity_rate,
+                "n": bug.n,
                 # The shortest description is the headline claim, so its own test is shown beside it.
-                "shortest_rate": shortest["rate"], "shortest_interval": (shortest["rate_low"], shortest["rate_high"]),
-                "shortest_n": shortest["n"], "shortest_q": shortest["q"], "shortest_lift": shortest["lift"],
-                "shortest_validity": shortest["validity_rate"],
-                "shortest_wrong_labels": _label_shares(shortest),
-                "wrong_labels": [(label, count / max(bug["failures"], 1))
-                                                for label, count in (bug["wrong_labels"] or [])[:3]],
-                "examples": _example_hashes(bug),
+                "shortest_rate": shortest.rate, "shortest_interval": (shortest.rate_low, shortest.rate_high),
+                "shortest_n": shortest.n, "shortest_q": shortest.q, "shortest_lift": shortest.lift,
+                "shortest_validity": shortest.validity_rate,
+                "shortest_wrong_labels": shortest.label_shares(),
+                "wrong_labels": bug.label_shares(),
+                "examples": list(self.examples.get(bug.id, [])),
+                "excess_interval": _excess_interval(shortest),
             })
-        return rows
+        rows.sort(key=lambda row: (-row["excess_interval"][0], row["id"]))
+        return rows[:top] if top else rows
 
 
-def _label_shares(candidate: dict[str, Any]) -> list[tuple[str, float]]:
-    """The three labels its failures are called most, with their share of the failures."""
-    return [(label, count / max(candidate["failures"], 1)) for label, count in (candidate["wrong_labels"] or [])[:3]]
-
-
-def _example_hashes(bug: dict[str, Any]) -> list[str]:
-    return list(bug.get("examples", []))
+def _excess_interval(candidate: Candidate) -> tuple[float, float]:
+    counts = [candidate.failures, candidate.n, candidate.baseline_failures, candidate.baseline_n]
+    if any(count is None for count in counts):
+        return -1.0, 1.0
+    return newcombe_difference_interval(*(int(count) for count in counts))
 
 
 def run_id_for(config: RunConfig) -> str:
@@ -64,7 +81,8 @@ def run_id_for(config: RunConfig) -> str:
     return "run-" + hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-def resolved_config(config: RunConfig) -> dict[str, Any]:
+def package_versions() -> dict[str, str]:
+    """Python and the installed versions of the packages a result depends on (absent ones left out)."""
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
@@ -74,8 +92,12 @@ def resolved_config(config: RunConfig) -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
+    return versions
+
+
+def resolved_config(config: RunConfig) -> dict[str, Any]:
     # Execution settings stay out of the stored config, so a run resumes under either executor.
-    return {**config.model_dump(mode="json", exclude=set(EXECUTION_SETTINGS)), "versions": versions}
+    return {**config.model_dump(mode="json", exclude=set(EXECUTION_SETTINGS)), "versions": package_versions()}
 
 
 def discover(
@@ -87,7 +109,8 @@ def discover(
 ) -> DiscoveryResult:
     """Run (or resume) discovery and return its bugs. Rerunning the same config resumes the same run folder."""
     from blindspots.pipeline.classes import resolve_classes
-    from blindspots.pipeline.discovery import Discovery
+    from blindspots.pipeline.context import RunContext
+    from blindspots.pipeline.discovery import run_discovery
 
     config = load_config(config, **overrides)
     run_dir = Path(config.out) / (config.run_id or run_id_for(config))
@@ -101,8 +124,9 @@ def discover(
         models.get("embedder")
         store = RunStore.create(run_dir, resolved_config(config))
         try:
-            discovery = Discovery(config, store, executor, classes, classifier.labels, progress, log)
-            discovery.run()
+            context = RunContext(config, store, executor, classes, list(classifier.labels),
+                                 progress or silent_progress, log or (lambda message: None))
+            run_discovery(context)
             return load_result(store)
         finally:
             store.close()
@@ -126,12 +150,9 @@ def make_executor(config: RunConfig):
 
 
 def load_result(store: RunStore) -> DiscoveryResult:
-    candidates = store.candidates()
     bugs = store.bugs()
-    for bug in bugs:
-        bug["examples"] = [row[0] for row in store.db.execute(
-            "SELECT image_hash FROM samples WHERE purpose = 'confirm' AND candidate_id = ? AND is_failure = 1 "
-            "AND valid = 1 ORDER BY id LIMIT 8", (bug["id"],))]
-    return DiscoveryResult(run_dir=store.root, bugs=bugs, candidates=candidates,
-                           summary=store.get_meta_json("summary", {}),
-                           stage_seconds=store.get_meta_json("stage_seconds", {}))
+    examples = {bug.id: [s.image_hash for s in store.samples_of(
+        Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True, failing=True, limit=8)]
+        for bug in bugs}
+    return DiscoveryResult(run_dir=store.root, bugs=bugs, candidates=store.candidates(), summary=store.summary(),
+                           stage_seconds=store.stage_seconds(), examples=examples, config=store.config())

@@ -88,6 +88,17 @@ class RunConfig(BaseModel):
     max_clusters: int = Field(default=8, ge=1)
     consensus_share: float = Field(default=0.5, gt=0, le=1)
 
+    confirmation: Literal["fixed", "sequential"] = Field(
+        default="sequential", description="fixed: confirm_per_candidate images per candidate and an exact test; "
+        "sequential: batches of confirm_batch images until an anytime-valid e-value confirms it, shows it cannot "
+        "reach the minimum effect, or confirm_per_candidate images are spent")
+    confirm_batch: int = Field(default=8, ge=1, description="images per candidate per step of sequential "
+                               "confirmation")
+    futility_error: float = Field(default=0.2, gt=0, lt=1, description="sequential confirmation: the most "
+                                  "often a candidate that just reaches the minimum effect may be dropped early")
+    keep_margin: float = Field(default=0.5, ge=0, lt=1, description="sequential confirmation: a shorter "
+                               "description stands for a bug when a test shows its failure rate is within this "
+                               "share of the bug's excess failure rate (over the baseline) of the bug's rate")
     top_k: int = Field(default=1, ge=1, description="an image fails when no accepted label is in the top k")
     fdr: float = Field(default=0.05, gt=0, lt=1, description="Benjamini-Hochberg false discovery rate")
     test: Literal["boschloo", "fisher"] = "boschloo"
@@ -186,3 +197,13 @@ def load_config(source: RunConfig | dict | str | Path | None = None, **overrides
                 message = f"unknown setting; allowed settings are: {allowed}"
             problems.append(f"{where}: {message}")
         raise ConfigError("invalid run config — " + "; ".join(problems)) from None
+
+
+def stored_run_config(store) -> RunConfig:
+    """The config a run folder was made with, as a RunConfig (its defaults, never copied by a reader)."""
+    data = {key: value for key, value in store.config().items() if key != "versions"}
+    try:
+        return RunConfig(**data)
+    except ValidationError as err:
+        raise ConfigError(f"{store.root} holds a config this version cannot read ({err.error_count()} problem(s), "
+                          f"first: {err.errors()[0]['msg']}); rerun the discovery with this version") from None

@@ -12,6 +12,7 @@ say how much of its time went to the models and how much to everything else."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +58,12 @@ class ModelSet:
 class GenerationResult:
     images: list[Image | None]
     errors: list[str | None]
+    safety_blanked: list[bool] = field(default_factory=list)
+
+
+def safety_blanked(images: Sequence[Image | None]) -> list[bool]:
+    """Which images a safety checker blanked: they show nothing, so they are kept and counted, never failures."""
+    return [bool(image is not None and image.info.get("blindspots.safety_blanked")) for image in images]
 
 
 # ------------------------------------------------------------------------------------ pixels <-> images
@@ -113,7 +120,7 @@ def generate_checked(generator: Any, spec: str, prompts: Sequence[str], seeds: S
     for image in images:
         if image is not None and not isinstance(image, Image):
             raise ModelOutputError(f"generator {spec} returned {type(image).__name__}, not a PIL image")
-    return GenerationResult(images, errors)
+    return GenerationResult(images, errors, safety_blanked(images))
 
 
 def check_probabilities(spec: str, scores: Any, n_images: int, n_labels: int) -> np.ndarray:
@@ -173,10 +180,14 @@ def as_image_list(images: ImageBatch) -> list[Image]:
 # ------------------------------------------------------------------------------------ the local executor
 
 class ModelClock:
-    """Wall seconds spent inside each model role's calls, summed over the run (model loading excluded)."""
+    """Wall seconds spent inside each model role's calls, summed over the run (model loading excluded).
+
+    Calls may come from several threads (the sampler generates one chunk while it classifies another), so
+    roles can overlap in time: each role's seconds are its own, and their sum can exceed the run's wall time."""
 
     def __init__(self) -> None:
         self._seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
 
     @contextmanager
     def timing(self, role: str) -> Iterator[None]:
@@ -184,10 +195,13 @@ class ModelClock:
         try:
             yield
         finally:
-            self._seconds[role] += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self._seconds[role] += elapsed
 
     def seconds(self) -> dict[str, float]:
-        return dict(self._seconds)
+        with self._lock:
+            return dict(self._seconds)
 
 
 class Executor:

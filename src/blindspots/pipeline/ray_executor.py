@@ -50,6 +50,7 @@ from blindspots.pipeline.executor import (
     pixels_to_images,
     run_classifier,
     run_image_embedder,
+    safety_blanked,
 )
 
 ROLES = ("generator", "classifier", "captioner", "embedder")
@@ -217,7 +218,7 @@ class RayExecutor:
             raise ModelOutputError(f"generator {self.models.specs['generator']} returned {len(images)} outputs "
                                    f"for {len(prompts)} inputs")
         self.on_progress("generate", len(prompts))
-        return GenerationResult(images, errors)
+        return GenerationResult(images, errors, safety_blanked(images))
 
     def classify(self, images: ImageBatch) -> tuple[np.ndarray, list[str]]:
         labels = list(self.models.get("classifier").labels)
