@@ -49,7 +49,7 @@ def main() -> None:
 
     same = [r["shortest"] for r in local.bug_rows()] == [r["shortest"] for r in on_ray.bug_rows()]
     print(json.dumps({
-        "images": local.summary["images_generated"],
+        "images": local.summary.images_generated,
         "bugs": len(local.bugs),
         "same_bug_list": same,
         "local_seconds": round(local_seconds, 2),

@@ -207,7 +207,7 @@ def whole_run(stack: dict[str, Any], args: argparse.Namespace, out: Path, sample
         wall = time.perf_counter() - started
     finally:
         api.make_executor = make_executor
-    images = result.summary["images_generated"]
+    images = result.summary.images_generated
     run_seconds = sum(result.stage_seconds.values())
     model_seconds = {role: round(s, 2) for role, s in captured["executor"].model_seconds().items()}
     return {

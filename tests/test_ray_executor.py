@@ -47,7 +47,7 @@ def test_a_ray_run_finds_the_same_bugs_as_a_local_run(local_cluster, tmp_path):
     on_ray = blindspots.discover(dict(SMALL, out=str(tmp_path / "ray"), executor="ray"))
     assert _bug_list(local), "the small run must find bugs for the comparison to mean anything"
     assert _bug_list(on_ray) == _bug_list(local)
-    assert on_ray.summary["images_generated"] == local.summary["images_generated"]
+    assert on_ray.summary.images_generated == local.summary.images_generated
     # Where the models ran does not name the run: the same config resumes the same folder on either executor.
     assert on_ray.run_dir.name == local.run_dir.name
 
