@@ -142,3 +142,35 @@ def test_users_own_classifiers_get_pixel_batches_only_when_they_take_them(world_
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("users_models_for_pixels", None)
+
+
+def test_overlapping_model_calls_count_once_in_busy_time():
+    """The sampler calls the generator on one thread while it classifies on another: each role keeps its own
+    seconds, and the busy time (what "model time X of Y s" reports) counts the overlap once."""
+    import threading
+
+    from blindspots.pipeline.executor import ModelClock
+
+    clock = ModelClock()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def generator_call():
+        with clock.timing("generator"):
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def classifier_call():
+        first_in.wait(5)
+        with clock.timing("classifier"):
+            second_in.set()
+            first_out.wait(5)
+
+    threads = [threading.Thread(target=generator_call), threading.Thread(target=classifier_call)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = clock.seconds()
+    assert set(seconds) == {"generator", "classifier"}
+    assert max(seconds.values()) <= clock.busy_seconds() < sum(seconds.values())

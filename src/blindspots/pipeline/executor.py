@@ -183,25 +183,41 @@ class ModelClock:
     """Wall seconds spent inside each model role's calls, summed over the run (model loading excluded).
 
     Calls may come from several threads (the sampler generates one chunk while it classifies another), so
-    roles can overlap in time: each role's seconds are its own, and their sum can exceed the run's wall time."""
+    roles can overlap in time: each role's seconds are its own, and their sum can exceed the run's wall time.
+    `busy_seconds` counts the time at least one model call was running, once, so it never exceeds wall time:
+    that is the "model time" to set against a run's wall time."""
 
     def __init__(self) -> None:
         self._seconds: dict[str, float] = defaultdict(float)
         self._lock = threading.Lock()
+        self._running = 0
+        self._busy_since = 0.0
+        self._busy = 0.0
 
     @contextmanager
     def timing(self, role: str) -> Iterator[None]:
         started = time.perf_counter()
+        with self._lock:
+            if self._running == 0:
+                self._busy_since = started
+            self._running += 1
         try:
             yield
         finally:
-            elapsed = time.perf_counter() - started
+            ended = time.perf_counter()
             with self._lock:
-                self._seconds[role] += elapsed
+                self._seconds[role] += ended - started
+                self._running -= 1
+                if self._running == 0:
+                    self._busy += ended - self._busy_since
 
     def seconds(self) -> dict[str, float]:
         with self._lock:
             return dict(self._seconds)
+
+    def busy_seconds(self) -> float:
+        with self._lock:
+            return self._busy + (time.perf_counter() - self._busy_since if self._running else 0.0)
 
 
 class Executor:
@@ -213,8 +229,13 @@ class Executor:
         self._clock = ModelClock()
 
     def model_seconds(self) -> dict[str, float]:
-        """Seconds spent inside each role's model calls so far, e.g. {"generator": 12.5, "classifier": 3.1}."""
+        """Seconds spent inside each role's model calls so far, e.g. {"generator": 12.5, "classifier": 3.1}.
+        Roles called from different threads overlap; `model_busy_seconds` counts overlapping time once."""
         return self._clock.seconds()
+
+    def model_busy_seconds(self) -> float:
+        """Seconds during which at least one model call was running: at most the wall time."""
+        return self._clock.busy_seconds()
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> GenerationResult:
         """Images for (prompt, seed) pairs; a prompt the generator fails on is recorded as an error."""

@@ -205,6 +205,10 @@ class RayExecutor:
         """Driver wall seconds spent waiting on each role's calls (transfers included), summed over the run."""
         return self._clock.seconds()
 
+    def model_busy_seconds(self) -> float:
+        """Driver wall seconds during which at least one call to any role was in flight."""
+        return self._clock.busy_seconds()
+
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> GenerationResult:
         self.models.get("generator")
         seeds = [int(s) for s in seeds]
