@@ -133,3 +133,13 @@ def print_bug_table(result, top: int | None = None) -> None:
         + (f", {summary.generation_errors} failed to generate" if summary.generation_errors else "")
         + f"; rounds: {summary.rounds_run}; stopped: {summary.stop_reason}"
     )
+    console.print(model_time_line(summary))
+
+
+def model_time_line(summary) -> str:
+    """How much of the run the models were working: what is left is the tool's own overhead."""
+    busy = summary.model_seconds.get("busy", 0.0)
+    per_role = ", ".join(f"{role} {seconds:.1f}" for role, seconds in sorted(summary.model_seconds.items(),
+                                                                           key=lambda item: -item[1])
+                         if role != "busy")
+    return f"model time {busy:.1f} of {summary.seconds:.1f} s ({per_role})"
