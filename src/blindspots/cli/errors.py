@@ -79,7 +79,7 @@ def _rules() -> list[tuple[Callable[[BaseException], bool], int, Callable[[BaseE
         (kind(ImageStoreError), FAILURE, _image_message),
         (kind(RunStoreError), BAD_INPUT, str),
         (kind(ModelUnavailableError, ModelOutputError, ModelFailureError), FAILURE, str),
-        (named("DiscoveryError"), FAILURE, str),
+        (named("DiscoveryError", "RayExecutorError"), FAILURE, str),
         (named("OutOfMemoryError"), FAILURE, _out_of_memory),
         (kind(MemoryError), FAILURE, _out_of_memory),
         (_disk_full, FAILURE, _disk_full_message),
