@@ -11,21 +11,20 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.main import app
 
 console = Console()
 err_console = Console(stderr=True)
 
 
-@app.command(
-    epilog=(
-        "Examples:\n\n"
-        "  blindspots classify photo.jpg\n\n"
-        "  blindspots classify --classifier efficientnet-lite:lite0 cat.jpg dog.png\n\n"
-        "  blindspots classify --classifier timm:resnet50.a1_in1k --top 3 --json *.jpg\n\n"
-        "  blindspots classify --classifier python:./my_model.py:make_classifier --list-labels"
-    )
+CLASSIFY_EPILOG = (
+    "Examples:\n\n"
+    "  blindspots classify photo.jpg\n\n"
+    "  blindspots classify --classifier efficientnet-lite:lite0 cat.jpg dog.png\n\n"
+    "  blindspots classify --classifier timm:resnet50.a1_in1k --top 3 --json *.jpg\n\n"
+    "  blindspots classify --classifier python:./my_model.py:make_classifier --list-labels"
 )
+
+
 def classify(
     images: list[Path] | None = typer.Argument(
         None, help="Image files to classify (any format Pillow reads: PNG, JPEG, WebP, ...).", show_default=False

@@ -19,8 +19,9 @@ class UserError(Exception):
 def friendly_errors():
     from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
     from blindspots.store.run_store import RunStoreError
+    from blindspots.world.folder import WorldFolderError
 
-    handled = (UserError, ModelSpecError, ModelUnavailableError, ModelOutputError, RunStoreError,
+    handled = (UserError, ModelSpecError, ModelUnavailableError, ModelOutputError, RunStoreError, WorldFolderError,
                FileNotFoundError, PermissionError, ValueError)
     try:
         yield
