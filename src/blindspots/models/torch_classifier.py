@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from blindspots.models.errors import ModelOutputError, ModelUnavailableError
-from blindspots.models.hub import dtype_name
 from blindspots.models.labels import LabelSet, label_set_from_names, load_label_set
+from blindspots.models.runtime import check_batch_size, dtype_name
 
 # Classifiers under test are measured at full precision unless the user asks for speed: half precision can
 # flip borderline predictions, and those flips would look like blind spots of the model.
@@ -66,8 +66,7 @@ class TorchClassifier:
         versions: dict[str, str],
         forward: Callable[[Any], Any] | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        check_batch_size(batch_size)
         self.spec = spec
         self.network = network
         self.label_set = label_set
