@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from blindspots.models.protocols import fill_template
 from blindspots.pipeline.config import RunConfig, load_config
 
 REPLICATION_SEEDS = 200
@@ -102,8 +103,8 @@ def _replication(result, config: RunConfig, progress) -> dict[str, Any]:
     classes = {c.name: c for c in resolve_classes(config, models.get("classifier").labels)}
     class_names = list(classes)
     template = config.templates[0]
-    zero_shot = getattr(models.get("embedder"), "zero_shot_template", "a photo of a {}")
-    texts = executor.embed_texts([zero_shot.format(name) for name in class_names])
+    zero_shot = models.get("embedder").zero_shot_template
+    texts = executor.embed_texts([fill_template(zero_shot, name) for name in class_names])
     candidates = {c["id"]: c for c in result.candidates}
 
     def failures_and_n(cls: str, prompts: Sequence[str], seeds: Sequence[int]) -> tuple[int, int]:

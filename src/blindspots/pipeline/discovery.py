@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from blindspots.models.protocols import fill_template
 from blindspots.pipeline.classes import ClassUnderTest
 from blindspots.pipeline.clustering import cluster_failures
 from blindspots.pipeline.config import RunConfig
@@ -40,7 +41,6 @@ from blindspots.store.run_store import RunStore, Sample
 
 # Images handled per transaction: a kill loses at most this much work.
 CHUNK = 64
-ZERO_SHOT_TEMPLATE = "a photo of a {}"
 
 
 class DiscoveryError(RuntimeError):
@@ -193,13 +193,14 @@ class Discovery:
         blanked: set[int] = set()
         if to_generate:
             result = self.executor.generate([s.prompt for s in to_generate], [s.seed for s in to_generate])
-            for sample, image, error in zip(to_generate, result.images, result.errors, strict=True):
+            for sample, image, error, safety_blanked in zip(to_generate, result.images, result.errors,
+                                                            result.safety_blanked, strict=True):
                 if image is None:
                     updates[sample.id]["error"] = error
                     continue
                 updates[sample.id]["image_hash"] = self.store.images.put(image)
                 images[sample.id] = image
-                if image.info.get("blindspots.safety_blanked"):
+                if safety_blanked:
                     # A safety checker's blank image shows nothing: it is kept and counted, never a failure.
                     blanked.add(sample.id)
         for sample in chunk:
@@ -243,9 +244,8 @@ class Discovery:
     def _class_texts(self) -> np.ndarray:
         if self._class_text_embeddings is None:
             embedder = self.executor.models.get("embedder")
-            template = getattr(embedder, "zero_shot_template", ZERO_SHOT_TEMPLATE)
             self._class_text_embeddings = self.executor.embed_texts(
-                [template.format(c.name) for c in self.classes]
+                [fill_template(embedder.zero_shot_template, c.name) for c in self.classes]
             )
         return self._class_text_embeddings
 
@@ -398,7 +398,7 @@ class Discovery:
         return {
             "round": round_index, "class_name": cls.name, "key": description.key,
             "description": description.to_dict(), "text": description.text(),
-            "prompt": description.prompt(cls.name, self.config.templates[0].replace("{label}", "{}")),
+            "prompt": description.prompt(cls.name, self.config.templates[0]),
             "origin": origin, "parent_id": parent_id, "source_cluster": source,
         }
 
