@@ -90,10 +90,11 @@ def _open_image(path: Path):
 
 
 def _load_classifier(spec: str, options: dict[str, Any]):
-    from blindspots.models.registry import load_model
+    from blindspots.pipeline.executor import ModelSet
 
     with err_console.status(f"loading {spec} ..."):
-        return load_model("classifier", spec, **options)
+        # Through ModelSet, so a model is checked against the classifier protocol as a run checks it.
+        return ModelSet(specs={"classifier": spec}, options={"classifier": options}).get("classifier")
 
 
 def _predict_with_progress(model, pictures: list, batch_size: int):
@@ -130,7 +131,7 @@ def _print_tables(paths: list[Path], results: list[list[tuple[int, str, float]]]
 
 
 def _print_json(spec: str, paths: list[Path], results, model) -> None:
-    described = model.describe() if hasattr(model, "describe") else {"spec": spec}
+    described = {"spec": spec, **model.describe()}
     payload = {
         "classifier": described,
         "images": [
