@@ -6,8 +6,8 @@ optionally `@DIR` for a world trained from another spec (`blindspots world train
 `blindspots/world/weights/`) is used.
 
 The folder format and the networks themselves live in `world/` (`folder.py`, `inference.py`), which the
-world's model card uses directly; this module only parses the names and options, states the protocol facets
-(`describe`, `zero_shot_template`) and turns a bad folder into a ModelUnavailableError.
+world's model card uses directly; this module only parses the names and options, gives the embedder its
+`zero_shot_template`, and turns a bad folder into a ModelUnavailableError.
 """
 
 from __future__ import annotations
