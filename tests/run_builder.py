@@ -23,6 +23,7 @@ from blindspots.pipeline.config import RunConfig
 from blindspots.stats.fdr import benjamini_hochberg
 from blindspots.stats.intervals import wilson_interval
 from blindspots.store import RunStore
+from blindspots.store.records import PlannedSample, Purpose, TestRecord, Verdict, VerdictKind
 
 COLOURS = {"blue": (30, 60, 220), "red": (220, 30, 30), "yellow": (230, 200, 20)}
 BACKGROUNDS = {"sky": (205, 210, 215), "road": (90, 90, 95), "night": (20, 20, 40)}
@@ -119,7 +120,7 @@ def build_run(root: Path, *, hostile: bool = False, per_candidate: int = 16, per
                                        short_colour, short_bg, short_share, per_candidate, short_id, hostile,
                                        image_size)
             tested.append((short_id, cls, short_counts, "confirmed"))
-            store.update_candidate(candidate_id, shortest_id=short_id)
+            store.set_shortest(candidate_id, short_id)
     _record_statistics(store, tested, baseline, hostile)
     _write_meta(store, baseline, complete)
     store.close()
@@ -130,11 +131,11 @@ def _add_images(store: RunStore, rng, purpose: str, round_: int, class_name: str
                 background: str, failure_share: float, count: int, candidate_id: int,
                 hostile: bool, image_size: int = 64) -> tuple[int, int]:
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=count)]
-    store.add_samples([{"purpose": purpose, "round": round_, "class_name": class_name, "prompt": prompt,
-                        "seed": seed, "generator": "world:generator", "candidate_id": candidate_id}
-                       for seed in seeds])
-    where = "purpose = ? AND round = ? AND class_name = ? AND prompt = ? AND candidate_id = ?"
-    rows = store.samples(where, (purpose, round_, class_name, prompt, candidate_id))
+    store.add_samples([PlannedSample(Purpose(purpose), round_, class_name, prompt, seed, "world:generator",
+                                     candidate_id) for seed in seeds])
+    rows = [s for s in store.samples_of(Purpose(purpose), round=round_, class_name=class_name,
+                                        candidate_ids=[candidate_id] if candidate_id else None)
+            if s.prompt == prompt and s.candidate_id == (candidate_id or None)]
     failures = max(1, round(failure_share * count))
     invalid = count // 2 + 1 if "fog" in prompt else 0
     updates = []
@@ -182,18 +183,21 @@ def _record_statistics(store: RunStore, tested, baseline, hostile: bool) -> None
         wrong = [[WRONG_LABEL[class_name], failures]]
         if hostile:
             wrong.append([HOSTILE_CAPTION, 1])
-        store.update_candidate(
-            candidate_id, n=n, failures=failures, valid_n=n - invalid, generated_n=n, baseline_n=base_n,
+        store.record_test(candidate_id, TestRecord(
+            n=n, failures=failures, generated_n=n, baseline_n=base_n,
             baseline_failures=base_failures, rate=failures / n, rate_low=low, rate_high=high,
             baseline_rate=base_failures / base_n, baseline_low=base_low, baseline_high=base_high,
             lift=(failures / n) / max(base_failures / base_n, 1e-9), difference=failures / n - base_failures / base_n,
-            p=float(p), q=float(q), test="fisher", validity_rate=(n - invalid) / n, wrong_labels=wrong,
-            status="tested", confirmed=int(verdict == "confirmed" or verdict.startswith("duplicate")),
-            verdict=verdict,
-        )
+            p=float(p), test="fisher", validity_rate=(n - invalid) / n, wrong_labels=wrong))
+        decided = Verdict.parse(verdict)
+        store.set_decisions([(candidate_id, float(q), decided)])
+        if decided.kind is VerdictKind.DUPLICATE:  # a duplicate stays confirmed; it is listed under its bug
+            with store.transaction():
+                store.db.execute("UPDATE candidates SET confirmed = 1 WHERE id = ?", (candidate_id,))
     if hostile:
         first = store.bugs()[0]
-        store.update_candidate(first["id"], text=f"{{label}} {HOSTILE_CAPTION}")
+        with store.transaction():
+            store.db.execute("UPDATE candidates SET text = ? WHERE id = ?", (f"{{label}} {HOSTILE_CAPTION}", first.id))
 
 
 def config_models(store: RunStore) -> dict[str, str]:

@@ -16,8 +16,9 @@ import blindspots
 from blindspots.cli.main import app
 from blindspots.models.errors import ModelOutputError, ModelSpecError
 from blindspots.pipeline.config import ConfigError
-from blindspots.pipeline.discovery import DiscoveryError
+from blindspots.pipeline.context import DiscoveryError
 from blindspots.store import RunStore
+from blindspots.store.records import Purpose
 
 SMALL = dict(classes=["boat", "car", "house", "fish"], baseline_per_class=60, confirm_per_candidate=32,
              budget=3000, rounds=2, max_candidates_per_class=3)
@@ -48,15 +49,16 @@ def test_finds_the_planted_background_shortcut(small_run):
 
 def test_every_confirmation_image_is_fresh(small_run):
     with RunStore.open(small_run.run_dir) as store:
-        explored = {(s.prompt, s.seed) for s in store.samples("purpose != 'confirm'")}
-        confirmed = {(s.prompt, s.seed) for s in store.samples("purpose = 'confirm'")}
+        explored = {(s.prompt, s.seed) for purpose in (Purpose.BASELINE, Purpose.EXPLORE)
+                    for s in store.samples_of(purpose)}
+        confirmed = {(s.prompt, s.seed) for s in store.samples_of(Purpose.CONFIRM)}
     assert not explored & confirmed
 
 
 def test_classes_without_a_planted_spot_yield_no_bug(small_run):
     # house has no planted spot in the default world: its baseline failures are rare and no bug confirms.
     assert not [r for r in small_run.bug_rows() if r["class"] == "house"]
-    assert small_run.summary["baseline"]["house"]["rate"] < 0.1
+    assert small_run.summary.baseline["house"]["rate"] < 0.1
 
 
 def test_same_config_and_seed_give_the_same_bug_list(small_run, tmp_path):
@@ -141,15 +143,15 @@ def test_a_broken_classifier_stops_with_a_clear_message_and_the_run_resumes_once
         blindspots.discover(config)
     flag.unlink()  # the user fixes their model; the same command resumes the same run
     result = blindspots.discover(config)
-    assert result.summary["images_generated"] > 0
+    assert result.summary.images_generated > 0
 
 
 def test_prompts_the_generator_refuses_are_recorded_not_fatal(tmp_path):
     result = blindspots.discover(dict(SMALL, generator="python:faulty_models:make_flaky_generator",
                                       out=str(tmp_path), rounds=1))
-    assert result.summary["generation_errors"] > 0
+    assert result.summary.generation_errors > 0
     with RunStore.open(result.run_dir) as store:
-        (error,) = store.db.execute("SELECT error FROM samples WHERE error IS NOT NULL LIMIT 1").fetchone()
+        error = store.first_generation_error()
     assert "content filter refused" in error
 
 
@@ -171,3 +173,13 @@ def test_cli_bad_input_is_one_clear_line(tmp_path):
     assert result.exit_code == 2
     assert "submarine" in result.output and "Traceback" not in result.output
     os.environ.pop("BLINDSPOTS_TEST_FAULT", None)
+
+
+def test_a_resumed_run_draws_again_the_images_deleted_from_its_folder(tmp_path):
+    first = blindspots.discover(dict(SMALL, out=str(tmp_path), rounds=1))
+    images = sorted((first.run_dir / "images").rglob("*.png"))
+    for path in images[::3]:
+        path.unlink()
+    again = blindspots.discover(dict(SMALL, out=str(tmp_path), rounds=1))
+    assert sorted((again.run_dir / "images").rglob("*.png")) == images
+    assert _bug_list(again) == _bug_list(first)

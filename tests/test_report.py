@@ -78,18 +78,18 @@ def test_summary_names_models_classes_budget_time_and_fdr(tmp_path):
 def test_bug_cards_most_severe_first_with_statistics_and_images(tmp_path):
     run = build_run(tmp_path / "run")
     with RunStore.open(run) as store:
-        expected = [b["text"].replace("{label}", b["class_name"]) for b in store.bugs()]
+        expected = [b.display_text() for b in store.bugs()]
         first = store.bugs()[0]
     html, page = _parse(write_report(run))
     assert [t.strip() for t in page.card_titles] == expected
     assert expected[0] == "red boat on a road"
     assert "Shortest description that still confirms: <strong>red boat</strong>" in html
     card = html.split("<article")[1]
-    assert f"{first['failures']} of {first['n']}" in card
-    assert f"×{first['lift']:.1f}" in card
+    assert f"{first.failures} of {first.n}" in card
+    assert f"×{first.lift:.1f}" in card
     assert card.count("data:image/svg+xml") == 2  # rate-vs-baseline plot and wrong-label bars
     failing_grid, baseline_grid = card.split("<figure class='grid'>")[1:3]
-    assert failing_grid.count("class='cell fail") == failing_grid.count("<img") == min(12, first["failures"])
+    assert failing_grid.count("class='cell fail") == failing_grid.count("<img") == min(12, first.failures)
     assert "Baseline images of the class (12 shown)" in baseline_grid
     assert baseline_grid.count("<img") == 12
 
@@ -98,10 +98,27 @@ def test_rejected_candidates_are_collapsed_with_their_reason(tmp_path):
     html, page = _parse(write_report(build_run(tmp_path / "run")))
     assert page.details_open == [False]
     rejected = html.split("<details>")[1]
-    assert "Candidates that did not confirm (3)" in rejected
+    assert "Candidates that did not confirm (2)" in rejected
     assert "striped boat" in rejected and "not significant" in rejected
     assert "car in fog" in rejected and "mostly invalid images" in rejected
-    assert "duplicate of #1" in rejected and "as the blind spot “red boat on a road”" in rejected
+    # A confirmed duplicate is not a rejection: it is listed on the card of the bug it repeats.
+    assert "duplicate of #1" not in rejected
+    first_card = html.split("<article")[1].split("</article>")[0]
+    assert "Also confirmed, listed under this blind spot (1)" in first_card
+    assert "red boat on a wet road" in first_card and "duplicate of #1" in first_card
+
+
+def test_cards_say_which_words_were_dropped_and_what_each_cost(tmp_path):
+    html, _ = _parse(write_report(build_run(tmp_path / "run")))
+    first_card = html.split("<article")[1].split("</article>")[0]
+    with RunStore.open(tmp_path / "run") as store:
+        bug = store.bugs()[0]
+        shortest = store.candidate(bug.shortest_id)
+    # "red boat on a road" was shortened to "red boat": "on a road" was dropped, at the cost the rates show.
+    assert (bug.display_text(), shortest.display_text()) == ("red boat on a road", "red boat")
+    assert "Which words matter" in first_card
+    assert (f"<strong>dropped</strong> “on a road” <span class='muted'>{bug.rate:.0%} → {shortest.rate:.0%}"
+            "</span>") in first_card
 
 
 def test_model_strings_are_escaped(tmp_path):
@@ -170,14 +187,14 @@ def test_report_of_a_real_discovery_run(tmp_path):
     html, page = _parse(write_report(run))
     with RunStore.open(run) as store:
         bugs = store.bugs()
-        summary = store.get_meta_json("summary")
+        summary = store.summary()
     assert bugs, "the tiny world run should confirm at least one blind spot"
-    assert [t.strip() for t in page.card_titles] == [b["text"].replace("{label}", b["class_name"]) for b in bugs]
-    assert f"{summary['images_generated']} of a 400 budget" in " ".join(page.text)
+    assert [t.strip() for t in page.card_titles] == [b.display_text() for b in bugs]
+    assert f"{summary.images_generated} of a 400 budget" in " ".join(page.text)
     assert all(src.startswith("data:image/") for src in page.images)
     for card, bug in zip(html.split("<article")[1:], bugs, strict=True):
         failing_grid = card.split("<figure class='grid'>")[1]
-        assert failing_grid.count("<img") == min(12, bug["failures"])
+        assert failing_grid.count("<img") == min(12, bug.failures)
 
 
 def test_large_images_become_small_jpeg_thumbnails(tmp_path):

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from blindspots.store import ImageStore, RunStore, RunStoreError, image_hash
+from blindspots.store.records import PlannedSample, Purpose, Verdict, VerdictKind
 
 
 def _image(colour):
@@ -24,20 +25,19 @@ def test_images_are_content_addressed_and_written_once(tmp_path):
 
 def test_planning_the_same_samples_twice_keeps_one_row(tmp_path):
     store = RunStore.create(tmp_path / "run", {"seed": 0})
-    rows = [dict(purpose="baseline", round=0, class_name="boat", prompt="a photo of a boat", seed=s,
-                 generator="world:generator") for s in range(3)]
+    rows = [PlannedSample(Purpose.BASELINE, 0, "boat", "a photo of a boat", s, "world:generator") for s in range(3)]
     store.add_samples(rows)
     store.add_samples(rows)  # a resumed run plans the same rows again
-    assert store.count() == 3
+    assert store.counts(Purpose.BASELINE).planned == 3 == store.images_used()
 
 
 def test_sample_updates_round_trip_embeddings_and_topk(tmp_path):
     store = RunStore.create(tmp_path / "run", {"seed": 0})
-    store.add_samples([dict(purpose="baseline", round=0, class_name="boat", prompt="p", seed=1, generator="g")])
-    (sample,) = store.samples()
+    store.add_samples([PlannedSample(Purpose.BASELINE, 0, "boat", "p", 1, "g")])
+    (sample,) = store.pending(Purpose.BASELINE)
     store.update_samples([{"id": sample.id, "embedding": np.arange(4, dtype=np.float32),
                            "topk": [["car", 0.9]], "is_failure": 1, "valid": 1, "predicted": "car"}])
-    (sample,) = store.samples(with_embeddings=True)
+    (sample,) = store.samples_of(Purpose.BASELINE, with_embeddings=True)
     assert sample.topk == [["car", 0.9]] and sample.is_failure and sample.predicted == "car"
     np.testing.assert_array_equal(sample.embedding, np.arange(4, dtype=np.float32))
 
@@ -70,4 +70,20 @@ def test_candidates_are_deduplicated_per_class(tmp_path):
     second, inserted_again = store.add_candidate(row)
     other, _ = store.add_candidate({**row, "class_name": "car"})
     assert inserted and not inserted_again and first == second != other
-    assert store.candidate(first)["description"] == {"modifiers": [], "context": ["on a road"]}
+    assert store.candidate(first).description == {"modifiers": [], "context": ["on a road"]}
+
+
+def test_verdicts_round_trip_with_the_bug_they_name():
+    for verdict in (Verdict(VerdictKind.CONFIRMED), Verdict(VerdictKind.REFINES, 13),
+                    Verdict(VerdictKind.DUPLICATE, 2), Verdict(VerdictKind.NOT_SIGNIFICANT)):
+        assert Verdict.parse(str(verdict)) == verdict
+    assert str(Verdict(VerdictKind.REFINES, 13)) == "refines #13"
+    with pytest.raises(ValueError, match="needs related bug"):
+        Verdict(VerdictKind.DUPLICATE)
+
+
+def test_transfer_images_do_not_count_in_the_run_budget(tmp_path):
+    store = RunStore.create(tmp_path / "run", {"seed": 0})
+    store.add_samples([PlannedSample(Purpose.BASELINE, 0, "boat", "p", 1, "g"),
+                       PlannedSample(Purpose.REGENERATE, 0, "boat", "p", 2, "g")])
+    assert store.images_used() == 1

@@ -14,6 +14,7 @@ from blindspots.cli.main import app
 from blindspots.pipeline.transfer import TransferError, run_transfer
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
+from blindspots.store.records import Purpose
 
 
 @pytest.fixture(autouse=True)
@@ -37,9 +38,9 @@ def test_rates_follow_what_the_other_classifier_predicts(tmp_path):
     assert rates["car at night"]["colour:basic"]["rate"] == 0.0
     with RunStore.open(run) as store:
         bug = store.bugs()[0]
-        assert rates["red boat on a road"]["world:classifier"]["failures"] == bug["failures"]
+        assert rates["red boat on a road"]["world:classifier"]["failures"] == bug.failures
         stored = store.transfer_predictions("colour:basic")
-        samples = store.samples("purpose = 'confirm' AND candidate_id = ?", (bug["id"],))
+        samples = store.samples_of(Purpose.CONFIRM, candidate_ids=[bug.id])
         images = [store.images.get(s.image_hash) for s in samples]
         assert store.get_meta_json("transfer") == results
     labels = ColourClassifier().labels
@@ -53,8 +54,8 @@ def test_hard_set_accuracy_counts_every_confirmed_image(tmp_path):
     run = build_run(tmp_path / "run")
     hard = run_transfer(run, ["colour:basic"])["sources"]["stored"]["hard_set"]
     with RunStore.open(run) as store:
-        confirmed = [c["id"] for c in store.candidates("confirmed = 1")]
-        hard_samples = [s for s in store.samples("purpose = 'confirm' AND valid = 1") if s.candidate_id in confirmed]
+        confirmed = [c.id for c in store.candidates() if c.confirmed]
+        hard_samples = [s for s in store.samples_of(Purpose.CONFIRM, valid=True) if s.candidate_id in confirmed]
         colour = store.transfer_predictions("colour:basic")
     assert hard["world:classifier"]["n"] == hard["colour:basic"]["n"] == len(hard_samples)
     assert hard["world:classifier"]["correct"] == sum(not s.is_failure for s in hard_samples)
@@ -91,7 +92,7 @@ def test_label_map_lets_another_label_space_stand_in(tmp_path):
     # Red cars come out as 'boat' or 'plane' under a model without 'car'; with plane accepted, the baseline
     # failure rate is the share called boat.
     with RunStore.open(run) as store:
-        cars = store.samples("purpose = 'baseline' AND class_name = 'car' AND valid = 1")
+        cars = store.samples_of(Purpose.BASELINE, class_name="car", valid=True)
         predicted = store.transfer_predictions("colour:no-car")
     boat_share = np.mean([predicted[s.id]["predicted"] == "boat" for s in cars])
     assert results["sources"]["stored"]["baseline"]["car"]["colour:no-car"]["rate"] == pytest.approx(boat_share)
@@ -103,8 +104,8 @@ def test_regenerate_makes_fresh_images_for_every_model(tmp_path):
     fresh = results["sources"]["regenerated"]
     with RunStore.open(run) as store:
         bugs = store.bugs()
-        regenerated = store.samples("purpose = 'regenerate'")
-        base_seeds = {s.seed for s in store.samples("purpose != 'regenerate'")}
+        regenerated = store.samples_of(Purpose.REGENERATE)
+        base_seeds = {s.seed for purpose in (Purpose.BASELINE, Purpose.CONFIRM) for s in store.samples_of(purpose)}
         outputs = store.get_meta("generator_outputs")
     assert len(fresh["bugs"]) == len(bugs)
     assert all(bug["rates"][spec]["n"] == 3 for bug in fresh["bugs"] for spec in ("colour:basic", "colour:no-car"))
@@ -113,7 +114,7 @@ def test_regenerate_makes_fresh_images_for_every_model(tmp_path):
     assert not {s.seed for s in regenerated} & base_seeds
     run_transfer(run, ["colour:no-car"], regenerate=3, label_map={"car": ["plane"]})
     with RunStore.open(run) as store:
-        assert store.count("purpose = 'regenerate'") == len(regenerated)
+        assert store.counts(Purpose.REGENERATE).planned == len(regenerated)
         assert store.get_meta("generator_outputs") == outputs  # nothing generated twice
 
 
@@ -162,9 +163,9 @@ def test_real_run_transfers_to_world_classifier_b(tmp_path):
     with RunStore.open(run) as store:
         bugs = store.bugs()
         predictions = store.transfer_predictions("world:classifier-b")
-        accepted = {c["name"]: set(c["accepted"]) for c in store.get_meta_json("summary")["classes"]}
-        samples = {s.id: s for s in store.samples("1")}
-    assert [b["id"] for b in stored["bugs"]] == [b["id"] for b in bugs]
+        accepted = {name: set(labels) for name, labels in store.summary().accepted_labels().items()}
+        samples = {s.id: s for purpose in Purpose for s in store.samples_of(purpose)}
+    assert [b["id"] for b in stored["bugs"]] == [b.id for b in bugs]
     hard = stored["hard_set"]
     assert hard["world:classifier-b"]["n"] == hard[results["target"]]["n"] > 0
     for sample_id, prediction in predictions.items():  # top-1 runs: a failure is a label outside the accepted

@@ -30,7 +30,7 @@ def compare(
     Example: blindspots compare runs/resnet runs/vit --json > diff.json
     """
     with friendly_errors():
-        from blindspots.pipeline.compare import compare_runs
+        from blindspots.report.compare import compare_runs
 
         comparison = compare_runs(run_a, run_b, min_overlap=min_overlap)
         if as_json:

@@ -90,7 +90,7 @@ class RichProgressContext:
 def print_bug_table(result) -> None:
     summary = result.summary
     rows = result.bug_rows()
-    table = Table(title=f"{len(rows)} bug(s) confirmed (FDR {summary.get('fdr', 0.05):g})", show_lines=False)
+    table = Table(title=f"{len(rows)} bug(s) confirmed (FDR {summary.fdr:g})", show_lines=False)
     for column in ("#", "class", "shortest description", "failure rate (95% CI)", "baseline", "lift", "q",
                    "valid", "called"):
         table.add_column(column, overflow="fold")
@@ -105,7 +105,7 @@ def print_bug_table(result) -> None:
         )
     console.print(table)
     console.print(
-        f"images: {summary.get('images_generated', 0)} generated"
-        + (f", {summary['generation_errors']} failed to generate" if summary.get("generation_errors") else "")
-        + f"; rounds: {summary.get('rounds_run')}; stopped: {summary.get('stop_reason')}"
+        f"images: {summary.images_generated} generated"
+        + (f", {summary.generation_errors} failed to generate" if summary.generation_errors else "")
+        + f"; rounds: {summary.rounds_run}; stopped: {summary.stop_reason}"
     )

@@ -8,7 +8,7 @@ maps to the same attributes every time.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True,
     """Recall, replication and exactness of one finished run on a world."""
     from blindspots.pipeline.api import load_result
     from blindspots.pipeline.descriptions import Description
+    from blindspots.store.records import Purpose
     from blindspots.store.run_store import RunStore
     from blindspots.world.parser import parse_prompt
     from blindspots.world.renderer import WorldGenerator
@@ -42,12 +43,11 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True,
     renderer = WorldGenerator(spec)
     with RunStore.open(run_dir) as store:
         result = load_result(store)
-        candidates = {c["id"]: c for c in result.candidates}
+        candidates = {c.id: c for c in result.candidates}
         spots_hit: dict[str, list[int]] = {}
         per_bug = []
         for bug in result.bugs:
-            failures = store.samples(
-                "purpose = 'confirm' AND candidate_id = ? AND valid = 1 AND is_failure = 1", (bug["id"],))
+            failures = store.samples_of(Purpose.CONFIRM, candidate_ids=[bug.id], valid=True, failing=True)
             renders = renderer.render_prompts([s.prompt for s in failures], [s.seed for s in failures])
             inside: dict[str, int] = {}
             for rendering in renders:
@@ -56,17 +56,17 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True,
                     inside[spot.name] = inside.get(spot.name, 0) + 1
             found = [name for name, count in inside.items() if failures and count >= len(failures) / 2]
             for name in found:
-                spots_hit.setdefault(name, []).append(bug["id"])
-            shortest = candidates.get(bug["shortest_id"], bug)
-            per_bug.append({"id": bug["id"], "class": bug["class_name"], "shortest": shortest["text"],
+                spots_hit.setdefault(name, []).append(bug.id)
+            shortest = candidates.get(bug.shortest_id, bug)
+            per_bug.append({"id": bug.id, "class": bug.class_name, "shortest": shortest.text,
                             "spots": found, "failures": len(failures)})
 
     exact_spots = []
     spots = {spot.name: spot for spot in spec.blind_spots}
     for name, bug_ids in spots_hit.items():
         for bug_id in bug_ids:
-            shortest = candidates.get(candidates[bug_id]["shortest_id"], candidates[bug_id])
-            text = Description.from_dict(shortest["description"]).prompt(spots[name].when["class"])
+            shortest = candidates.get(candidates[bug_id].shortest_id, candidates[bug_id])
+            text = Description.from_dict(shortest.description).prompt(spots[name].when["class"])
             named = parse_prompt(text, spec).attributes
             if all(named.get(axis) == value for axis, value in spots[name].when.items()):
                 exact_spots.append(name)
@@ -82,17 +82,19 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True,
         "spots_exact": sorted(exact_spots),
         "bugs": per_bug,
         "replications": None if replication is None else replication["bugs"],
-        "images": result.summary.get("images_generated"),
+        "images": result.summary.images_generated,
         "seconds": sum(result.stage_seconds.values()),
         "stage_seconds": result.stage_seconds,
     }
 
 
 def _replication(result, config: RunConfig, progress) -> dict[str, Any]:
-    """Re-test each bug's shortest description on fresh seeds against a fresh baseline of the class."""
+    """Re-test each bug's shortest description on fresh seeds against a fresh baseline of the class, judged
+    by the run's own rules (`pipeline.sampling`), stored nowhere."""
     from blindspots.pipeline.classes import resolve_classes
-    from blindspots.pipeline.discovery import derive_seed
+    from blindspots.pipeline.context import derive_seed
     from blindspots.pipeline.executor import Executor, ModelSet
+    from blindspots.pipeline.sampling import Sampler, ZeroShotCheck
     from blindspots.stats import excess_failures
 
     models = ModelSet(specs={"generator": config.generator, "classifier": config.classifier,
@@ -100,38 +102,25 @@ def _replication(result, config: RunConfig, progress) -> dict[str, Any]:
                       options={role: config.model_options(role) for role in
                                ("generator", "classifier", "captioner", "embedder")})
     executor = Executor(models)
-    classes = {c.name: c for c in resolve_classes(config, models.get("classifier").labels)}
-    class_names = list(classes)
+    classes = resolve_classes(config, models.get("classifier").labels)
+    sampler = Sampler(None, executor, {c.name: c.accepted for c in classes}, config.top_k,
+                      ZeroShotCheck(executor, [c.name for c in classes]))
     template = config.templates[0]
-    zero_shot = models.get("embedder").zero_shot_template
-    texts = executor.embed_texts([fill_template(zero_shot, name) for name in class_names])
-    candidates = {c["id"]: c for c in result.candidates}
-
-    def failures_and_n(cls: str, prompts: Sequence[str], seeds: Sequence[int]) -> tuple[int, int]:
-        failures = n = 0
-        for start in range(0, len(prompts), 100):
-            images = [im for im in executor.generate(prompts[start:start + 100], seeds[start:start + 100]).images
-                      if im is not None]
-            probabilities, labels = executor.classify(images)
-            valid = (executor.embed_images(images) @ texts.T).argmax(axis=1) == class_names.index(cls)
-            wrong = np.array([labels[i] not in classes[cls].accepted for i in probabilities.argmax(axis=1)])
-            n += int(valid.sum())
-            failures += int((wrong & valid).sum())
-        return failures, n
+    candidates = {c.id: c for c in result.candidates}
 
     rows = []
     fresh_baselines: dict[str, tuple[int, int]] = {}
     for bug in result.bugs:
-        cls = bug["class_name"]
+        cls = bug.class_name
         if cls not in fresh_baselines:
             seeds = [derive_seed("replication-baseline", config.seed, cls, i) for i in range(REPLICATION_SEEDS)]
-            fresh_baselines[cls] = failures_and_n(cls, [template.format(label=cls)] * REPLICATION_SEEDS, seeds)
-        shortest = candidates.get(bug["shortest_id"], bug)
-        seeds = [derive_seed("replication", config.seed, bug["id"], i) for i in range(REPLICATION_SEEDS)]
-        failures, n = failures_and_n(cls, [shortest["prompt"]] * REPLICATION_SEEDS, seeds)
+            fresh_baselines[cls] = sampler.judge_fresh(cls, [fill_template(template, cls)] * REPLICATION_SEEDS, seeds)
+        shortest = candidates.get(bug.shortest_id, bug)
+        seeds = [derive_seed("replication", config.seed, bug.id, i) for i in range(REPLICATION_SEEDS)]
+        failures, n = sampler.judge_fresh(cls, [shortest.prompt] * REPLICATION_SEEDS, seeds)
         base_failures, base_n = fresh_baselines[cls]
         p = excess_failures(failures, n, base_failures, base_n, "fisher").pvalue
-        rows.append({"id": bug["id"], "rate": failures / n if n else 0.0, "baseline": base_failures / max(base_n, 1),
+        rows.append({"id": bug.id, "rate": failures / n if n else 0.0, "baseline": base_failures / max(base_n, 1),
                      "p": p, "replicated": p < REPLICATION_ALPHA})
     rate = sum(r["replicated"] for r in rows) / len(rows) if rows else 1.0
     return {"rate": rate, "bugs": rows}

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blindspots.pipeline.config import stored_run_config
 from blindspots.store import RunStore
-from blindspots.store.run_store import HARD_SET_WHERE
+from blindspots.store.records import Candidate, Origin
 
 FORMATS = ("imagefolder", "parquet")
 METADATA_NAME = "metadata.jsonl"
@@ -86,11 +87,10 @@ def _check_target(out: Path) -> None:
 
 
 def _records(store: RunStore, only_failures: bool) -> Iterator[dict[str, Any]]:
-    candidates = {c["id"]: c for c in store.candidates()}
-    accepted = {c["name"]: list(c.get("accepted") or [c["name"]])
-                for c in (store.get_meta_json("summary", {}) or {}).get("classes", [])}
-    where = HARD_SET_WHERE + (" AND is_failure = 1" if only_failures else "")
-    for sample in store.samples(where):
+    candidates = {c.id: c for c in store.candidates()}
+    summary = store.summary()
+    accepted = summary.accepted_labels() if summary is not None else {}
+    for sample in store.hard_set(only_failures):
         candidate = candidates[sample.candidate_id]
         bug_id = bug_of(candidate, candidates)
         top = sample.topk[0] if sample.topk else [sample.predicted, None]
@@ -102,10 +102,10 @@ def _records(store: RunStore, only_failures: bool) -> Iterator[dict[str, Any]]:
             "prompt": sample.prompt,
             "seed": int(sample.seed),
             "generator": sample.generator,
-            "description": candidate["text"].replace("{label}", sample.class_name),
-            "description_template": candidate["text"],
+            "description": candidate.text.replace("{label}", sample.class_name),
+            "description_template": candidate.text,
             "bug_id": int(bug_id),
-            "candidate_id": int(candidate["id"]),
+            "candidate_id": int(candidate.id),
             "predicted": sample.predicted,
             "predicted_probability": None if top[1] is None else float(top[1]),
             "is_failure": bool(sample.is_failure),
@@ -113,20 +113,20 @@ def _records(store: RunStore, only_failures: bool) -> Iterator[dict[str, Any]]:
         }
 
 
-def bug_of(candidate: dict[str, Any], candidates: dict[int, dict[str, Any]]) -> int:
+def bug_of(candidate: Candidate, candidates: dict[int, Candidate]) -> int:
     """The bug a confirmed candidate belongs to: a shortened form belongs to the description it was cut from,
     a duplicate or a refinement to the bug it repeats or refines."""
     seen = set()
-    while candidate["id"] not in seen:
-        seen.add(candidate["id"])
-        if candidate["origin"] == "shortened" and candidate.get("parent_id") in candidates:
-            candidate = candidates[candidate["parent_id"]]
-        elif (match := re.fullmatch(r"(?:duplicate of|refines) #(\d+)", candidate.get("verdict") or "")) and \
-                int(match.group(1)) in candidates:
-            candidate = candidates[int(match.group(1))]
+    while candidate.id not in seen:
+        seen.add(candidate.id)
+        related = candidate.verdict.related_bug if candidate.verdict is not None else None
+        if candidate.origin is Origin.SHORTENED and candidate.parent_id in candidates:
+            candidate = candidates[candidate.parent_id]
+        elif related in candidates:
+            candidate = candidates[related]
         else:
             break
-    return int(candidate["id"])
+    return int(candidate.id)
 
 
 def _slug(name: str) -> str:
@@ -179,10 +179,10 @@ def _summary(out: Path, format: str, records: list[dict[str, Any]]) -> ExportSum
 
 
 def _card(store: RunStore, summary: ExportSummary, only_failures: bool) -> str:
-    meta = store.get_meta_json("summary", {}) or {}
-    config = store.config()
-    models = meta.get("models") or {}
-    spec = {role: (models.get(role) or {}).get("spec") or config.get(role, "?")
+    run_summary = store.summary()
+    config = stored_run_config(store)
+    models = run_summary.models if run_summary is not None else {}
+    spec = {role: (models.get(role) or {}).get("spec") or getattr(config, role)
             for role in ("classifier", "generator", "captioner", "embedder")}
     loader = ('load_dataset("imagefolder", data_dir="<this folder>")' if summary.format == "imagefolder"
               else 'load_dataset("parquet", data_dir="<this folder>")')
@@ -197,7 +197,7 @@ def _card(store: RunStore, summary: ExportSummary, only_failures: bool) -> str:
 Images on which the classifier `{spec['classifier']}` fails significantly more often than on ordinary images
 of the same class. Each comes from a blind spot that `blindspots` found and confirmed in run
 `{store.root.name}`: the description was tested on fresh images against the class baseline and kept only if
-significant under Benjamini–Hochberg control at FDR {meta.get('fdr', config.get('fdr'))}.
+significant under Benjamini–Hochberg control at FDR {config.fdr}.
 {unfinished}
 - Images: {summary.images} ({summary.failures} misclassified by the classifier under test); {chosen} of the
   confirmation sets of every confirmed description (each blind spot, its shorter forms and duplicates;

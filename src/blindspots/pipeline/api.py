@@ -11,50 +11,42 @@ from pathlib import Path
 from typing import Any
 
 from blindspots.pipeline.config import RunConfig, load_config
+from blindspots.pipeline.progress import silent_progress
+from blindspots.store.records import Candidate, Purpose, RunSummary
 from blindspots.store.run_store import RunStore
 
 
 @dataclass
 class DiscoveryResult:
     run_dir: Path
-    bugs: list[dict[str, Any]]
-    candidates: list[dict[str, Any]]
-    summary: dict[str, Any]
+    bugs: list[Candidate]
+    candidates: list[Candidate]
+    summary: RunSummary | None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    examples: dict[int, list[str]] = field(default_factory=dict)
 
     def bug_rows(self) -> list[dict[str, Any]]:
         """One plain dict per bug with what a person reads first (the CLI prints these as a table)."""
-        by_id = {c["id"]: c for c in self.candidates}
+        by_id = {c.id: c for c in self.candidates}
         rows = []
         for bug in self.bugs:
-            shortest = by_id.get(bug["shortest_id"], bug)
+            shortest = by_id.get(bug.shortest_id, bug)
             rows.append({
-                "id": bug["id"], "class": bug["class_name"],
-                "description": bug["text"].replace("{label}", bug["class_name"]),
-                "shortest": shortest["text"].replace("{label}", bug["class_name"]),
-                "failure_rate": bug["rate"], "interval": (bug["rate_low"], bug["rate_high"]),
-                "baseline": bug["baseline_rate"], "baseline_interval": (bug["baseline_low"], bug["baseline_high"]),
-                "lift": bug["lift"], "p": bug["p"], "q": bug["q"], "validity": bug["validity_rate"],
-                "n": bug["n"],
+                "id": bug.id, "class": bug.class_name,
+                "description": bug.display_text(), "shortest": shortest.display_text(),
+                "failure_rate": bug.rate, "interval": (bug.rate_low, bug.rate_high),
+                "baseline": bug.baseline_rate, "baseline_interval": (bug.baseline_low, bug.baseline_high),
+                "lift": bug.lift, "p": bug.p, "q": bug.q, "validity": bug.validity_rate,
+                "n": bug.n,
                 # The shortest description is the headline claim, so its own test is shown beside it.
-                "shortest_rate": shortest["rate"], "shortest_interval": (shortest["rate_low"], shortest["rate_high"]),
-                "shortest_n": shortest["n"], "shortest_q": shortest["q"], "shortest_lift": shortest["lift"],
-                "shortest_validity": shortest["validity_rate"],
-                "shortest_wrong_labels": _label_shares(shortest),
-                "wrong_labels": [(label, count / max(bug["failures"], 1))
-                                                for label, count in (bug["wrong_labels"] or [])[:3]],
-                "examples": _example_hashes(bug),
+                "shortest_rate": shortest.rate, "shortest_interval": (shortest.rate_low, shortest.rate_high),
+                "shortest_n": shortest.n, "shortest_q": shortest.q, "shortest_lift": shortest.lift,
+                "shortest_validity": shortest.validity_rate,
+                "shortest_wrong_labels": shortest.label_shares(),
+                "wrong_labels": bug.label_shares(),
+                "examples": list(self.examples.get(bug.id, [])),
             })
         return rows
-
-
-def _label_shares(candidate: dict[str, Any]) -> list[tuple[str, float]]:
-    """The three labels its failures are called most, with their share of the failures."""
-    return [(label, count / max(candidate["failures"], 1)) for label, count in (candidate["wrong_labels"] or [])[:3]]
-
-
-def _example_hashes(bug: dict[str, Any]) -> list[str]:
-    return list(bug.get("examples", []))
 
 
 def run_id_for(config: RunConfig) -> str:
@@ -85,7 +77,8 @@ def discover(
 ) -> DiscoveryResult:
     """Run (or resume) discovery and return its bugs. Rerunning the same config resumes the same run folder."""
     from blindspots.pipeline.classes import resolve_classes
-    from blindspots.pipeline.discovery import Discovery
+    from blindspots.pipeline.context import RunContext
+    from blindspots.pipeline.discovery import run_discovery
     from blindspots.pipeline.executor import Executor, ModelSet
 
     config = load_config(config, **overrides)
@@ -102,20 +95,18 @@ def discover(
     models.get("embedder")
     store = RunStore.create(run_dir, resolved_config(config))
     try:
-        discovery = Discovery(config, store, Executor(models), classes, classifier.labels, progress, log)
-        discovery.run()
+        context = RunContext(config, store, Executor(models), classes, list(classifier.labels),
+                             progress or silent_progress, log or (lambda message: None))
+        run_discovery(context)
         return load_result(store)
     finally:
         store.close()
 
 
 def load_result(store: RunStore) -> DiscoveryResult:
-    candidates = store.candidates()
     bugs = store.bugs()
-    for bug in bugs:
-        bug["examples"] = [row[0] for row in store.db.execute(
-            "SELECT image_hash FROM samples WHERE purpose = 'confirm' AND candidate_id = ? AND is_failure = 1 "
-            "AND valid = 1 ORDER BY id LIMIT 8", (bug["id"],))]
-    return DiscoveryResult(run_dir=store.root, bugs=bugs, candidates=candidates,
-                           summary=store.get_meta_json("summary", {}),
-                           stage_seconds=store.get_meta_json("stage_seconds", {}))
+    examples = {bug.id: [s.image_hash for s in store.samples_of(
+        Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True, failing=True, limit=8)]
+        for bug in bugs}
+    return DiscoveryResult(run_dir=store.root, bugs=bugs, candidates=store.candidates(), summary=store.summary(),
+                           stage_seconds=store.stage_seconds(), examples=examples)

@@ -142,3 +142,13 @@ def load_config(source: RunConfig | dict | str | Path | None = None, **overrides
                 message = f"unknown setting; allowed settings are: {allowed}"
             problems.append(f"{where}: {message}")
         raise ConfigError("invalid run config — " + "; ".join(problems)) from None
+
+
+def stored_run_config(store) -> RunConfig:
+    """The config a run folder was made with, as a RunConfig (its defaults, never copied by a reader)."""
+    data = {key: value for key, value in store.config().items() if key != "versions"}
+    try:
+        return RunConfig(**data)
+    except ValidationError as err:
+        raise ConfigError(f"{store.root} holds a config this version cannot read ({err.error_count()} problem(s), "
+                          f"first: {err.errors()[0]['msg']}); rerun the discovery with this version") from None

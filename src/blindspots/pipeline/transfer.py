@@ -15,21 +15,20 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from blindspots.pipeline.config import stored_run_config
+from blindspots.pipeline.context import derive_seed
 from blindspots.pipeline.executor import Executor, ModelSet
 from blindspots.pipeline.progress import ProgressFactory, silent_progress
+from blindspots.pipeline.sampling import Sampler, judge_prediction
 from blindspots.stats import wilson_interval
-from blindspots.store import RunStore, Sample
-from blindspots.store.run_store import HARD_SET_WHERE
+from blindspots.store import RunStore
+from blindspots.store.records import Candidate, PlannedSample, Purpose, Sample
 
 BATCH = 32
 SOURCES = {
     "stored": "On the run's own images (valid baseline and confirmation images)",
     "regenerated": "On fresh images generated for this comparison (new seeds, not validity-checked)",
 }
-REGENERATE_PURPOSE = "regenerate"
-
 
 
 class TransferError(ValueError):
@@ -65,15 +64,15 @@ class _TransferStage:
     def __init__(self, store: RunStore, label_map: dict[str, Sequence[str]], options: dict[str, Any],
                  progress: ProgressFactory):
         self.store, self.label_map, self.options, self.progress = store, label_map, options, progress
-        self.config = store.config()
-        self.top_k = int(self.config.get("top_k", 1))
+        self.config = stored_run_config(store)
+        self.top_k = self.config.top_k
         self.accepted = run_classes(store)
         self.accepted_by_spec: dict[str, dict[str, set[str]]] = {}
         previous = store.get_meta_json("transfer", {}) or {}
         self.label_maps: dict[str, dict[str, list[str]]] = dict(previous.get("label_maps") or {})
 
     def load(self, spec: str) -> Executor:
-        if spec == self.config.get("classifier"):
+        if spec == self.config.classifier:
             raise TransferError(f"{spec} is the classifier this run tested; name other classifiers to compare "
                                 "with, e.g. --classifier world:classifier-b")
         models = ModelSet({"classifier": spec}, {"classifier": self.options})
@@ -110,93 +109,51 @@ class _TransferStage:
                 probabilities, labels = executor.classify([self.store.images.get(s.image_hash) for s in batch])
                 self.store.add_transfer_predictions([
                     {"sample_id": sample.id, "classifier": spec,
-                     **self._prediction(row, labels, self.accepted_by_spec[spec][sample.class_name])}
+                     **judge_prediction(row, labels, self.accepted_by_spec[spec][sample.class_name], self.top_k)}
                     for sample, row in zip(batch, probabilities, strict=True)])
                 bar.advance(len(batch))
         finally:
             bar.close()
 
     def _transfer_samples(self) -> list[Sample]:
-        return self.store.samples(
-            f"(purpose = 'baseline' AND image_hash IS NOT NULL AND valid = 1) OR ({HARD_SET_WHERE}) OR "
-            f"(purpose = '{REGENERATE_PURPOSE}' AND image_hash IS NOT NULL AND predicted IS NOT NULL)")
-
-    def _prediction(self, probabilities: np.ndarray, labels: list[str], accepted: set[str]) -> dict[str, Any]:
-        order = np.argsort(-probabilities, kind="stable")
-        top = [[labels[i], round(float(probabilities[i]), 6)] for i in order[: max(5, self.top_k)]]
-        in_top_k = any(label in accepted for label, _ in top[: self.top_k])
-        return {"predicted": top[0][0], "topk": top, "is_failure": int(not in_top_k)}
+        samples = {s.id: s for s in self.store.samples_of(Purpose.BASELINE, generated=True, valid=True)}
+        samples.update((s.id, s) for s in self.store.hard_set())
+        samples.update((s.id, s) for s in self.store.samples_of(Purpose.REGENERATE, generated=True, classified=True))
+        return [samples[i] for i in sorted(samples)]
 
     # ---- fresh images -----------------------------------------------------------------------------------------
     def regenerate(self, per_prompt: int) -> None:
         """Plan `per_prompt` new images for each bug and for each class baseline, then generate and classify
-        (with the classifier under test) those not done yet."""
-        from blindspots.pipeline.discovery import derive_seed
-
-        generator = self.config.get("generator", "world:generator")
-        rows = []
-        for class_name, prompt, candidate_id in self._regeneration_prompts():
-            for index in range(per_prompt):
-                rows.append({"purpose": REGENERATE_PURPOSE, "round": 0, "class_name": class_name,
-                             "prompt": prompt, "generator": generator, "candidate_id": candidate_id,
-                             "seed": derive_seed("transfer", class_name, prompt, candidate_id, index)})
+        (with the classifier under test) those not done yet. They are not validity-checked, and they are not
+        part of the run: its budget and its decisions never count them."""
+        generator = self.config.generator
+        rows = [PlannedSample(Purpose.REGENERATE, 0, class_name, prompt,
+                              derive_seed("transfer", class_name, prompt, candidate_id, index), generator,
+                              candidate_id)
+                for class_name, prompt, candidate_id in self._regeneration_prompts() for index in range(per_prompt)]
         self.store.add_samples(rows)
-        pending = self.store.samples(f"purpose = '{REGENERATE_PURPOSE}' AND error IS NULL AND "
-                                     "(image_hash IS NULL OR predicted IS NULL)")
+        pending = self.store.pending(Purpose.REGENERATE, needs_validity=False)
         if not pending:
             return
-        models = ModelSet({"generator": generator, "classifier": self.config.get("classifier")},
-                          {role: dict((self.config.get("models") or {}).get(role) or {})
-                           for role in ("generator", "classifier")})
-        executor = Executor(models)
-        target_accepted = {name: set(labels) for name, labels in self.accepted.items()}
-        bar = self.progress("generating fresh images", len(pending))
-        try:
-            for start in range(0, len(pending), BATCH):
-                batch = pending[start : start + BATCH]
-                updates = self._generate_and_classify(executor, batch, target_accepted)
-                generated = sum(1 for u in updates if u.get("image_hash") is not None)
-                self.store.update_samples(updates, images_generated=generated)
-                bar.advance(len(batch))
-        finally:
-            bar.close()
+        models = ModelSet({"generator": generator, "classifier": self.config.classifier},
+                          {role: self.config.model_options(role) for role in ("generator", "classifier")})
+        sampler = Sampler(self.store, Executor(models), self.accepted, self.top_k, validity=None,
+                          progress=self.progress, chunk=BATCH, embed=False)
+        sampler.process(pending, "generating fresh images")
 
     def _regeneration_prompts(self) -> list[tuple[str, str, int]]:
-        prompts = [(bug["class_name"], bug["prompt"], bug["id"]) for bug in self.store.bugs()]
+        prompts = [(bug.class_name, bug.prompt, bug.id) for bug in self.store.bugs()]
         for class_name in self.accepted:
-            baseline = sorted({s.prompt for s in self.store.samples(
-                "purpose = 'baseline' AND class_name = ?", (class_name,))})
-            prompts += [(class_name, prompt, 0) for prompt in baseline]
+            prompts += [(class_name, prompt, 0) for prompt in self.store.prompts_of(Purpose.BASELINE, class_name)]
         return prompts
-
-    def _generate_and_classify(self, executor: Executor, batch: list[Sample],
-                               accepted: dict[str, set[str]]) -> list[dict[str, Any]]:
-        updates: dict[int, dict[str, Any]] = {s.id: {"id": s.id} for s in batch}
-        images = {s.id: self.store.images.get(s.image_hash) for s in batch if s.image_hash is not None}
-        fresh = [s for s in batch if s.image_hash is None]
-        if fresh:
-            result = executor.generate([s.prompt for s in fresh], [s.seed for s in fresh])
-            for sample, image, error in zip(fresh, result.images, result.errors, strict=True):
-                if image is None:
-                    updates[sample.id]["error"] = error
-                else:
-                    updates[sample.id]["image_hash"] = self.store.images.put(image)
-                    images[sample.id] = image
-        ready = [s for s in batch if s.id in images]
-        if ready:
-            probabilities, labels = executor.classify([images[s.id] for s in ready])
-            for sample, row in zip(ready, probabilities, strict=True):
-                updates[sample.id].update(self._prediction(row, labels, accepted[sample.class_name]))
-        return list(updates.values())
 
 
 def run_classes(store: RunStore) -> dict[str, list[str]]:
     """Class name -> labels the run's classifier counted as correct, as the discovery loop resolved them."""
-    classes = (store.get_meta_json("summary", {}) or {}).get("classes")
-    if classes:
-        return {c["name"]: list(c.get("accepted") or [c["name"]]) for c in classes}
-    names = sorted({row[0] for row in store.db.execute("SELECT DISTINCT class_name FROM samples")})
-    return {name: [name] for name in names}
+    summary = store.summary()
+    if summary is not None and summary.classes:
+        return summary.accepted_labels()
+    return {name: [name] for name in store.class_names()}
 
 
 def _describe_missing(missing: list[tuple[str, str]], labels: list[str]) -> str:
@@ -217,10 +174,8 @@ def _closest(label: str, labels: list[str]) -> str:
 def transfer_results(store: RunStore, label_maps: dict[str, dict[str, list[str]]] | None = None) -> dict:
     """Failure rates per bug and per class baseline, and hard-set accuracy, for the classifier under test and
     every classifier with stored transfer predictions. Each model is scored on the images it classified."""
-    config = store.config()
-    target = str(config.get("classifier", "classifier under test"))
-    others = [row[0] for row in store.db.execute(
-        "SELECT DISTINCT classifier FROM transfer_predictions ORDER BY classifier") if row[0] != target]
+    target = stored_run_config(store).classifier
+    others = [spec for spec in store.transfer_classifiers() if spec != target]
     predictions = {spec: store.transfer_predictions(spec) for spec in others}
     bugs = store.bugs()
     sources = {}
@@ -233,22 +188,24 @@ def transfer_results(store: RunStore, label_maps: dict[str, dict[str, list[str]]
             "label_maps": label_maps or {}}
 
 
-def _stored_selections(store: RunStore, bugs: list[dict[str, Any]]) -> dict[str, Any]:
+def _stored_selections(store: RunStore, bugs: list[Candidate]) -> dict[str, Any]:
     return {
-        "bugs": [(bug, store.samples("purpose = 'confirm' AND candidate_id = ? AND image_hash IS NOT NULL "
-                                     "AND valid = 1", (bug["id"],))) for bug in bugs],
-        "baseline": {name: store.samples("purpose = 'baseline' AND class_name = ? AND image_hash IS NOT NULL "
-                                         "AND valid = 1", (name,)) for name in run_classes(store)},
-        "hard_set": store.samples(HARD_SET_WHERE),
+        "bugs": [(bug, store.samples_of(Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True))
+                 for bug in bugs],
+        "baseline": {name: store.samples_of(Purpose.BASELINE, class_name=name, generated=True, valid=True)
+                     for name in run_classes(store)},
+        "hard_set": store.hard_set(),
     }
 
 
-def _regenerated_selections(store: RunStore, bugs: list[dict[str, Any]]) -> dict[str, Any]:
-    ready = f"purpose = '{REGENERATE_PURPOSE}' AND image_hash IS NOT NULL AND predicted IS NOT NULL"
-    by_bug = [(bug, store.samples(f"{ready} AND candidate_id = ?", (bug["id"],))) for bug in bugs]
+def _regenerated_selections(store: RunStore, bugs: list[Candidate]) -> dict[str, Any]:
+    def ready(**scope: Any) -> list[Sample]:
+        return store.samples_of(Purpose.REGENERATE, generated=True, classified=True, **scope)
+
+    by_bug = [(bug, ready(candidate_ids=[bug.id])) for bug in bugs]
     return {
         "bugs": by_bug,
-        "baseline": {name: store.samples(f"{ready} AND candidate_id = 0 AND class_name = ?", (name,))
+        "baseline": {name: [s for s in ready(class_name=name) if s.candidate_id is None]
                      for name in run_classes(store)},
         "hard_set": [sample for _, samples in by_bug for sample in samples],
     }
@@ -262,7 +219,7 @@ def _score(source: str, selections: dict[str, Any], target: str, others: list[st
         return [predictions[spec][s.id]["is_failure"] for s in samples if s.id in predictions[spec]]
 
     specs = [target, *others]
-    bugs = [{"id": bug["id"], "class_name": bug["class_name"], "text": bug["text"],
+    bugs = [{"id": bug.id, "class_name": bug.class_name, "text": bug.text,
              "rates": {spec: _rate(outcomes(spec, samples)) for spec in specs}}
             for bug, samples in selections["bugs"]]
     baseline = {name: {spec: _rate(outcomes(spec, samples)) for spec in specs}

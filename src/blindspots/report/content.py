@@ -3,108 +3,132 @@ and transfer results. Pure data; `html.py` turns it into a page."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from blindspots.store import RunStore, Sample
+from blindspots.pipeline.config import RunConfig, stored_run_config
+from blindspots.pipeline.descriptions import Description
+from blindspots.store import RunStore
+from blindspots.store.records import Candidate, Origin, Purpose, RunSummary, Sample, Verdict, VerdictKind
 
 IMAGES_PER_GRID = 12
 # Rejection reasons a reader can act on, in the order the report lists them.
 VERDICT_EXPLANATIONS = {
-    "not significant": "the failure rate was not significantly above the class baseline after FDR control",
-    "effect too small": "significant, but the rise over the baseline is below the minimum effect asked for",
-    "mostly invalid images": "most generated images did not show the class, so failures there say little",
-    "duplicate": "the same shortest description as another blind spot of the class",
-    "refines": "a more specific form of another blind spot of the class",
-    "no images generated": "the generator produced no image for this description",
+    VerdictKind.NOT_SIGNIFICANT: "the failure rate was not significantly above the class baseline after FDR control",
+    VerdictKind.EFFECT_TOO_SMALL: "significant, but the rise over the baseline is below the minimum effect asked for",
+    VerdictKind.MOSTLY_INVALID: "most generated images did not show the class, so failures there say little",
+    VerdictKind.DUPLICATE: "the same shortest description as another blind spot of the class",
+    VerdictKind.REFINES: "a more specific form of another blind spot of the class",
+    VerdictKind.NO_IMAGES: "the generator produced no image for this description",
 }
+
+
+@dataclass(frozen=True)
+class PhraseStep:
+    """One phrase (or several, dropped together) and what dropping it did to the failure rate."""
+
+    phrases: tuple[str, ...]
+    kept_bug: bool            # True: dropped on the way to the shortest form; False: kept, the drop lost the bug
+    rate_before: float | None
+    rate_after: float | None
+
+    @property
+    def cost(self) -> float | None:
+        if self.rate_before is None or self.rate_after is None:
+            return None
+        return self.rate_before - self.rate_after
 
 
 @dataclass
 class BugCard:
-    candidate: dict[str, Any]
-    shortest: dict[str, Any] | None
+    candidate: Candidate
+    shortest: Candidate | None
     failing: list[Sample]
     baseline: list[Sample]
+    phrase_steps: list[PhraseStep] = field(default_factory=list)
+    refinements: list[Candidate] = field(default_factory=list)
 
     @property
     def title(self) -> str:
-        return display_text(self.candidate)
+        return self.candidate.display_text()
 
 
 @dataclass
 class ReportContent:
     run_id: str
     status: str
-    config: dict[str, Any]
-    summary: dict[str, Any]
+    config: RunConfig
+    summary: RunSummary
     stage_seconds: dict[str, float]
     bugs: list[BugCard]
-    rejected: list[dict[str, Any]]
-    candidates_by_id: dict[int, dict[str, Any]]
+    rejected: list[Candidate]
+    candidates_by_id: dict[int, Candidate]
     transfer: dict[str, Any] | None
     images_generated: int
     notes: list[str] = field(default_factory=list)
 
 
-def _verdict_order(verdict: str | None) -> int:
+def _verdict_order(verdict: Verdict | None) -> int:
     reasons = list(VERDICT_EXPLANATIONS)
-    reason = (verdict or "").split(" ")[0] if (verdict or "").startswith(("duplicate", "refines")) else verdict
-    return reasons.index(reason) if reason in reasons else len(reasons)
+    return reasons.index(verdict.kind) if verdict is not None and verdict.kind in reasons else len(reasons)
 
 
-def explain_verdict(verdict: str | None, store_candidates: dict[int, dict[str, Any]]) -> str:
-    """Why a candidate is not a bug, in words; a duplicate names the bug it repeats."""
-    if verdict and (match := re.fullmatch(r"duplicate of #(\d+)", verdict)):
-        original = store_candidates.get(int(match.group(1)))
-        if original is not None:
-            return f"the same shortest description as the blind spot “{display_text(original)}”"
-    if verdict and (match := re.fullmatch(r"refines #(\d+)", verdict)):
-        original = store_candidates.get(int(match.group(1)))
-        if original is not None:
-            return f"a more specific form of the blind spot “{display_text(original)}”"
-    return VERDICT_EXPLANATIONS.get(verdict or "", "")
-
-
-def display_text(candidate: dict[str, Any]) -> str:
-    """The description with its class put in; `replace`, not `format`, since captions may hold braces."""
-    return str(candidate["text"]).replace("{label}", str(candidate["class_name"]))
+def explain_verdict(verdict: Verdict | None, candidates: dict[int, Candidate]) -> str:
+    """Why a candidate is not a bug, in words; a duplicate or refinement names the bug it belongs to."""
+    if verdict is None:
+        return ""
+    related = candidates.get(verdict.related_bug) if verdict.related_bug is not None else None
+    if related is not None and verdict.kind is VerdictKind.DUPLICATE:
+        return f"the same shortest description as the blind spot “{related.display_text()}”"
+    if related is not None and verdict.kind is VerdictKind.REFINES:
+        return f"a more specific form of the blind spot “{related.display_text()}”"
+    return VERDICT_EXPLANATIONS.get(verdict.kind, "")
 
 
 def read_content(store: RunStore) -> ReportContent:
-    summary = store.get_meta_json("summary", {}) or {}
-    stage_seconds = store.get_meta_json("stage_seconds", {})
     baseline_cache: dict[str, list[Sample]] = {}
+    by_id = {c.id: c for c in store.candidates()}
     cards = []
     for bug in store.bugs():
-        class_name = bug["class_name"]
-        if class_name not in baseline_cache:
-            baseline_cache[class_name] = _first_samples(
-                store, "purpose = 'baseline' AND class_name = ? AND image_hash IS NOT NULL AND valid = 1",
-                (class_name,))
-        failing = _first_samples(
-            store, "purpose = 'confirm' AND candidate_id = ? AND image_hash IS NOT NULL AND valid = 1 "
-            "AND is_failure = 1", (bug["id"],))
-        shortest_id = bug.get("shortest_id")
-        shortest = store.candidate(shortest_id) if shortest_id and shortest_id != bug["id"] else None
-        cards.append(BugCard(bug, shortest, failing, baseline_cache[class_name]))
-    # Duplicates stay confirmed=1 in the table but are not bugs of their own: list them with the rejected.
-    rejected = store.candidates("status = 'tested' AND origin != 'shortened' AND "
-                                "(confirmed = 0 OR verdict IS NULL OR verdict != 'confirmed')")
-    rejected.sort(key=lambda c: (_verdict_order(c["verdict"]), c["class_name"],
-                                 c["p"] if c["p"] is not None else 1.0))
+        if bug.class_name not in baseline_cache:
+            baseline_cache[bug.class_name] = store.samples_of(
+                Purpose.BASELINE, class_name=bug.class_name, generated=True, valid=True, limit=IMAGES_PER_GRID)
+        failing = store.samples_of(Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True,
+                                   failing=True, limit=IMAGES_PER_GRID)
+        shortest = by_id.get(bug.shortest_id) if bug.shortest_id and bug.shortest_id != bug.id else None
+        refinements = [c for c in by_id.values() if c.verdict is not None and c.verdict.related_bug == bug.id]
+        cards.append(BugCard(bug, shortest, failing, baseline_cache[bug.class_name],
+                             phrase_steps(bug, by_id), refinements))
+    # Duplicates and refinements are confirmed, and shown on their bug's card; the rest did not confirm.
+    rejected = sorted((c for c in store.not_bugs() if c.verdict is None or c.verdict.related_bug is None),
+                      key=lambda c: (_verdict_order(c.verdict), c.class_name, c.p if c.p is not None else 1.0))
     status = store.get_meta("status") or "unknown"
     notes = [] if status == "complete" else [
         f"This run is not finished (status: {status}); the results below are what it had found so far."]
     return ReportContent(
-        run_id=store.root.name, status=status, config=store.config(), summary=summary,
-        stage_seconds=stage_seconds, bugs=cards, rejected=rejected,
-        candidates_by_id={c["id"]: c for c in store.candidates()},
-        transfer=store.get_meta_json("transfer", None), images_generated=store.images_generated(), notes=notes,
+        run_id=store.root.name, status=status, config=stored_run_config(store),
+        summary=store.summary() or RunSummary(), stage_seconds=store.stage_seconds(), bugs=cards,
+        rejected=rejected, candidates_by_id=by_id, transfer=store.get_meta_json("transfer", None),
+        images_generated=store.images_generated(), notes=notes,
     )
 
 
-def _first_samples(store: RunStore, where: str, params: tuple) -> list[Sample]:
-    return store.samples(f"id IN (SELECT id FROM samples WHERE {where} ORDER BY id LIMIT {IMAGES_PER_GRID})",
-                         params)
+def phrase_steps(bug: Candidate, by_id: dict[int, Candidate]) -> list[PhraseStep]:
+    """How the bug's description became its shortest form: each drop that kept the bug (walking from the bug
+    down to its shortest form), then each phrase of the shortest form whose drop was tested and lost it."""
+    chain = [by_id[bug.shortest_id]] if bug.shortest_id in by_id else [bug]
+    while chain[-1].id != bug.id and chain[-1].parent_id in by_id:
+        chain.append(by_id[chain[-1].parent_id])
+    chain.reverse()
+    steps = [PhraseStep(tuple(sorted(_phrases(parent) - _phrases(child))), True, parent.rate, child.rate)
+             for parent, child in zip(chain, chain[1:], strict=False)]
+    shortest = chain[-1]
+    for variant in by_id.values():
+        if variant.origin is Origin.SHORTENED and variant.parent_id == shortest.id and variant.tested:
+            dropped = tuple(sorted(_phrases(shortest) - _phrases(variant)))
+            steps.append(PhraseStep(dropped, False, shortest.rate, variant.rate))
+    return steps
+
+
+def _phrases(candidate: Candidate) -> frozenset[str]:
+    return frozenset(Description.from_dict(candidate.description).phrases)

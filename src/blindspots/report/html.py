@@ -15,10 +15,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from blindspots.pipeline.config import RunConfig
 from blindspots.report import plots
-from blindspots.report.content import BugCard, ReportContent, display_text, explain_verdict, read_content
+from blindspots.report.content import BugCard, ReportContent, explain_verdict, read_content
 from blindspots.report.style import STYLESHEET
 from blindspots.store import RunStore, Sample
+from blindspots.store.records import Candidate
 
 REPORT_NAME = "report.html"
 THUMBNAIL_SIDE = 128
@@ -76,8 +78,8 @@ def _e(value: Any) -> str:
 
 # ---- summary -------------------------------------------------------------------------------------------------
 def _model_spec(content: ReportContent, role: str) -> str:
-    model = (content.summary.get("models") or {}).get(role) or {}
-    return str(model.get("spec") or content.config.get(role) or "unknown")
+    model = content.summary.models.get(role) or {}
+    return str(model.get("spec") or getattr(content.config, role))
 
 
 def _notes(content: ReportContent) -> str:
@@ -86,20 +88,20 @@ def _notes(content: ReportContent) -> str:
 
 def _summary(content: ReportContent) -> str:
     summary, config = content.summary, content.config
-    classes = [c.get("name", "?") for c in summary.get("classes", [])] or _config_classes(config)
-    spent = summary.get("images_generated", content.images_generated)
+    classes = [c.get("name", "?") for c in summary.classes] or _config_classes(config)
+    spent = summary.images_generated or content.images_generated
     facts = [
         ("Blind spots confirmed", str(len(content.bugs))),
         ("Classes tested", str(len(classes))),
-        ("Images generated", f"{spent:,} of a {config.get('budget', 0):,} budget"),
-        ("False discovery rate", f"{summary.get('fdr', config.get('fdr', 0.05)):g}"),
-        ("Rounds", str(summary.get("rounds_run", "–"))),
-        ("Run time", _duration(summary.get("seconds"))),
+        ("Images generated", f"{spent:,} of a {config.budget:,} budget"),
+        ("False discovery rate", f"{config.fdr:g}"),
+        ("Rounds", str(summary.rounds_run or "–")),
+        ("Run time", _duration(summary.seconds or None)),
     ]
     fact_html = "".join(f"<div class='fact'><div class='value'>{_e(v)}</div><div class='label'>{_e(k)}</div></div>"
                         for k, v in facts)
-    stop = summary.get("stop_reason")
-    errors = summary.get("generation_errors") or 0
+    stop = summary.stop_reason
+    errors = summary.generation_errors
     extra = (f"<p class='muted'>Stopped because: {_e(stop)}.</p>" if stop else "") + (
         f"<p class='muted'>{errors} image(s) could not be generated and were left out.</p>" if errors else "")
     return (
@@ -109,10 +111,10 @@ def _summary(content: ReportContent) -> str:
     )
 
 
-def _config_classes(config: dict[str, Any]) -> list[str]:
-    classes = config.get("classes")
+def _config_classes(config: RunConfig) -> list[str]:
+    classes = config.classes
     if isinstance(classes, list):
-        return [c["name"] if isinstance(c, dict) else str(c) for c in classes]
+        return [c if isinstance(c, str) else c.name for c in classes]
     return [str(classes)] if classes else []
 
 
@@ -123,8 +125,8 @@ def _models_table(content: ReportContent) -> str:
 
 
 def _baseline_table(content: ReportContent, classes: list[str]) -> str:
-    baseline = content.summary.get("baseline") or {}
-    accepted = {c.get("name"): c.get("accepted") or [] for c in content.summary.get("classes", [])}
+    baseline = content.summary.baseline
+    accepted = content.summary.accepted_labels()
     rows = []
     for name in classes:
         rate = baseline.get(name)
@@ -155,62 +157,87 @@ def _bugs(content: ReportContent, thumbnails: _Thumbnails) -> str:
             f"<p class='muted'>Most severe first (largest rise over the class baseline).</p>{cards}</section>")
 
 
-def _shortest_figures(shortest: dict) -> str:
+def _shortest_figures(shortest: Candidate) -> str:
     """The shortest description's own test, since it is the claim a reader repeats."""
-    if shortest.get("rate") is None:
+    if shortest.rate is None:
         return ""
-    return (f" <span class='muted'>({shortest['rate']:.0%}, 95% interval {shortest['rate_low']:.0%}–"
-            f"{shortest['rate_high']:.0%} of {shortest['n']}; q = {shortest['q']:.2g})</span>")
+    return (f" <span class='muted'>({shortest.rate:.0%}, 95% interval {shortest.rate_low:.0%}–"
+            f"{shortest.rate_high:.0%} of {shortest.n}; q = {shortest.q:.2g})</span>")
 
 
 def _bug_card(rank: int, card: BugCard, thumbnails: _Thumbnails) -> str:
     bug = card.candidate
     shortest = (f"<p class='shortest'>Shortest description that still confirms: "
-                f"<strong>{_e(display_text(card.shortest))}</strong>{_shortest_figures(card.shortest)}</p>"
+                f"<strong>{_e(card.shortest.display_text())}</strong>{_shortest_figures(card.shortest)}</p>"
                 ) if card.shortest else ""
     rows = [("this description", *_interval(bug, "rate", "rate_low", "rate_high"))]
-    if card.shortest and card.shortest["id"] != bug["id"] and card.shortest.get("rate") is not None:
+    if card.shortest and card.shortest.id != bug.id and card.shortest.rate is not None:
         rows.append(("shortest description", *_interval(card.shortest, "rate", "rate_low", "rate_high")))
     rate_chart = plots.rate_plot([
         *rows,
-        (f"all {bug['class_name']} images", *_interval(bug, "baseline_rate", "baseline_low", "baseline_high")),
+        (f"all {bug.class_name} images", *_interval(bug, "baseline_rate", "baseline_low", "baseline_high")),
     ])
-    wrong = [(str(label), int(count)) for label, count in (bug.get("wrong_labels") or [])]
+    wrong = [(str(label), int(count)) for label, count in bug.wrong_labels]
     wrong_chart = (f"<img class='chart' src='{plots.wrong_label_plot(wrong)}' "
                    "alt='Wrong labels the classifier gave these images'>") if wrong else ""
     return f"""
-<article class='bug' id='bug-{int(bug['id'])}'>
+<article class='bug' id='bug-{int(bug.id)}'>
   <header><span class='rank'>#{rank}</span><h3>{_e(card.title)}</h3>
-  <span class='tag'>class: {_e(bug['class_name'])}</span></header>
+  <span class='tag'>class: {_e(bug.class_name)}</span></header>
   {shortest}
   <dl class='stats'>{_bug_stats(bug)}</dl>
+  {_phrase_steps(card)}{_refinements(card)}
   <div class='charts'><img class='chart' src='{rate_chart}' alt='Failure rate of this description against the
   class baseline, with 95% intervals'>{wrong_chart}</div>
   <div class='grids'>
-    {_grid(f"Misclassified images of this description ({len(card.failing)} shown of {bug['failures']})",
+    {_grid(f"Misclassified images of this description ({len(card.failing)} shown of {bug.failures})",
            card.failing, thumbnails)}
     {_grid(f"Baseline images of the class ({len(card.baseline)} shown)", card.baseline, thumbnails)}
   </div>
 </article>"""
 
 
-def _interval(bug: dict[str, Any], rate: str, low: str, high: str) -> tuple[float, float, float]:
+def _phrase_steps(card: BugCard) -> str:
+    """Which words were dropped on the way to the shortest form and what each drop cost, and which words
+    stay because dropping them lost the bug."""
+    if not card.phrase_steps:
+        return ""
+    items = []
+    for step in card.phrase_steps:
+        words = " + ".join(f"“{phrase}”" for phrase in step.phrases) or "(nothing)"
+        change = f"{_pct(step.rate_before)} → {_pct(step.rate_after)}"
+        outcome = "dropped" if step.kept_bug else "kept: without it"
+        items.append(f"<li><strong>{_e(outcome)}</strong> {_e(words)} <span class='muted'>{_e(change)}</span></li>")
+    return f"<div class='phrases'><h4>Which words matter</h4><ul>{''.join(items)}</ul></div>"
+
+
+def _refinements(card: BugCard) -> str:
+    if not card.refinements:
+        return ""
+    items = "".join(
+        f"<li>{_e(c.display_text())} <span class='muted'>{_pct(c.rate)} of {c.n}; q = {_pvalue(c.q)}; "
+        f"{_e(str(c.verdict))}</span></li>" for c in card.refinements)
+    return (f"<div class='refinements'><h4>Also confirmed, listed under this blind spot "
+            f"({len(card.refinements)})</h4><ul>{items}</ul></div>")
+
+
+def _interval(bug: Candidate, rate: str, low: str, high: str) -> tuple[float, float, float]:
     """(rate, low, high) with nothing known drawn as rate 0 in the widest interval."""
     def value(key: str, default: float) -> float:
-        return default if bug.get(key) is None else float(bug[key])
+        return default if getattr(bug, key) is None else float(getattr(bug, key))
 
     return value(rate, 0.0), value(low, 0.0), value(high, 1.0)
 
 
-def _bug_stats(bug: dict[str, Any]) -> str:
+def _bug_stats(bug: Candidate) -> str:
     items = [
-        ("failure rate", f"{_pct(bug['rate'])} <span class='muted'>({bug['failures']} of {bug['n']})</span>"),
-        ("baseline", f"{_pct(bug['baseline_rate'])} <span class='muted'>({bug['baseline_failures']} of "
-                     f"{bug['baseline_n']})</span>"),
-        ("lift", f"×{bug['lift']:.1f}" if bug.get("lift") is not None else "–"),
-        ("p", _pvalue(bug.get("p"))),
-        ("q", _pvalue(bug.get("q"))),
-        ("valid images", _pct(bug.get("validity_rate"))),
+        ("failure rate", f"{_pct(bug.rate)} <span class='muted'>({bug.failures} of {bug.n})</span>"),
+        ("baseline", f"{_pct(bug.baseline_rate)} <span class='muted'>({bug.baseline_failures} of "
+                     f"{bug.baseline_n})</span>"),
+        ("lift", f"×{bug.lift:.1f}" if bug.lift is not None else "–"),
+        ("p", _pvalue(bug.p)),
+        ("q", _pvalue(bug.q)),
+        ("valid images", _pct(bug.validity_rate)),
     ]
     return "".join(f"<div><dt>{_e(k)}</dt><dd>{v}</dd></div>" for k, v in items)
 
@@ -282,13 +309,13 @@ def _rejected(content: ReportContent) -> str:
         return ""
     rows = []
     for candidate in content.rejected:
-        verdict = candidate.get("verdict") or "not decided"
-        why = explain_verdict(verdict, content.candidates_by_id)
+        verdict = str(candidate.verdict or "not decided")
+        why = explain_verdict(candidate.verdict, content.candidates_by_id)
         rows.append(
-            f"<tr><td>{_e(candidate['class_name'])}</td><td>{_e(display_text(candidate))}</td>"
-            f"<td>{_pct(candidate.get('rate'))} vs {_pct(candidate.get('baseline_rate'))}</td>"
-            f"<td>{_pvalue(candidate.get('p'))}</td><td>{_pvalue(candidate.get('q'))}</td>"
-            f"<td>{_pct(candidate.get('validity_rate'))}</td>"
+            f"<tr><td>{_e(candidate.class_name)}</td><td>{_e(candidate.display_text())}</td>"
+            f"<td>{_pct(candidate.rate)} vs {_pct(candidate.baseline_rate)}</td>"
+            f"<td>{_pvalue(candidate.p)}</td><td>{_pvalue(candidate.q)}</td>"
+            f"<td>{_pct(candidate.validity_rate)}</td>"
             f"<td><span class='verdict'>{_e(verdict)}</span> <span class='muted'>{_e(why)}</span></td></tr>")
     return (f"<section><details><summary>Candidates that did not confirm ({len(content.rejected)})</summary>"
             "<div class='scroll'><table class='rejected'><tr><th>class</th><th>description</th><th>rate vs "

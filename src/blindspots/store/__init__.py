@@ -1,4 +1,6 @@
 from blindspots.store.images import ImageStore, image_hash
-from blindspots.store.run_store import RunStore, RunStoreError, Sample
+from blindspots.store.records import Candidate, Purpose, RunSummary, Sample, Verdict, VerdictKind
+from blindspots.store.run_store import RunStore, RunStoreError
 
-__all__ = ["ImageStore", "RunStore", "RunStoreError", "Sample", "image_hash"]
+__all__ = ["Candidate", "ImageStore", "Purpose", "RunStore", "RunStoreError", "RunSummary", "Sample", "Verdict",
+           "VerdictKind", "image_hash"]

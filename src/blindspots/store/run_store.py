@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,18 @@ import numpy as np
 import yaml
 
 from blindspots.store.images import ImageStore
+from blindspots.store.records import (
+    RUN_PURPOSES,
+    Candidate,
+    Origin,
+    PlannedSample,
+    Purpose,
+    RunSummary,
+    Sample,
+    SampleCounts,
+    TestRecord,
+    Verdict,
+)
 
 SCHEMA_VERSION = 1
 DATABASE_NAME = "records.sqlite"
@@ -95,52 +108,8 @@ CREATE TABLE IF NOT EXISTS transfer_predictions (
 """
 
 
-# The hard set: classified images of confirmed descriptions (shortened forms included) that show their class.
-# Export and transfer both read exactly this set.
-HARD_SET_WHERE = (
-    "purpose = 'confirm' AND image_hash IS NOT NULL AND valid = 1 AND is_failure IS NOT NULL "
-    "AND candidate_id IN (SELECT id FROM candidates WHERE confirmed = 1)"
-)
-
-
 class RunStoreError(RuntimeError):
     """The run folder is missing, incomplete or from an incompatible version."""
-
-
-@dataclass
-class Sample:
-    id: int
-    purpose: str
-    round: int
-    class_name: str
-    prompt: str
-    seed: int
-    generator: str
-    candidate_id: int | None
-    image_hash: str | None
-    predicted: str | None
-    topk: list | None
-    is_failure: bool | None
-    valid: bool | None
-    validity_margin: float | None
-    embedding: np.ndarray | None
-    cluster: int | None
-    caption: str | None
-    error: str | None = None
-
-
-def _sample_from_row(row: sqlite3.Row) -> Sample:
-    embedding = np.frombuffer(row["embedding"], dtype=np.float32) if row["embedding"] is not None else None
-    return Sample(
-        id=row["id"], purpose=row["purpose"], round=row["round"], class_name=row["class_name"],
-        prompt=row["prompt"], seed=row["seed"], generator=row["generator"], candidate_id=row["candidate_id"] or None,
-        image_hash=row["image_hash"], predicted=row["predicted"],
-        topk=json.loads(row["topk"]) if row["topk"] else None,
-        is_failure=None if row["is_failure"] is None else bool(row["is_failure"]),
-        valid=None if row["valid"] is None else bool(row["valid"]),
-        validity_margin=row["validity_margin"], embedding=embedding, cluster=row["cluster"],
-        caption=row["caption"], error=row["error"],
-    )
 
 
 class RunStore:
@@ -255,23 +224,16 @@ class RunStore:
         timings[stage] = timings.get(stage, 0.0) + seconds
         self.set_meta("stage_seconds", timings)
 
-    # ---- samples -------------------------------------------------------------------------------------------
-    def add_samples(self, rows: Iterable[dict[str, Any]]) -> None:
+    # ---- samples: planning and results ---------------------------------------------------------------------
+    def add_samples(self, rows: Iterable[PlannedSample]) -> None:
         """Plan samples; rows already planned (same purpose, round, class, prompt, seed, candidate) are kept."""
         with self.transaction():
             self.db.executemany(
                 "INSERT OR IGNORE INTO samples (purpose, round, class_name, prompt, seed, generator, candidate_id)"
-                " VALUES (:purpose, :round, :class_name, :prompt, :seed, :generator, :candidate_id)",
-                [{**row, "candidate_id": row.get("candidate_id") or 0} for row in rows],
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(Purpose(r.purpose).value, r.round, r.class_name, r.prompt, int(r.seed), r.generator,
+                  r.candidate_id or 0) for r in rows],
             )
-
-    def samples(self, where: str = "1", params: Sequence[Any] = (), with_embeddings: bool = False) -> list[Sample]:
-        columns = "*" if with_embeddings else _COLUMNS_WITHOUT_EMBEDDING
-        rows = self.db.execute(f"SELECT {columns} FROM samples WHERE {where} ORDER BY id", params).fetchall()
-        return [_sample_from_row(row) for row in rows]
-
-    def count(self, where: str = "1", params: Sequence[Any] = ()) -> int:
-        return self.db.execute(f"SELECT COUNT(*) FROM samples WHERE {where}", params).fetchone()[0]
 
     def update_samples(self, column_values: Sequence[dict[str, Any]], images_generated: int = 0) -> None:
         """Each dict holds `id` and the columns to set; one transaction for the batch. `images_generated`
@@ -287,28 +249,145 @@ class RunStore:
             for values in column_values:
                 values = dict(values)
                 sample_id = values.pop("id")
-                for name in ("topk",):
-                    if name in values and not isinstance(values[name], str) and values[name] is not None:
-                        values[name] = json.dumps(values[name])
-                if "embedding" in values and values["embedding"] is not None:
+                unknown = set(values) - _SAMPLE_RESULT_COLUMNS
+                if unknown:
+                    raise ValueError(f"not a sample result column: {sorted(unknown)}")
+                if values.get("topk") is not None and not isinstance(values["topk"], str):
+                    values["topk"] = json.dumps(values["topk"])
+                if values.get("embedding") is not None:
                     values["embedding"] = np.asarray(values["embedding"], dtype=np.float32).tobytes()
                 assignments = ", ".join(f"{name} = ?" for name in values)
                 self.db.execute(f"UPDATE samples SET {assignments} WHERE id = ?", (*values.values(), sample_id))
 
+    def pending(self, purpose: Purpose, *, round: int | None = None,
+                candidate_ids: Sequence[int] | None = None, needs_validity: bool = True) -> list[Sample]:
+        """Planned samples of `purpose` not finished yet: no image, no prediction, or (when the step checks
+        validity) no validity. A sample whose generation failed before is pending again, so a generator that
+        was fixed finishes the run when the same command is rerun."""
+        unfinished = "image_hash IS NULL OR predicted IS NULL" + (" OR valid IS NULL" if needs_validity else "")
+        where, params = self._scope(purpose, round, candidate_ids)
+        return self._samples(f"{where} AND ({unfinished})", params)
+
+    def samples_of(self, purpose: Purpose, *, round: int | None = None, class_name: str | None = None,
+                   candidate_ids: Sequence[int] | None = None, generated: bool = False, valid: bool = False,
+                   failing: bool = False, classified: bool = False, limit: int | None = None,
+                   with_embeddings: bool = False) -> list[Sample]:
+        """Samples of one purpose, narrowed by round, class or candidate, and to those that were generated,
+        judged valid, classified or failed; oldest first."""
+        where, params = self._scope(purpose, round, candidate_ids)
+        if class_name is not None:
+            where += " AND class_name = ?"
+            params += (class_name,)
+        for wanted, condition in ((generated, "image_hash IS NOT NULL"), (valid, "valid = 1"),
+                                  (failing, "is_failure = 1"), (classified, "predicted IS NOT NULL")):
+            if wanted:
+                where += f" AND {condition}"
+        if limit is not None:
+            where = f"id IN (SELECT id FROM samples WHERE {where} ORDER BY id LIMIT {int(limit)})"
+        return self._samples(where, params, with_embeddings)
+
+    def forget_results(self, ids: Sequence[int]) -> None:
+        """Make samples pending again from scratch: image, prediction, validity, embedding, caption."""
+        if not ids:
+            return
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE samples SET image_hash = NULL, predicted = NULL, topk = NULL, is_failure = NULL, "
+                "valid = NULL, validity_margin = NULL, embedding = NULL, caption = NULL, error = NULL "
+                "WHERE id = ?", [(int(i),) for i in ids])
+
+    def samples_by_id(self, ids: Iterable[int]) -> list[Sample]:
+        ids = [int(i) for i in ids]
+        return self._samples(f"id IN ({','.join('?' * len(ids))})", tuple(ids)) if ids else []
+
+    def counts(self, purpose: Purpose, *, class_name: str | None = None,
+               candidate_id: int | None = None) -> SampleCounts:
+        """Planned, generated and valid samples, and failures among the valid ones."""
+        where, params = self._scope(purpose, None, None if candidate_id is None else [candidate_id])
+        if class_name is not None:
+            where += " AND class_name = ?"
+            params += (class_name,)
+        row = self.db.execute(
+            "SELECT COUNT(*), SUM(image_hash IS NOT NULL), SUM(valid = 1), "
+            f"SUM(CASE WHEN valid = 1 AND is_failure = 1 THEN 1 ELSE 0 END) FROM samples WHERE {where}", params
+        ).fetchone()
+        return SampleCounts(*(int(v or 0) for v in row))
+
+    def wrong_labels(self, candidate_id: int) -> list[tuple[str, int]]:
+        """What the classifier called the candidate's valid failing images, most frequent first."""
+        rows = self.db.execute(
+            "SELECT predicted FROM samples WHERE purpose = 'confirm' AND candidate_id = ? AND valid = 1 "
+            "AND is_failure = 1", (candidate_id,))
+        return Counter(row[0] for row in rows).most_common()
+
+    def images_used(self) -> int:
+        """Samples planned by the discovery run itself: what its budget counts (not transfer's images)."""
+        marks = ",".join("?" * len(RUN_PURPOSES))
+        return self.db.execute(f"SELECT COUNT(*) FROM samples WHERE purpose IN ({marks})",
+                               tuple(p.value for p in RUN_PURPOSES)).fetchone()[0]
+
     def images_generated(self) -> int:
-        return self.count("image_hash IS NOT NULL")
+        """Images the discovery run generated (transfer's fresh images are counted apart)."""
+        marks = ",".join("?" * len(RUN_PURPOSES))
+        return self.db.execute(f"SELECT COUNT(*) FROM samples WHERE image_hash IS NOT NULL AND purpose IN "
+                               f"({marks})", tuple(p.value for p in RUN_PURPOSES)).fetchone()[0]
+
+    def generation_errors(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM samples WHERE error IS NOT NULL").fetchone()[0]
+
+    def first_generation_error(self) -> str | None:
+        row = self.db.execute("SELECT error FROM samples WHERE error IS NOT NULL ORDER BY id LIMIT 1").fetchone()
+        return None if row is None else row[0]
+
+    def class_names(self) -> list[str]:
+        return sorted(row[0] for row in self.db.execute("SELECT DISTINCT class_name FROM samples"))
+
+    def prompts_of(self, purpose: Purpose, class_name: str) -> list[str]:
+        rows = self.db.execute("SELECT DISTINCT prompt FROM samples WHERE purpose = ? AND class_name = ? "
+                               "ORDER BY prompt", (Purpose(purpose).value, class_name))
+        return [row[0] for row in rows]
+
+    def run_samples_with_images(self) -> list[Sample]:
+        """Every sample of the discovery run that has a stored image."""
+        marks = ",".join("?" * len(RUN_PURPOSES))
+        return self._samples(f"image_hash IS NOT NULL AND purpose IN ({marks})",
+                             tuple(p.value for p in RUN_PURPOSES))
+
+    def hard_set(self, only_failures: bool = False) -> list[Sample]:
+        """Classified, valid images of confirmed descriptions (shortened forms included): the set export
+        writes and transfer scores."""
+        return self._samples(
+            "purpose = 'confirm' AND image_hash IS NOT NULL AND valid = 1 AND is_failure IS NOT NULL "
+            "AND candidate_id IN (SELECT id FROM candidates WHERE confirmed = 1)"
+            + (" AND is_failure = 1" if only_failures else ""))
+
+    def _scope(self, purpose: Purpose, round: int | None,
+               candidate_ids: Sequence[int] | None) -> tuple[str, tuple[Any, ...]]:
+        where, params = "purpose = ?", (Purpose(purpose).value,)
+        if round is not None:
+            where += " AND round = ?"
+            params += (int(round),)
+        if candidate_ids is not None:
+            ids = [int(i) for i in candidate_ids]
+            where += f" AND candidate_id IN ({','.join('?' * len(ids)) or 'NULL'})"
+            params += tuple(ids)
+        return where, params
+
+    def _samples(self, where: str, params: Sequence[Any] = (), with_embeddings: bool = False) -> list[Sample]:
+        columns = "*" if with_embeddings else _COLUMNS_WITHOUT_EMBEDDING
+        rows = self.db.execute(f"SELECT {columns} FROM samples WHERE {where} ORDER BY id", tuple(params)).fetchall()
+        return [_sample_from_row(row) for row in rows]
 
     # ---- candidates ----------------------------------------------------------------------------------------
     def add_candidate(self, row: dict[str, Any]) -> tuple[int, bool]:
         """Insert a candidate unless the class already has one with the same key. Returns (id, inserted)."""
-        existing = self.db.execute(
-            "SELECT id FROM candidates WHERE class_name = ? AND key = ?", (row["class_name"], row["key"])
-        ).fetchone()
+        existing = self.candidate_id_for(row["class_name"], row["key"])
         if existing is not None:
-            return existing[0], False
+            return existing, False
         values = dict(row)
+        values["origin"] = Origin(values["origin"]).value
         for name in ("description", "source_cluster"):
-            if name in values and not isinstance(values[name], str) and values[name] is not None:
+            if values.get(name) is not None and not isinstance(values[name], str):
                 values[name] = json.dumps(values[name])
         with self.transaction():
             cursor = self.db.execute(
@@ -317,29 +396,91 @@ class RunStore:
             )
         return int(cursor.lastrowid), True
 
-    def update_candidate(self, candidate_id: int, **values: Any) -> None:
-        for name in ("wrong_labels", "description", "source_cluster"):
-            if name in values and not isinstance(values[name], str) and values[name] is not None:
-                values[name] = json.dumps(values[name])
+    def candidate_id_for(self, class_name: str, key: str) -> int | None:
+        row = self.db.execute("SELECT id FROM candidates WHERE class_name = ? AND key = ?",
+                              (class_name, key)).fetchone()
+        return None if row is None else int(row[0])
+
+    def record_test(self, candidate_id: int, test: TestRecord) -> None:
+        values = {name: getattr(test, name) for name in TestRecord.__dataclass_fields__}
+        values["wrong_labels"] = json.dumps(values["wrong_labels"])
+        values["valid_n"] = test.n
+        values["status"] = "tested"
+        self._update_candidate(candidate_id, values)
+
+    def set_shortest(self, candidate_id: int, shortest_id: int) -> None:
+        self._update_candidate(candidate_id, {"shortest_id": shortest_id})
+
+    def set_verdict(self, candidate_id: int, verdict: Verdict) -> None:
+        self._update_candidate(candidate_id, {"verdict": str(verdict)})
+
+    def set_decisions(self, decisions: Iterable[tuple[int, float, Verdict]]) -> None:
+        """(candidate id, q, verdict) for every tested candidate, in one transaction."""
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE candidates SET q = ?, confirmed = ?, verdict = ? WHERE id = ?",
+                [(float(q), int(verdict.is_bug), str(verdict), candidate_id) for candidate_id, q, verdict in decisions])
+
+    def _update_candidate(self, candidate_id: int, values: dict[str, Any]) -> None:
         assignments = ", ".join(f"{name} = ?" for name in values)
         with self.transaction():
             self.db.execute(f"UPDATE candidates SET {assignments} WHERE id = ?", (*values.values(), candidate_id))
 
-    def candidates(self, where: str = "1", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        rows = self.db.execute(f"SELECT * FROM candidates WHERE {where} ORDER BY id", params).fetchall()
-        return [_candidate_dict(row) for row in rows]
+    def candidates(self) -> list[Candidate]:
+        """Every candidate of the run, in the order they were proposed."""
+        return self._candidates("1")
 
-    def candidate(self, candidate_id: int) -> dict[str, Any]:
-        found = self.candidates("id = ?", (candidate_id,))
+    def planned_candidates(self) -> list[Candidate]:
+        return self._candidates("status = 'planned'")
+
+    def tested_candidates(self) -> list[Candidate]:
+        return self._candidates("status = 'tested'")
+
+    def candidates_waiting(self) -> int:
+        """Planned candidates with no confirmation image planned yet: each still claims its images."""
+        return self.db.execute(
+            "SELECT COUNT(*) FROM candidates WHERE status = 'planned' AND id NOT IN "
+            "(SELECT DISTINCT candidate_id FROM samples WHERE purpose = 'confirm')").fetchone()[0]
+
+    def candidate(self, candidate_id: int) -> Candidate:
+        found = self._candidates("id = ?", (candidate_id,))
         if not found:
             raise RunStoreError(f"no candidate {candidate_id} in {self.root}")
         return found[0]
 
-    def bugs(self) -> list[dict[str, Any]]:
+    def bugs(self) -> list[Candidate]:
         """Confirmed candidates that are neither a shortened form nor a duplicate of another bug, most severe
         first (largest excess failure rate over the class baseline)."""
-        rows = self.candidates("confirmed = 1 AND origin != 'shortened' AND verdict = 'confirmed'")
-        return sorted(rows, key=lambda c: (-(c["difference"] or 0.0), c["q"] or 1.0, c["id"]))
+        rows = self._candidates("confirmed = 1 AND origin != 'shortened' AND verdict = 'confirmed'")
+        return sorted(rows, key=lambda c: (-(c.difference or 0.0), c.q or 1.0, c.id))
+
+    def not_bugs(self) -> list[Candidate]:
+        """Tested descriptions (shortened forms aside) that are not bugs of their own: rejected, duplicates
+        and refinements of a bug."""
+        return self._candidates("status = 'tested' AND origin != 'shortened' AND "
+                                "(confirmed = 0 OR verdict IS NULL OR verdict != 'confirmed')")
+
+    def _candidates(self, where: str, params: Sequence[Any] = ()) -> list[Candidate]:
+        rows = self.db.execute(f"SELECT * FROM candidates WHERE {where} ORDER BY id", tuple(params)).fetchall()
+        return [_candidate_from_row(row) for row in rows]
+
+    # ---- rounds --------------------------------------------------------------------------------------------
+    def round_result(self, round_index: int) -> list[int] | None:
+        """The bugs a finished round confirmed first, or None while the round is not finished."""
+        row = self.db.execute("SELECT info FROM stages WHERE key = ?", (f"r{round_index}/confirm",)).fetchone()
+        return None if row is None else list(json.loads(row[0])["new_bugs"])
+
+    def finish_round(self, round_index: int, new_bugs: Sequence[int]) -> None:
+        self.mark_stage(f"r{round_index}/confirm", info={"new_bugs": list(new_bugs)})
+
+    def set_summary(self, summary: RunSummary) -> None:
+        self.set_meta("summary", asdict(summary))
+
+    def summary(self) -> RunSummary | None:
+        return RunSummary.from_dict(self.get_meta_json("summary", None))
+
+    def stage_seconds(self) -> dict[str, float]:
+        return dict(self.get_meta_json("stage_seconds", {}) or {})
 
     # ---- transfer ------------------------------------------------------------------------------------------
     def add_transfer_predictions(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -358,6 +499,14 @@ class RunStore:
         return {row["sample_id"]: {"predicted": row["predicted"], "topk": json.loads(row["topk"]),
                                    "is_failure": bool(row["is_failure"])} for row in rows}
 
+    def transfer_classifiers(self) -> list[str]:
+        return [row[0] for row in self.db.execute(
+            "SELECT DISTINCT classifier FROM transfer_predictions ORDER BY classifier")]
+
+
+_SAMPLE_RESULT_COLUMNS = frozenset({
+    "image_hash", "predicted", "topk", "is_failure", "valid", "validity_margin", "embedding", "cluster",
+    "caption", "error"})
 
 _COLUMNS_WITHOUT_EMBEDDING = (
     "id, purpose, round, class_name, prompt, seed, generator, candidate_id, image_hash, predicted, topk, "
@@ -365,13 +514,30 @@ _COLUMNS_WITHOUT_EMBEDDING = (
 )
 
 
-def _candidate_dict(row: sqlite3.Row) -> dict[str, Any]:
-    out = dict(row)
+def _sample_from_row(row: sqlite3.Row) -> Sample:
+    embedding = np.frombuffer(row["embedding"], dtype=np.float32) if row["embedding"] is not None else None
+    return Sample(
+        id=row["id"], purpose=row["purpose"], round=row["round"], class_name=row["class_name"],
+        prompt=row["prompt"], seed=row["seed"], generator=row["generator"], candidate_id=row["candidate_id"] or None,
+        image_hash=row["image_hash"], predicted=row["predicted"],
+        topk=json.loads(row["topk"]) if row["topk"] else None,
+        is_failure=None if row["is_failure"] is None else bool(row["is_failure"]),
+        valid=None if row["valid"] is None else bool(row["valid"]),
+        validity_margin=row["validity_margin"], embedding=embedding, cluster=row["cluster"],
+        caption=row["caption"], error=row["error"],
+    )
+
+
+def _candidate_from_row(row: sqlite3.Row) -> Candidate:
+    values = dict(row)
     for name in ("description", "source_cluster", "wrong_labels"):
-        if out.get(name):
-            out[name] = json.loads(out[name])
-    out["confirmed"] = bool(out["confirmed"])
-    return out
+        values[name] = json.loads(values[name]) if values.get(name) else None
+    values["wrong_labels"] = values["wrong_labels"] or []
+    values["description"] = values["description"] or {}
+    values["origin"] = Origin(values["origin"])
+    values["confirmed"] = bool(values["confirmed"])
+    values["verdict"] = Verdict.parse(values["verdict"])
+    return Candidate(**values)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blindspots.pipeline.config import stored_run_config
 from blindspots.store import RunStore
 
 DEFAULT_MIN_OVERLAP = 0.6
@@ -110,21 +111,18 @@ def compare_runs(run_a: str | Path, run_b: str | Path, min_overlap: float = DEFA
 
 def _read_bugs(run_dir: str | Path) -> tuple[list[RunBug], str]:
     with RunStore.open(run_dir) as store:
-        classifier = str(((store.get_meta_json("summary", {}) or {}).get("models") or {}).get(
-            "classifier", {}).get("spec") or store.config().get("classifier", "?"))
+        summary = store.summary()
+        model = (summary.models.get("classifier") if summary is not None else None) or {}
+        classifier = str(model.get("spec") or stored_run_config(store).classifier)
         bugs = []
         for bug in store.bugs():
             shortest = bug
-            if bug.get("shortest_id") and bug["shortest_id"] != bug["id"]:
-                shortest = store.candidate(bug["shortest_id"])
+            if bug.shortest_id and bug.shortest_id != bug.id:
+                shortest = store.candidate(bug.shortest_id)
             bugs.append(RunBug(
-                id=bug["id"], class_name=bug["class_name"], description=_display(bug),
-                shortest=_display(shortest), keys=tuple(dict.fromkeys([bug["key"], shortest["key"]])),
-                rate=bug["rate"], low=bug["rate_low"], high=bug["rate_high"], baseline_rate=bug["baseline_rate"],
-                q=bug["q"], n=bug["n"],
+                id=bug.id, class_name=bug.class_name, description=bug.display_text(),
+                shortest=shortest.display_text(), keys=tuple(dict.fromkeys([bug.key, shortest.key])),
+                rate=bug.rate, low=bug.rate_low, high=bug.rate_high, baseline_rate=bug.baseline_rate,
+                q=bug.q, n=bug.n,
             ))
     return bugs, classifier
-
-
-def _display(candidate: dict[str, Any]) -> str:
-    return str(candidate["text"]).replace("{label}", str(candidate["class_name"]))

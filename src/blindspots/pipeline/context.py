@@ -1,0 +1,121 @@
+"""The run every step works in: its config, store, executor and classes, the image budget, and the seeds.
+
+A step is a function of a `RunContext` (and the records earlier steps produced). It reads and writes the
+store through its typed API and calls models only through `ctx.sampler` or `ctx.executor`, so no step knows
+which model library, or which machine, does the work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from blindspots.pipeline.classes import ClassUnderTest
+from blindspots.pipeline.config import RunConfig
+from blindspots.pipeline.decisions import KnownBugs, is_confirmed_description
+from blindspots.pipeline.descriptions import Description, description_from_caption
+from blindspots.pipeline.executor import Executor
+from blindspots.pipeline.progress import ProgressFactory, silent_progress
+from blindspots.pipeline.sampling import Sampler, ZeroShotCheck
+from blindspots.store.records import Candidate, Origin, PlannedSample, Purpose
+from blindspots.store.run_store import RunStore
+
+# Images handled per transaction: a kill loses at most this much work.
+CHUNK = 64
+
+
+class DiscoveryError(RuntimeError):
+    """The run cannot go on (e.g. every image of every class failed to generate); the store stays resumable."""
+
+
+def derive_seed(*parts: Any) -> int:
+    """A seed that depends only on what the image is for, so reruns and resumes draw the same images."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass
+class RunContext:
+    """One discovery run: what every step needs, built once by `pipeline.api.discover`."""
+
+    config: RunConfig
+    store: RunStore
+    executor: Executor
+    classes: list[ClassUnderTest]
+    classifier_labels: list[str]
+    progress: ProgressFactory = silent_progress
+    log: Callable[[str], None] = field(default=lambda message: None)
+
+    def __post_init__(self) -> None:
+        self.by_name = {c.name: c for c in self.classes}
+        # Phrases naming any class (run class or classifier label) are never allowed into a description.
+        self.known_class_names = sorted({*self.classifier_labels, *self.by_name})
+        validity = ZeroShotCheck(self.executor, [c.name for c in self.classes]) \
+            if self.config.validity_check and len(self.classes) >= 2 else None
+        self.sampler = Sampler(self.store, self.executor, {c.name: c.accepted for c in self.classes},
+                               self.config.top_k, validity, self.progress, CHUNK)
+
+    # ---- budget ----------------------------------------------------------------------------------------------
+    def remaining_budget(self) -> int:
+        """Images still free: the budget less every sample planned and every candidate waiting for its own."""
+        return (self.config.budget - self.store.images_used()
+                - self.store.candidates_waiting() * self.config.confirm_per_candidate)
+
+    def can_test_another(self) -> bool:
+        return self.remaining_budget() >= self.config.confirm_per_candidate
+
+    # ---- planning --------------------------------------------------------------------------------------------
+    def planned(self, purpose: Purpose, round_index: int, class_name: str, prompt: str, seed: int,
+                candidate_id: int | None = None) -> PlannedSample:
+        return PlannedSample(purpose, round_index, class_name, prompt, seed, self.config.generator, candidate_id)
+
+    def candidate_row(self, round_index: int, class_name: str, description: Description, origin: Origin,
+                      parent_id: int | None, source: dict | None) -> dict[str, Any]:
+        return {
+            "round": round_index, "class_name": class_name, "key": description.key,
+            "description": description.to_dict(), "text": description.text(),
+            "prompt": description.prompt(class_name, self.config.templates[0]),
+            "origin": origin, "parent_id": parent_id, "source_cluster": source,
+        }
+
+    # ---- descriptions ----------------------------------------------------------------------------------------
+    def describe_caption(self, caption: str, class_name: str) -> Description:
+        others = [name for name in self.known_class_names if name != class_name]
+        return description_from_caption(caption, class_name, others)
+
+    def phrases(self, candidate: Candidate) -> frozenset[str]:
+        return frozenset(Description.from_dict(candidate.description).phrases)
+
+    def shortest_phrases(self, candidate: Candidate, by_id: dict[int, Candidate] | None = None) -> frozenset[str]:
+        """The phrases of the candidate's shortest confirmed form (its own until it is shortened)."""
+        if not candidate.shortest_id:
+            return self.phrases(candidate)
+        shortest = by_id[candidate.shortest_id] if by_id is not None else self.store.candidate(candidate.shortest_id)
+        return self.phrases(shortest)
+
+    def known_bugs(self, before_round: int | None = None) -> KnownBugs:
+        """Confirmed descriptions (shortened forms aside) per class, with their shortest phrases."""
+        by_id = {c.id: c for c in self.store.candidates()}
+        known: KnownBugs = {}
+        for candidate in by_id.values():
+            if not is_confirmed_description(candidate):
+                continue
+            if before_round is not None and candidate.round >= before_round:
+                continue
+            known.setdefault(candidate.class_name, []).append((candidate.id, self.shortest_phrases(candidate, by_id)))
+        return known
+
+    # ---- bookkeeping -----------------------------------------------------------------------------------------
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Accumulate the stage's wall time across resumed sessions (the report's time per stage)."""
+        started = time.time()
+        try:
+            yield
+        finally:
+            self.store.add_seconds(stage, time.time() - started)

@@ -1,0 +1,147 @@
+"""The rules that turn tested candidates into a bug list: pure functions over typed records.
+
+- `verdict`: a tested candidate is a bug when its images are mostly valid, its (adjusted) p-value is within
+  the FDR level, and its effect is at least the minimum asked for.
+- `passes`: the same rule inside the loop, on the candidate's own p-value, which depends on that candidate
+  alone and so replays identically when a killed run resumes; the final list uses Benjamini-Hochberg q.
+- `keeps_bug`: a shorter description stands for a bug only when it confirms on its own and keeps most of
+  the bug's excess failure rate ("small bird" failing 40% does not stand for "small bird in snow" at 100%).
+- `subsumed_by` / `most_general_first`: one bug per failure mode. A description that contains a known bug's
+  phrases is the same bug or a more specific form of it.
+- `fdr_decisions` / `final_verdicts`: the run's whole family of tests under Benjamini-Hochberg, then the
+  shortest forms that survive it and the duplicates and refinements listed under their bug.
+
+Phrases are passed in as a function (candidate -> its phrases), so these rules need no store and no model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from blindspots.stats import benjamini_hochberg, meets_minimum_effect
+from blindspots.store.records import Candidate, Origin, Verdict, VerdictKind
+
+Phrases = frozenset[str]
+KnownBugs = dict[str, list[tuple[int, Phrases]]]  # class name -> [(bug id, shortest phrases)]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The decision settings of a run (see `RunConfig`)."""
+
+    fdr: float
+    min_lift: float
+    min_difference: float
+    min_validity: float
+    shorten_keep: float
+
+    @classmethod
+    def of(cls, config) -> Thresholds:
+        return cls(config.fdr, config.min_lift, config.min_difference, config.min_validity, config.shorten_keep)
+
+
+def verdict(candidate: Candidate, level_value: float, thresholds: Thresholds) -> Verdict:
+    """The verdict of a tested candidate whose p-value (or q-value) is `level_value`."""
+    if (candidate.validity_rate or 0.0) < thresholds.min_validity:
+        return Verdict(VerdictKind.MOSTLY_INVALID)
+    if level_value > thresholds.fdr:
+        return Verdict(VerdictKind.NOT_SIGNIFICANT)
+    if not meets_minimum_effect(candidate.failures, candidate.n, candidate.baseline_failures,
+                                candidate.baseline_n, thresholds.min_lift, thresholds.min_difference):
+        return Verdict(VerdictKind.EFFECT_TOO_SMALL)
+    return Verdict(VerdictKind.CONFIRMED)
+
+
+def passes(candidate: Candidate, thresholds: Thresholds) -> bool:
+    """The per-candidate rule the loop uses: its own p-value held to the FDR level."""
+    if not candidate.tested or not candidate.generated_n:
+        return False
+    return verdict(candidate, candidate.p, thresholds).is_bug
+
+
+def keeps_bug(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> bool:
+    """Does `shorter` confirm on its own and keep `shorten_keep` of the bug's excess failure rate?"""
+    if not passes(shorter, thresholds):
+        return False
+    excess = bug.rate - bug.baseline_rate
+    return shorter.rate - shorter.baseline_rate >= thresholds.shorten_keep * excess
+
+
+def subsumed_by(phrases: Phrases, known: Iterable[tuple[int, Phrases]]) -> int | None:
+    """The id of a known bug whose phrases are contained in `phrases` (the same or a more specific form)."""
+    for bug_id, bug_phrases in known:
+        if bug_phrases <= phrases:
+            return bug_id
+    return None
+
+
+def most_general_first(candidates: Iterable[Candidate],
+                       shortest_phrases: Callable[[Candidate], Phrases]) -> list[Candidate]:
+    """Fewest phrases first, then the larger effect, the smaller p, the older candidate."""
+    return sorted(candidates, key=lambda c: (len(shortest_phrases(c)), -(c.difference or 0.0), c.p, c.id))
+
+
+def shortening_order(candidates: Iterable[Candidate], phrases: Callable[[Candidate], Phrases]) -> list[Candidate]:
+    """Shorten the most general descriptions first, so a more specific one finds its general bug known."""
+    return sorted(candidates, key=lambda c: (len(phrases(c)), c.p, c.id))
+
+
+def new_bugs(round_candidates: Sequence[Candidate], known: KnownBugs,
+             shortest_phrases: Callable[[Candidate], Phrases]) -> list[int]:
+    """Bugs first confirmed in a round: candidates whose shortest form neither equals nor refines a known bug
+    of their class (nor one confirmed earlier in the same round, most general first)."""
+    known = {name: list(bugs) for name, bugs in known.items()}
+    found = []
+    for candidate in most_general_first(round_candidates, shortest_phrases):
+        phrases = shortest_phrases(candidate)
+        if subsumed_by(phrases, known.get(candidate.class_name, [])) is None:
+            known.setdefault(candidate.class_name, []).append((candidate.id, phrases))
+            found.append(candidate.id)
+    return found
+
+
+def fdr_decisions(tested: Sequence[Candidate], thresholds: Thresholds) -> list[tuple[int, float, Verdict]]:
+    """Benjamini-Hochberg over every test of the run: (candidate id, q, verdict) for each tested candidate."""
+    if not tested:
+        return []
+    qvalues = benjamini_hochberg([c.p for c in tested])
+    decisions = []
+    for candidate, q in zip(tested, qvalues, strict=True):
+        decided = verdict(candidate, float(q), thresholds) if candidate.generated_n \
+            else Verdict(VerdictKind.NO_IMAGES)
+        decisions.append((candidate.id, float(q), decided))
+    return decisions
+
+
+def surviving_shortest(candidate: Candidate, by_id: Mapping[int, Candidate]) -> int:
+    """The shortest form of a bug that is itself confirmed under the final FDR: walk back from the recorded
+    shortest form towards the bug until a confirmed form (or the bug itself) is reached."""
+    shortest = by_id.get(candidate.shortest_id) if candidate.shortest_id else None
+    while shortest is not None and not shortest.confirmed and shortest.id != candidate.id:
+        shortest = by_id.get(shortest.parent_id) if shortest.parent_id else None
+    return shortest.id if shortest is not None else candidate.id
+
+
+def final_verdicts(bugs: Sequence[Candidate], shortest_phrases: Callable[[Candidate], Phrases]) -> dict[int, Verdict]:
+    """One bug per failure mode: a confirmed description whose shortest form repeats or refines a more general
+    bug of its class is listed under that bug ("duplicate of #k", "refines #k"), not beside it."""
+    accepted: KnownBugs = {}
+    phrases_of = {c.id: shortest_phrases(c) for c in bugs}
+    verdicts = {}
+    for candidate in most_general_first(bugs, shortest_phrases):
+        phrases = phrases_of[candidate.id]
+        general = subsumed_by(phrases, accepted.get(candidate.class_name, []))
+        if general is None:
+            verdicts[candidate.id] = Verdict(VerdictKind.CONFIRMED)
+            accepted.setdefault(candidate.class_name, []).append((candidate.id, phrases))
+        elif phrases_of[general] == phrases:
+            verdicts[candidate.id] = Verdict(VerdictKind.DUPLICATE, general)
+        else:
+            verdicts[candidate.id] = Verdict(VerdictKind.REFINES, general)
+    return verdicts
+
+
+def is_confirmed_description(candidate: Candidate) -> bool:
+    """Confirmed under the FDR and a description of its own (not a shortened form of another)."""
+    return candidate.confirmed and candidate.origin is not Origin.SHORTENED

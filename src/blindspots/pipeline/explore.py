@@ -1,0 +1,54 @@
+"""Step 2: exploration. Round 1 explores the baseline's failures; later rounds draw fresh images from the
+bugs the previous round confirmed, and add the baseline failures that no confirmed bug explains yet."""
+
+from __future__ import annotations
+
+from blindspots.pipeline.context import RunContext, derive_seed
+from blindspots.store.records import Purpose, Sample
+
+
+def exploration_failures(ctx: RunContext, round_index: int) -> dict[str, list[Sample]]:
+    """The valid failing images to cluster and describe this round, per class."""
+    if round_index == 0:
+        samples = ctx.store.samples_of(Purpose.BASELINE, valid=True, failing=True, with_embeddings=True)
+    else:
+        explore_confirmed_bugs(ctx, round_index)
+        samples = ctx.store.samples_of(Purpose.EXPLORE, round=round_index, valid=True, failing=True,
+                                       with_embeddings=True)
+        samples += unexplained_baseline_failures(ctx)
+    grouped: dict[str, list[Sample]] = {}
+    for sample in samples:
+        grouped.setdefault(sample.class_name, []).append(sample)
+    return grouped
+
+
+def explore_confirmed_bugs(ctx: RunContext, round_index: int) -> None:
+    """`explore_per_bug` fresh images from each new bug's shortest description, within the budget."""
+    rows = []
+    for bug_id in ctx.store.round_result(round_index - 1) or []:
+        bug = ctx.store.candidate(bug_id)
+        seed_description = ctx.store.candidate(bug.shortest_id or bug_id)
+        for i in range(ctx.config.explore_per_bug):
+            if len(rows) >= ctx.remaining_budget() - ctx.config.confirm_per_candidate:
+                break
+            rows.append(ctx.planned(Purpose.EXPLORE, round_index, bug.class_name, seed_description.prompt,
+                                    derive_seed(ctx.config.seed, "explore", round_index, bug_id, i)))
+    ctx.store.add_samples(rows)
+    ctx.sampler.process(ctx.store.pending(Purpose.EXPLORE, round=round_index), f"round {round_index + 1} images")
+
+
+def unexplained_baseline_failures(ctx: RunContext) -> list[Sample]:
+    """Baseline failures whose caption does not contain a confirmed bug's phrases."""
+    bug_phrases: dict[str, list[frozenset[str]]] = {}
+    for bug in ctx.store.candidates():
+        if bug.confirmed:
+            bug_phrases.setdefault(bug.class_name, []).append(ctx.phrases(bug))
+    unexplained = []
+    for sample in ctx.store.samples_of(Purpose.BASELINE, valid=True, failing=True, with_embeddings=True):
+        if sample.caption is None:
+            unexplained.append(sample)
+            continue
+        phrases = set(ctx.describe_caption(sample.caption, sample.class_name).phrases)
+        if not any(bug <= phrases for bug in bug_phrases.get(sample.class_name, [])):
+            unexplained.append(sample)
+    return unexplained

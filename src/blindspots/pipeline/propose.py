@@ -1,0 +1,83 @@
+"""Step 3: proposals. Cluster each class's failures in the embedding space, caption the clustered images,
+and turn each cluster into candidate descriptions: the phrases most of its captions share (consensus), and
+the captions nearest its centre. Known bugs, and more specific forms of them, are not proposed again."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from blindspots.pipeline.clustering import cluster_failures
+from blindspots.pipeline.context import CHUNK, RunContext
+from blindspots.pipeline.decisions import subsumed_by
+from blindspots.pipeline.descriptions import consensus_description
+from blindspots.store.records import Origin, Sample
+
+
+def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, list[Sample]]) -> None:
+    """Add up to `max_candidates_per_class` new candidates per class, within the budget."""
+    stage = f"r{round_index}/describe"
+    if ctx.store.stage_done(stage):
+        return
+    for cls in ctx.classes:
+        members = failures.get(cls.name, [])
+        if len(members) < ctx.config.min_cluster_size:
+            continue
+        labels = cluster_failures(np.stack([m.embedding for m in members]), ctx.config.min_cluster_size,
+                                  ctx.config.max_clusters)
+        if round_index == 0:
+            ctx.store.update_samples([{"id": m.id, "cluster": int(label)}
+                                      for m, label in zip(members, labels, strict=True)])
+        clustered = [m for m, label in zip(members, labels, strict=True) if label >= 0]
+        caption_samples(ctx, clustered)
+        captions = {s.id: s.caption for s in ctx.store.samples_by_id(m.id for m in clustered)}
+        proposals = []
+        for cluster in range(int(labels.max()) + 1 if len(labels) else 0):
+            group = [m for m, label in zip(members, labels, strict=True) if label == cluster]
+            proposals += cluster_proposals(ctx, round_index, cls.name, cluster, group, captions)
+        known = ctx.known_bugs().get(cls.name, [])
+        added = 0
+        for proposal in proposals:
+            if added >= ctx.config.max_candidates_per_class:
+                break
+            if subsumed_by(proposal["phrases"], known) is not None:
+                continue  # a known bug, or a more specific form of one: nothing new to test
+            if not ctx.can_test_another():
+                ctx.log("image budget reached: remaining candidates are not tested")
+                break
+            _, inserted = ctx.store.add_candidate(proposal["row"])
+            added += int(inserted)
+    ctx.store.mark_stage(stage)
+
+
+def caption_samples(ctx: RunContext, samples: list[Sample]) -> None:
+    todo = [s for s in samples if s.caption is None]
+    if not todo:
+        return
+    bar = ctx.progress("captioning failures", len(todo))
+    try:
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start : start + CHUNK]
+            captions = ctx.executor.caption([ctx.store.images.get(s.image_hash) for s in chunk])
+            ctx.store.update_samples([{"id": s.id, "caption": c} for s, c in zip(chunk, captions, strict=True)])
+            bar.advance(len(chunk))
+    finally:
+        bar.close()
+
+
+def cluster_proposals(ctx: RunContext, round_index: int, class_name: str, cluster: int, group: list[Sample],
+                      captions: dict[int, str]) -> list[dict]:
+    """The cluster's consensus description, then its captions nearest the centre."""
+    descriptions = [ctx.describe_caption(captions[m.id], class_name) for m in group]
+    source = {"round": round_index, "cluster": cluster, "size": len(group), "sample_ids": [m.id for m in group]}
+    chosen = []
+    consensus = consensus_description(descriptions, ctx.config.consensus_share)
+    if not consensus.is_empty:
+        chosen.append((consensus, Origin.CONSENSUS))
+    centre = np.mean([m.embedding for m in group], axis=0)
+    nearest = np.argsort(-np.array([m.embedding @ centre for m in group]), kind="stable")
+    for index in nearest[: ctx.config.captions_per_cluster]:
+        if not descriptions[index].is_empty:
+            chosen.append((descriptions[index], Origin.CAPTION))
+    return [{"phrases": frozenset(description.phrases),
+             "row": ctx.candidate_row(round_index, class_name, description, origin, None, source)}
+            for description, origin in chosen]

@@ -1,0 +1,74 @@
+"""Step 5: the shortest description. Drop phrases from each confirmed description while the shorter one
+still confirms on its own and keeps most of the bug's excess failure rate (`decisions.keeps_bug`)."""
+
+from __future__ import annotations
+
+from blindspots.pipeline.confirm import confirm_planned
+from blindspots.pipeline.context import RunContext
+from blindspots.pipeline.decisions import Thresholds, keeps_bug, passes, shortening_order, subsumed_by
+from blindspots.pipeline.descriptions import Description
+from blindspots.store.records import Candidate, Origin, SampleCounts
+
+
+def shorten_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCounts]) -> None:
+    """Shorten the round's passing candidates, most general first. A candidate that contains the shortest
+    form of a bug already shortened is a more specific form of it and is not shortened again."""
+    thresholds = Thresholds.of(ctx.config)
+    known = ctx.known_bugs(before_round=round_index)
+    passing = [c for c in ctx.store.tested_candidates()
+               if c.round == round_index and c.origin is not Origin.SHORTENED and passes(c, thresholds)]
+    for candidate in shortening_order(passing, ctx.phrases):
+        if candidate.shortest_id is None and subsumed_by(ctx.phrases(candidate),
+                                                         known.get(candidate.class_name, [])):
+            ctx.store.set_shortest(candidate.id, candidate.id)
+            continue
+        if candidate.shortest_id is None:
+            shorten(ctx, candidate, baseline, thresholds)
+        known.setdefault(candidate.class_name, []).append(
+            (candidate.id, ctx.shortest_phrases(ctx.store.candidate(candidate.id))))
+
+
+def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts], thresholds: Thresholds) -> None:
+    """Test each single drop, then all droppable phrases at once; fall back to the best single drop when the
+    joint drop does not confirm. Stops when nothing can be dropped or the budget is spent."""
+    current = bug
+    while True:
+        description = Description.from_dict(current.description)
+        phrases = description.phrases
+        if len(phrases) <= 1:
+            break
+        variant_ids = [shortened(ctx, description.without(p), current) for p in phrases]
+        if any(v is None for v in variant_ids):
+            break  # out of budget
+        confirm_planned(ctx, baseline)
+        variants = [ctx.store.candidate(v) for v in variant_ids]
+        keeping = [(p, v) for p, v in zip(phrases, variants, strict=True) if keeps_bug(v, bug, thresholds)]
+        if not keeping:
+            break
+        if len(keeping) > 1:
+            joint = description
+            for phrase, _ in keeping:
+                joint = joint.without(phrase)
+            if not joint.is_empty:
+                joint_id = shortened(ctx, joint, current)
+                if joint_id is None:
+                    break
+                confirm_planned(ctx, baseline)
+                joint_candidate = ctx.store.candidate(joint_id)
+                if keeps_bug(joint_candidate, bug, thresholds):
+                    current = joint_candidate
+                    continue
+        current = max((v for _, v in keeping), key=lambda v: (v.rate, -v.p, -v.id))
+    ctx.store.set_shortest(bug.id, current.id)
+
+
+def shortened(ctx: RunContext, description: Description, parent: Candidate) -> int | None:
+    """The candidate id of a shorter form (planned now unless it exists), or None when the budget is spent."""
+    existing = ctx.store.candidate_id_for(parent.class_name, description.key)
+    if existing is not None:
+        return existing
+    if not ctx.can_test_another():
+        return None
+    candidate_id, _ = ctx.store.add_candidate(
+        ctx.candidate_row(parent.round, parent.class_name, description, Origin.SHORTENED, parent.id, None))
+    return candidate_id

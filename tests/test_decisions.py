@@ -1,0 +1,116 @@
+"""The decision rules on hand-made records: no store, no model."""
+
+from __future__ import annotations
+
+import pytest
+
+from blindspots.pipeline.decisions import (
+    Thresholds,
+    fdr_decisions,
+    final_verdicts,
+    keeps_bug,
+    most_general_first,
+    new_bugs,
+    passes,
+    subsumed_by,
+    surviving_shortest,
+    verdict,
+)
+from blindspots.stats import benjamini_hochberg
+from blindspots.store.records import Candidate, Origin, Verdict, VerdictKind
+
+RULES = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75)
+PHRASES = {1: {"on road"}, 2: {"on road", "at night"}, 3: {"small"}, 4: {"small", "in snow"}, 5: {"green"}}
+
+
+def _tested(id: int, failures: int, n: int = 48, baseline: tuple[int, int] = (10, 120), p: float = 1e-6,
+           class_name: str = "boat", origin: Origin = Origin.CONSENSUS, validity: float = 1.0, **extra) -> Candidate:
+    base_failures, base_n = baseline
+    return Candidate(
+        id=id, round=0, class_name=class_name, key=str(id), description={}, text="{label}", prompt="p",
+        origin=origin, status="tested", n=n, failures=failures, generated_n=n, baseline_n=base_n,
+        baseline_failures=base_failures, rate=failures / n, baseline_rate=base_failures / base_n,
+        difference=failures / n - base_failures / base_n, p=p, validity_rate=validity, **extra)
+
+
+def phrases_of(candidate: Candidate) -> frozenset[str]:
+    return frozenset(PHRASES[candidate.id])
+
+
+def test_verdict_checks_validity_then_significance_then_effect():
+    assert verdict(_tested(1, 40), 1e-6, RULES) == Verdict(VerdictKind.CONFIRMED)
+    assert verdict(_tested(1, 40, validity=0.3), 1e-6, RULES).kind is VerdictKind.MOSTLY_INVALID
+    assert verdict(_tested(1, 40), 0.2, RULES).kind is VerdictKind.NOT_SIGNIFICANT
+    # 12% vs 8%: significant by construction here, but below the 1.5x lift and 15-point difference asked for.
+    assert verdict(_tested(1, 6, n=48, baseline=(10, 120)), 1e-9, RULES).kind is VerdictKind.EFFECT_TOO_SMALL
+
+
+def test_passes_needs_a_tested_candidate_with_images():
+    assert passes(_tested(1, 40), RULES)
+    untested = _tested(1, 40)
+    untested.status = "planned"
+    assert not passes(untested, RULES)
+    empty = _tested(1, 40)
+    empty.generated_n = 0
+    assert not passes(empty, RULES)
+
+
+def test_a_shorter_description_must_keep_most_of_the_excess_failure_rate():
+    bug = _tested(4, 48, baseline=(10, 120))            # 100% vs 8%: excess 0.92
+    assert keeps_bug(_tested(3, 45, baseline=(10, 120)), bug, RULES)       # 94%: keeps 0.86 >= 0.69
+    assert not keeps_bug(_tested(3, 20, baseline=(10, 120)), bug, RULES)   # 42%: keeps only 0.33
+    assert not keeps_bug(_tested(3, 45, p=0.5), bug, RULES)                # does not confirm on its own
+
+
+def test_subsumption_finds_the_general_bug_of_a_more_specific_description():
+    known = [(1, frozenset({"on road"})), (3, frozenset({"small"}))]
+    assert subsumed_by(frozenset({"on road", "at night"}), known) == 1
+    assert subsumed_by(frozenset({"on road"}), known) == 1
+    assert subsumed_by(frozenset({"green"}), known) is None
+
+
+def test_most_general_first_orders_by_phrase_count_then_effect():
+    candidates = [_tested(2, 48), _tested(1, 30), _tested(4, 40), _tested(3, 45)]
+    assert [c.id for c in most_general_first(candidates, phrases_of)] == [3, 1, 2, 4]
+
+
+def test_new_bugs_skip_refinements_of_known_and_of_each_other():
+    round_candidates = [_tested(2, 48), _tested(1, 40), _tested(5, 44)]
+    known = {"boat": [(3, frozenset({"small"}))]}
+    # 5 and 1 are new (the larger effect first); 2 refines 1, found earlier in the same round.
+    assert new_bugs(round_candidates, known, phrases_of) == [5, 1]
+    assert new_bugs([_tested(4, 48)], known, phrases_of) == []  # "small in snow" refines the known "small"
+
+
+def test_fdr_decisions_use_benjamini_hochberg_over_the_whole_family():
+    family = [_tested(1, 40, p=0.001), _tested(2, 40, p=0.02), _tested(3, 40, p=0.03), _tested(5, 40, p=0.9)]
+    decisions = fdr_decisions(family, RULES)
+    expected_q = benjamini_hochberg([0.001, 0.02, 0.03, 0.9])
+    assert [q for _, q, _ in decisions] == pytest.approx(list(expected_q))
+    assert [v.kind for _, _, v in decisions] == [VerdictKind.CONFIRMED, VerdictKind.CONFIRMED,
+                                                 VerdictKind.CONFIRMED, VerdictKind.NOT_SIGNIFICANT]
+    no_images = _tested(1, 0, p=1.0)
+    no_images.generated_n = 0
+    assert fdr_decisions([no_images], RULES)[0][2].kind is VerdictKind.NO_IMAGES
+
+
+def test_surviving_shortest_walks_back_to_a_form_that_is_still_confirmed():
+    bug = _tested(2, 48, confirmed=True, shortest_id=4)
+    middle = _tested(3, 45, origin=Origin.SHORTENED, parent_id=2, confirmed=True)
+    shortest = _tested(4, 40, origin=Origin.SHORTENED, parent_id=3, confirmed=False)
+    by_id = {c.id: c for c in (bug, middle, shortest)}
+    assert surviving_shortest(bug, by_id) == 3
+    middle.confirmed = False
+    assert surviving_shortest(bug, by_id) == 2
+    assert surviving_shortest(_tested(1, 40, confirmed=True), by_id) == 1
+
+
+def test_final_verdicts_list_duplicates_and_refinements_under_their_bug():
+    same = {1: {"on road"}, 2: {"on road", "at night"}, 6: {"on road"}}
+    bugs = [_tested(2, 48), _tested(1, 40), _tested(6, 30)]
+    verdicts = final_verdicts(bugs, lambda c: frozenset(same[c.id]))
+    assert verdicts == {1: Verdict(VerdictKind.CONFIRMED), 6: Verdict(VerdictKind.DUPLICATE, 1),
+                        2: Verdict(VerdictKind.REFINES, 1)}
+    # Other classes never subsume each other.
+    other = _tested(7, 40, class_name="car")
+    assert final_verdicts([_tested(1, 40), other], lambda c: frozenset({"on road"}))[7].is_bug
