@@ -183,3 +183,17 @@ def test_a_resumed_run_draws_again_the_images_deleted_from_its_folder(tmp_path):
     again = blindspots.discover(dict(SMALL, out=str(tmp_path), rounds=1))
     assert sorted((again.run_dir / "images").rglob("*.png")) == images
     assert _bug_list(again) == _bug_list(first)
+
+
+def test_sequential_confirmation_finds_the_same_bugs_with_fewer_images(tmp_path):
+    fixed = blindspots.discover(dict(SMALL, out=str(tmp_path), confirmation="fixed"))
+    sequential = blindspots.discover(dict(SMALL, out=str(tmp_path), confirmation="sequential"))
+    assert {(b["class"], b["shortest"]) for b in sequential.bug_rows()} == \
+        {(b["class"], b["shortest"]) for b in fixed.bug_rows()}
+    assert sequential.summary.images_generated < fixed.summary.images_generated
+    tested = [c for c in sequential.candidates if c.tested]
+    # Clear cases stop early: no candidate uses more than the fixed size, and most use far fewer.
+    assert max(c.generated_n for c in tested) <= SMALL["confirm_per_candidate"]
+    assert sum(c.generated_n for c in tested) < 0.6 * SMALL["confirm_per_candidate"] * len(tested)
+    assert {c.decision for c in tested} <= {"confirm", "futile", "max images", "budget"}
+    assert all(c.test == "e-process" and c.p == pytest.approx(min(1.0, 1.0 / c.evalue)) for c in tested)

@@ -220,3 +220,13 @@ def test_boschloo_holds_its_level_under_the_null():
     fisher_significant = sum(stats.test_excess_failures(k1, n, k2, baseline_n, method="fisher") <= alpha
                              for k1 in range(n + 1) for k2 in range(baseline_n + 1))
     assert len(significant) > fisher_significant
+
+
+def test_newcombe_difference_interval_matches_the_published_example():
+    # Newcombe (1998), Statistics in Medicine 17:873, table II example (a): 56/70 - 48/80, method 10.
+    low, high = stats.newcombe_difference_interval(56, 70, 48, 80)
+    assert (low, high) == pytest.approx((0.0524, 0.3339), abs=5e-4)
+    # No excess: the interval straddles zero; with no images nothing is known.
+    low, high = stats.newcombe_difference_interval(5, 20, 5, 20)
+    assert low < 0 < high
+    assert stats.newcombe_difference_interval(0, 0, 3, 10) == (-1.0, 1.0)

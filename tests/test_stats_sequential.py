@@ -419,3 +419,32 @@ def test_noninferiority_keeps_a_shorter_form_that_fails_as_often_and_drops_one_t
 def test_bad_input_gets_one_clear_message(call, message):
     with pytest.raises(StatsInputError, match=message):
         call()
+
+
+def test_keeps_rate_decides_only_what_the_images_show():
+    from blindspots.stats import keeps_rate
+
+    # 45 of 48 clearly keeps a 96% rate within 0.2; 20 of 48 clearly does not; 7 of 8 cannot tell yet.
+    assert keeps_rate(45, 48, 0.96, 0.2) == "keeps"
+    assert keeps_rate(20, 48, 0.96, 0.2) == "loses"
+    assert keeps_rate(7, 8, 0.96, 0.2) == "open"
+    with pytest.raises(StatsInputError, match="margin"):
+        keeps_rate(5, 8, 0.9, 1.5)
+
+
+def test_keeps_rate_errs_at_most_alpha_under_optional_stopping():
+    # A shorter form failing exactly at the edge of the margin, peeked at after every batch of 8 up to 96:
+    # "keeps" is a false claim there, and must happen in at most alpha of the streams.
+    from blindspots.stats import keeps_rate
+
+    rng = np.random.default_rng(3)
+    reference, margin, alpha, wrong = 0.9, 0.2, 0.05, 0
+    streams = 400
+    for _ in range(streams):
+        draws = rng.random(96) < reference - margin
+        for n in range(8, 97, 8):
+            verdict = keeps_rate(int(draws[:n].sum()), n, reference, margin, alpha)
+            if verdict != "open":
+                wrong += verdict == "keeps"
+                break
+    assert wrong / streams <= alpha

@@ -18,11 +18,12 @@ class UserError(Exception):
 @contextlib.contextmanager
 def friendly_errors():
     from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
+    from blindspots.pipeline.context import DiscoveryError
     from blindspots.store.run_store import RunStoreError
     from blindspots.world.folder import WorldFolderError
 
     handled = (UserError, ModelSpecError, ModelUnavailableError, ModelOutputError, RunStoreError, WorldFolderError,
-               FileNotFoundError, PermissionError, ValueError)
+               DiscoveryError, FileNotFoundError, PermissionError, ValueError)
     try:
         yield
     except handled as err:

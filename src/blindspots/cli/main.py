@@ -6,7 +6,18 @@ from __future__ import annotations
 import typer
 
 from blindspots import __version__
-from blindspots.cli import bench, classify, compare, export, report, run, transfer, world_models, world_render
+from blindspots.cli import (
+    bench,
+    classify,
+    compare,
+    export,
+    report,
+    run,
+    suite,
+    transfer,
+    world_models,
+    world_render,
+)
 
 app = typer.Typer(
     name="blindspots",
@@ -43,6 +54,8 @@ app.command()(report.report)
 app.command()(export.export)
 app.command()(transfer.transfer)
 app.command()(compare.compare)
+app.command()(suite.suite)
+app.command()(suite.check)
 world_app.command("render", help=world_render.RENDER_HELP)(world_render.render)
 world_app.command("train")(world_models.train)
 world_app.command("card")(world_models.card)

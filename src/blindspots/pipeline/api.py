@@ -6,12 +6,13 @@ import hashlib
 import json
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from blindspots.pipeline.config import RunConfig, load_config
 from blindspots.pipeline.progress import silent_progress
+from blindspots.stats.intervals import newcombe_difference_interval
 from blindspots.store.records import Candidate, Purpose, RunSummary
 from blindspots.store.run_store import RunStore
 
@@ -24,9 +25,24 @@ class DiscoveryResult:
     summary: RunSummary | None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     examples: dict[int, list[str]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
 
-    def bug_rows(self) -> list[dict[str, Any]]:
-        """One plain dict per bug with what a person reads first (the CLI prints these as a table)."""
+    def to_json(self, top: int | None = None) -> dict[str, Any]:
+        """The result as plain JSON data (docs/schemas/run.schema.json): ranked bugs, summary, the resolved
+        config the run was made with, and the package versions of this process."""
+        config = {key: value for key, value in self.config.items() if key != "versions"}
+        summary = asdict(self.summary) if self.summary is not None else {}
+        return {"kind": "run", "run_dir": str(self.run_dir), "bugs": self.bug_rows(top=top),
+                "bugs_total": len(self.bugs), "summary": summary, "stage_seconds": self.stage_seconds,
+                "config": config, "run_versions": self.config.get("versions", {}), "versions": package_versions()}
+
+    def bug_rows(self, top: int | None = None) -> list[dict[str, Any]]:
+        """One plain dict per bug with what a person reads first (the CLI prints these as a table), ranked by
+        the lower bound of the headline's excess failure rate over the class baseline (Newcombe's interval of
+        the difference): a bug is ranked by how much worse than its class the evidence shows it is at least,
+        so 20/20 against a 10% baseline does not outrank 45/48 on a point estimate. `top` keeps the first K."""
+        if top is not None and top < 1:
+            raise ValueError(f"--top must be a positive number of bugs, not {top}")
         by_id = {c.id: c for c in self.candidates}
         rows = []
         for bug in self.bugs:
@@ -45,8 +61,17 @@ class DiscoveryResult:
                 "shortest_wrong_labels": shortest.label_shares(),
                 "wrong_labels": bug.label_shares(),
                 "examples": list(self.examples.get(bug.id, [])),
+                "excess_interval": _excess_interval(shortest),
             })
-        return rows
+        rows.sort(key=lambda row: (-row["excess_interval"][0], row["id"]))
+        return rows[:top] if top else rows
+
+
+def _excess_interval(candidate: Candidate) -> tuple[float, float]:
+    counts = [candidate.failures, candidate.n, candidate.baseline_failures, candidate.baseline_n]
+    if any(count is None for count in counts):
+        return -1.0, 1.0
+    return newcombe_difference_interval(*(int(count) for count in counts))
 
 
 def run_id_for(config: RunConfig) -> str:
@@ -55,7 +80,8 @@ def run_id_for(config: RunConfig) -> str:
     return "run-" + hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-def resolved_config(config: RunConfig) -> dict[str, Any]:
+def package_versions() -> dict[str, str]:
+    """Python and the installed versions of the packages a result depends on (absent ones left out)."""
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
@@ -65,7 +91,11 @@ def resolved_config(config: RunConfig) -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
-    return {**config.model_dump(mode="json"), "versions": versions}
+    return versions
+
+
+def resolved_config(config: RunConfig) -> dict[str, Any]:
+    return {**config.model_dump(mode="json"), "versions": package_versions()}
 
 
 def discover(
@@ -109,4 +139,4 @@ def load_result(store: RunStore) -> DiscoveryResult:
         Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True, failing=True, limit=8)]
         for bug in bugs}
     return DiscoveryResult(run_dir=store.root, bugs=bugs, candidates=store.candidates(), summary=store.summary(),
-                           stage_seconds=store.stage_seconds(), examples=examples)
+                           stage_seconds=store.stage_seconds(), examples=examples, config=store.config())

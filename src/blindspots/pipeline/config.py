@@ -59,6 +59,17 @@ class RunConfig(BaseModel):
     max_clusters: int = Field(default=8, ge=1)
     consensus_share: float = Field(default=0.5, gt=0, le=1)
 
+    confirmation: Literal["fixed", "sequential"] = Field(
+        default="sequential", description="fixed: confirm_per_candidate images per candidate and an exact test; "
+        "sequential: batches of confirm_batch images until an anytime-valid e-value confirms it, shows it cannot "
+        "reach the minimum effect, or confirm_per_candidate images are spent")
+    confirm_batch: int = Field(default=8, ge=1, description="images per candidate per step of sequential "
+                               "confirmation")
+    futility_error: float = Field(default=0.2, gt=0, lt=1, description="sequential confirmation: the most "
+                                  "often a candidate that just reaches the minimum effect may be dropped early")
+    keep_margin: float = Field(default=0.5, ge=0, lt=1, description="sequential confirmation: a shorter "
+                               "description stands for a bug when a test shows its failure rate is within this "
+                               "share of the bug's excess failure rate (over the baseline) of the bug's rate")
     top_k: int = Field(default=1, ge=1, description="an image fails when no accepted label is in the top k")
     fdr: float = Field(default=0.05, gt=0, lt=1, description="Benjamini-Hochberg false discovery rate")
     test: Literal["boschloo", "fisher"] = "boschloo"

@@ -14,6 +14,7 @@ from blindspots.pipeline.confirm import confirm_planned
 from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import (
     Thresholds,
+    covers_by_test,
     fdr_decisions,
     final_verdicts,
     is_confirmed_description,
@@ -81,8 +82,8 @@ def decide_round(ctx: RunContext, round_index: int) -> list[int]:
     ctx.store.set_decisions(fdr_decisions(ctx.store.tested_candidates(), Thresholds.of(ctx.config)))
     by_id = {c.id: c for c in ctx.store.candidates()}
     confirmed = [c for c in by_id.values() if c.round == round_index and is_confirmed_description(c)]
-    return new_bugs(confirmed, ctx.known_bugs(before_round=round_index),
-                    lambda c: ctx.shortest_phrases(c, by_id))
+    return new_bugs(confirmed, ctx.known_bugs(before_round=round_index), lambda c: ctx.shortest_phrases(c, by_id),
+                    _covers(ctx, by_id))
 
 
 def finalise(ctx: RunContext) -> None:
@@ -94,8 +95,13 @@ def finalise(ctx: RunContext) -> None:
     for bug in bugs:
         bug.shortest_id = surviving_shortest(bug, by_id)
         ctx.store.set_shortest(bug.id, bug.shortest_id)
-    for bug_id, verdict in final_verdicts(bugs, lambda c: ctx.shortest_phrases(c, by_id)).items():
+    verdicts = final_verdicts(bugs, lambda c: ctx.shortest_phrases(c, by_id), _covers(ctx, by_id))
+    for bug_id, verdict in verdicts.items():
         ctx.store.set_verdict(bug_id, verdict)
+
+
+def _covers(ctx: RunContext, by_id: dict):
+    return covers_by_test(by_id, lambda c: by_id.get(c.shortest_id, c), Thresholds.of(ctx.config))
 
 
 def summarise(ctx: RunContext, baseline: dict[str, SampleCounts], rounds_run: int, stop_reason: str,

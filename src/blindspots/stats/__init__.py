@@ -20,7 +20,7 @@ from blindspots.stats.exact_tests import (
     test_excess_failures,
 )
 from blindspots.stats.fdr import benjamini_hochberg, benjamini_hochberg_reject
-from blindspots.stats.intervals import wilson_interval, wilson_intervals
+from blindspots.stats.intervals import newcombe_difference_interval, wilson_interval, wilson_intervals
 from blindspots.stats.sequential import (
     DECISIONS,
     SequentialDecision,
@@ -30,6 +30,7 @@ from blindspots.stats.sequential import (
     e_benjamini_hochberg_qvalues,
     evalues_table,
     excess_failure_evalue,
+    keeps_rate,
     noninferiority_decisions,
     noninferiority_evalue,
     noninferiority_step,
@@ -56,9 +57,11 @@ __all__ = [
     "evalues_table",
     "excess_failure_evalue",
     "excess_failures",
+    "keeps_rate",
     "failure_rate",
     "lift",
     "meets_minimum_effect",
+    "newcombe_difference_interval",
     "noninferiority_decisions",
     "noninferiority_evalue",
     "noninferiority_step",
