@@ -4,6 +4,14 @@ The test is parametrised over `list_adapters()`, so a new built-in adapter is ch
 registered: it needs a case in CASES (a tiny offline model of its library), or its test fails saying so.
 Each case is loaded by spec through `load_model`, as a run loads it. A case skips only where its library is
 not installed.
+
+An adapter that also declares `PixelClassifier` / `PixelEmbedder` is checked on that path too: the executor
+hands it the stored pixels as one uint8 batch instead of PIL images, so both must give the same answers.
+Tolerance: the adapters resize on tensors (torchvision's antialiased resize, or torch's for world models),
+which rounds at most a grey level per pixel differently from Pillow; measured on these tiny models with
+`tiny_classifiers.distinct_images` (96x72, so every adapter resizes), probabilities moved by at most 0.008
+and embeddings by at most 0.0013 (cosine >= 0.99999). The bounds below leave room for other CPUs without
+letting through a wrong step (a missing /255, a swapped channel order), which moves them by far more.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tiny_classifiers
+import torch
 from PIL import Image
 from tiny_models import random_images
 
@@ -23,6 +32,8 @@ from blindspots.models.protocols import (
     MEMBERS,
     PROTOCOLS,
     Generation,
+    PixelClassifier,
+    PixelEmbedder,
     fill_template,
     missing_members,
 )
@@ -31,6 +42,8 @@ from blindspots.models.registry import list_adapters, load_model
 TINY_FILE = Path(tiny_classifiers.__file__).resolve()
 PROMPTS = ["a photo of a boat", "a red car on grass at night", "a striped plane in fog"]
 SEEDS = [3, 5, 8]
+PIXEL_PROBABILITY_TOLERANCE = 0.02
+PIXEL_EMBEDDING_TOLERANCE = 0.01
 
 
 def _diffusers(root: Path) -> tuple[str, dict]:
@@ -153,6 +166,11 @@ def _pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
+def _pixel_batch(images: list[Image.Image]) -> np.ndarray:
+    """The images as the executor hands them to pixel-taking models: one uint8 (n, H, W, 3) batch."""
+    return np.stack([np.asarray(image.convert("RGB")) for image in images])
+
+
 @pytest.mark.parametrize("row", _rows("generator"))
 def test_generator_conforms(row, tmp_path_factory):
     model = _load(row, tmp_path_factory)
@@ -183,6 +201,20 @@ def test_classifier_conforms(row, tmp_path_factory):
     assert np.all(np.isfinite(probabilities)) and probabilities.min() >= 0
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
     np.testing.assert_allclose(model.predict(images[1:2])[0], probabilities[1], atol=1e-4)
+    if isinstance(model, PixelClassifier):
+        _check_pixel_classifier(model)
+
+
+def _check_pixel_classifier(model) -> None:
+    images = tiny_classifiers.distinct_images(6, seed=1)
+    pixels = _pixel_batch(images)
+    from_pil = model.predict(images)
+    from_pixels = np.asarray(model.predict_pixels(pixels))
+    assert from_pixels.shape == from_pil.shape and np.all(np.isfinite(from_pixels))
+    assert np.abs(from_pixels - from_pil).max() < PIXEL_PROBABILITY_TOLERANCE
+    assert (from_pixels.argmax(axis=1) == from_pil.argmax(axis=1)).all()
+    # the protocol takes numpy or torch batches
+    np.testing.assert_allclose(model.predict_pixels(torch.from_numpy(pixels)), from_pixels, atol=1e-6)
 
 
 @pytest.mark.parametrize("row", _rows("captioner"))
@@ -210,6 +242,19 @@ def test_embedder_conforms(row, tmp_path_factory):
         assert np.all(np.isfinite(array))
         np.testing.assert_allclose(np.linalg.norm(array, axis=1), 1.0, atol=1e-4)
     assert images.shape[1] == texts.shape[1]
+    if isinstance(model, PixelEmbedder):
+        _check_pixel_embedder(model)
+
+
+def _check_pixel_embedder(model) -> None:
+    images = tiny_classifiers.distinct_images(5, seed=2)
+    pixels = _pixel_batch(images)
+    from_pil = model.embed_images(images)
+    from_pixels = np.asarray(model.embed_pixels(pixels))
+    assert from_pixels.shape == from_pil.shape and np.issubdtype(from_pixels.dtype, np.floating)
+    np.testing.assert_allclose(np.linalg.norm(from_pixels, axis=1), 1.0, atol=1e-4)
+    assert np.abs(from_pixels - from_pil).max() < PIXEL_EMBEDDING_TOLERANCE
+    np.testing.assert_allclose(model.embed_pixels(torch.from_numpy(pixels)), from_pixels, atol=1e-6)
 
 
 def test_every_registered_adapter_has_a_case():

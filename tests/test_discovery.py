@@ -197,3 +197,11 @@ def test_sequential_confirmation_finds_the_same_bugs_with_fewer_images(tmp_path)
     assert sum(c.generated_n for c in tested) < 0.6 * SMALL["confirm_per_candidate"] * len(tested)
     assert {c.decision for c in tested} <= {"confirm", "futile", "max images", "budget"}
     assert all(c.test == "e-process" and c.p == pytest.approx(min(1.0, 1.0 / c.evalue)) for c in tested)
+
+
+def test_the_run_reports_its_model_time_against_its_wall_time(small_run):
+    seconds = small_run.summary.model_seconds
+    assert {"generator", "classifier", "embedder", "captioner", "busy"} <= set(seconds)
+    # Roles overlap while sampling streams; "busy" counts that time once, so it never exceeds the run's time.
+    assert 0 < seconds["busy"] <= small_run.summary.seconds + 1e-6
+    assert seconds["busy"] <= sum(v for role, v in seconds.items() if role != "busy") + 1e-6

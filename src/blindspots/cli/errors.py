@@ -19,11 +19,12 @@ class UserError(Exception):
 def friendly_errors():
     from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
     from blindspots.pipeline.context import DiscoveryError
+    from blindspots.pipeline.ray_executor import RayExecutorError
     from blindspots.store.run_store import RunStoreError
     from blindspots.world.folder import WorldFolderError
 
     handled = (UserError, ModelSpecError, ModelUnavailableError, ModelOutputError, RunStoreError, WorldFolderError,
-               DiscoveryError, FileNotFoundError, PermissionError, ValueError)
+               DiscoveryError, RayExecutorError, FileNotFoundError, PermissionError, ValueError)
     try:
         yield
     except handled as err:

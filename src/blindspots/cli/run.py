@@ -40,6 +40,11 @@ def run(
                                    "bound of the excess failure rate over the class baseline)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout instead of the table "
                                  "(progress and logs go to stderr)."),
+    executor: str | None = typer.Option(None, "--executor", help="Where the models run: local (this process, "
+                                        "the default) or ray (Ray actors; see docs/cluster.md)."),
+    address: str | None = typer.Option(None, "--address", help="With --executor ray: the cluster to join, "
+                                       "'auto' or HOST:6379 as `ray start --head` prints it (default: start "
+                                       "Ray on this machine)."),
 ) -> None:
     """Run discovery: generate images per class, classify them, cluster and describe the failures, and keep
     the descriptions that cause significantly more failures than the class baseline on fresh images.
@@ -63,7 +68,7 @@ def run(
                 str(config) if config else None, progress=progress, log=lambda m: shown.print(m, style="dim", markup=False),
                 classifier=classifier, generator=generator, captioner=captioner, embedder=embedder,
                 classes=class_list, class_selection=selection, budget=budget, rounds=rounds, seed=seed,
-                out=out, run_id=run_id,
+                out=out, run_id=run_id, executor=executor, ray_address=address,
             )
         if not as_json:
             print_bug_table(result, top)
@@ -126,3 +131,13 @@ def print_bug_table(result, top: int | None = None) -> None:
         + (f", {summary.generation_errors} failed to generate" if summary.generation_errors else "")
         + f"; rounds: {summary.rounds_run}; stopped: {summary.stop_reason}"
     )
+    console.print(model_time_line(summary))
+
+
+def model_time_line(summary) -> str:
+    """How much of the run the models were working: what is left is the tool's own overhead."""
+    busy = summary.model_seconds.get("busy", 0.0)
+    per_role = ", ".join(f"{role} {seconds:.1f}" for role, seconds in sorted(summary.model_seconds.items(),
+                                                                           key=lambda item: -item[1])
+                         if role != "busy")
+    return f"model time {busy:.1f} of {summary.seconds:.1f} s ({per_role})"

@@ -6,6 +6,8 @@ user's `python:` factory) knows the whole contract and no caller probes for opti
 - an embedder has `zero_shot_template`: the sentence, with `{label}`, that names a class for zero-shot checks;
 - a generator returns either a plain list of images or a `Generation`, which also carries per-image flags
   (an image a safety checker blanked shows nothing and must never count as a classifier failure).
+Optionally, a classifier or embedder also takes stored pixels as one uint8 batch (`PixelClassifier`,
+`PixelEmbedder`); the executor tells by isinstance and hands the others PIL images.
 Placeholders are written `{label}` everywhere (prompt templates and zero-shot templates alike).
 """
 
@@ -96,6 +98,22 @@ class Embedder(Protocol):
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class PixelClassifier(Protocol):
+    """A classifier that also takes the generator's pixels as they are stored: a uint8 batch (n, H, W, 3),
+    numpy or torch, RGB. It resizes and normalises where the network runs, so the executor skips making PIL
+    images. Optional: the executor hands PIL images to classifiers without it (e.g. users' own models)."""
+
+    def predict_pixels(self, pixels: object) -> np.ndarray: ...
+
+
+@runtime_checkable
+class PixelEmbedder(Protocol):
+    """An embedder that also takes a uint8 batch (n, H, W, 3), as `PixelClassifier` does."""
+
+    def embed_pixels(self, pixels: object) -> np.ndarray: ...
 
 
 PROTOCOLS: dict[Role, type] = {

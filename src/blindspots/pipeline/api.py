@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blindspots.pipeline.config import RunConfig, load_config
+from blindspots.pipeline.config import EXECUTION_SETTINGS, RunConfig, load_config
 from blindspots.pipeline.progress import silent_progress
 from blindspots.stats.intervals import newcombe_difference_interval
 from blindspots.store.records import Candidate, Purpose, RunSummary
@@ -76,7 +76,8 @@ def _excess_interval(candidate: Candidate) -> tuple[float, float]:
 
 def run_id_for(config: RunConfig) -> str:
     """Runs are named by what they compute: the same config resumes the same folder."""
-    payload = json.dumps(config.model_dump(exclude={"out", "run_id"}), sort_keys=True, default=str)
+    payload = json.dumps(config.model_dump(exclude={"out", "run_id", *EXECUTION_SETTINGS}), sort_keys=True,
+                         default=str)
     return "run-" + hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
@@ -95,7 +96,8 @@ def package_versions() -> dict[str, str]:
 
 
 def resolved_config(config: RunConfig) -> dict[str, Any]:
-    return {**config.model_dump(mode="json"), "versions": package_versions()}
+    # Execution settings stay out of the stored config, so a run resumes under either executor.
+    return {**config.model_dump(mode="json", exclude=set(EXECUTION_SETTINGS)), "versions": package_versions()}
 
 
 def discover(
@@ -109,28 +111,42 @@ def discover(
     from blindspots.pipeline.classes import resolve_classes
     from blindspots.pipeline.context import RunContext
     from blindspots.pipeline.discovery import run_discovery
-    from blindspots.pipeline.executor import Executor, ModelSet
 
     config = load_config(config, **overrides)
     run_dir = Path(config.out) / (config.run_id or run_id_for(config))
-    models = ModelSet(
-        specs={"generator": config.generator, "classifier": config.classifier,
-               "captioner": config.captioner, "embedder": config.embedder},
-        options={role: config.model_options(role) for role in ("generator", "classifier", "captioner", "embedder")},
-    )
-    # Load what every run needs before any work is spent, so a bad spec fails in seconds, not mid-run.
-    classifier = models.get("classifier")
-    classes = resolve_classes(config, classifier.labels)
-    models.get("generator")
-    models.get("embedder")
-    store = RunStore.create(run_dir, resolved_config(config))
+    executor = make_executor(config)
     try:
-        context = RunContext(config, store, Executor(models), classes, list(classifier.labels),
-                             progress or silent_progress, log or (lambda message: None))
-        run_discovery(context)
-        return load_result(store)
+        models = executor.models
+        # Load what every run needs before any work is spent, so a bad spec fails in seconds, not mid-run.
+        classifier = models.get("classifier")
+        classes = resolve_classes(config, classifier.labels)
+        models.get("generator")
+        models.get("embedder")
+        store = RunStore.create(run_dir, resolved_config(config))
+        try:
+            context = RunContext(config, store, executor, classes, list(classifier.labels),
+                                 progress or silent_progress, log or (lambda message: None))
+            run_discovery(context)
+            return load_result(store)
+        finally:
+            store.close()
     finally:
-        store.close()
+        if hasattr(executor, "close"):
+            executor.close()
+
+
+def make_executor(config: RunConfig):
+    """The executor the config names, over the config's four models."""
+    specs = {"generator": config.generator, "classifier": config.classifier,
+             "captioner": config.captioner, "embedder": config.embedder}
+    options = {role: config.model_options(role) for role in specs}
+    if config.executor == "ray":
+        from blindspots.pipeline.ray_executor import RayExecutor
+
+        return RayExecutor(specs, options, address=config.ray_address, resources=config.ray)
+    from blindspots.pipeline.executor import Executor, ModelSet
+
+    return Executor(ModelSet(specs=specs, options=options))
 
 
 def load_result(store: RunStore) -> DiscoveryResult:

@@ -125,4 +125,5 @@ def summarise(ctx: RunContext, baseline: dict[str, SampleCounts], rounds_run: in
         seconds=sum(ctx.store.stage_seconds().values()),
         session_seconds=session_seconds,
         bugs=len(ctx.store.bugs()),
+        model_seconds=ctx.store.get_meta_json("model_seconds", {}) or {},
     )

@@ -19,7 +19,7 @@ import numpy as np
 from PIL.Image import Image
 
 from blindspots.models.protocols import fill_template
-from blindspots.pipeline.executor import Executor
+from blindspots.pipeline.executor import Executor, images_to_pixels
 from blindspots.pipeline.progress import ProgressFactory, silent_progress
 from blindspots.store.records import Sample
 from blindspots.store.run_store import RunStore
@@ -34,6 +34,13 @@ def judge_prediction(probabilities: np.ndarray, labels: Sequence[str], accepted:
     accepted = set(accepted)
     in_top_k = any(label in accepted for label, _ in top[:top_k])
     return {"predicted": top[0][0], "topk": top, "is_failure": int(not in_top_k)}
+
+
+def _batch(images: list[Image]) -> np.ndarray | list[Image]:
+    """The exact stored pixels as one uint8 batch, which adapters resize and normalise on the model's device
+    (a list of PIL images where sizes differ, and for models that take only PIL images)."""
+    pixels = images_to_pixels(images)
+    return images if pixels is None else pixels
 
 
 class ZeroShotCheck:
@@ -178,13 +185,13 @@ class Sampler:
         ready = [s for s in chunk if s.id in images]
         to_classify = [s for s in ready if s.predicted is None]
         if to_classify:
-            probabilities, labels = self.executor.classify([images[s.id] for s in to_classify])
+            probabilities, labels = self.executor.classify(_batch([images[s.id] for s in to_classify]))
             for sample, row in zip(to_classify, probabilities, strict=True):
                 updates.setdefault(sample.id, {"id": sample.id}).update(
                     judge_prediction(row, labels, self.accepted[sample.class_name], self.top_k))
         to_check = [s for s in ready if s.valid is None] if self.embed else []
         if to_check:
-            embeddings = self.executor.embed_images([images[s.id] for s in to_check])
+            embeddings = self.executor.embed_images(_batch([images[s.id] for s in to_check]))
             for sample, embedding in zip(to_check, embeddings, strict=True):
                 if sample.id in generated.blanked:
                     valid, margin = False, None

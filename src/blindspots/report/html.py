@@ -97,6 +97,7 @@ def _summary(content: ReportContent) -> str:
         ("False discovery rate", f"{config.fdr:g}"),
         ("Rounds", str(summary.rounds_run or "–")),
         ("Run time", _duration(summary.seconds or None)),
+        ("Model time", _duration(summary.model_seconds.get("busy"))),
     ]
     fact_html = "".join(f"<div class='fact'><div class='value'>{_e(v)}</div><div class='label'>{_e(k)}</div></div>"
                         for k, v in facts)
