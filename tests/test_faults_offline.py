@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from blindspots.models import hub
+from blindspots.models import hub, runtime
 from blindspots.models.errors import ModelUnavailableError
 from blindspots.models.registry import load_model
 
@@ -29,7 +29,7 @@ def online_mode(monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hub, "_WENT_OFFLINE", False)
     yield
-    hub.forget_loaded_models()
+    runtime.forget_loaded_models()
 
 
 @pytest.mark.parametrize("role, spec", [

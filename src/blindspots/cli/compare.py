@@ -10,13 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import friendly_errors
-from blindspots.cli.main import app
 from blindspots.cli.text import inert, plain
 
 console = Console()
 
 
-@app.command()
 def compare(
     run_a: Path = typer.Argument(..., help="First run folder (A)."),
     run_b: Path = typer.Argument(..., help="Second run folder (B)."),

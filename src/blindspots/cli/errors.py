@@ -85,6 +85,7 @@ def _rules() -> list[tuple[Callable[[BaseException], bool], int, Callable[[BaseE
         (_disk_full, FAILURE, _disk_full_message),
         (kind(sqlite3.DatabaseError), FAILURE, _database_error),
         (kind(FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError), BAD_INPUT, _os_error),
+        (named("WorldFolderError"), BAD_INPUT, str),
         (kind(ValueError), BAD_INPUT, str),
         (kind(OSError), FAILURE, _os_error),
     ]

@@ -10,13 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.main import app
 from blindspots.cli.text import inert, plain
 
 console = Console()
 
 
-@app.command()
 def run(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of run settings (see configs/)."),
     classifier: str | None = typer.Option(None, help="Classifier under test, e.g. world:classifier, "

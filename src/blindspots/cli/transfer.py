@@ -10,13 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.main import app
 from blindspots.cli.text import inert
 
 console = Console()
 
 
-@app.command()
 def transfer(
     run: Path = typer.Argument(..., help="Run folder, as `blindspots run` printed it (runs/<id>)."),
     classifier: list[str] = typer.Option(..., "--classifier", help="Another classifier to test (repeatable), "

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from blindspots.models.protocols import fill_template
 from blindspots.pipeline.config import RunConfig, load_config
 
 REPLICATION_SEEDS = 200
@@ -113,7 +114,7 @@ def _replication(result, config: RunConfig, progress) -> dict[str, Any]:
         cls = bug.class_name
         if cls not in fresh_baselines:
             seeds = [derive_seed("replication-baseline", config.seed, cls, i) for i in range(REPLICATION_SEEDS)]
-            fresh_baselines[cls] = sampler.judge_fresh(cls, [template.format(label=cls)] * REPLICATION_SEEDS, seeds)
+            fresh_baselines[cls] = sampler.judge_fresh(cls, [fill_template(template, cls)] * REPLICATION_SEEDS, seeds)
         shortest = candidates.get(bug.shortest_id, bug)
         seeds = [derive_seed("replication", config.seed, bug.id, i) for i in range(REPLICATION_SEEDS)]
         failures, n = sampler.judge_fresh(cls, [shortest.prompt] * REPLICATION_SEEDS, seeds)
