@@ -194,3 +194,26 @@ def test_a_killed_exports_hidden_folder_is_removed_by_the_next_export(run, tmp_p
     assert not stale.exists(), "the killed export's folder is still there"
     assert live.exists(), "a running export's folder was removed"
     assert remove_stale_staging(tmp_path / "set") == []
+
+
+def test_a_damaged_stored_image_is_drawn_again_when_the_run_reads_it(tmp_path):
+    from blindspots.pipeline.executor import Executor, ModelSet
+    from blindspots.pipeline.sampling import Sampler
+    from blindspots.store import RunStore
+    from blindspots.store.records import PlannedSample, Purpose
+
+    store = RunStore.create(tmp_path / "run", {"seed": 0})
+    store.add_samples([PlannedSample(Purpose.BASELINE, 0, "boat", "a photo of a boat", 7, "world:generator")])
+    executor = Executor(ModelSet({"generator": "world:generator", "classifier": "world:classifier",
+                                  "embedder": "world:embedder"}))
+    sampler = Sampler(store, executor, {"boat": ["boat"]}, 1, None)
+    sampler.process(store.pending(Purpose.BASELINE), "baseline")
+    (sample,) = store.samples_of(Purpose.BASELINE)
+    path = store.images.path(sample.image_hash)
+    original = path.read_bytes()
+    path.write_bytes(original[:40])  # a truncated copy: the read fails its check
+    assert store.images.verify(sample.image_hash) is not None
+    image = sampler.load_stored(sample)
+    assert store.images.verify(sample.image_hash) is None
+    assert image.size == (64, 64)
+    store.close()

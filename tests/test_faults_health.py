@@ -108,3 +108,30 @@ def test_run_problems_and_the_exit_code():
     assert len(problems) == 1 and "python:cap:make" in problems[0]
     assert health.exit_code(problems) == health.UNTRUSTWORTHY_EXIT == 3
     assert health.exit_code([]) == 0
+
+
+def test_a_run_with_a_dead_captioner_says_so_and_exits_untrustworthy(tmp_path):
+    from typer.testing import CliRunner
+
+    from blindspots.cli.main import app
+    from blindspots.store import RunStore
+
+    result = CliRunner().invoke(app, [
+        "run", "--classes", "boat,car,bird,fish", "--budget", "1500", "--rounds", "1", "--out", str(tmp_path),
+        "--captioner", "python:faulty_models:make_empty_captioner"], env={"COLUMNS": "200"})
+    assert result.exit_code == health.UNTRUSTWORTHY_EXIT, result.output
+    assert "returned empty captions for 100%" in result.output
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    with RunStore.open(run_dir) as store:
+        (problem,) = store.summary().problems
+    assert "python:faulty_models:make_empty_captioner" in problem
+    assert "This run cannot be trusted" in (run_dir / "report.html").read_text()
+
+
+def test_a_top_k_no_image_can_fail_is_reported_not_silent(tmp_path):
+    import blindspots
+
+    result = blindspots.discover({"classes": ["boat", "car"], "top_k": 12, "budget": 1500, "rounds": 1,
+                                  "out": str(tmp_path)})
+    assert result.bugs == []
+    assert any("no image of boat, car can ever fail" in p for p in result.summary.problems)

@@ -52,6 +52,7 @@ def run(
     With no options it runs on the built-in world. A killed run resumes when the same command is rerun.
     """
     from blindspots.pipeline.api import discover
+    from blindspots.pipeline.health import exit_code as health_exit_code
 
     # With --json, stdout carries only the JSON document.
     shown = Console(stderr=True) if as_json else console
@@ -84,6 +85,13 @@ def run(
         shown.print(f"run: {result.run_dir}")
         if as_json:
             typer.echo(json.dumps(result.to_json(top), indent=2, default=str))
+    problems = result.summary.problems
+    for problem in problems:
+        Console(stderr=True).print(f"warning: {plain(problem)}", style="bold yellow", markup=False,
+                                   highlight=False)
+    if problems:
+        # The run finished and its folder is complete, but its result cannot be trusted: say so to a CI job.
+        raise typer.Exit(health_exit_code(problems))
 
 
 def _is_label_set(name: str) -> bool:

@@ -22,6 +22,7 @@ from blindspots.pipeline.decisions import (
     surviving_shortest,
 )
 from blindspots.pipeline.explore import exploration_failures
+from blindspots.pipeline.health import EmbeddingCounts, RunCounts, count_captions, run_problems
 from blindspots.pipeline.propose import propose_candidates
 from blindspots.pipeline.shorten import shorten_round
 from blindspots.stats import wilson_interval
@@ -104,6 +105,21 @@ def _covers(ctx: RunContext, by_id: dict):
     return covers_by_test(by_id, lambda c: by_id.get(c.shortest_id, c), Thresholds.of(ctx.config))
 
 
+def health_problems(ctx: RunContext) -> list[str]:
+    """What makes this run's result untrustworthy (a captioner that returned nothing, a validity check that
+    rejected every image, a top_k no image can fail), in words that name the fix; empty when none."""
+    embedded, distinct_images, distinct_vectors = ctx.store.embedding_counts()
+    checked, valid = ctx.store.validity_counts()
+    return run_problems(RunCounts(
+        captions=count_captions(ctx.store.captions()),
+        embeddings=EmbeddingCounts(total=embedded, zero=0, distinct_inputs=distinct_images,
+                                   distinct_vectors=distinct_vectors),
+        validity_checked=checked if ctx.sampler.validity is not None else 0, validity_valid=valid,
+        top_k=ctx.config.top_k, n_labels=len(ctx.classifier_labels),
+        accepted={c.name: c.accepted for c in ctx.classes},
+        specs={"captioner": ctx.config.captioner, "embedder": ctx.config.embedder}))
+
+
 def summarise(ctx: RunContext, baseline: dict[str, SampleCounts], rounds_run: int, stop_reason: str,
               session_seconds: float) -> RunSummary:
     baseline_summary = {}
@@ -126,4 +142,5 @@ def summarise(ctx: RunContext, baseline: dict[str, SampleCounts], rounds_run: in
         session_seconds=session_seconds,
         bugs=len(ctx.store.bugs()),
         model_seconds=ctx.store.get_meta_json("model_seconds", {}) or {},
+        problems=health_problems(ctx),
     )

@@ -65,7 +65,7 @@ def caption_samples(ctx: RunContext, samples: list[Sample]) -> None:
     try:
         for start in range(0, len(todo), CHUNK):
             chunk = todo[start : start + CHUNK]
-            captions = ctx.executor.caption([ctx.store.images.get(s.image_hash) for s in chunk])
+            captions = ctx.executor.caption([ctx.sampler.load_stored(s) for s in chunk])
             ctx.store.update_samples([{"id": s.id, "caption": c} for s, c in zip(chunk, captions, strict=True)])
             bar.advance(len(chunk))
     finally:

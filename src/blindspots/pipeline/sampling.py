@@ -21,6 +21,7 @@ from PIL.Image import Image
 from blindspots.models.protocols import fill_template
 from blindspots.pipeline.executor import Executor, images_to_pixels
 from blindspots.pipeline.progress import ProgressFactory, silent_progress
+from blindspots.store.images import ImageStoreError, image_hash
 from blindspots.store.records import Sample
 from blindspots.store.run_store import RunStore
 
@@ -136,6 +137,20 @@ class Sampler:
                 pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
 
+    def load_stored(self, sample: Sample) -> Image:
+        """A sample's stored image. One whose file is missing or damaged is drawn again from its prompt and
+        seed (a generator is deterministic in them) and restored; if the generator no longer gives the same
+        pixels, the read's error stands: it names the file and the fix."""
+        try:
+            return self.store.images.get(sample.image_hash)
+        except ImageStoreError:
+            result = self.executor.generate([sample.prompt], [sample.seed])
+            image = result.images[0]
+            if image is None or image_hash(image) != sample.image_hash:
+                raise
+            self.store.images.put(image, replace=True)
+            return self.store.images.get(sample.image_hash)
+
     def restore_missing(self, samples: Sequence[Sample]) -> int:
         """Draw again the stored images whose files are gone from the run folder (deleted, or moved without
         them). A generator is deterministic in (prompt, seed), so the same pixels come back under the same
@@ -180,7 +195,7 @@ class Sampler:
         chunk, images = generated.chunk, dict(generated.fresh)
         for sample in chunk:
             if sample.image_hash is not None:
-                images[sample.id] = self.store.images.get(sample.image_hash)
+                images[sample.id] = self.load_stored(sample)
         updates: dict[int, dict[str, Any]] = {}
         ready = [s for s in chunk if s.id in images]
         to_classify = [s for s in ready if s.predicted is None]

@@ -89,7 +89,9 @@ def _model_spec(content: ReportContent, role: str) -> str:
 
 
 def _notes(content: ReportContent) -> str:
-    return "".join(f"<p class='note'>{_e(note)}</p>" for note in content.notes)
+    problems = "".join(f"<p class='note problem'><strong>This run cannot be trusted:</strong> {_e(problem)}</p>"
+                       for problem in content.summary.problems)
+    return problems + "".join(f"<p class='note'>{_e(note)}</p>" for note in content.notes)
 
 
 def _summary(content: ReportContent) -> str:

@@ -117,17 +117,18 @@ class ImageStore:
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / f"{digest}.png"
 
-    def put(self, image: Image.Image | np.ndarray) -> str:
-        """Store a PIL image or a uint8 (H, W, 3) array; returns its id. Safe to call from several threads."""
+    def put(self, image: Image.Image | np.ndarray, replace: bool = False) -> str:
+        """Store a PIL image or a uint8 (H, W, 3) array; returns its id. Safe to call from several threads.
+        `replace` rewrites a file already there (a damaged copy being restored)."""
         if isinstance(image, np.ndarray):
             digest = pixels_hash(image)
-            if self.path(digest).exists():
+            if self.path(digest).exists() and not replace:
                 return digest
             image = Image.fromarray(image, mode="RGB")
         else:
             digest = image_hash(image)
         target = self.path(digest)
-        if target.exists():
+        if target.exists() and not replace:
             return digest
         data = encode_png(image)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -430,6 +430,23 @@ class RunStore:
         return self._samples(f"image_hash IS NOT NULL AND purpose IN ({marks})",
                              tuple(p.value for p in RUN_PURPOSES))
 
+    def captions(self) -> list[str]:
+        """Every caption stored for the run's images (a captioned sample has a caption, possibly empty)."""
+        return [row[0] for row in self.db.execute("SELECT caption FROM samples WHERE caption IS NOT NULL")]
+
+    def embedding_counts(self) -> tuple[int, int, int]:
+        """(embedded samples, distinct images among them, distinct embeddings among them)."""
+        row = self.db.execute("SELECT COUNT(*), COUNT(DISTINCT image_hash), COUNT(DISTINCT embedding) FROM samples "
+                              "WHERE embedding IS NOT NULL").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def validity_counts(self) -> tuple[int, int]:
+        """(samples of the run whose validity was checked, those judged valid)."""
+        marks = ",".join("?" * len(RUN_PURPOSES))
+        row = self.db.execute(f"SELECT COUNT(valid), SUM(valid = 1) FROM samples WHERE purpose IN ({marks})",
+                              tuple(p.value for p in RUN_PURPOSES)).fetchone()
+        return int(row[0] or 0), int(row[1] or 0)
+
     def hard_set(self, only_failures: bool = False) -> list[Sample]:
         """Classified, valid images of confirmed descriptions (shortened forms included): the set export
         writes and transfer scores."""
