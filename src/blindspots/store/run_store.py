@@ -187,7 +187,13 @@ class RunStore:
         cls._check_folder(root)
         if read_only:
             return cls._checked(cls(root, _connect_read_only(root), read_only=True))
-        return cls._checked(cls(root, _connect_or_explain(root / DATABASE_NAME)))
+        # A writer (a resumed run, transfer) takes the folder's lock, so it never writes beside a running run.
+        lock = RunLock.acquire(root)
+        try:
+            return cls._open_locked(root, lock)
+        except BaseException:
+            lock.release()
+            raise
 
     @classmethod
     def _open_locked(cls, root: Path, lock: RunLock) -> RunStore:
