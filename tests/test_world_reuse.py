@@ -57,3 +57,25 @@ def test_shipped_test_worlds_match_their_specs(name):
     meta = json.loads((folder / "world.json").read_text())
     assert (folder / "spec.yaml").read_text() == (SPECS / f"{name}.yaml").read_text()
     assert meta["spec_fingerprint"] == load_spec(SPECS / f"{name}.yaml").fingerprint()
+
+
+def test_the_touching_world_answers_each_spot_with_its_own_wrong_label():
+    """The trained classifier carries the planted structure: every fish-on-sand weather, both lamp sizes with
+    different labels, and the nested spot's label winning inside the broader one."""
+    import numpy as np
+    from PIL import Image
+
+    from blindspots.world.renderer import render_attributes
+
+    folder = Path(load_spec.__code__.co_filename).parent / "worlds" / "touching"
+    spec = load_spec(folder / "spec.yaml")
+    classifier = load_model("classifier", f"world:classifier@{folder}")
+    rng = np.random.default_rng(11)
+    for spot in spec.blind_spots:
+        attributes = spec.sample_prior(rng, 40, fixed=spot.when)
+        if spot.name == "boat_on_road":
+            attributes = [a for a in attributes if spec.spot_of(a) is spot]
+        pixels = render_attributes(attributes, list(range(len(attributes))), spec=spec)
+        predicted = classifier.predict([Image.fromarray(row) for row in pixels]).argmax(axis=1)
+        share = np.mean([classifier.labels[i] == spot.called for i in predicted])
+        assert share >= 0.9, (spot.name, share)
