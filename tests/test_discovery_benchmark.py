@@ -159,6 +159,7 @@ def test_score_findings_credits_unions_refinements_and_counts_imprecise_bugs(tou
     assert figures["region_recall"] == pytest.approx((1 / 7 + 1 / 21) / planted)
     assert scored["region_recall_by_class"]["lamp"] == pytest.approx(0.5)
     assert scored["refinements"][0]["refines"] == 2
+    assert scored["spots_only_in_refinements"] == ["large_lamp_indoors"]
 
 
 def test_score_findings_on_a_world_without_spots_has_no_planted_figures():

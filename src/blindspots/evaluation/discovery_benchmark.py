@@ -143,6 +143,7 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
         "spots_found": truth["spots_found"],
         "spots_missed": truth["spots_missed"],
         "spots_exact": truth["spots_exact"],
+        "spots_only_in_refinements": truth["spots_only_in_refinements"],
         "region_recall_by_class": truth["region_recall_by_class"],
     }
 
@@ -200,9 +201,11 @@ def score_findings(spec, findings: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if planted else None,
         "region_precision": _share([r["region_precision"] for r in rows]) if planted else None,
     }
+    # Spots a reader of the bug list does not see: only a refinement ("refines #k") credits them.
+    hidden = sorted(name for name, by in credited.items() if all(f["refines"] is not None for f in by))
     return {"figures": figures, "bugs": rows, "refinements": refinement_rows, "spots_found": sorted(credited),
             "spots_missed": sorted(set(spots) - set(credited)), "spots_exact": exact,
-            "region_recall_by_class": by_class}
+            "spots_only_in_refinements": hidden, "region_recall_by_class": by_class}
 
 
 def _share(values: Sequence[float | bool]) -> float | None:
