@@ -18,7 +18,7 @@ from blindspots.evaluation.discovery_benchmark import (
     run_benchmark,
     score_findings,
 )
-from blindspots.pipeline.config import ConfigError
+from blindspots.pipeline.config import ConfigError, RunConfig
 from blindspots.world.spec import load_spec
 
 SPECS = Path(load_spec.__code__.co_filename).parent / "specs"
@@ -175,6 +175,13 @@ def test_fixed_mode_runs_with_todays_config_and_an_unknown_mode_is_named():
     assert mode_overrides("fixed") in ({}, {"confirmation": "fixed"})
     with pytest.raises(ConfigError, match="'adaptive' is unknown; use fixed or sequential"):
         mode_overrides("adaptive")
+
+
+@pytest.mark.skipif("confirmation" in RunConfig.model_fields, reason="the run config has confirmation modes")
+def test_a_mode_the_config_lacks_fails_before_any_run(tmp_path):
+    with pytest.raises(ConfigError, match="confirmation: unknown setting"):
+        run_benchmark(seeds=2, out=tmp_path, modes=["fixed", "sequential"])
+    assert not any(tmp_path.iterdir())
 
 
 def test_shipped_worlds_resolve_by_name_and_a_bad_name_is_named(tmp_path):
