@@ -106,9 +106,11 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
                        and c.verdict is not None and c.verdict.kind is VerdictKind.REFINES]
         findings = []
         for finding in [*result.bugs, *refinements]:
-            failures = store.samples_of(Purpose.CONFIRM, candidate_ids=[finding.id], valid=True, failing=True)
-            renders = renderer.render_prompts([s.prompt for s in failures], [s.seed for s in failures])
+            # The shortest form is the claim a reader gets, so its own confirmation images decide what it
+            # credits: "fish on sand" credits every weather, though it was found as "fish on sand in fog".
             shortest = by_id.get(finding.shortest_id, finding)
+            failures = store.samples_of(Purpose.CONFIRM, candidate_ids=[shortest.id], valid=True, failing=True)
+            renders = renderer.render_prompts([s.prompt for s in failures], [s.seed for s in failures])
             text = Description.from_dict(shortest.description).prompt(finding.class_name)
             findings.append({
                 "id": finding.id, "class": finding.class_name, "shortest": shortest.display_text(),
@@ -130,7 +132,9 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
         **truth["figures"],
         "replication": None if fresh is None else _share([b["replicated"] for b in truth["bugs"]]),
         "unplanted_replication": None if fresh is None else _share([b["replicated"] for b in unplanted]),
-        "unreplicated_bugs": None if fresh is None else sum(not b["replicated"] for b in truth["bugs"]),
+        # With no bug there is nothing to replicate: zero unreplicated bugs, not an unknown number.
+        "unreplicated_bugs": sum(not b["replicated"] for b in truth["bugs"]) if fresh is not None
+        else (0 if replicate else None),
         "minimality": None if fresh is None else _share([b["minimal"] for b in truth["bugs"]]),
         "bugs": len(bugs),
         "refinements": len(refinements),
