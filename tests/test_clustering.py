@@ -34,3 +34,15 @@ def test_clustering_is_deterministic():
     rng = np.random.default_rng(3)
     embeddings = np.vstack([_blob(rng, np.eye(8)[i], 6) for i in range(3)])
     assert cluster_failures(embeddings).tolist() == cluster_failures(embeddings.copy()).tolist()
+
+
+def test_clusters_split_by_what_the_classifier_calls_their_images():
+    from blindspots.pipeline.clustering import split_by_label
+
+    # One cluster of lamps: four called a bottle, three a house; a second cluster all called a car.
+    labels = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, -1])
+    called = ["bottle", "bottle", "house", "bottle", "house", "house", "bottle", "car", "car", "car", "tree"]
+    split = split_by_label(labels, called, min_cluster_size=3)
+    assert list(split) == [0, 0, 1, 0, 1, 1, 0, 2, 2, 2, -1]
+    # A label too rare to be a failure mode of its own stays with its cluster.
+    assert list(split_by_label(np.array([0, 0, 0, 0]), ["a", "a", "b", "a"], 3)) == [0, 0, 0, 0]

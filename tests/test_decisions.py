@@ -6,6 +6,7 @@ import pytest
 
 from blindspots.pipeline.decisions import (
     Thresholds,
+    covers_by_test,
     fdr_decisions,
     final_verdicts,
     keeps_bug,
@@ -114,3 +115,20 @@ def test_final_verdicts_list_duplicates_and_refinements_under_their_bug():
     # Other classes never subsume each other.
     other = _tested(7, 40, class_name="car")
     assert final_verdicts([_tested(1, 40), other], lambda c: frozenset({"on road"}))[7].is_bug
+
+
+def test_sequential_refinements_stay_under_their_bug_unless_clearly_stronger():
+    sequential = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75,
+                            confirmation="sequential", keep_margin=0.5)
+    general = _tested(1, 40, baseline=(20, 120))            # "small": 83% of 48
+    similar = _tested(2, 44, baseline=(20, 120))            # "small in snow": 92%, within the margin
+    weak_general = _tested(3, 12, baseline=(20, 120))       # "small": 25% of 48
+    stronger = _tested(4, 48, baseline=(20, 120))           # "small in snow": 100%
+    by_id = {c.id: c for c in (general, similar, weak_general, stronger)}
+    covers = covers_by_test(by_id, lambda c: c, sequential)
+    assert covers(1, similar)
+    assert not covers(3, stronger)   # 25% provably loses most of the 100% bug excess: a bug of its own
+    phrases = {1: {"small"}, 2: {"small", "in snow"}, 3: {"small"}, 4: {"small", "in snow"}}
+    verdicts = final_verdicts([weak_general, stronger], lambda c: frozenset(phrases[c.id]), covers)
+    assert verdicts == {3: Verdict(VerdictKind.CONFIRMED), 4: Verdict(VerdictKind.CONFIRMED)}
+    assert covers_by_test(by_id, lambda c: c, RULES) is None  # fixed mode: the phrase rule alone

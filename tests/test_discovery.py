@@ -173,3 +173,35 @@ def test_cli_bad_input_is_one_clear_line(tmp_path):
     assert result.exit_code == 2
     assert "submarine" in result.output and "Traceback" not in result.output
     os.environ.pop("BLINDSPOTS_TEST_FAULT", None)
+
+
+def test_a_resumed_run_draws_again_the_images_deleted_from_its_folder(tmp_path):
+    first = blindspots.discover(dict(SMALL, out=str(tmp_path), rounds=1))
+    images = sorted((first.run_dir / "images").rglob("*.png"))
+    for path in images[::3]:
+        path.unlink()
+    again = blindspots.discover(dict(SMALL, out=str(tmp_path), rounds=1))
+    assert sorted((again.run_dir / "images").rglob("*.png")) == images
+    assert _bug_list(again) == _bug_list(first)
+
+
+def test_sequential_confirmation_finds_the_same_bugs_with_fewer_images(tmp_path):
+    fixed = blindspots.discover(dict(SMALL, out=str(tmp_path), confirmation="fixed"))
+    sequential = blindspots.discover(dict(SMALL, out=str(tmp_path), confirmation="sequential"))
+    assert {(b["class"], b["shortest"]) for b in sequential.bug_rows()} == \
+        {(b["class"], b["shortest"]) for b in fixed.bug_rows()}
+    assert sequential.summary.images_generated < fixed.summary.images_generated
+    tested = [c for c in sequential.candidates if c.tested]
+    # Clear cases stop early: no candidate uses more than the fixed size, and most use far fewer.
+    assert max(c.generated_n for c in tested) <= SMALL["confirm_per_candidate"]
+    assert sum(c.generated_n for c in tested) < 0.6 * SMALL["confirm_per_candidate"] * len(tested)
+    assert {c.decision for c in tested} <= {"confirm", "futile", "max images", "budget"}
+    assert all(c.test == "e-process" and c.p == pytest.approx(min(1.0, 1.0 / c.evalue)) for c in tested)
+
+
+def test_the_run_reports_its_model_time_against_its_wall_time(small_run):
+    seconds = small_run.summary.model_seconds
+    assert {"generator", "classifier", "embedder", "captioner", "busy"} <= set(seconds)
+    # Roles overlap while sampling streams; "busy" counts that time once, so it never exceeds the run's time.
+    assert 0 < seconds["busy"] <= small_run.summary.seconds + 1e-6
+    assert seconds["busy"] <= sum(v for role, v in seconds.items() if role != "busy") + 1e-6

@@ -98,10 +98,27 @@ def test_rejected_candidates_are_collapsed_with_their_reason(tmp_path):
     html, page = _parse(write_report(build_run(tmp_path / "run")))
     assert page.details_open == [False]
     rejected = html.split("<details>")[1]
-    assert "Candidates that did not confirm (3)" in rejected
+    assert "Candidates that did not confirm (2)" in rejected
     assert "striped boat" in rejected and "not significant" in rejected
     assert "car in fog" in rejected and "mostly invalid images" in rejected
-    assert "duplicate of #1" in rejected and "as the blind spot “red boat on a road”" in rejected
+    # A confirmed duplicate is not a rejection: it is listed on the card of the bug it repeats.
+    assert "duplicate of #1" not in rejected
+    first_card = html.split("<article")[1].split("</article>")[0]
+    assert "Also confirmed, listed under this blind spot (1)" in first_card
+    assert "red boat on a wet road" in first_card and "duplicate of #1" in first_card
+
+
+def test_cards_say_which_words_were_dropped_and_what_each_cost(tmp_path):
+    html, _ = _parse(write_report(build_run(tmp_path / "run")))
+    first_card = html.split("<article")[1].split("</article>")[0]
+    with RunStore.open(tmp_path / "run") as store:
+        bug = store.bugs()[0]
+        shortest = store.candidate(bug.shortest_id)
+    # "red boat on a road" was shortened to "red boat": "on a road" was dropped, at the cost the rates show.
+    assert (bug.display_text(), shortest.display_text()) == ("red boat on a road", "red boat")
+    assert "Which words matter" in first_card
+    assert (f"<strong>dropped</strong> “on a road” <span class='muted'>{bug.rate:.0%} → {shortest.rate:.0%}"
+            "</span>") in first_card
 
 
 def test_model_strings_are_escaped(tmp_path):

@@ -207,56 +207,6 @@ def test_meets_minimum_effect_needs_both_lift_and_difference():
         stats.meets_minimum_effect(1, 2, 1, 2, min_lift=-1)
 
 
-# ---- confirmation sizing and sequential stopping ----------------------------------------------------
-
-
-@pytest.mark.parametrize("method", ["fisher", "boschloo"])
-@pytest.mark.parametrize(("baseline_failures", "baseline_n"), [(5, 100), (30, 100), (60, 100)])
-def test_min_confirmation_size_is_the_smallest_significant_all_failure_sample(method, baseline_failures,
-                                                                                baseline_n):
-    size = stats.min_confirmation_size(baseline_failures, baseline_n, alpha=0.05, method=method)
-    assert size is not None
-    assert stats.test_excess_failures(size, size, baseline_failures, baseline_n, method) <= 0.05
-    for smaller in range(1, size):
-        assert stats.test_excess_failures(smaller, smaller, baseline_failures, baseline_n, method) > 0.05
-
-
-def test_min_confirmation_size_reports_impossible_budgets():
-    # A class that always fails cannot fail more under any description.
-    assert stats.min_confirmation_size(50, 50) is None
-    # Half the images failing against a 40 % baseline needs many more than 16 images.
-    assert stats.min_confirmation_size(40, 100, assumed_rate=0.5, method="fisher", max_n=16) is None
-
-
-def test_fisher_power_matches_enumeration_and_holds_its_level():
-    n, baseline_n, alpha = 9, 14, 0.05
-
-    def enumerated_power(rate, baseline_rate):
-        total = 0.0
-        for k1, k2 in itertools.product(range(n + 1), range(baseline_n + 1)):
-            if stats.test_excess_failures(k1, n, k2, baseline_n, method="fisher") <= alpha:
-                total += sps.binom.pmf(k1, n, rate) * sps.binom.pmf(k2, baseline_n, baseline_rate)
-        return total
-
-    for rate, baseline_rate in [(0.6, 0.1), (0.3, 0.3), (0.9, 0.5)]:
-        assert stats.fisher_power(rate, n, baseline_rate, baseline_n, alpha) == pytest.approx(
-            enumerated_power(rate, baseline_rate), abs=1e-12
-        )
-    for rate in (0.05, 0.3, 0.7):
-        assert stats.fisher_power(rate, 50, rate, 200, alpha) <= alpha
-    assert stats.fisher_power(0.8, 50, 0.1, 200) > 0.99
-
-
-def test_can_still_confirm_stops_only_hopeless_candidates():
-    # 20 planned images against a 10 % baseline: 0 of the first 10 can still end as 10 of 20.
-    assert stats.can_still_confirm(0, 10, 20, 10, 100)
-    assert not stats.can_still_confirm(0, 19, 20, 10, 100)
-    best_case = stats.test_excess_failures(6, 20, 10, 100)
-    assert stats.can_still_confirm(1, 15, 20, 10, 100) == (best_case <= 0.05)
-    with pytest.raises(StatsInputError, match="planned_n=5"):
-        stats.can_still_confirm(1, 10, 5, 10, 100)
-
-
 def test_boschloo_holds_its_level_under_the_null():
     # Exact size: the probability, under equal failure rates, of every outcome the test calls significant.
     n, baseline_n, alpha = 10, 15, 0.05
@@ -270,3 +220,13 @@ def test_boschloo_holds_its_level_under_the_null():
     fisher_significant = sum(stats.test_excess_failures(k1, n, k2, baseline_n, method="fisher") <= alpha
                              for k1 in range(n + 1) for k2 in range(baseline_n + 1))
     assert len(significant) > fisher_significant
+
+
+def test_newcombe_difference_interval_matches_the_published_example():
+    # Newcombe (1998), Statistics in Medicine 17:873, table II example (a): 56/70 - 48/80, method 10.
+    low, high = stats.newcombe_difference_interval(56, 70, 48, 80)
+    assert (low, high) == pytest.approx((0.0524, 0.3339), abs=5e-4)
+    # No excess: the interval straddles zero; with no images nothing is known.
+    low, high = stats.newcombe_difference_interval(5, 20, 5, 20)
+    assert low < 0 < high
+    assert stats.newcombe_difference_interval(0, 0, 3, 10) == (-1.0, 1.0)

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from blindspots.store import ImageStore, RunStore, RunStoreError, image_hash
+from blindspots.store.images import pixels_hash
 from blindspots.store.records import PlannedSample, Purpose, Verdict, VerdictKind
 
 
@@ -21,6 +22,40 @@ def test_images_are_content_addressed_and_written_once(tmp_path):
     assert first == image_hash(_image((255, 0, 0)))
     assert store.get(first).getpixel((0, 0)) == (255, 0, 0)
     assert not list(tmp_path.rglob(".tmp-*")), "no temporary file may be left behind"
+
+
+# The id of this picture as every earlier version stored it: a changed id would change existing runs.
+_KNOWN_PIXELS = (np.arange(12 * 10 * 3) % 251).astype(np.uint8).reshape(10, 12, 3)
+_KNOWN_ID = "44e815c3cd0126273bb52922d47132b2336a7e10f9e9062a78a7e0541c5503cf"
+
+
+def test_image_ids_are_of_pixels_and_stable_across_encoders_and_input_kinds(tmp_path):
+    store = ImageStore(tmp_path)
+    assert store.put(Image.fromarray(_KNOWN_PIXELS)) == _KNOWN_ID
+    assert store.put(Image.fromarray(_KNOWN_PIXELS).convert("RGBA")) == _KNOWN_ID
+    assert store.put(_KNOWN_PIXELS) == _KNOWN_ID == pixels_hash(_KNOWN_PIXELS)
+    assert np.array_equal(np.asarray(store.get(_KNOWN_ID)), _KNOWN_PIXELS), "PNG is lossless at every level"
+
+
+def test_put_from_many_threads_stores_each_image_once_and_whole(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = ImageStore(tmp_path)
+    rng = np.random.default_rng(0)
+    pixels = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(16)]
+    work = pixels * 4  # every image written by several threads at once
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(store.put, work))
+    assert ids == [pixels_hash(p) for p in work]
+    assert len(list(tmp_path.rglob("*.png"))) == 16
+    assert not list(tmp_path.rglob(".tmp-*"))
+    for digest, original in zip(ids[:16], pixels, strict=True):
+        assert np.array_equal(np.asarray(store.get(digest)), original)
+
+
+def test_a_wrong_pixel_array_is_refused_with_its_shape(tmp_path):
+    with pytest.raises(TypeError, match=r"uint8 of shape \(H, W, 3\)"):
+        ImageStore(tmp_path).put(np.zeros((4, 4), dtype=np.uint8))
 
 
 def test_planning_the_same_samples_twice_keeps_one_row(tmp_path):

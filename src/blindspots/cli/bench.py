@@ -63,7 +63,14 @@ def discovery(
                                    fresh_images=fresh_images, progress=progress,
                                    log=lambda m: console.print(m, markup=False))
         if as_json:
-            print(json.dumps(result, indent=2, default=str))
+            from blindspots.pipeline.api import package_versions
+            from blindspots.store import RunStore
+
+            with RunStore.open(result["seeds"][0]["run_dir"]) as store:  # seed 0's resolved run config
+                run_config = {k: v for k, v in store.config().items() if k != "versions"}
+            config = {"world": world, "seeds": seeds, "out": out, "overrides": overrides, "run": run_config}
+            print(json.dumps({"kind": "bench discovery", **result, "config": config,
+                              "versions": package_versions()}, indent=2, default=str))
             return
         Console().print(results_table(result))
         for mode, figures in result["modes"].items():

@@ -36,7 +36,11 @@ def compare(
 
         comparison = compare_runs(run_a, run_b, min_overlap=min_overlap)
         if as_json:
-            typer.echo(json.dumps(comparison.to_dict(), indent=2))
+            from blindspots.pipeline.api import package_versions
+
+            typer.echo(json.dumps({"kind": "compare", **comparison.to_dict(),
+                                   "config": {"run_a": str(run_a), "run_b": str(run_b), "min_overlap": min_overlap},
+                                   "versions": package_versions()}, indent=2))
             return
         _print(comparison)
 

@@ -18,10 +18,12 @@ class UserError(Exception):
 @contextlib.contextmanager
 def friendly_errors():
     from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
+    from blindspots.pipeline.context import DiscoveryError
+    from blindspots.pipeline.ray_executor import RayExecutorError
     from blindspots.store.run_store import RunStoreError
 
     handled = (UserError, ModelSpecError, ModelUnavailableError, ModelOutputError, RunStoreError,
-               FileNotFoundError, PermissionError, ValueError)
+               DiscoveryError, RayExecutorError, FileNotFoundError, PermissionError, ValueError)
     try:
         yield
     except handled as err:

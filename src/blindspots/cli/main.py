@@ -41,7 +41,7 @@ def _register_commands() -> None:
     import importlib
 
     for module in ("world_render", "world_models", "run", "bench", "classify", "report", "export",
-                   "transfer", "compare"):
+                   "transfer", "compare", "suite"):
         try:
             importlib.import_module(f"blindspots.cli.{module}")
         except ModuleNotFoundError as err:

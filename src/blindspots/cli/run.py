@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -37,6 +38,15 @@ def run(
     run_id: str | None = typer.Option(None, help="Name of the run folder (default: derived from the config, "
                                       "so rerunning the same command resumes it)."),
     report: bool = typer.Option(True, help="Write report.html into the run folder at the end."),
+    top: int | None = typer.Option(None, "--top", help="Show only the K bugs ranked highest (by the lower "
+                                   "bound of the excess failure rate over the class baseline)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout instead of the table "
+                                 "(progress and logs go to stderr)."),
+    executor: str | None = typer.Option(None, "--executor", help="Where the models run: local (this process, "
+                                        "the default) or ray (Ray actors; see docs/cluster.md)."),
+    address: str | None = typer.Option(None, "--address", help="With --executor ray: the cluster to join, "
+                                       "'auto' or HOST:6379 as `ray start --head` prints it (default: start "
+                                       "Ray on this machine)."),
 ) -> None:
     """Run discovery: generate images per class, classify them, cluster and describe the failures, and keep
     the descriptions that cause significantly more failures than the class baseline on fresh images.
@@ -45,25 +55,32 @@ def run(
     """
     from blindspots.pipeline.api import discover
 
+    # With --json, stdout carries only the JSON document.
+    shown = Console(stderr=True) if as_json else console
     with friendly_errors():
+        if top is not None and top < 1:
+            raise ValueError(f"--top must be a positive number of bugs, not {top}")
         class_list = None
         if classes is not None:
             parts = [c.strip() for c in classes.split(",") if c.strip()]
             class_list = parts if len(parts) > 1 or not _is_label_set(parts[0]) else parts[0]
         selection = [s.strip() for s in select.split(",")] if select else None
-        with RichProgressContext() as progress:
+        with RichProgressContext(shown) as progress:
             result = discover(
-                str(config) if config else None, progress=progress, log=lambda m: console.print(m, style="dim", markup=False),
+                str(config) if config else None, progress=progress, log=lambda m: shown.print(m, style="dim", markup=False),
                 classifier=classifier, generator=generator, captioner=captioner, embedder=embedder,
                 classes=class_list, class_selection=selection, budget=budget, rounds=rounds, seed=seed,
-                out=out, run_id=run_id,
+                out=out, run_id=run_id, executor=executor, ray_address=address,
             )
-        print_bug_table(result)
+        if not as_json:
+            print_bug_table(result, top)
         if report:
             report_path = _write_report(result.run_dir)
             if report_path:
-                console.print(f"report: {report_path}")
-        console.print(f"run: {result.run_dir}")
+                shown.print(f"report: {report_path}")
+        shown.print(f"run: {result.run_dir}")
+        if as_json:
+            typer.echo(json.dumps(result.to_json(top), indent=2, default=str))
 
 
 def _is_label_set(name: str) -> bool:
@@ -79,20 +96,25 @@ def _write_report(run_dir: Path) -> Path | None:
 
 
 class RichProgressContext:
+    def __init__(self, target: Console | None = None):
+        self.target = target or console
+
     def __enter__(self):
         from blindspots.cli.progress import RichProgress
 
-        self._progress = RichProgress(console)
+        self._progress = RichProgress(self.target)
         return self._progress.__enter__()
 
     def __exit__(self, *exc):
         self._progress.__exit__(*exc)
 
 
-def print_bug_table(result) -> None:
+def print_bug_table(result, top: int | None = None) -> None:
     summary = result.summary
-    rows = result.bug_rows()
-    table = Table(title=f"{len(rows)} bug(s) confirmed (FDR {summary.fdr:g})", show_lines=False)
+    rows = result.bug_rows(top=top)
+    shown = f", the top {len(rows)} shown" if len(rows) < len(result.bugs) else ""
+    table = Table(title=f"{len(result.bugs)} bug(s) confirmed (FDR {summary.fdr:g}){shown}",
+                  show_lines=False)
     for column in ("#", "class", "shortest description", "failure rate (95% CI)", "baseline", "lift", "q",
                    "valid", "called"):
         table.add_column(column, overflow="fold")
@@ -111,3 +133,13 @@ def print_bug_table(result) -> None:
         + (f", {summary.generation_errors} failed to generate" if summary.generation_errors else "")
         + f"; rounds: {summary.rounds_run}; stopped: {summary.stop_reason}"
     )
+    console.print(model_time_line(summary))
+
+
+def model_time_line(summary) -> str:
+    """How much of the run the models were working: what is left is the tool's own overhead."""
+    busy = summary.model_seconds.get("busy", 0.0)
+    per_role = ", ".join(f"{role} {seconds:.1f}" for role, seconds in sorted(summary.model_seconds.items(),
+                                                                           key=lambda item: -item[1])
+                         if role != "busy")
+    return f"model time {busy:.1f} of {summary.seconds:.1f} s ({per_role})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -26,6 +27,8 @@ def transfer(
                                         "classifier that count as the run's label (repeatable), for classifiers "
                                         "with another label space."),
     report: bool = typer.Option(True, help="Rewrite the run's report.html to show the transfer results."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout instead of the "
+                                 "tables (progress to stderr)."),
 ) -> None:
     """Re-test a run's blind spots on other classifiers: do they fail there too?
 
@@ -40,15 +43,29 @@ def transfer(
         from blindspots.cli.progress import RichProgress
         from blindspots.pipeline.transfer import run_transfer
 
-        with RichProgress(console) as progress:
+        shown = Console(stderr=True) if as_json else console
+        with RichProgress(shown) as progress:
             results = run_transfer(run, classifier, regenerate=regenerate, label_map=parse_label_map(label_map),
                                    progress=progress)
-        for source in results["sources"].values():
-            print_source(source, results["target"])
+        if not as_json:
+            for source in results["sources"].values():
+                print_source(source, results["target"])
         if report:
             from blindspots.report.html import write_report
 
-            console.print(f"report: {write_report(run)}", markup=False, highlight=False)
+            shown.print(f"report: {write_report(run)}", markup=False, highlight=False)
+        if as_json:
+            from blindspots.pipeline.api import package_versions
+            from blindspots.store import RunStore
+
+            with RunStore.open(run) as store:
+                run_config = store.config()
+            typer.echo(json.dumps({
+                "kind": "transfer", "run": str(run), **results,
+                "config": {"run": {k: v for k, v in run_config.items() if k != "versions"},
+                           "classifiers": classifier, "regenerate": regenerate,
+                           "label_map": parse_label_map(label_map)},
+                "versions": package_versions()}, indent=2))
 
 
 def parse_label_map(entries: list[str]) -> dict[str, list[str]]:

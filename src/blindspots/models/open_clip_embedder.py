@@ -14,10 +14,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image as PILImage
 from PIL.Image import Image
 
 from blindspots.models import hub
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
+from blindspots.models.pixels import pixel_tensor, tensor_preprocess
 from blindspots.models.runtime import batched, resolve_device, resolve_dtype
 from blindspots.models.transformers_embedder import (
     DEFAULT_ZERO_SHOT_TEMPLATE,
@@ -63,6 +65,27 @@ class OpenClipEmbedder(ZeroShotTexts):
                 features = self.model.encode_image(pixels.to(self.device, self.dtype))
                 rows.append(normalised_float32(features, "image", self.spec))
         return np.concatenate(rows) if rows else np.zeros((0, self.dimension), dtype=np.float32)
+
+    def embed_pixels(self, pixels: Any) -> np.ndarray:
+        """`embed_images` for a uint8 (n, H, W, 3) batch, resized and normalised on the model's device."""
+        import torch
+
+        batch = pixel_tensor(pixels)
+        preprocess = self._pixel_preprocess()
+        if preprocess is None:
+            return self.embed_images([PILImage.fromarray(row) for row in batch.numpy()])
+        rows = [np.zeros((0, self.dimension), dtype=np.float32)] if batch.shape[0] == 0 else []
+        with torch.inference_mode():
+            for start in range(0, batch.shape[0], self.batch_size):
+                chunk = batch[start : start + self.batch_size].to(self.device).permute(0, 3, 1, 2)
+                features = self.model.encode_image(preprocess(chunk).to(self.dtype))
+                rows.append(normalised_float32(features, "image", self.spec))
+        return np.concatenate(rows)
+
+    def _pixel_preprocess(self):
+        if not hasattr(self, "_tensor_preprocess"):
+            self._tensor_preprocess = tensor_preprocess(self.preprocess)
+        return self._tensor_preprocess
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch

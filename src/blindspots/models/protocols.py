@@ -42,3 +42,19 @@ class Embedder(Protocol):
     def embed_images(self, images: Sequence[Image]) -> np.ndarray: ...
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class PixelClassifier(Protocol):
+    """A classifier that also takes the generator's pixels as they are stored: a uint8 batch (n, H, W, 3),
+    numpy or torch, RGB. It resizes and normalises where the network runs, so the executor skips making PIL
+    images. Optional: the executor hands PIL images to classifiers without it (e.g. users' own models)."""
+
+    def predict_pixels(self, pixels: object) -> np.ndarray: ...
+
+
+@runtime_checkable
+class PixelEmbedder(Protocol):
+    """An embedder that also takes a uint8 batch (n, H, W, 3), as `PixelClassifier` does."""
+
+    def embed_pixels(self, pixels: object) -> np.ndarray: ...

@@ -51,6 +51,9 @@ def load_model(name: str, *, role: Role, **options: Any) -> Any:
 def _build(factory: Any, kwargs: dict[str, Any], role: Role, spec: str) -> UserModel:
     model = factory(**kwargs)
     check_role(model, role, spec)
+    optional = PIXEL_WRAPPERS.get(role)
+    if optional is not None and callable(getattr(model, optional[0], None)):
+        return optional[1](model, spec=spec, role=role)
     return WRAPPERS[role](model, spec=spec, role=role)
 
 
@@ -120,6 +123,25 @@ class UserClassifier(UserModel):
         _check_probabilities(probabilities, len(images), len(self._model.labels), self._spec)
         return probabilities
 
+
+class UserPixelClassifier(UserClassifier):
+    """A user's classifier that also takes uint8 pixel batches (models.protocols.PixelClassifier)."""
+
+    def predict_pixels(self, pixels: Any) -> np.ndarray:
+        probabilities = np.asarray(self._model.predict_pixels(pixels), dtype=np.float32)
+        _check_probabilities(probabilities, len(pixels), len(self._model.labels), self._spec)
+        return probabilities
+
+
+class UserPixelEmbedder(UserEmbedder):
+    def embed_pixels(self, pixels: Any) -> np.ndarray:
+        return self._model.embed_pixels(pixels)
+
+
+# Defined, not forwarded, for the same reason as the role methods; used only when the object has the method.
+PIXEL_WRAPPERS: dict[str, tuple[str, type[UserModel]]] = {
+    "classifier": ("predict_pixels", UserPixelClassifier), "embedder": ("embed_pixels", UserPixelEmbedder),
+}
 
 WRAPPERS: dict[str, type[UserModel]] = {
     "generator": UserGenerator, "classifier": UserClassifier, "captioner": UserCaptioner, "embedder": UserEmbedder,

@@ -18,6 +18,7 @@ from typing import Any
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
 from blindspots.models.hub import library_versions, load_errors_explained, shared_model
 from blindspots.models.labels import LabelSet, load_label_set
+from blindspots.models.pixels import tensor_preprocess
 from blindspots.models.torch_classifier import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DTYPE,
@@ -53,6 +54,7 @@ def load_classifier(
         spec=spec,
         network=network,
         preprocess=stack_transformed(transform),
+        pixel_preprocess=tensor_preprocess(transform),
         label_set=choose_labels(_model_labels(network), network.num_classes, labels, spec),
         device=torch_device,
         dtype=torch_dtype,

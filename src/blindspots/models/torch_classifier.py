@@ -15,6 +15,7 @@ from PIL import Image
 from blindspots.models.errors import ModelOutputError, ModelUnavailableError
 from blindspots.models.hub import dtype_name
 from blindspots.models.labels import LabelSet, label_set_from_names, load_label_set
+from blindspots.models.pixels import pixel_tensor
 
 # Classifiers under test are measured at full precision unless the user asks for speed: half precision can
 # flip borderline predictions, and those flips would look like blind spots of the model.
@@ -65,6 +66,7 @@ class TorchClassifier:
         preprocessing: str,
         versions: dict[str, str],
         forward: Callable[[Any], Any] | None = None,
+        pixel_preprocess: Callable[[Any], Any] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -79,6 +81,7 @@ class TorchClassifier:
         self._forward = forward or network
         self._preprocessing = preprocessing
         self._versions = versions
+        self._pixel_preprocess = pixel_preprocess
 
     def predict(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Probabilities, shape (len(images), len(labels)), float32, rows summing to 1."""
@@ -94,6 +97,22 @@ class TorchClassifier:
             if index + 1 < len(batches):
                 pending = _pool().submit(self._preprocess, batches[index + 1])
             rows.append(self._predict_batch(pixels, len(batch)))
+        return np.concatenate(rows, axis=0)
+
+    def predict_pixels(self, pixels: Any) -> np.ndarray:
+        """`predict` for a uint8 (n, H, W, 3) batch (numpy or torch): resized and normalised on the model's
+        device when the preprocessing has a tensor form (`tensor_preprocess`), else through PIL as `predict`."""
+        import torch
+
+        batch = pixel_tensor(pixels)
+        if self._pixel_preprocess is None:
+            return self.predict([Image.fromarray(row) for row in batch.numpy()])
+        rows = [np.zeros((0, len(self.labels)), dtype=np.float32)]
+        for start in range(0, batch.shape[0], self.batch_size):
+            chunk = batch[start : start + self.batch_size].to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+            with torch.inference_mode():
+                inputs = self._pixel_preprocess(chunk)
+            rows.append(self._predict_batch(inputs, chunk.shape[0]))
         return np.concatenate(rows, axis=0)
 
     def _predict_batch(self, pixels: Any, n_images: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Any
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
 from blindspots.models.hub import library_versions, shared_model
 from blindspots.models.labels import LabelSet, load_label_set
+from blindspots.models.pixels import tensor_preprocess
 from blindspots.models.torch_classifier import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DTYPE,
@@ -48,6 +49,7 @@ def load_classifier(
         spec=spec,
         network=network,
         preprocess=stack_transformed(weights.transforms()),
+        pixel_preprocess=tensor_preprocess(weights.transforms()),
         label_set=choose_labels(_category_labels(categories) if len(categories) == n_outputs else None,
                                 n_outputs, labels, spec),
         device=torch_device,

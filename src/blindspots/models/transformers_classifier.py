@@ -13,6 +13,7 @@ from typing import Any
 
 from blindspots.models.hub import check_available, library_versions, load_errors_explained, shared_model
 from blindspots.models.labels import LabelSet, load_label_set
+from blindspots.models.pixels import processor_on_tensors
 from blindspots.models.torch_classifier import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DTYPE,
@@ -44,6 +45,7 @@ def load_classifier(
         network=network,
         forward=lambda pixels: network(pixel_values=pixels).logits,
         preprocess=lambda images: processor(images=images, return_tensors="pt")["pixel_values"],
+        pixel_preprocess=processor_on_tensors(processor, torch_device),
         label_set=choose_labels(_config_labels(id2label), len(id2label), labels, spec),
         device=torch_device,
         dtype=torch_dtype,

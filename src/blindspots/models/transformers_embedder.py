@@ -10,6 +10,7 @@ from PIL.Image import Image
 
 from blindspots.models import hub
 from blindspots.models.errors import ModelOutputError, ModelSpecError
+from blindspots.models.pixels import pixel_tensor, processor_on_tensors
 from blindspots.models.runtime import batched, resolve_device, resolve_dtype
 
 DEFAULT_ZERO_SHOT_TEMPLATE = "a photo of a {}"
@@ -71,6 +72,26 @@ class TransformersEmbedder(ZeroShotTexts):
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed(list(texts), self._text_batch, "text")
+
+    def embed_pixels(self, pixels: Any) -> np.ndarray:
+        """`embed_images` for a uint8 (n, H, W, 3) batch: processed on the model's device when the image
+        processor works on tensors, else through PIL."""
+        import torch
+        from PIL import Image as PILImage
+
+        batch = pixel_tensor(pixels)
+        if not hasattr(self, "_tensor_processor"):
+            self._tensor_processor = processor_on_tensors(self.processor, self.device)
+        if self._tensor_processor is None:
+            return self.embed_images([PILImage.fromarray(row) for row in batch.numpy()])
+        rows = [np.zeros((0, self.dimension), dtype=np.float32)]
+        with torch.inference_mode():
+            for start in range(0, batch.shape[0], self.batch_size):
+                chunk = batch[start : start + self.batch_size].to(self.device).permute(0, 3, 1, 2)
+                inputs = self._tensor_processor(chunk).to(self.device, self.dtype)
+                features = _features(self.model.get_image_features(pixel_values=inputs))
+                rows.append(normalised_float32(features, "image", self.spec))
+        return np.concatenate(rows)
 
     def _embed(self, items: list, embed_batch: Any, what: str) -> np.ndarray:
         import torch

@@ -192,6 +192,27 @@ class _WorldNetwork:
                 outputs.append(forward(batch))
         return outputs
 
+    def _run_pixels(self, pixels: Any, forward) -> list[Any]:
+        """A uint8 (n, H, W, 3) batch, numpy or torch, straight to the network; other sizes are resized on
+        the device (bilinear with antialias, as PIL's BILINEAR downscale filters)."""
+        if isinstance(pixels, np.ndarray) and not (pixels.flags.writeable and pixels.flags.c_contiguous):
+            pixels = np.array(pixels)  # arrays Ray hands over are read-only views; torch wants its own
+        batch_all = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(pixels)
+        if batch_all.ndim != 4 or batch_all.shape[-1] != 3 or batch_all.dtype != torch.uint8:
+            raise TypeError(f"world models take uint8 pixel batches of shape (n, H, W, 3); got "
+                            f"{batch_all.dtype} {tuple(batch_all.shape)}")
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, batch_all.shape[0], self.batch_size):
+                batch = batch_all[start:start + self.batch_size].to(self.device)
+                if tuple(batch.shape[1:3]) != (self.image_size, self.image_size):
+                    resized = torch.nn.functional.interpolate(
+                        batch.permute(0, 3, 1, 2).float(), size=(self.image_size, self.image_size),
+                        mode="bilinear", antialias=True, align_corners=False)
+                    batch = resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+                outputs.append(forward(batch))
+        return outputs
+
     def __repr__(self) -> str:
         where = "bundled" if self.world.bundled else str(self.world.weights)
         return f"{type(self).__name__}({self.name!r}, world={where}, device={self.device!r})"
@@ -205,7 +226,15 @@ class WorldClassifier(_WorldNetwork):
         self.labels: list[str] = list(world.meta["labels"])
 
     def predict(self, images: Sequence[Image.Image]) -> np.ndarray:
-        parts = self._run(images, lambda batch: torch.softmax(self.network(batch), dim=1).cpu().numpy())
+        return self._probabilities(self._run(images, self._forward))
+
+    def predict_pixels(self, pixels: Any) -> np.ndarray:
+        return self._probabilities(self._run_pixels(pixels, self._forward))
+
+    def _forward(self, batch: torch.Tensor) -> np.ndarray:
+        return torch.softmax(self.network(batch), dim=1).cpu().numpy()
+
+    def _probabilities(self, parts: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, len(self.labels)), np.float32)
 
 
@@ -237,8 +266,13 @@ class WorldEmbedder(_WorldNetwork):
         self._concept_index = {concept: i for i, concept in enumerate(world.meta["concepts"])}
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        parts = self._run(images, lambda batch: self.network.embed_images(batch).cpu().numpy())
-        return self._rows(parts)
+        return self._rows(self._run(images, self._embed_batch))
+
+    def embed_pixels(self, pixels: Any) -> np.ndarray:
+        return self._rows(self._run_pixels(pixels, self._embed_batch))
+
+    def _embed_batch(self, batch: torch.Tensor) -> np.ndarray:
+        return self.network.embed_images(batch).cpu().numpy()
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         from blindspots.world.parser import parse_prompt

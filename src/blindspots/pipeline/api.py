@@ -6,12 +6,13 @@ import hashlib
 import json
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blindspots.pipeline.config import RunConfig, load_config
+from blindspots.pipeline.config import EXECUTION_SETTINGS, RunConfig, load_config
 from blindspots.pipeline.progress import silent_progress
+from blindspots.stats.intervals import newcombe_difference_interval
 from blindspots.store.records import Candidate, Purpose, RunSummary
 from blindspots.store.run_store import RunStore
 
@@ -24,9 +25,24 @@ class DiscoveryResult:
     summary: RunSummary | None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     examples: dict[int, list[str]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
 
-    def bug_rows(self) -> list[dict[str, Any]]:
-        """One plain dict per bug with what a person reads first (the CLI prints these as a table)."""
+    def to_json(self, top: int | None = None) -> dict[str, Any]:
+        """The result as plain JSON data (docs/schemas/run.schema.json): ranked bugs, summary, the resolved
+        config the run was made with, and the package versions of this process."""
+        config = {key: value for key, value in self.config.items() if key != "versions"}
+        summary = asdict(self.summary) if self.summary is not None else {}
+        return {"kind": "run", "run_dir": str(self.run_dir), "bugs": self.bug_rows(top=top),
+                "bugs_total": len(self.bugs), "summary": summary, "stage_seconds": self.stage_seconds,
+                "config": config, "run_versions": self.config.get("versions", {}), "versions": package_versions()}
+
+    def bug_rows(self, top: int | None = None) -> list[dict[str, Any]]:
+        """One plain dict per bug with what a person reads first (the CLI prints these as a table), ranked by
+        the lower bound of the headline's excess failure rate over the class baseline (Newcombe's interval of
+        the difference): a bug is ranked by how much worse than its class the evidence shows it is at least,
+        so 20/20 against a 10% baseline does not outrank 45/48 on a point estimate. `top` keeps the first K."""
+        if top is not None and top < 1:
+            raise ValueError(f"--top must be a positive number of bugs, not {top}")
         by_id = {c.id: c for c in self.candidates}
         rows = []
         for bug in self.bugs:
@@ -45,17 +61,28 @@ class DiscoveryResult:
                 "shortest_wrong_labels": shortest.label_shares(),
                 "wrong_labels": bug.label_shares(),
                 "examples": list(self.examples.get(bug.id, [])),
+                "excess_interval": _excess_interval(shortest),
             })
-        return rows
+        rows.sort(key=lambda row: (-row["excess_interval"][0], row["id"]))
+        return rows[:top] if top else rows
+
+
+def _excess_interval(candidate: Candidate) -> tuple[float, float]:
+    counts = [candidate.failures, candidate.n, candidate.baseline_failures, candidate.baseline_n]
+    if any(count is None for count in counts):
+        return -1.0, 1.0
+    return newcombe_difference_interval(*(int(count) for count in counts))
 
 
 def run_id_for(config: RunConfig) -> str:
     """Runs are named by what they compute: the same config resumes the same folder."""
-    payload = json.dumps(config.model_dump(exclude={"out", "run_id"}), sort_keys=True, default=str)
+    payload = json.dumps(config.model_dump(exclude={"out", "run_id", *EXECUTION_SETTINGS}), sort_keys=True,
+                         default=str)
     return "run-" + hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-def resolved_config(config: RunConfig) -> dict[str, Any]:
+def package_versions() -> dict[str, str]:
+    """Python and the installed versions of the packages a result depends on (absent ones left out)."""
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
@@ -65,7 +92,12 @@ def resolved_config(config: RunConfig) -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
-    return {**config.model_dump(mode="json"), "versions": versions}
+    return versions
+
+
+def resolved_config(config: RunConfig) -> dict[str, Any]:
+    # Execution settings stay out of the stored config, so a run resumes under either executor.
+    return {**config.model_dump(mode="json", exclude=set(EXECUTION_SETTINGS)), "versions": package_versions()}
 
 
 def discover(
@@ -79,28 +111,42 @@ def discover(
     from blindspots.pipeline.classes import resolve_classes
     from blindspots.pipeline.context import RunContext
     from blindspots.pipeline.discovery import run_discovery
-    from blindspots.pipeline.executor import Executor, ModelSet
 
     config = load_config(config, **overrides)
     run_dir = Path(config.out) / (config.run_id or run_id_for(config))
-    models = ModelSet(
-        specs={"generator": config.generator, "classifier": config.classifier,
-               "captioner": config.captioner, "embedder": config.embedder},
-        options={role: config.model_options(role) for role in ("generator", "classifier", "captioner", "embedder")},
-    )
-    # Load what every run needs before any work is spent, so a bad spec fails in seconds, not mid-run.
-    classifier = models.get("classifier")
-    classes = resolve_classes(config, classifier.labels)
-    models.get("generator")
-    models.get("embedder")
-    store = RunStore.create(run_dir, resolved_config(config))
+    executor = make_executor(config)
     try:
-        context = RunContext(config, store, Executor(models), classes, list(classifier.labels),
-                             progress or silent_progress, log or (lambda message: None))
-        run_discovery(context)
-        return load_result(store)
+        models = executor.models
+        # Load what every run needs before any work is spent, so a bad spec fails in seconds, not mid-run.
+        classifier = models.get("classifier")
+        classes = resolve_classes(config, classifier.labels)
+        models.get("generator")
+        models.get("embedder")
+        store = RunStore.create(run_dir, resolved_config(config))
+        try:
+            context = RunContext(config, store, executor, classes, list(classifier.labels),
+                                 progress or silent_progress, log or (lambda message: None))
+            run_discovery(context)
+            return load_result(store)
+        finally:
+            store.close()
     finally:
-        store.close()
+        if hasattr(executor, "close"):
+            executor.close()
+
+
+def make_executor(config: RunConfig):
+    """The executor the config names, over the config's four models."""
+    specs = {"generator": config.generator, "classifier": config.classifier,
+             "captioner": config.captioner, "embedder": config.embedder}
+    options = {role: config.model_options(role) for role in specs}
+    if config.executor == "ray":
+        from blindspots.pipeline.ray_executor import RayExecutor
+
+        return RayExecutor(specs, options, address=config.ray_address, resources=config.ray)
+    from blindspots.pipeline.executor import Executor, ModelSet
+
+    return Executor(ModelSet(specs=specs, options=options))
 
 
 def load_result(store: RunStore) -> DiscoveryResult:
@@ -109,4 +155,4 @@ def load_result(store: RunStore) -> DiscoveryResult:
         Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True, failing=True, limit=8)]
         for bug in bugs}
     return DiscoveryResult(run_dir=store.root, bugs=bugs, candidates=store.candidates(), summary=store.summary(),
-                           stage_seconds=store.stage_seconds(), examples=examples)
+                           stage_seconds=store.stage_seconds(), examples=examples, config=store.config())

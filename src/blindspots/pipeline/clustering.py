@@ -34,7 +34,7 @@ def cluster_failures(
 
 
 def _drop_small_and_renumber(labels: np.ndarray, min_size: int) -> np.ndarray:
-    sizes = np.bincount(labels)
+    sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, dtype=int)
     # Largest cluster first, ties by first appearance, so cluster ids are stable for the same input.
     order = sorted(
         (c for c in range(len(sizes)) if sizes[c] >= min_size),
@@ -42,3 +42,28 @@ def _drop_small_and_renumber(labels: np.ndarray, min_size: int) -> np.ndarray:
     )
     mapping = {old: new for new, old in enumerate(order)}
     return np.array([mapping.get(int(label), -1) for label in labels], dtype=int)
+
+
+def split_by_label(labels: np.ndarray, called: list[str], min_cluster_size: int = 3) -> np.ndarray:
+    """Split clusters whose failures the classifier calls different things: "small lamp indoors" called a
+    bottle and "large lamp indoors" called a house may sit together in embedding space, but they are two
+    failure modes. A cluster is split by the wrong label when at least two labels each hold
+    `min_cluster_size` of its members; members with a rarer label join the largest part. Returns new
+    cluster labels, largest cluster first (-1 stays unclustered)."""
+    labels = np.asarray(labels, dtype=int)
+    split = labels.copy()
+    next_label = int(labels.max()) + 1 if len(labels) else 0
+    for cluster in range(next_label):
+        members = np.flatnonzero(labels == cluster)
+        counts: dict[str, int] = {}
+        for index in members:
+            counts[called[index]] = counts.get(called[index], 0) + 1
+        large = sorted((label for label, count in counts.items() if count >= min_cluster_size),
+                       key=lambda label: (-counts[label], label))
+        if len(large) < 2:
+            continue
+        for label in large[1:]:
+            split[[i for i in members if called[i] == label]] = next_label
+            next_label += 1
+    return _drop_small_and_renumber(np.where(split >= 0, split, -1), min_cluster_size) if (split >= 0).any() \
+        else split

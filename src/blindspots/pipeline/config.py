@@ -26,6 +26,35 @@ class ClassSpec(BaseModel):
     )
 
 
+class RoleResources(BaseModel):
+    """Where one model role runs on a Ray cluster. Unset values are chosen from the cluster at start."""
+
+    model_config = ConfigDict(extra="forbid")
+    num_gpus: float | None = Field(
+        default=None, ge=0, description="GPUs per actor; fractions share one GPU between small models. Default: "
+        "1 for the generator and 0.25 for the others when the cluster has GPUs, else 0")
+    num_cpus: float | None = Field(
+        default=None, ge=0, description="CPUs per actor. Default: 1 for the generator, 0.25 for the others")
+    replicas: int | None = Field(
+        default=None, ge=1, description="actors for this role. Default: the generator gets as many as the "
+        "cluster's GPUs hold (at least 1), every other role 1")
+
+
+class RaySettings(BaseModel):
+    """Resources per model role on a Ray cluster (`executor: ray`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    generator: RoleResources = Field(default_factory=RoleResources)
+    classifier: RoleResources = Field(default_factory=RoleResources)
+    captioner: RoleResources = Field(default_factory=RoleResources)
+    embedder: RoleResources = Field(default_factory=RoleResources)
+
+
+# Where the models run changes how fast a run goes, never what it finds: these settings do not name the run,
+# so a run started on one executor resumes on the other.
+EXECUTION_SETTINGS = ("executor", "ray_address", "ray")
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -59,6 +88,17 @@ class RunConfig(BaseModel):
     max_clusters: int = Field(default=8, ge=1)
     consensus_share: float = Field(default=0.5, gt=0, le=1)
 
+    confirmation: Literal["fixed", "sequential"] = Field(
+        default="sequential", description="fixed: confirm_per_candidate images per candidate and an exact test; "
+        "sequential: batches of confirm_batch images until an anytime-valid e-value confirms it, shows it cannot "
+        "reach the minimum effect, or confirm_per_candidate images are spent")
+    confirm_batch: int = Field(default=8, ge=1, description="images per candidate per step of sequential "
+                               "confirmation")
+    futility_error: float = Field(default=0.2, gt=0, lt=1, description="sequential confirmation: the most "
+                                  "often a candidate that just reaches the minimum effect may be dropped early")
+    keep_margin: float = Field(default=0.5, ge=0, lt=1, description="sequential confirmation: a shorter "
+                               "description stands for a bug when a test shows its failure rate is within this "
+                               "share of the bug's excess failure rate (over the baseline) of the bug's rate")
     top_k: int = Field(default=1, ge=1, description="an image fails when no accepted label is in the top k")
     fdr: float = Field(default=0.05, gt=0, lt=1, description="Benjamini-Hochberg false discovery rate")
     test: Literal["boschloo", "fisher"] = "boschloo"
@@ -73,6 +113,14 @@ class RunConfig(BaseModel):
 
     out: str = "runs"
     run_id: str | None = None
+
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="'local': every model in this process; 'ray': model roles in Ray actors "
+        "(pip install 'blindspots[ray]'); see docs/cluster.md")
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster to join with executor: ray: 'auto' (the cluster this machine "
+        "belongs to), 'HOST:6379' or 'ray://HOST:10001'; default: start a Ray instance on this machine")
+    ray: RaySettings = Field(default_factory=RaySettings, description="per-role num_gpus, num_cpus, replicas")
 
     @field_validator("models")
     @classmethod
@@ -105,6 +153,13 @@ class RunConfig(BaseModel):
                 f"({self.baseline_per_class}) + confirm_per_candidate ({self.confirm_per_candidate}) images; "
                 "raise --budget or lower those"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> RunConfig:
+        if self.ray_address is not None and self.executor != "ray":
+            raise ValueError(f"ray_address {self.ray_address!r} is set but executor is {self.executor!r}; "
+                             "add --executor ray (executor: ray) or drop the address")
         return self
 
     def model_options(self, role: str) -> dict[str, Any]:

@@ -1,39 +1,114 @@
-"""Step 4: confirmation. Fresh images per candidate (seeds never used for exploration), then a one-sided
-exact test of "fails more often than the class baseline", recorded with its intervals and effect sizes."""
+"""Step 4: confirmation. Fresh images per candidate (seeds never used for exploration), tested against the
+class baseline for "fails more often than the baseline", and recorded with intervals and effect sizes.
+
+Two modes (`confirmation`):
+- fixed: `confirm_per_candidate` images per candidate, then a one-sided exact test (Boschloo).
+- sequential: batches of `confirm_batch` images, after each an anytime-valid e-value
+  (`stats.sequential`); a candidate stops as soon as it confirms, cannot reach the minimum effect, or has
+  used `confirm_per_candidate` images. Its p-value is min(1, 1/e), so Benjamini-Hochberg over those is e-BH.
+  A shortened form is also tested for keeping the bug's effect (`decisions.keeps_effect`), and sampled
+  until both questions are decided. Seeds are those of fixed mode, so a sequential test sees a prefix of its images.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from blindspots.pipeline.context import RunContext, derive_seed
-from blindspots.stats import excess_failures, rate_difference, smoothed_lift, wilson_interval
+from blindspots.pipeline.decisions import Thresholds, keeps_effect
+from blindspots.stats import (
+    SequentialDecision,
+    excess_failures,
+    rate_difference,
+    sequential_step,
+    smoothed_lift,
+    wilson_interval,
+)
 from blindspots.store.records import Candidate, Purpose, SampleCounts, TestRecord
 
 
 def confirm_planned(ctx: RunContext, baseline: dict[str, SampleCounts]) -> None:
-    """Generate `confirm_per_candidate` images for every planned candidate, then test each."""
+    """Test every planned candidate, in the run's confirmation mode."""
+    if ctx.config.confirmation == "sequential":
+        confirm_sequentially(ctx, baseline)
+        return
     planned = ctx.store.planned_candidates()
-    ctx.store.add_samples(
-        ctx.planned(Purpose.CONFIRM, c.round, c.class_name, c.prompt,
-                    derive_seed(ctx.config.seed, "confirm", c.class_name, c.key, i), c.id)
-        for c in planned for i in range(ctx.config.confirm_per_candidate))
+    plan_confirmation(ctx, planned, ctx.config.confirm_per_candidate)
     if planned:
         ctx.sampler.process(ctx.store.pending(Purpose.CONFIRM, candidate_ids=[c.id for c in planned]),
                             f"confirming {len(planned)} description(s)")
     for candidate in planned:
-        ctx.store.record_test(candidate.id, test_candidate(ctx, candidate, baseline[candidate.class_name]))
+        ctx.store.record_test(candidate.id, fixed_test(ctx, candidate, baseline[candidate.class_name]))
 
 
-def test_candidate(ctx: RunContext, candidate: Candidate, baseline: SampleCounts) -> TestRecord:
+def plan_confirmation(ctx: RunContext, candidates: list[Candidate], up_to: int, start: int = 0) -> None:
+    ctx.store.add_samples(
+        ctx.planned(Purpose.CONFIRM, c.round, c.class_name, c.prompt,
+                    derive_seed(ctx.config.seed, "confirm", c.class_name, c.key, i), c.id)
+        for c in candidates for i in range(start, up_to))
+
+
+def fixed_test(ctx: RunContext, candidate: Candidate, baseline: SampleCounts) -> TestRecord:
     counts = ctx.store.counts(Purpose.CONFIRM, candidate_id=candidate.id)
+    test = excess_failures(counts.failures, counts.valid, baseline.failures, baseline.valid, ctx.config.test)
+    low, high = wilson_interval(counts.failures, counts.valid)
+    return _record(ctx, candidate, counts, baseline, test.pvalue, test.method, (low, high))
+
+
+def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts]) -> None:
+    """Batch after batch for every open candidate at once (so each model call stays a full batch), until
+    each is decided. Decisions are taken at batch boundaries from stored counts, so a resumed run replays
+    them exactly."""
+    open_candidates = {c.id: c for c in ctx.store.planned_candidates()}
+    if not open_candidates:
+        return
+    # The stopping threshold assumes the final e-BH combines about this many tests: those of the run so far.
+    family = len(ctx.store.candidates())
+    batch, most = ctx.config.confirm_batch, ctx.config.confirm_per_candidate
+    bar_label = f"confirming {len(open_candidates)} description(s)"
+    plan_confirmation(ctx, [c for c in open_candidates.values()
+                            if not ctx.store.counts(Purpose.CONFIRM, candidate_id=c.id).planned], min(batch, most))
+    while open_candidates:
+        ctx.sampler.process(ctx.store.pending(Purpose.CONFIRM, candidate_ids=list(open_candidates)), bar_label)
+        for candidate in list(open_candidates.values()):
+            counts = ctx.store.counts(Purpose.CONFIRM, candidate_id=candidate.id)
+            step, keeps = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family)
+            undecided = step.decision == "continue" or keeps == "open"
+            room = counts.planned < most and ctx.remaining_budget() >= batch
+            if undecided and room:
+                plan_confirmation(ctx, [candidate], min(counts.planned + batch, most), start=counts.planned)
+                continue
+            stop = step.decision if not undecided else ("max images" if counts.planned >= most else "budget")
+            ctx.store.record_test(candidate.id, _record(
+                ctx, candidate, counts, baseline[candidate.class_name], step.pvalue, "e-process",
+                (step.rate_low, step.rate_high), evalue=step.evalue, decision=stop))
+            del open_candidates[candidate.id]
+
+
+def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts,
+                        family: int) -> tuple[SequentialDecision, str | None]:
+    """The candidate's step against the baseline and, for a shortened form, whether it keeps the effect of
+    the bug it stands for ("keeps" | "loses" | "open")."""
+    config = ctx.config
+    step = sequential_step(counts.failures, counts.valid, baseline.failures, baseline.valid, family_size=family,
+                           alpha=config.fdr, min_lift=config.min_lift, min_difference=config.min_difference,
+                           max_n=config.confirm_per_candidate, futility_error=config.futility_error)
+    if candidate.reference_id is None:
+        return step, None
+    shorter = replace(candidate, n=counts.valid, failures=counts.failures)
+    return step, keeps_effect(shorter, ctx.store.candidate(candidate.reference_id), Thresholds.of(config))
+
+
+def _record(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts, p: float,
+            method: str, interval: tuple[float, float], **sequential) -> TestRecord:
     failures, valid = counts.failures, counts.valid
-    test = excess_failures(failures, valid, baseline.failures, baseline.valid, ctx.config.test)
-    low, high = wilson_interval(failures, valid)
     base_low, base_high = wilson_interval(baseline.failures, baseline.valid)
     return TestRecord(
         n=valid, failures=failures, generated_n=counts.generated, baseline_n=baseline.valid,
-        baseline_failures=baseline.failures, rate=failures / valid if valid else None, rate_low=low,
-        rate_high=high, baseline_rate=baseline.rate, baseline_low=base_low, baseline_high=base_high,
+        baseline_failures=baseline.failures, rate=failures / valid if valid else None, rate_low=interval[0],
+        rate_high=interval[1], baseline_rate=baseline.rate, baseline_low=base_low, baseline_high=base_high,
         lift=smoothed_lift(failures, valid, baseline.failures, baseline.valid),
         difference=rate_difference(failures, valid, baseline.failures, baseline.valid),
-        p=test.pvalue, test=test.method, validity_rate=counts.validity_rate,
-        wrong_labels=ctx.store.wrong_labels(candidate.id),
+        p=p, test=method, validity_rate=counts.validity_rate,
+        wrong_labels=ctx.store.wrong_labels(candidate.id), **sequential,
     )

@@ -113,9 +113,19 @@ class RunContext:
     # ---- bookkeeping -----------------------------------------------------------------------------------------
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
-        """Accumulate the stage's wall time across resumed sessions (the report's time per stage)."""
-        started = time.time()
+        """Accumulate the stage's wall time, and the time spent inside each model role during it, across
+        resumed sessions (the report's time per stage, and "model time X of Y s"). `busy` counts the time at
+        least one model was running once, since roles overlap when sampling streams."""
+        started, models_before = time.time(), self._model_clock()
         try:
             yield
         finally:
             self.store.add_seconds(stage, time.time() - started)
+            models_after = self._model_clock()
+            spent = self.store.get_meta_json("model_seconds", {}) or {}
+            for role, seconds in models_after.items():
+                spent[role] = spent.get(role, 0.0) + seconds - models_before.get(role, 0.0)
+            self.store.set_meta("model_seconds", spent)
+
+    def _model_clock(self) -> dict[str, float]:
+        return {**self.executor.model_seconds(), "busy": self.executor.model_busy_seconds()}

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from blindspots.stats import benjamini_hochberg, meets_minimum_effect
+from blindspots.stats import benjamini_hochberg, keeps_rate, meets_minimum_effect
 from blindspots.store.records import Candidate, Origin, Verdict, VerdictKind
 
 Phrases = frozenset[str]
@@ -35,10 +35,28 @@ class Thresholds:
     min_difference: float
     min_validity: float
     shorten_keep: float
+    confirmation: str = "fixed"
+    keep_margin: float = 0.5
 
     @classmethod
     def of(cls, config) -> Thresholds:
-        return cls(config.fdr, config.min_lift, config.min_difference, config.min_validity, config.shorten_keep)
+        return cls(config.fdr, config.min_lift, config.min_difference, config.min_validity, config.shorten_keep,
+                   config.confirmation, config.keep_margin)
+
+
+def keep_margin(share: float, bug: Candidate) -> float:
+    """How much lower a shorter form's failure rate may be and still stand for the bug: `share` of the bug's
+    excess failure rate over its baseline."""
+    return max(0.0, min(0.99, share * ((bug.rate or 0.0) - (bug.baseline_rate or 0.0))))
+
+
+def keeps_effect(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> str:
+    """Sequential mode's non-inferiority: "keeps" when `shorter` provably keeps the bug's failure rate within
+    `keep_margin`, "loses" when it provably does not, "open" when its images do not tell yet."""
+    if not shorter.n:
+        return "open"
+    return keeps_rate(shorter.failures, shorter.n, bug.rate or 0.0, keep_margin(thresholds.keep_margin, bug),
+                      thresholds.fdr)
 
 
 def verdict(candidate: Candidate, level_value: float, thresholds: Thresholds) -> Verdict:
@@ -61,19 +79,39 @@ def passes(candidate: Candidate, thresholds: Thresholds) -> bool:
 
 
 def keeps_bug(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> bool:
-    """Does `shorter` confirm on its own and keep `shorten_keep` of the bug's excess failure rate?"""
+    """Does `shorter` confirm on its own and keep the bug's effect? Fixed mode: it keeps `shorten_keep` of the
+    bug's excess failure rate (a point estimate). Sequential mode: a non-inferiority test shows it keeps the
+    bug's rate within `keep_margin` of the bug's excess."""
     if not passes(shorter, thresholds):
         return False
+    if thresholds.confirmation == "sequential":
+        return keeps_effect(shorter, bug, thresholds) == "keeps"
     excess = bug.rate - bug.baseline_rate
     return shorter.rate - shorter.baseline_rate >= thresholds.shorten_keep * excess
 
 
-def subsumed_by(phrases: Phrases, known: Iterable[tuple[int, Phrases]]) -> int | None:
-    """The id of a known bug whose phrases are contained in `phrases` (the same or a more specific form)."""
+Covers = Callable[[int, Candidate], bool]  # (known bug id, candidate) -> does the bug stand for it?
+
+
+def subsumed_by(phrases: Phrases, known: Iterable[tuple[int, Phrases]], candidate: Candidate | None = None,
+                covers: Covers | None = None) -> int | None:
+    """The id of a known bug whose phrases are contained in `phrases` (the same or a more specific form) and
+    that, when `covers` is given, also stands for the candidate's effect."""
     for bug_id, bug_phrases in known:
-        if bug_phrases <= phrases:
+        if bug_phrases <= phrases and (covers is None or candidate is None or covers(bug_id, candidate)):
             return bug_id
     return None
+
+
+def covers_by_test(by_id: Mapping[int, Candidate], shortest_of: Callable[[Candidate], Candidate],
+                   thresholds: Thresholds) -> Covers | None:
+    """Sequential mode's "refines #k": a more specific description is listed under bug k unless the shortening
+    test (`keeps_effect`) shows that k's shortest form clearly loses its failure rate: a specific description
+    that provably fails more often is a failure mode of its own. Without such evidence it stays under k.
+    Fixed mode keeps the phrase rule alone."""
+    if thresholds.confirmation != "sequential":
+        return None
+    return lambda bug_id, candidate: keeps_effect(shortest_of(by_id[bug_id]), candidate, thresholds) != "loses"
 
 
 def most_general_first(candidates: Iterable[Candidate],
@@ -88,14 +126,14 @@ def shortening_order(candidates: Iterable[Candidate], phrases: Callable[[Candida
 
 
 def new_bugs(round_candidates: Sequence[Candidate], known: KnownBugs,
-             shortest_phrases: Callable[[Candidate], Phrases]) -> list[int]:
+             shortest_phrases: Callable[[Candidate], Phrases], covers: Covers | None = None) -> list[int]:
     """Bugs first confirmed in a round: candidates whose shortest form neither equals nor refines a known bug
     of their class (nor one confirmed earlier in the same round, most general first)."""
     known = {name: list(bugs) for name, bugs in known.items()}
     found = []
     for candidate in most_general_first(round_candidates, shortest_phrases):
         phrases = shortest_phrases(candidate)
-        if subsumed_by(phrases, known.get(candidate.class_name, [])) is None:
+        if subsumed_by(phrases, known.get(candidate.class_name, []), candidate, covers) is None:
             known.setdefault(candidate.class_name, []).append((candidate.id, phrases))
             found.append(candidate.id)
     return found
@@ -123,7 +161,8 @@ def surviving_shortest(candidate: Candidate, by_id: Mapping[int, Candidate]) -> 
     return shortest.id if shortest is not None else candidate.id
 
 
-def final_verdicts(bugs: Sequence[Candidate], shortest_phrases: Callable[[Candidate], Phrases]) -> dict[int, Verdict]:
+def final_verdicts(bugs: Sequence[Candidate], shortest_phrases: Callable[[Candidate], Phrases],
+                   covers: Covers | None = None) -> dict[int, Verdict]:
     """One bug per failure mode: a confirmed description whose shortest form repeats or refines a more general
     bug of its class is listed under that bug ("duplicate of #k", "refines #k"), not beside it."""
     accepted: KnownBugs = {}
@@ -131,7 +170,7 @@ def final_verdicts(bugs: Sequence[Candidate], shortest_phrases: Callable[[Candid
     verdicts = {}
     for candidate in most_general_first(bugs, shortest_phrases):
         phrases = phrases_of[candidate.id]
-        general = subsumed_by(phrases, accepted.get(candidate.class_name, []))
+        general = subsumed_by(phrases, accepted.get(candidate.class_name, []), candidate, covers)
         if general is None:
             verdicts[candidate.id] = Verdict(VerdictKind.CONFIRMED)
             accepted.setdefault(candidate.class_name, []).append((candidate.id, phrases))

@@ -14,6 +14,7 @@ from blindspots.pipeline.confirm import confirm_planned
 from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import (
     Thresholds,
+    covers_by_test,
     fdr_decisions,
     final_verdicts,
     is_confirmed_description,
@@ -30,6 +31,10 @@ from blindspots.store.records import RunSummary, SampleCounts
 def run_discovery(ctx: RunContext) -> RunSummary:
     """Run (or resume) the whole method over the context's store and return the run summary."""
     started = time.time()
+    # 0. A resumed run first draws again any stored image whose file has gone missing.
+    missing = ctx.sampler.restore_missing(ctx.store.run_samples_with_images())
+    if missing:
+        ctx.log(f"{missing} image(s) were missing from the run folder and were drawn again")
     # 1. The baseline failure rate of every class.
     with ctx.timed("baseline"):
         baseline = run_baseline(ctx)
@@ -77,8 +82,8 @@ def decide_round(ctx: RunContext, round_index: int) -> list[int]:
     ctx.store.set_decisions(fdr_decisions(ctx.store.tested_candidates(), Thresholds.of(ctx.config)))
     by_id = {c.id: c for c in ctx.store.candidates()}
     confirmed = [c for c in by_id.values() if c.round == round_index and is_confirmed_description(c)]
-    return new_bugs(confirmed, ctx.known_bugs(before_round=round_index),
-                    lambda c: ctx.shortest_phrases(c, by_id))
+    return new_bugs(confirmed, ctx.known_bugs(before_round=round_index), lambda c: ctx.shortest_phrases(c, by_id),
+                    _covers(ctx, by_id))
 
 
 def finalise(ctx: RunContext) -> None:
@@ -90,8 +95,13 @@ def finalise(ctx: RunContext) -> None:
     for bug in bugs:
         bug.shortest_id = surviving_shortest(bug, by_id)
         ctx.store.set_shortest(bug.id, bug.shortest_id)
-    for bug_id, verdict in final_verdicts(bugs, lambda c: ctx.shortest_phrases(c, by_id)).items():
+    verdicts = final_verdicts(bugs, lambda c: ctx.shortest_phrases(c, by_id), _covers(ctx, by_id))
+    for bug_id, verdict in verdicts.items():
         ctx.store.set_verdict(bug_id, verdict)
+
+
+def _covers(ctx: RunContext, by_id: dict):
+    return covers_by_test(by_id, lambda c: by_id.get(c.shortest_id, c), Thresholds.of(ctx.config))
 
 
 def summarise(ctx: RunContext, baseline: dict[str, SampleCounts], rounds_run: int, stop_reason: str,
@@ -115,4 +125,5 @@ def summarise(ctx: RunContext, baseline: dict[str, SampleCounts], rounds_run: in
         seconds=sum(ctx.store.stage_seconds().values()),
         session_seconds=session_seconds,
         bugs=len(ctx.store.bugs()),
+        model_seconds=ctx.store.get_meta_json("model_seconds", {}) or {},
     )

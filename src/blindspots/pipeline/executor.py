@@ -1,18 +1,35 @@
 """Every model call of a run goes through the executor: it batches, shows progress, and checks that each
 model's output obeys its protocol before anything is stored. Stages never call a model directly, so the same
-run can later move to another executor (e.g. Ray actors on a cluster) without changing the method."""
+run can move to another executor (`pipeline/ray_executor.py`: Ray actors on a cluster) without changing the
+method. The output checks are module-level functions so that every executor applies the same ones.
+
+Images reach `classify` and `embed_images` either as PIL images or as one uint8 batch (n, H, W, 3) of the
+pixels that are stored. A batch goes straight to models that declare `PixelClassifier` / `PixelEmbedder`
+(they resize and normalise where the network runs); other models, e.g. users' own, get PIL images.
+
+Each executor keeps the wall time spent inside each model role's calls (`model_seconds()`), so a run can
+say how much of its time went to the models and how much to everything else."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from PIL import Image as PILImage
 from PIL.Image import Image
 
 from blindspots.models.errors import ModelOutputError
+from blindspots.models.protocols import PixelClassifier, PixelEmbedder
 from blindspots.models.registry import load_model
+
+# PIL images, or the uint8 pixels of n same-sized RGB images, shape (n, H, W, 3).
+ImageBatch = Sequence[Image] | np.ndarray
 
 
 @dataclass
@@ -44,84 +61,217 @@ class GenerationResult:
     safety_blanked: list[bool] = field(default_factory=list)
 
 
+def safety_blanked(images: Sequence[Image | None]) -> list[bool]:
+    """Which images a safety checker blanked: they show nothing, so they are kept and counted, never failures."""
+    return [bool(image is not None and image.info.get("blindspots.safety_blanked")) for image in images]
+
+
+# ------------------------------------------------------------------------------------ pixels <-> images
+
+def images_to_pixels(images: Sequence[Image]) -> np.ndarray | None:
+    """PIL images -> one uint8 (n, H, W, 3) batch, or None when their sizes differ (no single array holds
+    them). RGB conversion is the one the store applies, so the batch holds exactly the stored pixels."""
+    arrays = [np.asarray(image if image.mode == "RGB" else image.convert("RGB")) for image in images]
+    if not arrays or len({a.shape for a in arrays}) != 1:
+        return None
+    return np.stack(arrays)
+
+
+def pixels_to_images(pixels: np.ndarray) -> list[Image]:
+    check_pixels(pixels)
+    return [PILImage.fromarray(np.ascontiguousarray(row), mode="RGB") for row in pixels]
+
+
+def check_pixels(pixels: Any) -> None:
+    shape = tuple(getattr(pixels, "shape", ()))
+    if len(shape) != 4 or shape[-1] != 3 or str(getattr(pixels, "dtype", "")).split(".")[-1] != "uint8":
+        raise TypeError(f"a pixel batch must be uint8 of shape (n, H, W, 3); got {getattr(pixels, 'dtype', None)} "
+                        f"{shape}; convert images with np.stack([np.asarray(img.convert('RGB')) ...])")
+
+
+def batch_size_of(images: ImageBatch) -> int:
+    return int(images.shape[0]) if isinstance(images, np.ndarray) else len(images)
+
+
+# ------------------------------------------------------------------------------------ output checks
+
+def generate_checked(generator: Any, spec: str, prompts: Sequence[str], seeds: Sequence[int]) -> GenerationResult:
+    """Images for (prompt, seed) pairs. A prompt the generator raises on is retried alone and, if it still
+    fails, recorded as an error instead of stopping the run."""
+    try:
+        images = list(generator.generate(list(prompts), [int(s) for s in seeds]))
+        check_count("generator", spec, images, len(prompts))
+        errors: list[str | None] = [None] * len(prompts)
+    except ModelOutputError:
+        raise
+    except Exception:  # one bad prompt must not sink the batch: find which ones fail
+        images, errors = [], []
+        for prompt, seed in zip(prompts, seeds, strict=True):
+            try:
+                single = list(generator.generate([prompt], [int(seed)]))
+                check_count("generator", spec, single, 1)
+                images.append(single[0])
+                errors.append(None)
+            except ModelOutputError:
+                raise
+            except Exception as err:  # recorded per sample, shown in the summary
+                images.append(None)
+                errors.append(f"{type(err).__name__}: {err}"[:500])
+    for image in images:
+        if image is not None and not isinstance(image, Image):
+            raise ModelOutputError(f"generator {spec} returned {type(image).__name__}, not a PIL image")
+    return GenerationResult(images, errors, safety_blanked(images))
+
+
+def check_probabilities(spec: str, scores: Any, n_images: int, n_labels: int) -> np.ndarray:
+    probabilities = np.asarray(scores, dtype=np.float64)
+    if probabilities.shape != (n_images, n_labels):
+        raise ModelOutputError(
+            f"classifier {spec} returned shape {probabilities.shape} for {n_images} images; the protocol "
+            f"needs (n_images, n_labels) = ({n_images}, {n_labels}) probabilities"
+        )
+    if not np.all(np.isfinite(probabilities)):
+        raise ModelOutputError(f"classifier {spec} returned NaN or infinite scores; check its weights and input")
+    return probabilities
+
+
+def check_embedding(spec: str, array: Any, n: int) -> np.ndarray:
+    """Rows checked and L2-normalised, float32."""
+    embedding = np.asarray(array, dtype=np.float32)
+    if embedding.ndim != 2 or embedding.shape[0] != n:
+        raise ModelOutputError(f"embedder {spec} returned shape {embedding.shape} for {n} inputs; need (n, dim)")
+    if not np.all(np.isfinite(embedding)):
+        raise ModelOutputError(f"embedder {spec} returned NaN or infinite values")
+    norms = np.linalg.norm(embedding, axis=1, keepdims=True)
+    return embedding / np.maximum(norms, 1e-12)
+
+
+def check_count(role: str, spec: str, outputs: Sequence[Any], expected: int) -> None:
+    if len(outputs) != expected:
+        raise ModelOutputError(f"{role} {spec} returned {len(outputs)} outputs for {expected} inputs")
+
+
+def check_captions(spec: str, captions: Sequence[Any], expected: int) -> list[str]:
+    check_count("captioner", spec, captions, expected)
+    return [str(c) for c in captions]
+
+
+def run_classifier(classifier: Any, images: ImageBatch) -> Any:
+    """Raw scores: a pixel batch goes to classifiers that take one, everything else as PIL images."""
+    if isinstance(images, np.ndarray):
+        if isinstance(classifier, PixelClassifier):
+            return classifier.predict_pixels(images)
+        images = pixels_to_images(images)
+    return classifier.predict(list(images))
+
+
+def run_image_embedder(embedder: Any, images: ImageBatch) -> Any:
+    if isinstance(images, np.ndarray):
+        if isinstance(embedder, PixelEmbedder):
+            return embedder.embed_pixels(images)
+        images = pixels_to_images(images)
+    return embedder.embed_images(list(images))
+
+
+def as_image_list(images: ImageBatch) -> list[Image]:
+    return pixels_to_images(images) if isinstance(images, np.ndarray) else list(images)
+
+
+# ------------------------------------------------------------------------------------ the local executor
+
+class ModelClock:
+    """Wall seconds spent inside each model role's calls, summed over the run (model loading excluded).
+
+    Calls may come from several threads (the sampler generates one chunk while it classifies another), so
+    roles can overlap in time: each role's seconds are its own, and their sum can exceed the run's wall time.
+    `busy_seconds` counts the time at least one model call was running, once, so it never exceeds wall time:
+    that is the "model time" to set against a run's wall time."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
+        self._running = 0
+        self._busy_since = 0.0
+        self._busy = 0.0
+
+    @contextmanager
+    def timing(self, role: str) -> Iterator[None]:
+        started = time.perf_counter()
+        with self._lock:
+            if self._running == 0:
+                self._busy_since = started
+            self._running += 1
+        try:
+            yield
+        finally:
+            ended = time.perf_counter()
+            with self._lock:
+                self._seconds[role] += ended - started
+                self._running -= 1
+                if self._running == 0:
+                    self._busy += ended - self._busy_since
+
+    def seconds(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._seconds)
+
+    def busy_seconds(self) -> float:
+        with self._lock:
+            return self._busy + (time.perf_counter() - self._busy_since if self._running else 0.0)
+
+
 class Executor:
     """In-process batched model calls with output checks."""
 
     def __init__(self, models: ModelSet, on_progress: Callable[[str, int], None] | None = None):
         self.models = models
         self.on_progress = on_progress or (lambda stage, n: None)
+        self._clock = ModelClock()
+
+    def model_seconds(self) -> dict[str, float]:
+        """Seconds spent inside each role's model calls so far, e.g. {"generator": 12.5, "classifier": 3.1}.
+        Roles called from different threads overlap; `model_busy_seconds` counts overlapping time once."""
+        return self._clock.seconds()
+
+    def model_busy_seconds(self) -> float:
+        """Seconds during which at least one model call was running: at most the wall time."""
+        return self._clock.busy_seconds()
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> GenerationResult:
-        """Images for (prompt, seed) pairs. A prompt the generator raises on is retried alone and, if it
-        still fails, recorded as an error instead of stopping the run."""
+        """Images for (prompt, seed) pairs; a prompt the generator fails on is recorded as an error."""
         generator = self.models.get("generator")
-        try:
-            images = list(generator.generate(list(prompts), [int(s) for s in seeds]))
-            self._check_count("generator", images, len(prompts))
-            errors: list[str | None] = [None] * len(prompts)
-        except ModelOutputError:
-            raise
-        except Exception:  # one bad prompt must not sink the batch: find which ones fail
-            images, errors = [], []
-            for prompt, seed in zip(prompts, seeds, strict=True):
-                try:
-                    single = list(generator.generate([prompt], [int(seed)]))
-                    self._check_count("generator", single, 1)
-                    images.append(single[0])
-                    errors.append(None)
-                except ModelOutputError:
-                    raise
-                except Exception as err:  # recorded per sample, shown in the summary
-                    images.append(None)
-                    errors.append(f"{type(err).__name__}: {err}"[:500])
-        for image in images:
-            if image is not None and not isinstance(image, Image):
-                raise ModelOutputError(
-                    f"generator {self.models.specs['generator']} returned {type(image).__name__}, not a PIL image"
-                )
+        with self._clock.timing("generator"):
+            result = generate_checked(generator, self.models.specs["generator"], prompts, seeds)
         self.on_progress("generate", len(prompts))
-        blanked = [bool(image is not None and image.info.get("blindspots.safety_blanked")) for image in images]
-        return GenerationResult(images, errors, blanked)
+        return result
 
-    def classify(self, images: Sequence[Image]) -> tuple[np.ndarray, list[str]]:
+    def classify(self, images: ImageBatch) -> tuple[np.ndarray, list[str]]:
         classifier = self.models.get("classifier")
         labels = list(classifier.labels)
-        probabilities = np.asarray(classifier.predict(list(images)), dtype=np.float64)
-        spec = self.models.specs["classifier"]
-        if probabilities.shape != (len(images), len(labels)):
-            raise ModelOutputError(
-                f"classifier {spec} returned shape {probabilities.shape} for {len(images)} images; the protocol "
-                f"needs (n_images, n_labels) = ({len(images)}, {len(labels)}) probabilities"
-            )
-        if not np.all(np.isfinite(probabilities)):
-            raise ModelOutputError(f"classifier {spec} returned NaN or infinite scores; check its weights and input")
-        self.on_progress("classify", len(images))
+        n = batch_size_of(images)
+        with self._clock.timing("classifier"):
+            scores = run_classifier(classifier, images)
+        probabilities = check_probabilities(self.models.specs["classifier"], scores, n, len(labels))
+        self.on_progress("classify", n)
         return probabilities, labels
 
-    def caption(self, images: Sequence[Image]) -> list[str]:
-        captions = list(self.models.get("captioner").caption(list(images)))
-        self._check_count("captioner", captions, len(images))
+    def caption(self, images: ImageBatch) -> list[str]:
+        captioner = self.models.get("captioner")
+        images = as_image_list(images)
+        with self._clock.timing("captioner"):
+            captions = list(captioner.caption(images))
+        captions = check_captions(self.models.specs["captioner"], captions, len(images))
         self.on_progress("caption", len(images))
-        return [str(c) for c in captions]
+        return captions
 
-    def embed_images(self, images: Sequence[Image]) -> np.ndarray:
-        return self._check_embedding(self.models.get("embedder").embed_images(list(images)), len(images))
+    def embed_images(self, images: ImageBatch) -> np.ndarray:
+        embedder = self.models.get("embedder")
+        with self._clock.timing("embedder"):
+            array = run_image_embedder(embedder, images)
+        return check_embedding(self.models.specs["embedder"], array, batch_size_of(images))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return self._check_embedding(self.models.get("embedder").embed_texts(list(texts)), len(texts))
-
-    def _check_embedding(self, array, n: int) -> np.ndarray:
-        embedding = np.asarray(array, dtype=np.float32)
-        spec = self.models.specs["embedder"]
-        if embedding.ndim != 2 or embedding.shape[0] != n:
-            raise ModelOutputError(f"embedder {spec} returned shape {embedding.shape} for {n} inputs; need (n, dim)")
-        if not np.all(np.isfinite(embedding)):
-            raise ModelOutputError(f"embedder {spec} returned NaN or infinite values")
-        norms = np.linalg.norm(embedding, axis=1, keepdims=True)
-        return embedding / np.maximum(norms, 1e-12)
-
-    def _check_count(self, role: str, outputs: Sequence[Any], expected: int) -> None:
-        if len(outputs) != expected:
-            raise ModelOutputError(
-                f"{role} {self.models.specs[role]} returned {len(outputs)} outputs for {expected} inputs"
-            )
+        embedder = self.models.get("embedder")
+        with self._clock.timing("embedder"):
+            array = embedder.embed_texts(list(texts))
+        return check_embedding(self.models.specs["embedder"], array, len(texts))

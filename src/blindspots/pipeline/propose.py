@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blindspots.pipeline.clustering import cluster_failures
+from blindspots.pipeline.clustering import cluster_failures, split_by_label
 from blindspots.pipeline.context import CHUNK, RunContext
 from blindspots.pipeline.decisions import subsumed_by
 from blindspots.pipeline.descriptions import consensus_description
@@ -14,26 +14,21 @@ from blindspots.store.records import Origin, Sample
 
 
 def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, list[Sample]]) -> None:
-    """Add up to `max_candidates_per_class` new candidates per class, within the budget."""
+    """Add up to `max_candidates_per_class` new candidates per class, within the budget.
+
+    A class's failures are clustered, and clusters whose failures the classifier calls different things are
+    split by that label: they are different failure modes even where their images look alike."""
     stage = f"r{round_index}/describe"
     if ctx.store.stage_done(stage):
         return
     for cls in ctx.classes:
-        members = failures.get(cls.name, [])
-        if len(members) < ctx.config.min_cluster_size:
-            continue
-        labels = cluster_failures(np.stack([m.embedding for m in members]), ctx.config.min_cluster_size,
-                                  ctx.config.max_clusters)
-        if round_index == 0:
-            ctx.store.update_samples([{"id": m.id, "cluster": int(label)}
-                                      for m, label in zip(members, labels, strict=True)])
-        clustered = [m for m, label in zip(members, labels, strict=True) if label >= 0]
+        groups = cluster_pool(ctx, round_index, failures.get(cls.name, []))
+        clustered = [m for group in groups for m in group]
         caption_samples(ctx, clustered)
         captions = {s.id: s.caption for s in ctx.store.samples_by_id(m.id for m in clustered)}
-        proposals = []
-        for cluster in range(int(labels.max()) + 1 if len(labels) else 0):
-            group = [m for m, label in zip(members, labels, strict=True) if label == cluster]
-            proposals += cluster_proposals(ctx, round_index, cls.name, cluster, group, captions)
+        per_cluster = [cluster_proposals(ctx, round_index, cls.name, index, group, captions)
+                       for index, group in enumerate(groups)]
+        proposals = [proposal for group in per_cluster for proposal in group]
         known = ctx.known_bugs().get(cls.name, [])
         added = 0
         for proposal in proposals:
@@ -47,6 +42,19 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
             _, inserted = ctx.store.add_candidate(proposal["row"])
             added += int(inserted)
     ctx.store.mark_stage(stage)
+
+
+def cluster_pool(ctx: RunContext, round_index: int, members: list[Sample]) -> list[list[Sample]]:
+    """The pool's clusters, largest first, each split by what the classifier called its images."""
+    if len(members) < ctx.config.min_cluster_size:
+        return []
+    labels = cluster_failures(np.stack([m.embedding for m in members]), ctx.config.min_cluster_size,
+                              ctx.config.max_clusters)
+    labels = split_by_label(labels, [m.predicted or "" for m in members], ctx.config.min_cluster_size)
+    if round_index == 0:
+        ctx.store.update_samples([{"id": m.id, "cluster": int(label)} for m, label in zip(members, labels, strict=True)])
+    return [[m for m, label in zip(members, labels, strict=True) if label == cluster]
+            for cluster in range(int(labels.max()) + 1 if len(labels) else 0)]
 
 
 def caption_samples(ctx: RunContext, samples: list[Sample]) -> None:

@@ -9,13 +9,16 @@ it is kept and counted, never valid, never a failure that counts.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from PIL.Image import Image
 
-from blindspots.pipeline.executor import Executor
+from blindspots.pipeline.executor import Executor, images_to_pixels
 from blindspots.pipeline.progress import ProgressFactory, silent_progress
 from blindspots.store.records import Sample
 from blindspots.store.run_store import RunStore
@@ -32,6 +35,13 @@ def judge_prediction(probabilities: np.ndarray, labels: Sequence[str], accepted:
     accepted = set(accepted)
     in_top_k = any(label in accepted for label, _ in top[:top_k])
     return {"predicted": top[0][0], "topk": top, "is_failure": int(not in_top_k)}
+
+
+def _batch(images: list[Image]) -> np.ndarray | list[Image]:
+    """The exact stored pixels as one uint8 batch, which adapters resize and normalise on the model's device
+    (a list of PIL images where sizes differ, and for models that take only PIL images)."""
+    pixels = images_to_pixels(images)
+    return images if pixels is None else pixels
 
 
 class ZeroShotCheck:
@@ -58,18 +68,35 @@ class ZeroShotCheck:
         return self._texts
 
 
+@dataclass
+class _Generated:
+    """One chunk after the generator: the images it drew (or already stored), and per-sample flags."""
+
+    chunk: list[Sample]
+    fresh: dict[int, Image] = field(default_factory=dict)       # sample id -> image generated now
+    errors: dict[int, str | None] = field(default_factory=dict)
+    blanked: set[int] = field(default_factory=set)
+
+
 class Sampler:
     """Finishes planned samples: generates what has no image, classifies what has no prediction, and embeds
-    and checks what has no validity yet, a chunk per transaction, so a kill loses at most one chunk.
+    and checks what has no validity yet.
+
+    The work streams through three stages that overlap, so the accelerator never waits for the CPU: one
+    thread runs the generator up to `lookahead` chunks ahead; a pool hashes, encodes and writes the PNGs
+    (Pillow releases the GIL while it compresses); one thread classifies and embeds. The calling thread is
+    the single writer of the store. A chunk's images are committed as soon as they are written, before it is
+    classified, so a kill loses at most the one chunk the generator was drawing (and the cheap judgements in
+    flight, redone on resume). Chunks keep the same composition as a serial pass, so results are identical.
 
     `accepted` maps each class to the classifier labels that count as correct. `validity` None with
     `embed` True marks every image valid (one class: nothing to compare against; or the check is off), while
     still storing embeddings for clustering; `embed` False skips embedding and validity altogether.
     """
 
-    def __init__(self, store: RunStore | None, executor: Executor, accepted: Mapping[str, Sequence[str]], top_k: int,
-                 validity: ZeroShotCheck | None, progress: ProgressFactory = silent_progress, chunk: int = 64,
-                 embed: bool = True):
+    def __init__(self, store: RunStore | None, executor: Executor, accepted: Mapping[str, Sequence[str]],
+                 top_k: int, validity: ZeroShotCheck | None, progress: ProgressFactory = silent_progress,
+                 chunk: int = 64, embed: bool = True, lookahead: int = 2, encoders: int = 2):
         self.store = store
         self.executor = executor
         self.accepted = {name: list(labels) for name, labels in accepted.items()}
@@ -78,60 +105,110 @@ class Sampler:
         self.progress = progress
         self.chunk = chunk
         self.embed = embed
+        self.lookahead = max(1, lookahead)
+        self.encoders = max(1, encoders)
 
     def process(self, pending: Sequence[Sample], what: str) -> None:
         if not pending:
             return
+        chunks = [list(pending[i : i + self.chunk]) for i in range(0, len(pending), self.chunk)]
         bar = self.progress(what, len(pending))
+        generating = ThreadPoolExecutor(1, thread_name_prefix="blindspots-generate")
+        encoding = ThreadPoolExecutor(self.encoders, thread_name_prefix="blindspots-encode")
+        judging = ThreadPoolExecutor(1, thread_name_prefix="blindspots-judge")
         try:
-            for start in range(0, len(pending), self.chunk):
-                chunk = pending[start : start + self.chunk]
-                updates = self._process_chunk(chunk)
-                generated = sum(1 for u in updates if u.get("image_hash") is not None)
-                self.store.update_samples(updates, images_generated=generated)
-                bar.advance(len(chunk))
+            # 1. Keep the generator `lookahead` chunks ahead of everything else.
+            drawn = deque(generating.submit(self._generate, chunks[k]) for k in range(min(self.lookahead, len(chunks))))
+            judged: Future | None = None
+            for k in range(len(chunks)):
+                generated = drawn.popleft().result()
+                if k + self.lookahead < len(chunks):
+                    drawn.append(generating.submit(self._generate, chunks[k + self.lookahead]))
+                # 2. Classify and embed chunk k while its PNGs are written and chunk k-1 is committed.
+                next_judged = judging.submit(self._judge, generated)
+                self._commit_images(generated, encoding)
+                if judged is not None:
+                    self._commit_judgements(judged.result(), bar)
+                judged = next_judged
+            if judged is not None:
+                self._commit_judgements(judged.result(), bar)
         finally:
+            for pool in (generating, encoding, judging):
+                pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
 
-    def _process_chunk(self, chunk: Sequence[Sample]) -> list[dict[str, Any]]:
-        updates: dict[int, dict[str, Any]] = {s.id: {"id": s.id} for s in chunk}
-        images: dict[int, Image] = {}
-        blanked: set[int] = set()
+    def restore_missing(self, samples: Sequence[Sample]) -> int:
+        """Draw again the stored images whose files are gone from the run folder (deleted, or moved without
+        them). A generator is deterministic in (prompt, seed), so the same pixels come back under the same
+        hash; an image that comes back different is forgotten, with its judgements, and redone like a new
+        sample. Returns how many were missing."""
+        missing = [s for s in samples if s.image_hash is not None and s.image_hash not in self.store.images]
+        for start in range(0, len(missing), self.chunk):
+            batch = missing[start : start + self.chunk]
+            result = self.executor.generate([s.prompt for s in batch], [s.seed for s in batch])
+            forgotten = []
+            for sample, image in zip(batch, result.images, strict=True):
+                if image is None or self.store.images.put(image) != sample.image_hash:
+                    forgotten.append(sample.id)
+            self.store.forget_results(forgotten)
+        return len(missing)
+
+    # ---- the stages ------------------------------------------------------------------------------------------
+    def _generate(self, chunk: list[Sample]) -> _Generated:
+        generated = _Generated(chunk)
         to_generate = [s for s in chunk if s.image_hash is None]
         if to_generate:
             result = self.executor.generate([s.prompt for s in to_generate], [s.seed for s in to_generate])
             for sample, image, error, is_blank in zip(to_generate, result.images, result.errors,
                                                       result.safety_blanked, strict=True):
                 if image is None:
-                    updates[sample.id]["error"] = error
+                    generated.errors[sample.id] = error
                     continue
-                updates[sample.id].update(image_hash=self.store.images.put(image), error=None)
-                images[sample.id] = image
+                generated.fresh[sample.id] = image
                 if is_blank:
-                    blanked.add(sample.id)
+                    generated.blanked.add(sample.id)
+        return generated
+
+    def _commit_images(self, generated: _Generated, encoding: ThreadPoolExecutor) -> None:
+        """Hash, encode and write the chunk's new images in parallel, then record them in one transaction."""
+        ids = list(generated.fresh)
+        hashes = list(encoding.map(self.store.images.put, (generated.fresh[i] for i in ids)))
+        updates = [{"id": i, "image_hash": digest, "error": None} for i, digest in zip(ids, hashes, strict=True)]
+        updates += [{"id": i, "error": error} for i, error in generated.errors.items()]
+        self.store.update_samples(updates, images_generated=len(ids))
+
+    def _judge(self, generated: _Generated) -> tuple[int, list[dict[str, Any]]]:
+        chunk, images = generated.chunk, dict(generated.fresh)
         for sample in chunk:
             if sample.image_hash is not None:
                 images[sample.id] = self.store.images.get(sample.image_hash)
+        updates: dict[int, dict[str, Any]] = {}
         ready = [s for s in chunk if s.id in images]
         to_classify = [s for s in ready if s.predicted is None]
         if to_classify:
-            probabilities, labels = self.executor.classify([images[s.id] for s in to_classify])
+            probabilities, labels = self.executor.classify(_batch([images[s.id] for s in to_classify]))
             for sample, row in zip(to_classify, probabilities, strict=True):
-                updates[sample.id].update(judge_prediction(row, labels, self.accepted[sample.class_name],
-                                                           self.top_k))
+                updates.setdefault(sample.id, {"id": sample.id}).update(
+                    judge_prediction(row, labels, self.accepted[sample.class_name], self.top_k))
         to_check = [s for s in ready if s.valid is None] if self.embed else []
         if to_check:
-            embeddings = self.executor.embed_images([images[s.id] for s in to_check])
+            embeddings = self.executor.embed_images(_batch([images[s.id] for s in to_check]))
             for sample, embedding in zip(to_check, embeddings, strict=True):
-                if sample.id in blanked:
+                if sample.id in generated.blanked:
                     valid, margin = False, None
                 elif self.validity is None:
                     valid, margin = True, 0.0
                 else:
                     margin = float(self.validity.margins(sample.class_name, embedding[None, :])[0])
                     valid = margin > 0
-                updates[sample.id].update(embedding=embedding, valid=int(valid), validity_margin=margin)
-        return list(updates.values())
+                updates.setdefault(sample.id, {"id": sample.id}).update(
+                    embedding=embedding, valid=int(valid), validity_margin=margin)
+        return len(chunk), list(updates.values())
+
+    def _commit_judgements(self, judged: tuple[int, list[dict[str, Any]]], bar) -> None:
+        size, updates = judged
+        self.store.update_samples(updates)
+        bar.advance(size)
 
     def judge_fresh(self, class_name: str, prompts: Sequence[str], seeds: Sequence[int],
                     batch: int = 100) -> tuple[int, int]:

@@ -37,7 +37,7 @@ def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts], 
         phrases = description.phrases
         if len(phrases) <= 1:
             break
-        variant_ids = [shortened(ctx, description.without(p), current) for p in phrases]
+        variant_ids = [shortened(ctx, description.without(p), current, bug) for p in phrases]
         if any(v is None for v in variant_ids):
             break  # out of budget
         confirm_planned(ctx, baseline)
@@ -50,7 +50,7 @@ def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts], 
             for phrase, _ in keeping:
                 joint = joint.without(phrase)
             if not joint.is_empty:
-                joint_id = shortened(ctx, joint, current)
+                joint_id = shortened(ctx, joint, current, bug)
                 if joint_id is None:
                     break
                 confirm_planned(ctx, baseline)
@@ -62,13 +62,15 @@ def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts], 
     ctx.store.set_shortest(bug.id, current.id)
 
 
-def shortened(ctx: RunContext, description: Description, parent: Candidate) -> int | None:
-    """The candidate id of a shorter form (planned now unless it exists), or None when the budget is spent."""
+def shortened(ctx: RunContext, description: Description, parent: Candidate, bug: Candidate) -> int | None:
+    """The candidate id of a shorter form (planned now unless it exists), or None when the budget is spent.
+    `bug` is the confirmed description whose effect the shorter form must keep."""
     existing = ctx.store.candidate_id_for(parent.class_name, description.key)
     if existing is not None:
         return existing
     if not ctx.can_test_another():
         return None
     candidate_id, _ = ctx.store.add_candidate(
-        ctx.candidate_row(parent.round, parent.class_name, description, Origin.SHORTENED, parent.id, None))
+        {**ctx.candidate_row(parent.round, parent.class_name, description, Origin.SHORTENED, parent.id, None),
+         "reference_id": bug.id})
     return candidate_id

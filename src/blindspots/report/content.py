@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blindspots.pipeline.config import RunConfig, stored_run_config
+from blindspots.pipeline.descriptions import Description
 from blindspots.store import RunStore
-from blindspots.store.records import Candidate, Purpose, RunSummary, Sample, Verdict, VerdictKind
+from blindspots.store.records import Candidate, Origin, Purpose, RunSummary, Sample, Verdict, VerdictKind
 
 IMAGES_PER_GRID = 12
 # Rejection reasons a reader can act on, in the order the report lists them.
@@ -22,12 +23,30 @@ VERDICT_EXPLANATIONS = {
 }
 
 
+@dataclass(frozen=True)
+class PhraseStep:
+    """One phrase (or several, dropped together) and what dropping it did to the failure rate."""
+
+    phrases: tuple[str, ...]
+    kept_bug: bool            # True: dropped on the way to the shortest form; False: kept, the drop lost the bug
+    rate_before: float | None
+    rate_after: float | None
+
+    @property
+    def cost(self) -> float | None:
+        if self.rate_before is None or self.rate_after is None:
+            return None
+        return self.rate_before - self.rate_after
+
+
 @dataclass
 class BugCard:
     candidate: Candidate
     shortest: Candidate | None
     failing: list[Sample]
     baseline: list[Sample]
+    phrase_steps: list[PhraseStep] = field(default_factory=list)
+    refinements: list[Candidate] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -77,10 +96,12 @@ def read_content(store: RunStore) -> ReportContent:
         failing = store.samples_of(Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True,
                                    failing=True, limit=IMAGES_PER_GRID)
         shortest = by_id.get(bug.shortest_id) if bug.shortest_id and bug.shortest_id != bug.id else None
-        cards.append(BugCard(bug, shortest, failing, baseline_cache[bug.class_name]))
-    # Duplicates stay confirmed in the table but are not bugs of their own: list them with the rejected.
-    rejected = sorted(store.not_bugs(), key=lambda c: (_verdict_order(c.verdict), c.class_name,
-                                                       c.p if c.p is not None else 1.0))
+        refinements = [c for c in by_id.values() if c.verdict is not None and c.verdict.related_bug == bug.id]
+        cards.append(BugCard(bug, shortest, failing, baseline_cache[bug.class_name],
+                             phrase_steps(bug, by_id), refinements))
+    # Duplicates and refinements are confirmed, and shown on their bug's card; the rest did not confirm.
+    rejected = sorted((c for c in store.not_bugs() if c.verdict is None or c.verdict.related_bug is None),
+                      key=lambda c: (_verdict_order(c.verdict), c.class_name, c.p if c.p is not None else 1.0))
     status = store.get_meta("status") or "unknown"
     notes = [] if status == "complete" else [
         f"This run is not finished (status: {status}); the results below are what it had found so far."]
@@ -90,3 +111,24 @@ def read_content(store: RunStore) -> ReportContent:
         rejected=rejected, candidates_by_id=by_id, transfer=store.get_meta_json("transfer", None),
         images_generated=store.images_generated(), notes=notes,
     )
+
+
+def phrase_steps(bug: Candidate, by_id: dict[int, Candidate]) -> list[PhraseStep]:
+    """How the bug's description became its shortest form: each drop that kept the bug (walking from the bug
+    down to its shortest form), then each phrase of the shortest form whose drop was tested and lost it."""
+    chain = [by_id[bug.shortest_id]] if bug.shortest_id in by_id else [bug]
+    while chain[-1].id != bug.id and chain[-1].parent_id in by_id:
+        chain.append(by_id[chain[-1].parent_id])
+    chain.reverse()
+    steps = [PhraseStep(tuple(sorted(_phrases(parent) - _phrases(child))), True, parent.rate, child.rate)
+             for parent, child in zip(chain, chain[1:], strict=False)]
+    shortest = chain[-1]
+    for variant in by_id.values():
+        if variant.origin is Origin.SHORTENED and variant.parent_id == shortest.id and variant.tested:
+            dropped = tuple(sorted(_phrases(shortest) - _phrases(variant)))
+            steps.append(PhraseStep(dropped, False, shortest.rate, variant.rate))
+    return steps
+
+
+def _phrases(candidate: Candidate) -> frozenset[str]:
+    return frozenset(Description.from_dict(candidate.description).phrases)

@@ -97,6 +97,7 @@ def _summary(content: ReportContent) -> str:
         ("False discovery rate", f"{config.fdr:g}"),
         ("Rounds", str(summary.rounds_run or "–")),
         ("Run time", _duration(summary.seconds or None)),
+        ("Model time", _duration(summary.model_seconds.get("busy"))),
     ]
     fact_html = "".join(f"<div class='fact'><div class='value'>{_e(v)}</div><div class='label'>{_e(k)}</div></div>"
                         for k, v in facts)
@@ -186,6 +187,7 @@ def _bug_card(rank: int, card: BugCard, thumbnails: _Thumbnails) -> str:
   <span class='tag'>class: {_e(bug.class_name)}</span></header>
   {shortest}
   <dl class='stats'>{_bug_stats(bug)}</dl>
+  {_phrase_steps(card)}{_refinements(card)}
   <div class='charts'><img class='chart' src='{rate_chart}' alt='Failure rate of this description against the
   class baseline, with 95% intervals'>{wrong_chart}</div>
   <div class='grids'>
@@ -194,6 +196,30 @@ def _bug_card(rank: int, card: BugCard, thumbnails: _Thumbnails) -> str:
     {_grid(f"Baseline images of the class ({len(card.baseline)} shown)", card.baseline, thumbnails)}
   </div>
 </article>"""
+
+
+def _phrase_steps(card: BugCard) -> str:
+    """Which words were dropped on the way to the shortest form and what each drop cost, and which words
+    stay because dropping them lost the bug."""
+    if not card.phrase_steps:
+        return ""
+    items = []
+    for step in card.phrase_steps:
+        words = " + ".join(f"“{phrase}”" for phrase in step.phrases) or "(nothing)"
+        change = f"{_pct(step.rate_before)} → {_pct(step.rate_after)}"
+        outcome = "dropped" if step.kept_bug else "kept: without it"
+        items.append(f"<li><strong>{_e(outcome)}</strong> {_e(words)} <span class='muted'>{_e(change)}</span></li>")
+    return f"<div class='phrases'><h4>Which words matter</h4><ul>{''.join(items)}</ul></div>"
+
+
+def _refinements(card: BugCard) -> str:
+    if not card.refinements:
+        return ""
+    items = "".join(
+        f"<li>{_e(c.display_text())} <span class='muted'>{_pct(c.rate)} of {c.n}; q = {_pvalue(c.q)}; "
+        f"{_e(str(c.verdict))}</span></li>" for c in card.refinements)
+    return (f"<div class='refinements'><h4>Also confirmed, listed under this blind spot "
+            f"({len(card.refinements)})</h4><ul>{items}</ul></div>")
 
 
 def _interval(bug: Candidate, rate: str, low: str, high: str) -> tuple[float, float, float]:

@@ -1,6 +1,7 @@
 """Statistics that decide which failure descriptions are real blind spots: exact tests against the class
-baseline, Wilson intervals, Benjamini-Hochberg FDR control, effect sizes and confirmation sizing.
-Pure functions on counts; no I/O and no model code."""
+baseline, Wilson intervals, Benjamini-Hochberg FDR control, effect sizes, and sequential confirmation
+(e-values, e-BH, confidence sequences, non-inferiority). Pure functions on counts; no I/O and no model
+code."""
 
 from blindspots.stats.effects import (
     failure_rate,
@@ -19,26 +20,55 @@ from blindspots.stats.exact_tests import (
     test_excess_failures,
 )
 from blindspots.stats.fdr import benjamini_hochberg, benjamini_hochberg_reject
-from blindspots.stats.intervals import wilson_interval, wilson_intervals
-from blindspots.stats.sizing import can_still_confirm, fisher_power, min_confirmation_size
+from blindspots.stats.intervals import newcombe_difference_interval, wilson_interval, wilson_intervals
+from blindspots.stats.sequential import (
+    DECISIONS,
+    SequentialDecision,
+    anytime_rate_interval,
+    anytime_rate_upper_bounds,
+    e_benjamini_hochberg,
+    e_benjamini_hochberg_qvalues,
+    evalues_table,
+    excess_failure_evalue,
+    keeps_rate,
+    noninferiority_decisions,
+    noninferiority_evalue,
+    noninferiority_step,
+    required_failure_rate,
+    sequential_decisions,
+    sequential_step,
+)
 from blindspots.stats.validation import StatsInputError
 
 __all__ = [
+    "DECISIONS",
+    "ExcessFailuresResult",
     "MAX_BOSCHLOO_TABLES",
     "METHODS",
-    "ExcessFailuresResult",
+    "SequentialDecision",
     "StatsInputError",
+    "anytime_rate_interval",
+    "anytime_rate_upper_bounds",
     "benjamini_hochberg",
     "benjamini_hochberg_reject",
     "boschloo_pvalue",
-    "can_still_confirm",
+    "e_benjamini_hochberg",
+    "e_benjamini_hochberg_qvalues",
+    "evalues_table",
+    "excess_failure_evalue",
     "excess_failures",
+    "keeps_rate",
     "failure_rate",
-    "fisher_power",
     "lift",
     "meets_minimum_effect",
-    "min_confirmation_size",
+    "newcombe_difference_interval",
+    "noninferiority_decisions",
+    "noninferiority_evalue",
+    "noninferiority_step",
     "rate_difference",
+    "required_failure_rate",
+    "sequential_decisions",
+    "sequential_step",
     "smoothed_lift",
     "smoothed_rate",
     "test_excess_failures",

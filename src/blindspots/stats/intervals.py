@@ -61,3 +61,26 @@ def _check_count_arrays(k: np.ndarray, total: np.ndarray) -> None:
         raise StatsInputError(
             f"failures={int(k.flat[bad])} exceeds n={int(total.flat[bad])} at position {bad}; pass failures <= n."
         )
+
+
+def newcombe_difference_interval(
+    failures: int, n: int, baseline_failures: int, baseline_n: int, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (method 10 of Newcombe 1998) for the excess failure rate
+    `failures / n - baseline_failures / baseline_n`.
+
+    Built from the two Wilson intervals, so it inherits their behaviour at 0/n and n/n and small n, where the
+    Wald interval of a difference collapses. Its lower bound ranks bugs: "at least this much worse than the
+    class" is a claim the evidence supports, a point difference on 20 images is not.
+    """
+    check_counts(failures, n)
+    check_counts(baseline_failures, baseline_n, "baseline")
+    if n == 0 or baseline_n == 0:
+        return -1.0, 1.0
+    rate, baseline_rate = failures / n, baseline_failures / baseline_n
+    low, high = wilson_interval(failures, n, confidence)
+    base_low, base_high = wilson_interval(baseline_failures, baseline_n, confidence)
+    difference = rate - baseline_rate
+    below = float(np.sqrt((rate - low) ** 2 + (base_high - baseline_rate) ** 2))
+    above = float(np.sqrt((high - rate) ** 2 + (baseline_rate - base_low) ** 2))
+    return max(-1.0, difference - below), min(1.0, difference + above)

@@ -166,6 +166,10 @@ class Candidate:
     confirmed: bool = False
     verdict: Verdict | None = None
     shortest_id: int | None = None
+    evalue: float | None = None
+    decision: str | None = None
+    reference_id: int | None = None
+    keeps_evalue: float | None = None
 
     @property
     def tested(self) -> bool:
@@ -206,6 +210,9 @@ class TestRecord:
     test: str
     validity_rate: float
     wrong_labels: list[tuple[str, int]]
+    evalue: float | None = None          # sequential confirmation only
+    decision: str | None = None
+    keeps_evalue: float | None = None
 
 
 @dataclass

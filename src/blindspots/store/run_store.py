@@ -34,7 +34,14 @@ from blindspots.store.records import (
     Verdict,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Columns added since schema 1; a run folder of schema 1 gains them (empty) when opened, so it stays readable.
+_ADDED_IN_2 = (
+    ("candidates", "evalue", "REAL"),            # sequential confirmation: the e-value where sampling stopped
+    ("candidates", "decision", "TEXT"),          # sequential confirmation: confirm | futile | budget | max
+    ("candidates", "reference_id", "INTEGER"),   # a shortened form: the bug whose effect it must keep
+    ("candidates", "keeps_evalue", "REAL"),      # e-value of "keeps the reference's effect within the margin"
+)
 DATABASE_NAME = "records.sqlite"
 CONFIG_NAME = "config.yaml"
 
@@ -90,6 +97,7 @@ CREATE TABLE IF NOT EXISTS candidates (
     confirmed INTEGER NOT NULL DEFAULT 0,
     verdict TEXT,                       -- confirmed | not significant | effect too small | mostly invalid images | duplicate
     shortest_id INTEGER,                -- for a confirmed bug: the shortest description that still confirms
+    evalue REAL, decision TEXT, reference_id INTEGER, keeps_evalue REAL,
     UNIQUE (class_name, key)
 );
 
@@ -166,6 +174,9 @@ class RunStore:
         except sqlite3.DatabaseError as err:
             store.close()
             raise RunStoreError(f"{root / DATABASE_NAME} is not a readable run database ({err})") from err
+        if version is not None and int(version) == 1 and SCHEMA_VERSION == 2:
+            store._migrate_from_1()
+            version = str(SCHEMA_VERSION)
         if version is None or int(version) != SCHEMA_VERSION:
             store.close()
             raise RunStoreError(
@@ -173,6 +184,14 @@ class RunStore:
                 f"reads {SCHEMA_VERSION}); rerun the discovery with this version"
             )
         return store
+
+    def _migrate_from_1(self) -> None:
+        existing = {row[1] for row in self.db.execute("PRAGMA table_info(candidates)")}
+        with self.transaction():
+            for table, column, kind in _ADDED_IN_2:
+                if column not in existing:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            self._set_meta_unlocked("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
         self.db.close()
@@ -286,6 +305,16 @@ class RunStore:
             where = f"id IN (SELECT id FROM samples WHERE {where} ORDER BY id LIMIT {int(limit)})"
         return self._samples(where, params, with_embeddings)
 
+    def forget_results(self, ids: Sequence[int]) -> None:
+        """Make samples pending again from scratch: image, prediction, validity, embedding, caption."""
+        if not ids:
+            return
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE samples SET image_hash = NULL, predicted = NULL, topk = NULL, is_failure = NULL, "
+                "valid = NULL, validity_margin = NULL, embedding = NULL, caption = NULL, error = NULL "
+                "WHERE id = ?", [(int(i),) for i in ids])
+
     def samples_by_id(self, ids: Iterable[int]) -> list[Sample]:
         ids = [int(i) for i in ids]
         return self._samples(f"id IN ({','.join('?' * len(ids))})", tuple(ids)) if ids else []
@@ -337,6 +366,12 @@ class RunStore:
                                "ORDER BY prompt", (Purpose(purpose).value, class_name))
         return [row[0] for row in rows]
 
+    def run_samples_with_images(self) -> list[Sample]:
+        """Every sample of the discovery run that has a stored image."""
+        marks = ",".join("?" * len(RUN_PURPOSES))
+        return self._samples(f"image_hash IS NOT NULL AND purpose IN ({marks})",
+                             tuple(p.value for p in RUN_PURPOSES))
+
     def hard_set(self, only_failures: bool = False) -> list[Sample]:
         """Classified, valid images of confirmed descriptions (shortened forms included): the set export
         writes and transfer scores."""
@@ -387,6 +422,9 @@ class RunStore:
 
     def record_test(self, candidate_id: int, test: TestRecord) -> None:
         values = {name: getattr(test, name) for name in TestRecord.__dataclass_fields__}
+        for optional in ("evalue", "decision", "keeps_evalue"):
+            if values[optional] is None:
+                del values[optional]
         values["wrong_labels"] = json.dumps(values["wrong_labels"])
         values["valid_n"] = test.n
         values["status"] = "tested"

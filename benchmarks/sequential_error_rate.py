@@ -1,0 +1,174 @@
+"""Simulate sequential confirmation (stats/sequential.py) and print, as JSON, its error rates and images.
+
+    .venv/bin/python benchmarks/sequential_error_rate.py [--sims 20000] [--seed 0]
+
+- type_one_error: under the null (the candidate fails exactly as often as the class), the share of
+  candidates ever confirmed while peeking after every batch of 8 images up to 96, with its Wilson
+  interval; "evidence" counts E >= 1/alpha alone, "rule" the full `sequential_decisions` rule (evidence
+  and the minimum effect). The baseline is redrawn for every candidate, so its uncertainty is included.
+- ebh_family: 50 candidates of one class sharing one baseline sample (40 null at the class's 17 %, 10 real
+  at 50 %, 70 % or 96 %), each run with the rule (family_size 50, max_n 48) until it stops, then e-BH over
+  their final e-values: the mean false discovery proportion (the FDR) with its standard error, the share
+  of real effects found, and images per candidate; beside it fixed N = 48 with BH (Fisher p-values).
+- images: for realistic effects against a 17 % baseline (20 of 120), the share confirmed and the mean
+  images per candidate with the sequential rule (batches of 8, max_n 48 and 96) against the fixed-N
+  Boschloo test on 48 images (exact, by summing over its outcomes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+from scipy.stats import binom
+
+from blindspots.stats import (
+    benjamini_hochberg_reject,
+    e_benjamini_hochberg,
+    evalues_table,
+    meets_minimum_effect,
+    sequential_decisions,
+    test_excess_failures,
+    wilson_interval,
+)
+from blindspots.stats.exact_tests import fisher_pvalue
+
+ALPHA = 0.05
+BATCH = 8
+BASELINE_N = 120
+MIN_LIFT, MIN_DIFFERENCE = 1.5, 0.15  # the run's defaults (pipeline/config.py)
+
+
+def run_candidates(rates: np.ndarray, baseline_failures: int, max_n: int, rng: np.random.Generator,
+                   **options) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the sequential rule on candidates with true failure `rates` against one baseline sample:
+    (confirmed mask, images used, failures at the stop) per candidate."""
+    checkpoints = np.arange(BATCH, max_n + 1, BATCH)
+    batches = rng.binomial(BATCH, rates[:, None], size=(rates.size, checkpoints.size))
+    failures = np.cumsum(batches, axis=1)
+    k_grid, n_grid = np.meshgrid(np.arange(max_n + 1), checkpoints, indexing="ij")
+    valid = k_grid <= n_grid
+    table = np.full(k_grid.shape, "continue", dtype="<U8")
+    table[valid] = sequential_decisions(k_grid[valid], n_grid[valid], baseline_failures, BASELINE_N,
+                                        alpha=ALPHA, min_lift=MIN_LIFT, min_difference=MIN_DIFFERENCE,
+                                        max_n=max_n, **options)
+    decisions = table[failures, np.arange(checkpoints.size)[None, :]]
+    stopped = decisions != "continue"
+    stop_index = np.argmax(stopped, axis=1)  # max_n always stops, so every row has one
+    rows = np.arange(rates.size)
+    return (decisions[rows, stop_index] == "confirm", checkpoints[stop_index], failures[rows, stop_index])
+
+
+def type_one_error(sims: int, rng: np.random.Generator) -> list[dict]:
+    cells = []
+    checkpoints = np.arange(BATCH, 97, BATCH)
+    for baseline_rate in (0.05, 0.1, 0.2, 0.3, 0.5):
+        baselines = rng.binomial(BASELINE_N, baseline_rate, size=sims)
+        evidence = rule = 0
+        for baseline_failures in np.unique(baselines):
+            count = int(np.sum(baselines == baseline_failures))
+            rates = np.full(count, baseline_rate)
+            confirmed, _, _ = run_candidates(rates, int(baseline_failures), 96, rng, family_size=1)
+            rule += int(confirmed.sum())
+            failures = np.cumsum(rng.binomial(BATCH, baseline_rate, size=(count, checkpoints.size)), axis=1)
+            evalues = evalues_table(failures, np.broadcast_to(checkpoints, failures.shape),
+                                    int(baseline_failures), BASELINE_N)
+            evidence += int(np.sum(np.any(evalues >= 1 / ALPHA, axis=1)))
+        cells.append({
+            "baseline_rate": baseline_rate, "baseline_n": BASELINE_N, "peeks": "every 8 up to 96",
+            "evidence": _rate_with_interval(evidence, sims), "rule": _rate_with_interval(rule, sims),
+        })
+    return cells
+
+
+def ebh_family(replicates: int, rng: np.random.Generator) -> list[dict]:
+    null_rate, family, real, fixed_n = 0.17, 50, 10, 48
+    cells = []
+    for real_rate in (0.5, 0.7, 0.96):
+        false_shares, found, images, fixed_false_shares, fixed_found = [], [], [], [], []
+        for _ in range(replicates):
+            baseline_failures = int(rng.binomial(BASELINE_N, null_rate))
+            rates = np.r_[np.full(family - real, null_rate), np.full(real, real_rate)]
+            _, used, failures = run_candidates(rates, baseline_failures, fixed_n, rng, family_size=family)
+            evalues = evalues_table(failures, used, baseline_failures, BASELINE_N)
+            rejected = e_benjamini_hochberg(evalues, ALPHA)
+            false_shares.append(rejected[: family - real].sum() / max(rejected.sum(), 1))
+            found.append(rejected[family - real:].mean())
+            images.append(used.mean())
+            # Fixed N: every candidate gets 48 images, then BH over Fisher p-values (Boschloo, the run's
+            # default, is at least as powerful) and the minimum effect.
+            fixed_failures = rng.binomial(fixed_n, rates)
+            pvalues = fisher_pvalue(fixed_failures, fixed_n, baseline_failures, BASELINE_N)
+            big_enough = np.array([meets_minimum_effect(int(k), fixed_n, baseline_failures, BASELINE_N, MIN_LIFT,
+                                                        MIN_DIFFERENCE) for k in fixed_failures])
+            fixed_rejected = benjamini_hochberg_reject(pvalues, ALPHA) & big_enough
+            fixed_false_shares.append(fixed_rejected[: family - real].sum() / max(fixed_rejected.sum(), 1))
+            fixed_found.append(fixed_rejected[family - real:].mean())
+        cells.append({
+            "candidates": family, "real": real, "null_rate": null_rate, "real_rate": real_rate,
+            "baseline_n": BASELINE_N, "level": ALPHA, "replicates": replicates,
+            "sequential": {"max_n": fixed_n, "family_size": family, **_mean_with_error("fdr", false_shares),
+                           "power": round(float(np.mean(found)), 3),
+                           "mean_images_per_candidate": round(float(np.mean(images)), 1)},
+            "fixed_48_bh_fisher": {**_mean_with_error("fdr", fixed_false_shares),
+                                   "power": round(float(np.mean(fixed_found)), 3),
+                                   "mean_images_per_candidate": fixed_n},
+        })
+    return cells
+
+
+def _mean_with_error(name: str, values: list[float]) -> dict:
+    values = np.asarray(values, dtype=float)
+    return {name: round(float(values.mean()), 4),
+            f"{name}_standard_error": round(float(values.std(ddof=1) / np.sqrt(values.size)), 4)}
+
+
+def images_per_candidate(sims: int, rng: np.random.Generator) -> list[dict]:
+    baseline_failures = 20  # 17 % of 120
+    fixed_n = 48
+    fixed_significant = np.array([
+        test_excess_failures(k, fixed_n, baseline_failures, BASELINE_N) <= ALPHA
+        and meets_minimum_effect(k, fixed_n, baseline_failures, BASELINE_N, MIN_LIFT, MIN_DIFFERENCE)
+        for k in range(fixed_n + 1)])
+    rows = []
+    for rate in (0.05, 0.17, 0.3, 0.4, 0.5, 0.7, 0.96):
+        row = {"rate": rate, "baseline": "20/120",
+               "fixed_48": {"confirmed": round(float(np.sum(binom.pmf(np.arange(fixed_n + 1), fixed_n, rate)
+                                                              * fixed_significant)), 3), "images": fixed_n}}
+        for max_n in (48, 96):
+            for family_size in (1, 50):
+                confirmed, used, _ = run_candidates(np.full(sims, rate), baseline_failures, max_n, rng,
+                                                    family_size=family_size)
+                row[f"sequential_max{max_n}_family{family_size}"] = {
+                    "confirmed": round(float(confirmed.mean()), 3), "images": round(float(used.mean()), 1)}
+        rows.append(row)
+    return rows
+
+
+def _rate_with_interval(count: int, total: int) -> dict:
+    low, high = wilson_interval(count, total)
+    return {"rate": round(count / total, 5), "wilson_95": [round(low, 5), round(high, 5)], "of": total}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sims", type=int, default=20000, help="simulated candidates per cell")
+    parser.add_argument("--replicates", type=int, default=400, help="simulated 50-candidate families per effect")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    start = time.perf_counter()
+    result = {
+        "alpha": ALPHA, "min_lift": MIN_LIFT, "min_difference": MIN_DIFFERENCE, "futility_error": 0.2,
+        "type_one_error": type_one_error(args.sims, rng),
+        "ebh_family": ebh_family(args.replicates, rng),
+        "images": images_per_candidate(args.sims, rng),
+    }
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,483 @@
+"""Regression suites: a run's confirmed bugs written as a portable YAML file, and the check that re-tests a
+classifier on it.
+
+A suite holds, per bug, the class and the labels accepted for it, the description (the shortest form is the
+headline, as in the report), the exact prompts, the generator spec and options, the seeds of fresh test images
+and a pass threshold; per class, a baseline case on the run's plain templates, so a "fix" that breaks the
+class as a whole fails too. The seeds come from the namespace "suite", which discovery never draws from, and
+any seed the run itself used for the same prompt is skipped: a suite never re-tests the images a bug was found
+or confirmed on.
+
+The decision (`decide`): a case passes when the upper bound of the 95% Wilson interval of its failure rate is
+at or below the threshold, i.e. a one-sided test at level 0.025 shows the failure rate is below it. "Not
+significantly worse" would pass a model that was only tested on too few images; a gate has to demand
+evidence of the fix. A case whose interval lies above the threshold fails ("above threshold"); one whose
+interval straddles it fails too ("inconclusive": more images, `suite --images`, decide it).
+
+The default threshold is the class's baseline failure rate in the run plus a margin, by default the run's own
+`min_difference` (0.15): below that excess the run would not have called the description a bug, so the same
+line marks it fixed. The default number of images per case is the smallest n at which a model that fails
+exactly at the baseline rate passes with 90% probability in the worst case (rate 0.5):
+n = (z_0.975 + z_0.90)^2 * 0.25 / margin^2 (117 images for a margin of 0.15).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from scipy.stats import norm
+
+from blindspots import __version__
+from blindspots.models.errors import ModelSpecError, ModelUnavailableError
+from blindspots.pipeline.executor import Executor, ModelSet
+from blindspots.pipeline.progress import ProgressFactory, silent_progress
+from blindspots.pipeline.sampling import judge_prediction
+from blindspots.stats import wilson_interval
+from blindspots.store import RunStore
+from blindspots.store.images import ImageStore
+from blindspots.store.records import Candidate, Purpose
+
+SUITE_FORMAT = 1
+SUITE_KIND = "blindspots-suite"
+CONFIDENCE = 0.95
+POWER = 0.90
+BATCH = 32
+DEFAULT_MARGIN = 0.15
+STATUSES = ("passed", "above threshold", "inconclusive")
+
+
+class SuiteError(ValueError):
+    """The suite cannot be written or checked as asked; the message names the problem and the fix."""
+
+
+def images_to_show_fixed(margin: float, confidence: float = CONFIDENCE, power: float = POWER) -> int:
+    """Images per case at which a model failing exactly at the baseline rate has probability `power` of a
+    Wilson upper bound below baseline + margin, in the worst case (rate 0.5), by the normal approximation."""
+    if not 0 < margin < 1:
+        raise SuiteError(f"the margin must lie between 0 and 1 (a share of images), not {margin}")
+    z_sum = norm.ppf(0.5 + confidence / 2) + norm.ppf(power)
+    return math.ceil(z_sum**2 * 0.25 / margin**2)
+
+
+def decide(failures: int, n: int, threshold: float) -> dict[str, Any]:
+    """Failure rate, 95% Wilson interval and verdict of one case (see the module docstring)."""
+    low, high = wilson_interval(failures, n, CONFIDENCE)
+    status = ("passed" if n and high <= threshold else "above threshold" if low > threshold
+              else "inconclusive")
+    return {"n": n, "failures": failures, "rate": failures / n if n else None, "low": low, "high": high,
+            "threshold": threshold, "status": status, "passed": status == "passed"}
+
+
+# ---- writing a suite ------------------------------------------------------------------------------------------
+def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float | None = None,
+                thresholds: Mapping[str, float] | None = None, top: int | None = None) -> dict[str, Any]:
+    """The suite of a finished run's confirmed bugs, as a plain dict ready for YAML.
+
+    `thresholds` sets a bug's pass threshold by its suite id ("bug-13") or its headline ("boat on road");
+    `top` keeps the K highest-ranked bugs (the run's ranking)."""
+    from blindspots.pipeline.api import load_result
+    from blindspots.pipeline.config import stored_run_config
+    from blindspots.pipeline.context import derive_seed
+    from blindspots.pipeline.transfer import run_classes
+
+    thresholds = dict(thresholds or {})
+    with RunStore.open(run_dir) as store:
+        config = stored_run_config(store)
+        result = load_result(store)
+        classes = run_classes(store)
+        used_seeds: dict[str, set[int]] = {}
+        for purpose in Purpose:
+            for sample in store.samples_of(purpose):
+                used_seeds.setdefault(sample.prompt, set()).add(sample.seed)
+    margin = float(config.min_difference if margin is None else margin)
+    per_case = images if images is not None else images_to_show_fixed(margin)
+    if per_case < 1:
+        raise SuiteError(f"--images must be a positive number of images per case, not {per_case}")
+    rows = result.bug_rows(top=top)
+    if not rows:
+        raise SuiteError(f"{run_dir} has no confirmed bugs to turn into a suite; run discovery with a larger "
+                         "--budget or on more classes first")
+    candidates = {c.id: c for c in result.candidates}
+    baseline = result.summary.baseline if result.summary is not None else {}
+
+    def seeds(class_name: str, prompts: Sequence[str]) -> list[int]:
+        drawn, index = [], 0
+        while len(drawn) < per_case:
+            prompt = prompts[len(drawn) % len(prompts)]
+            seed = derive_seed("suite", config.seed, class_name, prompt, index)
+            index += 1
+            if seed not in used_seeds.get(prompt, ()):
+                drawn.append(seed)
+        return drawn
+
+    def class_baseline(class_name: str, fallback: Candidate | None) -> dict[str, Any]:
+        found = baseline.get(class_name)
+        if found:
+            return {key: found[key] for key in ("rate", "low", "high", "n", "failures")}
+        return {"rate": fallback.baseline_rate, "low": fallback.baseline_low, "high": fallback.baseline_high,
+                "n": fallback.baseline_n, "failures": fallback.baseline_failures}
+
+    bugs = []
+    for row in rows:
+        bug = candidates[row["id"]]
+        shortest = candidates.get(bug.shortest_id) or bug
+        base = class_baseline(row["class"], bug)
+        case_id = f"bug-{row['id']}"
+        threshold, source = _threshold(thresholds, case_id, row["shortest"], base["rate"], margin)
+        bugs.append({
+            "id": case_id, "class": row["class"], "accepted": classes.get(row["class"], [row["class"]]),
+            "description": {"shortest": row["shortest"], "full": row["description"]},
+            "prompts": [shortest.prompt], "full_prompt": bug.prompt,
+            "seeds": seeds(row["class"], [shortest.prompt]),
+            "found": {"rate": row["shortest_rate"], "low": row["shortest_interval"][0],
+                      "high": row["shortest_interval"][1], "n": row["shortest_n"], "q": row["shortest_q"],
+                      "excess_low": row["excess_interval"][0], "excess_high": row["excess_interval"][1]},
+            "baseline": base, "threshold": round(threshold, 4), "threshold_from": source,
+        })
+    unused = sorted(set(thresholds) - {b["id"] for b in bugs} - {b["description"]["shortest"] for b in bugs})
+    if unused:
+        known = ", ".join(f"{b['id']} ({b['description']['shortest']})" for b in bugs)
+        raise SuiteError(f"threshold(s) set for unknown bug(s) {', '.join(unused)}; the suite's bugs are {known}")
+    templates = list(config.templates)
+    baselines = []
+    # Every class of the run, not only those with bugs: the class a bug is mistaken for ("car" for boats on
+    # roads) is the one a careless fix breaks.
+    for class_name in classes:
+        if class_name not in baseline:
+            continue
+        base = class_baseline(class_name, None)
+        prompts = [template.replace("{label}", class_name) for template in templates]
+        threshold, source = _threshold(thresholds, f"baseline-{class_name}", "", base["rate"], margin)
+        baselines.append({
+            "id": f"baseline-{class_name}", "class": class_name, "accepted": classes.get(class_name, [class_name]),
+            "prompts": prompts, "seeds": seeds(class_name, prompts), "baseline": base,
+            "threshold": round(threshold, 4), "threshold_from": source,
+        })
+    return {
+        "format": SUITE_KIND, "format_version": SUITE_FORMAT, "blindspots_version": __version__,
+        "source": {"run": Path(run_dir).name, "classifier": config.classifier, "seed": config.seed},
+        "generator": {"spec": config.generator, "options": config.model_options("generator")},
+        "top_k": config.top_k,
+        "decision": (f"a case passes when the upper bound of the {CONFIDENCE:.0%} Wilson interval of its failure "
+                     "rate is at or below its threshold; default threshold: the class baseline rate in the run "
+                     f"plus {margin:g}"),
+        "margin": margin, "images_per_case": per_case,
+        "bugs": bugs, "baselines": baselines,
+    }
+
+
+def _threshold(thresholds: Mapping[str, float], case_id: str, headline: str, baseline_rate: float,
+               margin: float) -> tuple[float, str]:
+    for key in (case_id, headline):
+        if key and key in thresholds:
+            value = float(thresholds[key])
+            if not 0 <= value <= 1:
+                raise SuiteError(f"threshold {value} for {key} must be a failure rate between 0 and 1")
+            return value, "set"
+    return min(1.0, baseline_rate + margin), f"baseline + {margin:g}"
+
+
+def write_suite(suite: Mapping[str, Any], path: str | Path) -> Path:
+    """Write the suite as YAML (seeds as one flow list per case, so the file stays readable)."""
+    path = Path(path)
+    text = yaml.dump(dict(suite), Dumper=_SuiteDumper, sort_keys=False, allow_unicode=True, width=110)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, text.encode())
+    return path
+
+
+class _SeedList(list):
+    pass
+
+
+class _SuiteDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:  # a reader edits one case without changing another
+        return True
+
+
+def _represent_mapping(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
+    data = {key: _SeedList(value) if key == "seeds" else value for key, value in data.items()}
+    return dumper.represent_dict(data)
+
+
+_SuiteDumper.add_representer(dict, _represent_mapping)
+_SuiteDumper.add_representer(_SeedList, lambda dumper, data: dumper.represent_sequence(
+    "tag:yaml.org,2002:seq", list(data), flow_style=True))
+
+
+def load_thresholds(path: str | Path) -> dict[str, float]:
+    """An override file: a YAML mapping of bug id or headline to a failure rate, e.g. {bug-13: 0.2}."""
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError(f"threshold file {path} does not exist; write a YAML mapping such as 'bug-13: 0.2'")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise SuiteError(f"threshold file {path} is not valid YAML ({_first_line(err)})") from err
+    if not isinstance(data, dict) or not all(isinstance(v, (int, float)) for v in data.values()):
+        raise SuiteError(f"threshold file {path} must map bug ids or headlines to rates, e.g. 'bug-13: 0.2'")
+    return {str(key): float(value) for key, value in data.items()}
+
+
+# ---- reading a suite ------------------------------------------------------------------------------------------
+def load_suite(path: str | Path) -> dict[str, Any]:
+    """Read and validate a suite file; every problem is one line that names the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError(f"no suite file at {path}; write one with `blindspots suite RUN -o {path.name}`")
+    try:
+        suite = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SuiteError(f"{path} is not valid YAML ({_first_line(err)}); rewrite it with `blindspots suite`") from err
+    if not isinstance(suite, dict) or suite.get("format") != SUITE_KIND:
+        raise SuiteError(f"{path} is not a blindspots suite (no 'format: {SUITE_KIND}'); write one with "
+                         "`blindspots suite RUN -o FILE`")
+    version = suite.get("format_version")
+    if not isinstance(version, int):
+        raise SuiteError(f"{path} has no integer format_version; rewrite it with `blindspots suite`")
+    if version > SUITE_FORMAT:
+        raise SuiteError(f"{path} is suite format {version} (written by blindspots "
+                         f"{suite.get('blindspots_version', '?')}); this blindspots {__version__} reads format "
+                         f"{SUITE_FORMAT} and older: upgrade blindspots (pip install -U blindspots)")
+    problems = []
+    generator = suite.get("generator")
+    if not isinstance(generator, dict) or not isinstance(generator.get("spec"), str):
+        problems.append("generator needs a spec")
+    cases = [*(suite.get("bugs") or []), *(suite.get("baselines") or [])]
+    if not cases:
+        problems.append("it lists no bugs and no baselines")
+    for case in cases:
+        name = case.get("id", "?") if isinstance(case, dict) else "?"
+        if not isinstance(case, dict):
+            problems.append("a case is not a mapping")
+            continue
+        for key, kind in (("id", str), ("class", str), ("accepted", list), ("prompts", list), ("seeds", list)):
+            if not isinstance(case.get(key), kind) or not case.get(key):
+                problems.append(f"case {name} needs a non-empty {key}")
+        threshold = case.get("threshold")
+        if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            problems.append(f"case {name} needs a threshold between 0 and 1, not {threshold!r}")
+        if not all(isinstance(seed, int) for seed in case.get("seeds") or []):
+            problems.append(f"case {name} has seeds that are not integers")
+    if problems:
+        raise SuiteError(f"{path} is not a valid suite: {'; '.join(problems[:5])}; rewrite it with "
+                         "`blindspots suite RUN -o FILE` or fix those entries")
+    return suite
+
+
+# ---- checking -------------------------------------------------------------------------------------------------
+class SuiteImageCache:
+    """Images of a suite, content-addressed (`ImageStore`), with an index from what made an image (generator
+    spec and options, prompt, seed) to its hash. One small file per entry, written atomically, so two checks
+    that share the folder never corrupt it; a second classifier costs no generation."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.images = ImageStore(self.root / "images")
+
+    @staticmethod
+    def key(generator: Mapping[str, Any], prompt: str, seed: int) -> str:
+        payload = json.dumps([generator.get("spec"), generator.get("options") or {}, prompt, int(seed)],
+                             sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def _entry(self, key: str) -> Path:
+        return self.root / "index" / key[:2] / key
+
+    def get(self, key: str) -> str | None:
+        entry = self._entry(key)
+        if not entry.is_file():
+            return None
+        digest = entry.read_text().strip()
+        return digest if digest in self.images else None
+
+    def put(self, key: str, image) -> str:
+        digest = self.images.put(image)
+        entry = self._entry(key)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(entry, digest.encode())
+        return digest
+
+
+def default_cache_dir(suite_path: str | Path) -> Path:
+    path = Path(suite_path)
+    return path.with_name(f"{path.stem}.images")
+
+
+def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: str | Path | None = None,
+              label_map: Mapping[str, Sequence[str]] | None = None, progress: ProgressFactory | None = None,
+              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Generate (or reuse) the suite's images, classify them with every classifier and decide every case."""
+    from blindspots.pipeline.api import package_versions
+
+    progress = progress or silent_progress
+    log = log or (lambda message: None)
+    if not classifiers:
+        raise SuiteError("name at least one classifier to check, e.g. --classifier world:classifier")
+    suite = load_suite(suite_path)
+    cases = [*(dict(c, kind="bug") for c in suite.get("bugs") or []),
+             *(dict(c, kind="baseline") for c in suite.get("baselines") or [])]
+    label_map = {key: list(value) for key, value in (label_map or {}).items()}
+    executors, accepted = {}, {}
+    for spec in dict.fromkeys(classifiers):  # every classifier checked before any image is made
+        executor = Executor(ModelSet({"classifier": spec}))
+        labels = list(executor.models.get("classifier").labels)
+        accepted[spec] = _accepted_labels(spec, labels, cases, label_map)
+        executors[spec] = executor
+    cache = SuiteImageCache(cache_dir or default_cache_dir(suite_path))
+    generated = _ensure_images(suite, cases, cache, progress, log)
+    top_k = int(suite.get("top_k", 1))
+    results = []
+    bar = progress("classifying the suite's images", len(cases) * len(executors))
+    try:
+        for case in cases:
+            hashes = [cache.get(SuiteImageCache.key(suite["generator"], prompt, seed))
+                      for prompt, seed in _case_items(case)]
+            images = [cache.images.get(digest) for digest in hashes if digest is not None]
+            by_spec = {}
+            for spec, executor in executors.items():
+                failures = _count_failures(executor, images, accepted[spec][case["class"]], top_k)
+                by_spec[spec] = decide(failures, len(images), float(case["threshold"]))
+                bar.advance(1)
+            results.append({
+                "id": case["id"], "kind": case["kind"], "class": case["class"],
+                "description": (case.get("description") or {}).get("shortest") or f"baseline: {case['class']}",
+                "prompts": case["prompts"], "threshold": float(case["threshold"]),
+                "found": case.get("found"), "baseline": case.get("baseline"),
+                "generation_errors": len(hashes) - len(images), "results": by_spec,
+            })
+    finally:
+        bar.close()
+    passed = {spec: all(r["results"][spec]["passed"] for r in results) for spec in executors}
+    return {
+        "kind": "check", "suite": str(suite_path), "passed": all(passed.values()), "passed_by_classifier": passed,
+        "classifiers": list(executors), "cases": results,
+        "images": {"per_case": len(cases[0]["seeds"]) if cases else 0, "generated": generated,
+                   "cache": str(cache.root)},
+        "config": {"suite": str(suite_path), "suite_format": suite["format_version"],
+                   "suite_blindspots_version": suite.get("blindspots_version"), "classifiers": list(executors),
+                   "generator": suite["generator"], "top_k": top_k, "label_map": label_map,
+                   "cache": str(cache.root), "decision": suite.get("decision"),
+                   "confidence": CONFIDENCE},
+        "versions": package_versions(),
+    }
+
+
+def _case_items(case: Mapping[str, Any]) -> list[tuple[str, int]]:
+    prompts = case["prompts"]
+    return [(prompts[index % len(prompts)], int(seed)) for index, seed in enumerate(case["seeds"])]
+
+
+def _ensure_images(suite: Mapping[str, Any], cases: list[dict[str, Any]], cache: SuiteImageCache,
+                   progress: ProgressFactory, log: Callable[[str], None]) -> int:
+    """Generate the images the cache lacks; returns how many were generated."""
+    generator = suite["generator"]
+    missing = list(dict.fromkeys(
+        (prompt, seed) for case in cases for prompt, seed in _case_items(case)
+        if cache.get(SuiteImageCache.key(generator, prompt, seed)) is None))
+    if not missing:
+        log(f"every image of the suite is in {cache.root}: classification only")
+        return 0
+    models = ModelSet({"generator": generator["spec"]}, {"generator": dict(generator.get("options") or {})})
+    try:
+        models.get("generator")
+    except (ModelSpecError, ModelUnavailableError) as err:
+        raise SuiteError(f"the suite's generator {generator['spec']} cannot load here ({_first_line(err)}); "
+                         "install what it needs, check on a machine where it loads, or pass --cache with a "
+                         "folder that already holds the suite's images") from err
+    executor = Executor(models)
+    made = 0
+    bar = progress("generating the suite's images", len(missing))
+    try:
+        for start in range(0, len(missing), BATCH):
+            batch = missing[start : start + BATCH]
+            result = executor.generate([p for p, _ in batch], [s for _, s in batch])
+            for (prompt, seed), image in zip(batch, result.images, strict=True):
+                if image is not None:
+                    cache.put(SuiteImageCache.key(generator, prompt, seed), image)
+                    made += 1
+            bar.advance(len(batch))
+    finally:
+        bar.close()
+    return made
+
+
+def _count_failures(executor: Executor, images: list, accepted: set[str], top_k: int) -> int:
+    """Failures by the run's own rule (`judge_prediction`): no accepted label among the top k."""
+    failures = 0
+    for start in range(0, len(images), BATCH):
+        probabilities, labels = executor.classify(images[start : start + BATCH])
+        failures += sum(judge_prediction(row, labels, accepted, top_k)["is_failure"] for row in probabilities)
+    return failures
+
+
+def _accepted_labels(spec: str, labels: list[str], cases: list[dict[str, Any]],
+                     label_map: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
+    from blindspots.pipeline.transfer import _closest, _describe_missing
+
+    known, accepted, missing = set(labels), {}, []
+    for case in cases:
+        mapped = {label for suite_label in case["accepted"] for label in label_map.get(suite_label, [suite_label])}
+        if not mapped & known:
+            missing += [(case["class"], label) for label in sorted(mapped - known)]
+        accepted[case["class"]] = mapped & known
+    if missing:
+        missing = list(dict.fromkeys(missing))
+        raise SuiteError(f"classifier {spec} lacks the suite's labels: {_describe_missing(missing, labels)}. "
+                         "Map each to the classifier's labels with --label-map SUITE_LABEL=ITS_LABEL[,...], e.g. "
+                         f"--label-map '{missing[0][1]}={_closest(missing[0][1], labels)}'")
+    return accepted
+
+
+# ---- JUnit ----------------------------------------------------------------------------------------------------
+def junit_xml(result: Mapping[str, Any]) -> str:
+    """JUnit XML: one test suite per classifier, one test case per bug and per class baseline."""
+    from xml.etree import ElementTree as ET
+
+    root = ET.Element("testsuites", name="blindspots check")
+    for spec in result["classifiers"]:
+        failed = sum(not case["results"][spec]["passed"] for case in result["cases"])
+        suite = ET.SubElement(root, "testsuite", name=spec, tests=str(len(result["cases"])),
+                              failures=str(failed), errors="0")
+        for case in result["cases"]:
+            outcome = case["results"][spec]
+            element = ET.SubElement(suite, "testcase", classname=f"{spec}.{case['kind']}",
+                                    name=f"{case['id']}: {case['description']}")
+            summary = _outcome_text(outcome)
+            if outcome["passed"]:
+                ET.SubElement(element, "system-out").text = summary
+            else:
+                ET.SubElement(element, "failure", message=f"{outcome['status']}: {summary}",
+                              type=outcome["status"]).text = summary
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _outcome_text(outcome: Mapping[str, Any]) -> str:
+    if not outcome["n"]:
+        return "no image could be generated for this case"
+    return (f"failure rate {outcome['rate']:.1%} (95% CI {outcome['low']:.1%}-{outcome['high']:.1%}, "
+            f"{outcome['failures']}/{outcome['n']}); threshold {outcome['threshold']:.1%}")
+
+
+def _first_line(err: BaseException) -> str:
+    return re.sub(r"\s+", " ", str(err)).strip()[:300]
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
