@@ -18,7 +18,7 @@ from blindspots.evaluation.discovery_benchmark import (
     run_benchmark,
     score_findings,
 )
-from blindspots.pipeline.config import ConfigError, RunConfig
+from blindspots.pipeline.config import ConfigError
 from blindspots.world.spec import load_spec
 
 SPECS = Path(load_spec.__code__.co_filename).parent / "specs"
@@ -171,17 +171,11 @@ def test_score_findings_on_a_world_without_spots_has_no_planted_figures():
 
 # ---------------------------------------------------------------------------------- modes and worlds
 
-def test_fixed_mode_runs_with_todays_config_and_an_unknown_mode_is_named():
-    assert mode_overrides("fixed") in ({}, {"confirmation": "fixed"})
+def test_modes_become_the_confirmation_setting_and_an_unknown_mode_is_named():
+    assert mode_overrides("fixed") == {"confirmation": "fixed"}
+    assert mode_overrides("sequential") == {"confirmation": "sequential"}
     with pytest.raises(ConfigError, match="'adaptive' is unknown; use fixed or sequential"):
         mode_overrides("adaptive")
-
-
-@pytest.mark.skipif("confirmation" in RunConfig.model_fields, reason="the run config has confirmation modes")
-def test_a_mode_the_config_lacks_fails_before_any_run(tmp_path):
-    with pytest.raises(ConfigError, match="confirmation: unknown setting"):
-        run_benchmark(seeds=2, out=tmp_path, modes=["fixed", "sequential"])
-    assert not any(tmp_path.iterdir())
 
 
 def test_shipped_worlds_resolve_by_name_and_a_bad_name_is_named(tmp_path):
@@ -206,11 +200,21 @@ def test_bad_confirmation_option_is_one_line_before_any_run(tmp_path):
 @pytest.mark.slow
 def test_benchmark_on_the_built_in_world_scores_every_figure(tmp_path):
     overrides = {"classes": ["boat", "plane", "cup"], "rounds": 1, "budget": 1000}
-    result = run_benchmark(seeds=1, out=tmp_path, overrides=overrides, modes=["fixed"], fresh_images=40)
+    result = run_benchmark(seeds=1, out=tmp_path, overrides=overrides, modes=["fixed", "sequential"],
+                           fresh_images=40)
+    assert list(result["modes"]) == ["fixed", "sequential"]
+    for mode in result["modes"].values():
+        for key in ("recall", "replication", "exactness", "precision", "region_recall", "region_precision",
+                    "minimality", "images", "images_per_bug"):
+            assert mode[key] is not None, key
+    # Both modes ran the same seed on the same world, each in its own run folder with its own setting.
+    from blindspots.pipeline.config import stored_run_config
+    from blindspots.store.run_store import RunStore
+
+    for name, mode in result["modes"].items():
+        with RunStore.open(mode["seeds"][0]["run_dir"]) as store:
+            assert stored_run_config(store).confirmation == name
     fixed = result["modes"]["fixed"]
-    for key in ("recall", "replication", "exactness", "precision", "region_recall", "region_precision",
-                "minimality", "images", "images_per_bug"):
-        assert fixed[key] is not None, key
     run = fixed["seeds"][0]
     # Boats on a road and planes at night are planted and easy: discovery finds both, exactly.
     assert {"boat_on_road", "plane_at_night"} <= set(run["spots_found"])

@@ -66,9 +66,11 @@ def discovery(
             from blindspots.pipeline.api import package_versions
             from blindspots.store import RunStore
 
-            with RunStore.open(result["seeds"][0]["run_dir"]) as store:  # seed 0's resolved run config
+            first = result["modes"][modes[0]]["seeds"][0]  # the first mode's seed 0: its resolved run config
+            with RunStore.open(first["run_dir"]) as store:
                 run_config = {k: v for k, v in store.config().items() if k != "versions"}
-            config = {"world": world, "seeds": seeds, "out": out, "overrides": overrides, "run": run_config}
+            config = {"world": world, "seeds": seeds, "confirmation": modes, "out": out, "overrides": overrides,
+                      "fresh_images": fresh_images, "run": run_config}
             print(json.dumps({"kind": "bench discovery", **result, "config": config,
                               "versions": package_versions()}, indent=2, default=str))
             return

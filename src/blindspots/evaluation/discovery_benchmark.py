@@ -72,14 +72,10 @@ def resolve_world(world: str | None) -> str | None:
 
 
 def mode_overrides(mode: str) -> dict[str, Any]:
-    """The config override for a confirmation mode. Until the run config has a `confirmation` setting, fixed
-    confirmation is the only behaviour and needs no override; any other mode is passed through, so the
-    config names the problem."""
+    """The run config override for a confirmation mode (`RunConfig.confirmation`)."""
     if mode not in CONFIRMATION_MODES:
         raise ConfigError(f"confirmation mode {mode!r} is unknown; use {' or '.join(CONFIRMATION_MODES)} "
                           f"(comma-separated to compare them)")
-    if mode == "fixed" and "confirmation" not in RunConfig.model_fields:
-        return {}
     return {"confirmation": mode}
 
 
