@@ -91,6 +91,12 @@ def test_bad_region_input_names_the_problem():
         regions.region_recall(PRIOR, [], [FISH_ON_SAND])
 
 
+def test_overlap_of_conjunctions():
+    assert regions.overlaps(FISH_ON_SAND, FISH_SPOTS[0]) and regions.overlaps(FISH_SPOTS[0], FISH_ON_SAND)
+    assert not regions.overlaps(FISH_SPOTS[0], FISH_SPOTS[1])
+    assert regions.overlaps({"class": "fish", "size": "small"}, FISH_SPOTS[2])
+
+
 def test_minimality_margin():
     assert regions.is_minimal(0.9, [0.3, 0.5], margin=0.1)
     assert not regions.is_minimal(0.9, [0.3, 0.85], margin=0.1)  # one phrase added nothing
@@ -108,25 +114,36 @@ def _cell(**values):
     return {**base, **values}
 
 
+FISH_SPOT_NAMES = ["fish_on_sand_clear", "fish_on_sand_fog", "fish_on_sand_rain", "fish_on_sand_snow"]
+
+
 def test_one_description_of_touching_spots_credits_all_of_them(touching):
-    failures = [_cell(background="sand", weather=w) for w in ("clear", "fog", "rain", "snow", "fog")]
-    assert credited_spots(touching, failures) == ["fish_on_sand_clear", "fish_on_sand_fog", "fish_on_sand_rain",
-                                                  "fish_on_sand_snow"]
+    # Few failures (a sequential test that stopped early), none in snow: the words still reach every weather.
+    failures = [_cell(background="sand", weather=w) for w in ("clear", "fog", "fog")]
+    assert credited_spots(touching, failures, {"class": "fish", "background": "sand"}) == FISH_SPOT_NAMES
+    fog = {"class": "fish", "background": "sand", "weather": "fog"}
+    assert credited_spots(touching, failures[1:], fog) == ["fish_on_sand_fog"]
 
 
 def test_a_nested_spot_with_its_own_label_is_not_credited_by_the_broader_description(touching):
+    on_road = {"class": "boat", "background": "road"}
     failures = [_cell(**{"class": "boat"}, background="road", lighting=light)
                 for light in ("day", "day", "dusk", "night")]
-    assert credited_spots(touching, failures) == ["boat_on_road"]
+    assert credited_spots(touching, failures, on_road) == ["boat_on_road"]
     nested = [_cell(**{"class": "boat"}, background="road", lighting="night")] * 3
-    assert credited_spots(touching, nested) == ["boat_on_road_at_night"]
+    assert credited_spots(touching, nested, {**on_road, "lighting": "night"}) == ["boat_on_road_at_night"]
+    # Half and half: no failure mode holds a majority, so neither spot is credited.
+    assert credited_spots(touching, failures[:1] + nested[:1], on_road) == []
 
 
 def test_spots_of_one_class_with_different_labels_are_credited_apart(touching):
+    indoors = {"class": "lamp", "background": "indoor"}
     lamps = [_cell(**{"class": "lamp"}, background="indoor", size=s) for s in ("small", "small", "small", "large")]
-    assert credited_spots(touching, lamps) == ["small_lamp_indoors"]
+    assert credited_spots(touching, lamps, indoors) == ["small_lamp_indoors"]
+    assert credited_spots(touching, lamps[:1] + lamps[3:] * 3, indoors) == ["large_lamp_indoors"]
+    assert credited_spots(touching, lamps[:2] + lamps[3:] * 2, indoors) == []  # a merged bug credits neither
     outside = [_cell(**{"class": "lamp"}, background="grass")] * 3 + [lamps[0]]
-    assert credited_spots(touching, outside) == []
+    assert credited_spots(touching, outside, {"class": "lamp"}) == []
 
 
 def _finding(id, cls, cells, spots, refines=None):
@@ -135,7 +152,7 @@ def _finding(id, cls, cells, spots, refines=None):
 
 
 def test_score_findings_credits_unions_refinements_and_counts_imprecise_bugs(touching):
-    fish_spots = ["fish_on_sand_clear", "fish_on_sand_fog", "fish_on_sand_rain", "fish_on_sand_snow"]
+    fish_spots = FISH_SPOT_NAMES
     findings = [
         _finding(1, "fish", {"background": "sand"}, fish_spots),               # the union, exactly
         _finding(2, "lamp", {"background": "indoor"}, ["small_lamp_indoors"]),  # wider than both lamp spots

@@ -6,10 +6,11 @@ maps to the same attributes every time.
 
 What a run is scored on (`score_run`):
 - **findings** are the run's bugs and their confirmed refinements ("refines #k"); each is described by its
-  shortest form. A finding **credits** the spots of a failure mode (class and wrong label) when at least half
-  of its confirmation failures lie in spots of that mode, namely those spots that hold any of its failures:
-  one description "fish on sand" credits the four touching fish-on-sand spots, while "boat on road" does not
-  credit the narrower "boat on road at night" spot nested in it, which the classifier calls something else.
+  shortest form. A finding **credits** the spots of a failure mode (class and wrong label) when more than half
+  of its shortest form's confirmation failures lie in spots of that mode, namely those of the mode's spots
+  its description reaches: one description "fish on sand" credits the four touching fish-on-sand spots,
+  while "boat on road" does not credit the narrower "boat on road at night" spot nested in it, which the
+  classifier calls something else.
 - **recall**: share of planted spots credited. **exactness**: share of credited spots that some crediting
   finding names exactly (`regions.names_exactly`: the spot, or a union of spots, and nothing outside).
 - **precision**: share of bugs that credit any spot. Each bug that credits none is re-tested on fresh images:
@@ -108,11 +109,12 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
             failures = store.samples_of(Purpose.CONFIRM, candidate_ids=[shortest.id], valid=True, failing=True)
             renders = renderer.render_prompts([s.prompt for s in failures], [s.seed for s in failures])
             text = Description.from_dict(shortest.description).prompt(finding.class_name)
+            cells = parse_prompt(text, spec).attributes
             findings.append({
                 "id": finding.id, "class": finding.class_name, "shortest": shortest.display_text(),
                 "refines": None if finding.verdict.kind is not VerdictKind.REFINES else finding.verdict.related_bug,
-                "cells": parse_prompt(text, spec).attributes,
-                "spots": credited_spots(spec, [r.attributes for r in renders]),
+                "cells": cells,
+                "spots": credited_spots(spec, [r.attributes for r in renders], cells),
                 "failures": len(failures),
             })
     truth = score_findings(spec, findings)
@@ -148,19 +150,22 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
     }
 
 
-def credited_spots(spec, failure_attributes: Sequence[dict[str, str]]) -> list[str]:
-    """The spots a finding credits, from the attributes of its confirmation failures: the spots of every
-    failure mode (class, wrong label) holding at least half of the failures that hold any of them."""
+def credited_spots(spec, failure_attributes: Sequence[dict[str, str]], cells: dict[str, str]) -> list[str]:
+    """The spots a finding credits. Its failure mode is the (class, wrong label) whose spots hold more than
+    half of its confirmation failures (at most one mode: a description mixing two labels credits neither);
+    it credits that mode's spots its description `cells` reaches. Which spots a description covers is read
+    from its words, not from which spots its few failing images happened to land in, so "fish on sand"
+    credits every weather even when a sequential test stopped after a dozen images."""
     if not failure_attributes:
         return []
-    inside: dict[tuple[str, str], dict[str, int]] = {}
+    by_mode: dict[tuple[str, str], int] = {}
     for attributes in failure_attributes:
         spot = spec.spot_of(attributes)
         if spot is not None:
-            by_spot = inside.setdefault((spot.cls, spot.called), {})
-            by_spot[spot.name] = by_spot.get(spot.name, 0) + 1
-    return sorted(name for by_spot in inside.values() if sum(by_spot.values()) >= len(failure_attributes) / 2
-                  for name in by_spot)
+            by_mode[(spot.cls, spot.called)] = by_mode.get((spot.cls, spot.called), 0) + 1
+    modes = [mode for mode, count in by_mode.items() if count > len(failure_attributes) / 2]
+    return sorted(spot.name for spot in spec.blind_spots if modes and (spot.cls, spot.called) == modes[0]
+                  and regions.overlaps(cells, spot.when))
 
 
 def score_findings(spec, findings: Sequence[dict[str, Any]]) -> dict[str, Any]:

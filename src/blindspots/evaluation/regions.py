@@ -73,6 +73,11 @@ def contains(outer: Cells, inner: Cells) -> bool:
     return all(inner.get(key) == value for key, value in outer.items())
 
 
+def overlaps(first: Cells, second: Cells) -> bool:
+    """Do two conjunctions share a cell? (They agree on every attribute both name.)"""
+    return all(second[key] == value for key, value in first.items() if key in second)
+
+
 def names_exactly(prior: Prior, cells: Cells, spot: Cells, region: Sequence[Cells]) -> bool:
     """The description holds the whole spot and nothing outside the region: the spot itself, or a union of
     touching spots that includes it. A narrower description (part of the spot) or a wider one (reaching
