@@ -278,10 +278,10 @@ def reproducibility_checks(role: str, model: Any, inputs: list[Image.Image]) -> 
     """On this device and dtype: does an item's output depend on its batch? (The adapters promise it does not.)"""
     if role == "generator":
         model.batch_size = 4
-        together = model.generate(["a photo of a koala"] * 4, [1, 2, 3, 4])
+        together = model.generate(["a photo of a koala"] * 4, [1, 2, 3, 4]).images
         model.batch_size = 1
-        alone = model.generate(["a photo of a koala"] * 4, [1, 2, 3, 4])
-        again = model.generate(["a photo of a koala"], [1])
+        alone = model.generate(["a photo of a koala"] * 4, [1, 2, 3, 4]).images
+        again = model.generate(["a photo of a koala"], [1]).images
         diffs = [np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max() for a, b in zip(together, alone, strict=True)]
         return {"generator_batch4_vs_batch1_max_pixel_diff": int(max(diffs)),
                 "generator_same_seed_identical": bool(np.array_equal(np.asarray(again[0]), np.asarray(alone[0])))}

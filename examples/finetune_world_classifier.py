@@ -30,8 +30,9 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
-from blindspots.models.world_adapter import BUNDLED_WORLD, images_to_array
 from blindspots.world import nets
+from blindspots.world.folder import BUNDLED_WORLD
+from blindspots.world.inference import images_to_array
 from blindspots.world.spec import load_spec
 from blindspots.world.train import FILES, META_FILE, SPEC_FILE, deterministic_torch, render_set
 

@@ -70,6 +70,9 @@ class ColourClassifier:
             scores[self.labels.index(guess)] = 1.0
         return scores / scores.sum()
 
+    def describe(self) -> dict:
+        return {"labels": self.labels}
+
 
 def load_colour_classifier(name: str, **options) -> ColourClassifier:
     """Adapter factory for the `colour:` prefix; `colour:no-car` has no 'car' label."""

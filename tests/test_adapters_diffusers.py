@@ -11,8 +11,9 @@ pytest.importorskip("diffusers")
 
 from tiny_models import save_tiny_stable_diffusion  # noqa: E402
 
-from blindspots.models.diffusers_generator import SAFETY_BLANKED_KEY, default_settings  # noqa: E402
+from blindspots.models.diffusers_generator import default_settings  # noqa: E402
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError  # noqa: E402
+from blindspots.models.protocols import Generation  # noqa: E402
 from blindspots.models.registry import load_model  # noqa: E402
 
 PROMPTS = ["a photo of a dog", "a photo of a cat on grass", "a red car", "the dog in snow"]
@@ -35,7 +36,7 @@ def pixels(image) -> np.ndarray:
 
 def test_generates_one_rgb_image_of_the_asked_size_per_prompt(sd_folder):
     generator = load_model("generator", f"diffusers:{sd_folder}", **TINY)
-    images = generator.generate(PROMPTS[:3], [1, 2, 3])
+    images = generator.generate(PROMPTS[:3], [1, 2, 3]).images
     assert len(images) == 3
     assert all(image.size == (32, 32) and image.mode == "RGB" for image in images)
     assert all(pixels(image).std() > 1 for image in images)
@@ -45,26 +46,26 @@ def test_image_depends_only_on_its_prompt_and_seed_not_on_the_batch(sd_folder):
     batched = load_model("generator", f"diffusers:{sd_folder}", batch_size=4, **TINY)
     one_by_one = load_model("generator", f"diffusers:{sd_folder}", batch_size=1, **TINY)
     seeds = [11, 12, 13, 14]
-    together = batched.generate(PROMPTS, seeds)
-    alone = one_by_one.generate(PROMPTS, seeds)
+    together = batched.generate(PROMPTS, seeds).images
+    alone = one_by_one.generate(PROMPTS, seeds).images
     for a, b in zip(together, alone, strict=True):
         assert np.abs(pixels(a) - pixels(b)).max() <= 1
     # The same (prompt, seed) at another position in another batch is the same image.
-    moved = batched.generate([PROMPTS[0], PROMPTS[2]], [99, 13])[1]
+    moved = batched.generate([PROMPTS[0], PROMPTS[2]], [99, 13]).images[1]
     assert np.abs(pixels(moved) - pixels(together[2])).max() <= 1
 
 
 def test_same_seed_repeats_and_different_seeds_differ(sd_folder):
     generator = load_model("generator", f"diffusers:{sd_folder}", **TINY)
-    first = generator.generate([PROMPTS[0]] * 2, [5, 6])
-    again = generator.generate([PROMPTS[0]], [5])
+    first = generator.generate([PROMPTS[0]] * 2, [5, 6]).images
+    again = generator.generate([PROMPTS[0]], [5]).images
     assert np.array_equal(pixels(first[0]), pixels(again[0]))
     assert np.abs(pixels(first[0]) - pixels(first[1])).mean() > 5
 
 
 def test_prompt_changes_the_image(sd_folder):
     generator = load_model("generator", f"diffusers:{sd_folder}", size=32, steps=2, guidance=0.0)
-    a, b = generator.generate(["a dog", "a truck at night"], [7, 7])
+    a, b = generator.generate(["a dog", "a truck at night"], [7, 7]).images
     assert not np.array_equal(pixels(a), pixels(b))
 
 
@@ -72,8 +73,8 @@ def test_guidance_with_negative_prompt_runs_and_changes_the_image(sd_folder):
     plain = load_model("generator", f"diffusers:{sd_folder}", size=32, steps=2, guidance=4.0, device="cpu")
     negative = load_model("generator", f"diffusers:{sd_folder}", size=32, steps=2, guidance=4.0,
                           negative_prompt="blurry", device="cpu")
-    a = plain.generate([PROMPTS[0]], [3])[0]
-    b = negative.generate([PROMPTS[0]], [3])[0]
+    a = plain.generate([PROMPTS[0]], [3]).images[0]
+    b = negative.generate([PROMPTS[0]], [3]).images[0]
     assert not np.array_equal(pixels(a), pixels(b))
 
 
@@ -90,7 +91,7 @@ def test_bfloat16_pipeline_loads_in_that_dtype_and_still_returns_pil(sd_folder):
     import torch
 
     assert generator.pipeline.unet.dtype == torch.bfloat16
-    image = generator.generate([PROMPTS[0]], [1])[0]
+    image = generator.generate([PROMPTS[0]], [1]).images[0]
     assert image.size == (32, 32)
     assert generator.describe()["dtype"] == "bfloat16"
 
@@ -107,24 +108,24 @@ def test_describe_records_what_reproduces_the_images(sd_folder):
     assert described["libraries"]["diffusers"] and described["libraries"]["torch"]
 
 
-def test_safety_checker_blanking_is_marked_and_warned(tmp_path):
+def test_safety_checker_blanking_is_flagged_and_warned(tmp_path):
     folder = save_tiny_stable_diffusion(tmp_path / "checked", safety_checker="flags_all")
     generator = load_model("generator", f"diffusers:{folder}", **TINY)
     with pytest.warns(UserWarning, match="safety checker blanked"):
-        images = generator.generate(PROMPTS[:2], [1, 2])
-    assert all(image.info.get(SAFETY_BLANKED_KEY) for image in images)
-    assert all(pixels(image).max() == 0 for image in images)
+        generation = generator.generate(PROMPTS[:2], [1, 2])
+    assert isinstance(generation, Generation) and generation.safety_blanked == [True, True]
+    assert all(pixels(image).max() == 0 for image in generation.images)
     assert generator.safety_blanked == 2
     assert generator.describe()["safety_checker"] is True
 
 
-def test_passing_safety_checker_marks_nothing(tmp_path):
+def test_passing_safety_checker_flags_nothing(tmp_path):
     folder = save_tiny_stable_diffusion(tmp_path / "passing", safety_checker="flags_none")
     generator = load_model("generator", f"diffusers:{folder}", **TINY)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        images = generator.generate(PROMPTS[:2], [1, 2])
-    assert not any(SAFETY_BLANKED_KEY in image.info for image in images)
+        generation = generator.generate(PROMPTS[:2], [1, 2])
+    assert generation.safety_blanked == [False, False]
     assert generator.safety_blanked == 0
 
 
@@ -132,8 +133,8 @@ def test_safety_checker_is_off_only_when_asked(tmp_path):
     folder = save_tiny_stable_diffusion(tmp_path / "checked", safety_checker="flags_all")
     generator = load_model("generator", f"diffusers:{folder}", safety_checker=False, **TINY)
     assert generator.pipeline.safety_checker is None
-    image = generator.generate([PROMPTS[0]], [1])[0]
-    assert pixels(image).max() > 0 and SAFETY_BLANKED_KEY not in image.info
+    generation = generator.generate([PROMPTS[0]], [1])
+    assert pixels(generation.images[0]).max() > 0 and generation.safety_blanked == [False]
     assert generator.describe()["safety_checker"] is False
 
 
@@ -207,26 +208,24 @@ def test_cuda_auto_dtype_images_do_not_depend_on_the_batch(sd_folder):
     alone = load_model("generator", f"diffusers:{sd_folder}", size=32, steps=2, guidance=0.0, batch_size=1)
     assert batched.describe()["device"].startswith("cuda")
     assert batched.describe()["dtype"] in {"bfloat16", "float16"}
-    together = batched.generate(PROMPTS, [1, 2, 3, 4])
+    together = batched.generate(PROMPTS, [1, 2, 3, 4]).images
     # Half precision rounds differently in differently shaped kernels: a few levels, never a different image.
-    for a, b in zip(together, alone.generate(PROMPTS, [1, 2, 3, 4]), strict=True):
+    for a, b in zip(together, alone.generate(PROMPTS, [1, 2, 3, 4]).images, strict=True):
         assert np.abs(pixels(a) - pixels(b)).max() <= 2
 
 
 @pytest.mark.parametrize("config_name", ["imagenet-sdturbo-blip-clip-resnet50", "imagenet-sdturbo-blip-clip-vitb16"])
 def test_real_stack_configs_name_registered_adapters_and_options_they_take(config_name):
-    import importlib
     import inspect
     from pathlib import Path
 
-    from blindspots.models.registry import ADAPTERS, split_spec
+    from blindspots.models.registry import adapter_factory, split_spec
     from blindspots.pipeline.config import load_config
 
     config = load_config(Path(__file__).parents[1] / "configs" / f"{config_name}.yaml")
     for role in ("generator", "classifier", "captioner", "embedder"):
         prefix, _ = split_spec(getattr(config, role))
-        module_name, factory_name = ADAPTERS[(prefix, role)].split(":")
-        factory = getattr(importlib.import_module(module_name), factory_name)
+        factory = adapter_factory(prefix, role)
         accepted = set(inspect.signature(factory).parameters)
         unknown = set(config.model_options(role)) - accepted
-        assert not unknown, f"{role} options {unknown} are not options of {factory_name}"
+        assert not unknown, f"{role} options {unknown} are not options of {factory.__name__}"

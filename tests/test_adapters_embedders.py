@@ -89,18 +89,20 @@ def test_image_embeddings_match_the_model_called_directly(clip_folder):
 
 def test_zero_shot_template_is_configurable_and_used(spec_and_options):
     default = load(spec_and_options)
-    assert default.zero_shot_template == "a photo of a {}"
+    assert default.zero_shot_template == "a photo of a {label}"
     np.testing.assert_allclose(default.embed_class_names(["dog"]), default.embed_texts(["a photo of a dog"]),
                                atol=1e-6)
-    custom = load(spec_and_options, zero_shot_template="a blurry picture of the {}")
+    custom = load(spec_and_options, zero_shot_template="a blurry picture of the {label}")
     np.testing.assert_allclose(custom.embed_class_names(["dog"]), custom.embed_texts(["a blurry picture of the dog"]),
                                atol=1e-6)
-    assert custom.describe()["zero_shot_template"] == "a blurry picture of the {}"
+    assert custom.describe()["zero_shot_template"] == "a blurry picture of the {label}"
 
 
 def test_template_without_a_slot_is_refused(spec_and_options):
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match="exactly once"):
         load(spec_and_options, zero_shot_template="a photo")
+    with pytest.raises(ValueError, match=r"\{label\} exactly once"):
+        load(spec_and_options, zero_shot_template="a photo of a {}")
 
 
 def test_bfloat16_model_still_returns_normalised_float32(spec_and_options):
@@ -113,7 +115,7 @@ def test_bfloat16_model_still_returns_normalised_float32(spec_and_options):
 
 def test_one_model_copy_per_device_and_dtype(spec_and_options):
     a = load(spec_and_options, batch_size=2)
-    b = load(spec_and_options, zero_shot_template="a {}")
+    b = load(spec_and_options, zero_shot_template="a {label}")
     assert a.model is b.model
     assert load(spec_and_options, dtype="bfloat16").model is not a.model
 

@@ -118,13 +118,13 @@ def test_synonym_and_plural_are_found():
 @pytest.mark.parametrize(
     ("description", "label", "template", "expected"),
     [
-        (Description(("orange",), ("on grass",)), "boat", "a photo of a {}", "a photo of an orange boat on grass"),
-        (Description((), ("at night",)), "umbrella", "a photo of a {}", "a photo of an umbrella at night"),
-        (Description(("red",), ()), "umbrella", "a photo of an {}", "a photo of a red umbrella"),
-        (Description(("unusual",), ()), "car", "A {}.", "An unusual car."),
-        (Description((), ("sketch style",)), "cup", "a photo of a {}", "a photo of a cup, sketch style"),
-        (Description(("one-eyed",), ()), "fish", "a photo of a {}", "a photo of a one-eyed fish"),
-        (Description(("old",), ()), "car", "the {} in the picture", "the old car in the picture"),
+        (Description(("orange",), ("on grass",)), "boat", "a photo of a {label}", "a photo of an orange boat on grass"),
+        (Description((), ("at night",)), "umbrella", "a photo of a {label}", "a photo of an umbrella at night"),
+        (Description(("red",), ()), "umbrella", "a photo of an {label}", "a photo of a red umbrella"),
+        (Description(("unusual",), ()), "car", "A {label}.", "An unusual car."),
+        (Description((), ("sketch style",)), "cup", "a photo of a {label}", "a photo of a cup, sketch style"),
+        (Description(("one-eyed",), ()), "fish", "a photo of a {label}", "a photo of a one-eyed fish"),
+        (Description(("old",), ()), "car", "the {label} in the picture", "the old car in the picture"),
     ],
 )
 def test_prompt_uses_the_right_article(description, label, template, expected):
@@ -132,8 +132,10 @@ def test_prompt_uses_the_right_article(description, label, template, expected):
 
 
 def test_prompt_template_needs_one_slot():
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match="exactly once"):
         Description(("red",)).prompt("boat", "a photo")
+    with pytest.raises(ValueError, match=r"\{label\} exactly once"):
+        Description(("red",)).prompt("boat", "a photo of a {}")
 
 
 def test_without_key_and_round_trip():

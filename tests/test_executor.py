@@ -174,3 +174,28 @@ def test_overlapping_model_calls_count_once_in_busy_time():
     seconds = clock.seconds()
     assert set(seconds) == {"generator", "classifier"}
     assert max(seconds.values()) <= clock.busy_seconds() < sum(seconds.values())
+
+
+class _BlankingGenerator:
+    """A generator whose safety checker blanks every prompt that mentions "crowd", and which raises on
+    "broken": the executor retries a failed batch prompt by prompt."""
+
+    def generate(self, prompts, seeds):
+        from blindspots.models.protocols import Generation
+
+        if any("broken" in prompt for prompt in prompts):
+            raise RuntimeError("the pipeline cannot draw this")
+        return Generation([Image.new("RGB", (8, 8), (seed % 256, 0, 0)) for seed in seeds],
+                          ["crowd" in prompt for prompt in prompts])
+
+    def describe(self):
+        return {}
+
+
+def test_safety_flags_survive_the_prompt_by_prompt_retry(registered_adapter):
+    registered_adapter("blanking", "generator", lambda name: _BlankingGenerator())
+    result = Executor(ModelSet({"generator": "blanking:x"})).generate(
+        ["a boat", "a crowd of boats", "a broken car", "a crowd"], [1, 2, 3, 4])
+    assert result.safety_blanked == [False, True, False, True]
+    assert [error is None for error in result.errors] == [True, True, False, True]
+    assert result.images[2] is None and "cannot draw this" in result.errors[2]

@@ -12,15 +12,14 @@ from run_builder import build_run
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
-from blindspots.models import registry
 from blindspots.pipeline.suite import build_suite, write_suite
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 
 
 @pytest.fixture(autouse=True)
-def colour_classifier(monkeypatch):
-    monkeypatch.setitem(registry.ADAPTERS, ("colour", "classifier"), "run_builder:load_colour_classifier")
+def colour_classifier(colour_adapter):
+    """The JSON documents include transfers to the `colour:` classifier."""
 
 
 def _validated(name: str, arguments: list[str], exit_code: int = 0) -> dict:

@@ -97,6 +97,42 @@ def test_an_out_of_memory_in_one_actor_is_one_line_naming_the_fix(local_cluster,
     assert "rerun the same command" in message
 
 
+BLANKING_MODEL = """
+from PIL import Image
+
+from blindspots.models.protocols import Generation
+
+
+class Blanking:
+    def generate(self, prompts, seeds):
+        images = [Image.new("RGB", (16, 16), (seed % 256, 40, 90)) for seed in seeds]
+        return Generation(images, ["crowd" in prompt for prompt in prompts])
+
+
+def make():
+    return Blanking()
+"""
+
+
+def test_safety_flags_and_the_zero_shot_template_come_back_from_the_workers(local_cluster, tmp_path):
+    from blindspots.models.registry import load_model
+
+    model_file = tmp_path / "blanking.py"
+    model_file.write_text(BLANKING_MODEL)
+    executor = RayExecutor(dict(WORLD, generator=f"python:{model_file}:make"))
+    try:
+        prompts = ["a boat", "a crowd", "a car", "a crowd of cars"]
+        result = executor.generate(prompts, [1, 2, 3, 4])
+        embedder = executor.models.get("embedder")
+    finally:
+        executor.close()
+    assert result.safety_blanked == [False, True, False, True] and result.errors == [None] * 4
+    assert [image.getpixel((0, 0)) for image in result.images] == [(s, 40, 90) for s in (1, 2, 3, 4)]
+    local = load_model("embedder", "world:embedder")
+    assert embedder.zero_shot_template == local.zero_shot_template
+    assert embedder.describe() == local.describe()
+
+
 def test_actors_the_cluster_cannot_hold_are_refused_before_they_wait_forever(local_cluster):
     executor = RayExecutor(dict(WORLD), resources=RaySettings(generator=RoleResources(num_cpus=1, replicas=3)))
     try:

@@ -141,11 +141,9 @@ def test_unfinished_run_says_so(tmp_path):
     assert "world:classifier" in html and "of a 400 budget" in html
 
 
-def test_transfer_results_appear_once_computed(tmp_path, monkeypatch):
-    from blindspots.models import registry
+def test_transfer_results_appear_once_computed(tmp_path, colour_adapter):
     from blindspots.pipeline.transfer import run_transfer
 
-    monkeypatch.setitem(registry.ADAPTERS, ("colour", "classifier"), "run_builder:load_colour_classifier")
     run = build_run(tmp_path / "run")
     assert "transfer to other classifiers" not in write_report(run).read_text()
     run_transfer(run, ["colour:basic"])

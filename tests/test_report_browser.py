@@ -55,11 +55,9 @@ def _open_report(report: Path, tmp_path: Path, screenshot: str):
     return errors, requests, facts
 
 
-def test_report_loads_cleanly_with_every_image_decoded(tmp_path, monkeypatch):
-    from blindspots.models import registry
+def test_report_loads_cleanly_with_every_image_decoded(tmp_path, colour_adapter):
     from blindspots.pipeline.transfer import run_transfer
 
-    monkeypatch.setitem(registry.ADAPTERS, ("colour", "classifier"), "run_builder:load_colour_classifier")
     run = build_run(tmp_path / "run")
     run_transfer(run, ["colour:basic"])
     errors, requests, facts = _open_report(write_report(run), tmp_path, "report.png")

@@ -30,8 +30,8 @@ from blindspots.store.records import Purpose
 
 
 @pytest.fixture(autouse=True)
-def colour_classifier(monkeypatch):
-    monkeypatch.setitem(registry.ADAPTERS, ("colour", "classifier"), "run_builder:load_colour_classifier")
+def colour_classifier(colour_adapter):
+    """Every test here may check against the `colour:` classifier."""
 
 
 @pytest.fixture
@@ -198,9 +198,9 @@ def _unloadable_generator(name: str, **options):
     raise ModelUnavailableError(f"generator {name} needs a GPU and its weights; neither is here")
 
 
-def test_cached_images_need_no_generator(suite_file, tmp_path, monkeypatch):
+def test_cached_images_need_no_generator(suite_file, tmp_path, registered_adapter):
     """A CI machine that cannot load the suite's generator classifies the images a cache folder holds."""
-    monkeypatch.setitem(registry.ADAPTERS, ("gpu-only", "generator"), "test_suite:_unloadable_generator")
+    registered_adapter("gpu-only", "generator", _unloadable_generator)
     _rewrite(suite_file, generator={"spec": "gpu-only:model", "options": {}})
     suite = load_suite(suite_file)
     cache = SuiteImageCache(tmp_path / "ci-cache")

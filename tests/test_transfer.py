@@ -11,7 +11,6 @@ from run_builder import ColourClassifier, build_run, real_tiny_run
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
-from blindspots.models import registry
 from blindspots.pipeline.transfer import TransferError, run_transfer
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
@@ -19,8 +18,8 @@ from blindspots.store.records import Purpose
 
 
 @pytest.fixture(autouse=True)
-def colour_classifier(monkeypatch):
-    monkeypatch.setitem(registry.ADAPTERS, ("colour", "classifier"), "run_builder:load_colour_classifier")
+def colour_classifier(colour_adapter):
+    """Every test here transfers to the `colour:` classifier."""
 
 
 def _bug_rates(results, source="stored"):

@@ -16,10 +16,11 @@ from blindspots.models.errors import ModelSpecError, ModelUnavailableError
 from blindspots.models.protocols import Captioner, Classifier, Embedder, Generator
 from blindspots.models.registry import load_model
 from blindspots.world.card import failed_thresholds, model_card
+from blindspots.world.folder import FILES
 from blindspots.world.parser import parse_prompt
 from blindspots.world.renderer import WorldGenerator, render_attributes
 from blindspots.world.spec import DEFAULT_SPEC_PATH, load_spec
-from blindspots.world.train import FILES, TrainPlan, train_world
+from blindspots.world.train import TrainPlan, train_world
 
 TINY_PLAN = TrainPlan(biased_images=96, prior_images=96, batch_size=32, max_steps=2)
 

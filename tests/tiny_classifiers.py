@@ -196,3 +196,41 @@ def make_half_embedder() -> HalfEmbedder:
 
 def make_captioner(**options) -> EchoCaptioner:
     return EchoCaptioner()
+
+
+class MeanColourEmbedder:
+    """A user's embedder with neither describe() nor zero_shot_template: images by their mean colour, texts by
+    their letter counts, both as unit rows of width 3."""
+
+    def embed_images(self, images):
+        means = np.stack([np.asarray(image.convert("RGB"), dtype=np.float64).mean(axis=(0, 1)) + 1
+                          for image in images]).reshape(len(images), 3)
+        return (means / np.linalg.norm(means, axis=1, keepdims=True)).astype(np.float32)
+
+    def embed_texts(self, texts):
+        counts = np.array([[text.count(c) + 1 for c in "aeo"] for text in texts], dtype=np.float64).reshape(-1, 3)
+        return (counts / np.linalg.norm(counts, axis=1, keepdims=True)).astype(np.float32)
+
+
+class SolidColourGenerator:
+    """A user's generator: a flat 16x16 image whose colour depends only on (prompt, seed), never on the batch."""
+
+    def generate(self, prompts, seeds):
+        images = []
+        for prompt, seed in zip(prompts, seeds, strict=True):
+            rng = np.random.default_rng([seed, *prompt.encode()])
+            images.append(Image.new("RGB", (16, 16), tuple(int(v) for v in rng.integers(0, 256, 3))))
+        return images
+
+
+def make_mean_colour_embedder() -> MeanColourEmbedder:
+    return MeanColourEmbedder()
+
+
+def make_solid_colour_generator() -> SolidColourGenerator:
+    return SolidColourGenerator()
+
+
+def load_solid_colour_generator(name: str, **options) -> SolidColourGenerator:
+    """An adapter factory (called as factory(name, **options)), as a plugin package would register one."""
+    return SolidColourGenerator()

@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 
 def discover(config=None, **overrides):
-    """Run discovery and return its result (a `blindspots.pipeline.result.DiscoveryResult`).
+    """Run discovery and return its result (a `blindspots.pipeline.api.DiscoveryResult`).
 
     `config` is a `RunConfig`, a dict, or a path to a YAML file; keyword overrides are applied on top.
     """

@@ -9,11 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.main import app
 
 bench_app = typer.Typer(help="Benchmarks that score blindspots against a world whose truth is known.",
                         no_args_is_help=True)
-app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
 
 # Figure -> format: shares with two decimals, mean counts per run with one, images and seconds whole.

@@ -11,21 +11,20 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.main import app
 
 console = Console()
 err_console = Console(stderr=True)
 
 
-@app.command(
-    epilog=(
-        "Examples:\n\n"
-        "  blindspots classify photo.jpg\n\n"
-        "  blindspots classify --classifier efficientnet-lite:lite0 cat.jpg dog.png\n\n"
-        "  blindspots classify --classifier timm:resnet50.a1_in1k --top 3 --json *.jpg\n\n"
-        "  blindspots classify --classifier python:./my_model.py:make_classifier --list-labels"
-    )
+CLASSIFY_EPILOG = (
+    "Examples:\n\n"
+    "  blindspots classify photo.jpg\n\n"
+    "  blindspots classify --classifier efficientnet-lite:lite0 cat.jpg dog.png\n\n"
+    "  blindspots classify --classifier timm:resnet50.a1_in1k --top 3 --json *.jpg\n\n"
+    "  blindspots classify --classifier python:./my_model.py:make_classifier --list-labels"
 )
+
+
 def classify(
     images: list[Path] | None = typer.Argument(
         None, help="Image files to classify (any format Pillow reads: PNG, JPEG, WebP, ...).", show_default=False
@@ -91,10 +90,11 @@ def _open_image(path: Path):
 
 
 def _load_classifier(spec: str, options: dict[str, Any]):
-    from blindspots.models.registry import load_model
+    from blindspots.pipeline.executor import ModelSet
 
     with err_console.status(f"loading {spec} ..."):
-        return load_model("classifier", spec, **options)
+        # Through ModelSet, so a model is checked against the classifier protocol as a run checks it.
+        return ModelSet(specs={"classifier": spec}, options={"classifier": options}).get("classifier")
 
 
 def _predict_with_progress(model, pictures: list, batch_size: int):
@@ -131,7 +131,7 @@ def _print_tables(paths: list[Path], results: list[list[tuple[int, str, float]]]
 
 
 def _print_json(spec: str, paths: list[Path], results, model) -> None:
-    described = model.describe() if hasattr(model, "describe") else {"spec": spec}
+    described = {"spec": spec, **model.describe()}
     payload = {
         "classifier": described,
         "images": [

@@ -11,12 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from blindspots.cli.errors import friendly_errors
-from blindspots.cli.main import app
 
 console = Console()
 
 
-@app.command()
 def compare(
     run_a: Path = typer.Argument(..., help="First run folder (A)."),
     run_b: Path = typer.Argument(..., help="Second run folder (B)."),

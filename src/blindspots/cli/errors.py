@@ -21,8 +21,9 @@ def friendly_errors():
     from blindspots.pipeline.context import DiscoveryError
     from blindspots.pipeline.ray_executor import RayExecutorError
     from blindspots.store.run_store import RunStoreError
+    from blindspots.world.folder import WorldFolderError
 
-    handled = (UserError, ModelSpecError, ModelUnavailableError, ModelOutputError, RunStoreError,
+    handled = (UserError, ModelSpecError, ModelUnavailableError, ModelOutputError, RunStoreError, WorldFolderError,
                DiscoveryError, RayExecutorError, FileNotFoundError, PermissionError, ValueError)
     try:
         yield

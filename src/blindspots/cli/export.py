@@ -8,12 +8,10 @@ import typer
 from rich.console import Console
 
 from blindspots.cli.errors import friendly_errors
-from blindspots.cli.main import app
 
 console = Console()
 
 
-@app.command()
 def export(
     run: Path = typer.Argument(..., help="Run folder, as `blindspots run` printed it (runs/<id>)."),
     out: Path = typer.Option(..., "--out", help="New (or empty) folder to write the dataset to."),

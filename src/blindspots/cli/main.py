@@ -1,10 +1,23 @@
-"""The `blindspots` command. Each command group lives in its own module; this one only assembles them."""
+"""The `blindspots` command. Each command lives in its own module as a plain function; this module imports
+them and registers each one here, in the order `--help` lists them, so no command module imports this one."""
 
 from __future__ import annotations
 
 import typer
 
 from blindspots import __version__
+from blindspots.cli import (
+    bench,
+    classify,
+    compare,
+    export,
+    report,
+    run,
+    suite,
+    transfer,
+    world_models,
+    world_render,
+)
 
 app = typer.Typer(
     name="blindspots",
@@ -20,7 +33,6 @@ app = typer.Typer(
 
 world_app = typer.Typer(help="The built-in world: render images, train its models, verify its model card.",
                         no_args_is_help=True)
-app.add_typer(world_app, name="world")
 
 
 def _version(value: bool) -> None:
@@ -36,17 +48,16 @@ def _main(
     pass
 
 
-def _register_commands() -> None:
-    # Importing a command module registers its commands on `app` / `world_app`.
-    import importlib
-
-    for module in ("world_render", "world_models", "run", "bench", "classify", "report", "export",
-                   "transfer", "compare", "suite"):
-        try:
-            importlib.import_module(f"blindspots.cli.{module}")
-        except ModuleNotFoundError as err:
-            if err.name != f"blindspots.cli.{module}":
-                raise
-
-
-_register_commands()
+app.command()(run.run)
+app.command(epilog=classify.CLASSIFY_EPILOG)(classify.classify)
+app.command()(report.report)
+app.command()(export.export)
+app.command()(transfer.transfer)
+app.command()(compare.compare)
+app.command()(suite.suite)
+app.command()(suite.check)
+world_app.command("render", help=world_render.RENDER_HELP)(world_render.render)
+world_app.command("train")(world_models.train)
+world_app.command("card")(world_models.card)
+app.add_typer(world_app, name="world")
+app.add_typer(bench.bench_app, name="bench")

@@ -11,12 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from blindspots.cli.errors import friendly_errors
-from blindspots.cli.main import app
 
 console = Console()
 
 
-@app.command()
 def run(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of run settings (see configs/)."),
     classifier: str | None = typer.Option(None, help="Classifier under test, e.g. world:classifier, "

@@ -11,13 +11,11 @@ from rich.table import Table
 from rich.text import Text
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.main import app
 
 console = Console()
 err_console = Console(stderr=True)
 
 
-@app.command()
 def suite(
     run: Path = typer.Argument(..., help="Run folder, as `blindspots run` printed it (runs/<id>)."),
     out: Path = typer.Option(Path("bugs.yaml"), "--out", "-o", help="Suite file to write."),
@@ -64,7 +62,6 @@ def _parse_thresholds(entries: list[str]) -> dict[str, float]:
     return parsed
 
 
-@app.command()
 def check(
     suite_file: Path = typer.Argument(..., help="Suite file written by `blindspots suite`."),
     classifier: list[str] = typer.Option(..., "--classifier", help="Classifier to check (repeatable: models "

@@ -11,12 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.main import app
 
 console = Console()
 
 
-@app.command()
 def transfer(
     run: Path = typer.Argument(..., help="Run folder, as `blindspots run` printed it (runs/<id>)."),
     classifier: list[str] = typer.Option(..., "--classifier", help="Another classifier to test (repeatable), "

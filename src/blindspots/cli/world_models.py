@@ -12,7 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.main import world_app
 
 console = Console()
 err_console = Console(stderr=True)
@@ -39,7 +38,6 @@ class TaskBars:
         self.progress.update(self.tasks[task], completed=done, total=total)
 
 
-@world_app.command("train")
 def train(
     spec: Path | None = typer.Option(None, "--spec", help="World spec YAML to train from (default: the "
                                      "built-in spec, src/blindspots/world/default_spec.yaml)."),
@@ -81,7 +79,6 @@ def train(
         console.print(f"check it with: blindspots world card --world {result.folder} --verify")
 
 
-@world_app.command("card")
 def card(
     world: Path | None = typer.Option(None, "--world", help="World folder from `world train` (default: the "
                                       "built-in world and its shipped weights)."),
@@ -100,13 +97,14 @@ def card(
     each planted spot (and the same for classifier B), the captioner's accuracy per axis and the embedder's
     zero-shot class accuracy. Example: blindspots world card --verify --n 500
     """
+    from blindspots.models.runtime import resolve_device
     from blindspots.world.card import failed_thresholds, model_card
 
     with friendly_errors():
         if n <= 0:
             raise UserError(f"--n must be a positive number of images per cell, got {n}; try --n 200")
         with TaskBars(err_console, enabled=not as_json) as bars:
-            result = model_card(world, n=n, seed=seed, device=device, progress=bars)
+            result = model_card(world, n=n, seed=seed, device=resolve_device(device), progress=bars)
         failures = failed_thresholds(result) if verify else []
         if verify:
             result["verified"] = not failures

@@ -9,7 +9,6 @@ from pathlib import Path
 import typer
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.main import world_app
 
 RENDER_HELP = (
     "Render PROMPT into a PNG and print the attributes it realised.\n\n"
@@ -20,7 +19,6 @@ RENDER_HELP = (
 )
 
 
-@world_app.command("render", help=RENDER_HELP)
 def render(
     prompt: str = typer.Argument(..., help='Free English, e.g. "a small red boat on grass at night".'),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the PNG (a path ending in .png)."),

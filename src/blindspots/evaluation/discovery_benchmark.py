@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from blindspots.evaluation import regions
+from blindspots.models.protocols import fill_template
 from blindspots.pipeline.config import ConfigError, RunConfig, load_config
 
 REPLICATION_SEEDS = 200
@@ -252,7 +253,7 @@ def _fresh_checks(result, config: RunConfig, n_images: int, progress) -> dict[in
     for bug in result.bugs:
         cls = bug.class_name
         if cls not in baselines:
-            baselines[cls] = rate_of(cls, template.format(label=cls), "replication-baseline", cls)
+            baselines[cls] = rate_of(cls, fill_template(template, cls), "replication-baseline", cls)
         shortest = candidates.get(bug.shortest_id, bug)
         own = rate_of(cls, shortest.prompt, "replication", bug.id)
         base = baselines[cls]
@@ -260,7 +261,7 @@ def _fresh_checks(result, config: RunConfig, n_images: int, progress) -> dict[in
         description = Description.from_dict(shortest.description)
         shorter = []
         for phrase in description.phrases if len(description.phrases) > 1 else ():
-            prompt = description.without(phrase).prompt(cls, template.replace("{label}", "{}"))
+            prompt = description.without(phrase).prompt(cls, template)
             shorter.append({"dropped": phrase, **rate_of(cls, prompt, "minimality", bug.id, phrase)})
         rows[bug.id] = {
             "fresh": own, "baseline": base, "p": p, "replicated": p < REPLICATION_ALPHA,

@@ -15,11 +15,10 @@ from typing import Any
 
 from PIL.Image import Image
 
-from blindspots.models import hub
+from blindspots.models import hub, runtime
 from blindspots.models.errors import ModelOutputError
-from blindspots.models.runtime import batched, resolve_device, resolve_dtype
-
-SAFETY_BLANKED_KEY = "blindspots.safety_blanked"
+from blindspots.models.protocols import Generation
+from blindspots.models.runtime import batched, check_batch_size, resolve_device, resolve_dtype
 
 
 @dataclass(frozen=True)
@@ -51,8 +50,7 @@ class DiffusersGenerator:
 
     def __init__(self, pipeline: Any, settings: GenerationSettings, *, spec: str = "diffusers:<in memory>",
                  batch_size: int = 4, safety_checker: bool = True, variant: str | None = None) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        check_batch_size(batch_size)
         self.pipeline = pipeline
         self.settings = settings
         self.spec = spec
@@ -72,15 +70,19 @@ class DiffusersGenerator:
     def dtype(self) -> Any:
         return self.pipeline.dtype
 
-    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[Image]:
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> Generation:
+        """The images, and per image whether the pipeline's safety checker blanked it."""
         if len(prompts) != len(seeds):
             raise ValueError(f"generate got {len(prompts)} prompts but {len(seeds)} seeds; give one seed per prompt")
         images: list[Image] = []
+        blanked: list[bool] = []
         for chunk in batched(list(zip(prompts, seeds, strict=True)), self.batch_size):
-            images.extend(self._generate_batch([p for p, _ in chunk], [s for _, s in chunk]))
-        return images
+            batch = self._generate_batch([p for p, _ in chunk], [s for _, s in chunk])
+            images.extend(batch.images)
+            blanked.extend(batch.safety_blanked)
+        return Generation(images, blanked)
 
-    def _generate_batch(self, prompts: list[str], seeds: list[int]) -> list[Image]:
+    def _generate_batch(self, prompts: list[str], seeds: list[int]) -> Generation:
         import torch
 
         generators = [torch.Generator("cpu").manual_seed(_checked_seed(seed)) for seed in seeds]
@@ -90,8 +92,10 @@ class DiffusersGenerator:
         images = list(output.images)
         if len(images) != len(prompts):
             raise ModelOutputError(f"{self.spec} returned {len(images)} images for {len(prompts)} prompts")
-        self._mark_blanked(images, getattr(output, "nsfw_content_detected", None), prompts)
-        return images
+        # Pipelines without a safety checker have no nsfw_content_detected field, or set it to None.
+        flags = list(getattr(output, "nsfw_content_detected", None) or [])
+        flags += [False] * (len(images) - len(flags))
+        return Generation(images, self._blanked(flags, prompts))
 
     def _call_options(self, n: int) -> dict[str, Any]:
         s = self.settings
@@ -106,23 +110,24 @@ class DiffusersGenerator:
             options["max_sequence_length"] = s.max_sequence_length
         return options
 
-    def _mark_blanked(self, images: list[Image], flags: Sequence[bool] | None, prompts: list[str]) -> None:
-        # The safety checker replaces a flagged image by a black one; without a mark, a blank image would be
+    def _blanked(self, flags: Sequence[bool], prompts: list[str]) -> list[bool]:
+        # The safety checker replaces a flagged image by a black one; unflagged, a blank image would be
         # classified and counted as a failure of the classifier.
-        for image, flagged, prompt in zip(images, flags or [], prompts, strict=False):
+        blanked = [bool(flag) for flag in flags]
+        for flagged, prompt in zip(blanked, prompts, strict=True):
             if flagged:
-                image.info[SAFETY_BLANKED_KEY] = True
                 self.safety_blanked += 1
                 warnings.warn(f"{self.spec}: the safety checker blanked the image for prompt {prompt!r}; "
-                              f"load with safety_checker=False to keep such images", stacklevel=3)
+                              f"load with safety_checker=False to keep such images", stacklevel=4)
+        return blanked
 
     def describe(self) -> dict[str, Any]:
         return {
             "spec": self.spec,
             "pipeline": type(self.pipeline).__name__,
-            "libraries": hub.library_versions("diffusers", "transformers"),
+            "libraries": runtime.library_versions("diffusers", "transformers"),
             "device": self.device,
-            "dtype": hub.dtype_name(self.dtype),
+            "dtype": runtime.dtype_name(self.dtype),
             "batch_size": self.batch_size,
             "variant": self.variant,
             "safety_checker": self.safety_checker and getattr(self.pipeline, "safety_checker", None) is not None,
@@ -176,8 +181,7 @@ def load_generator(
     spec = f"diffusers:{name}"
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_batch_size(batch_size)
     hub.check_available(spec, name, marker_files=("model_index.json",))
     pipeline_class = _pipeline_class_name(spec, name)
     defaults = default_settings(name, pipeline_class)
@@ -192,7 +196,7 @@ def load_generator(
     # Checked before the weights load, so a wrong option costs no minutes of loading.
     _check_settings(settings, _call_arguments_of(pipeline_class), pipeline_class)
     key = ("diffusers", name, device, str(torch_dtype), safety_checker, variant)
-    pipeline = hub.shared_model(key, lambda: _load_pipeline(spec, name, device, torch_dtype, safety_checker,
+    pipeline = runtime.shared_model(key, lambda: _load_pipeline(spec, name, device, torch_dtype, safety_checker,
                                                              variant))
     return DiffusersGenerator(pipeline, settings, spec=spec, batch_size=batch_size, safety_checker=safety_checker,
                               variant=variant)
@@ -226,6 +230,6 @@ def _load_pipeline(spec: str, name: str, device: str, torch_dtype: Any, safety_c
         extra["variant"] = variant
     with hub.load_errors_explained(spec, name), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*are not expected by.*")
-        extra[hub.diffusers_dtype_keyword()] = torch_dtype
+        extra[runtime.diffusers_dtype_keyword()] = torch_dtype
         pipeline = AutoPipelineForText2Image.from_pretrained(name, **extra)
     return pipeline.to(device)

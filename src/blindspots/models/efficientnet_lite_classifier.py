@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image
 
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
-from blindspots.models.hub import library_versions, shared_model
+from blindspots.models.runtime import library_versions, shared_model
 from blindspots.models.torch_classifier import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DTYPE,

@@ -1,4 +1,4 @@
-"""Where model weights come from, and one loaded copy per (spec, device, dtype).
+"""Where model weights come from: a local folder or the Hugging Face Hub, checked before anything loads.
 
 A model id is either a local folder (what `save_pretrained` wrote) or a Hugging Face Hub id. Loading checks
 availability first, so a run that cannot get its weights fails at start-up, with a message that says how to
@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
-
-T = TypeVar("T")
-
-_LOADED: dict[Hashable, Any] = {}
 
 
 def is_offline() -> bool:
@@ -134,56 +130,6 @@ def _is_hub_error(err: Exception) -> bool:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
-
-def shared_model(key: Hashable, load: Callable[[], T]) -> T:
-    """One loaded copy per key, e.g. (library, model_id, device, dtype, weight-changing options).
-
-    Two adapters that differ only in how they call the model (steps, prompts, batch size) share the weights,
-    so a run that names the same model twice does not hold it twice in GPU memory.
-    """
-    if key not in _LOADED:
-        _LOADED[key] = load()
-    return _LOADED[key]
-
-
-def forget_loaded_models() -> None:
-    """Drop every shared copy (frees memory once nothing else refers to the models)."""
-    _LOADED.clear()
-
-
-def library_versions(*names: str) -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in ("torch", *names):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
-def dtype_name(dtype: Any) -> str:
-    return str(dtype).removeprefix("torch.")
-
-
-
-def diffusers_dtype_keyword() -> str:
-    """diffusers renamed `torch_dtype` to `dtype` (following transformers); older releases know only `torch_dtype`."""
-    try:
-        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
-    except ImportError:
-        return "torch_dtype"
-    return "dtype"
-
-
-def transformers_dtype_keyword() -> str:
-    """transformers 4.56 renamed `torch_dtype` to `dtype`."""
-    from importlib.metadata import version
-
-    major, minor = (int(part) for part in version("transformers").split(".")[:2])
-    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
 
 
 def check_complete_weights(spec: str, model: Any, loading_info: dict[str, Any], hint: str) -> None:

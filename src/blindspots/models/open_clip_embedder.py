@@ -17,16 +17,12 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL.Image import Image
 
-from blindspots.models import hub
+from blindspots.models import hub, runtime
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
 from blindspots.models.pixels import pixel_tensor, tensor_preprocess
-from blindspots.models.runtime import batched, resolve_device, resolve_dtype
-from blindspots.models.transformers_embedder import (
-    DEFAULT_ZERO_SHOT_TEMPLATE,
-    ZeroShotTexts,
-    check_template,
-    normalised_float32,
-)
+from blindspots.models.protocols import DEFAULT_PROMPT_TEMPLATE, check_template
+from blindspots.models.runtime import batched, check_batch_size, resolve_device, resolve_dtype
+from blindspots.models.transformers_embedder import ZeroShotTexts, normalised_float32
 
 HUB_CHECKPOINTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
@@ -35,15 +31,14 @@ class OpenClipEmbedder(ZeroShotTexts):
     """Wraps an open_clip model, its image transform and tokenizer as an Embedder."""
 
     def __init__(self, model: Any, preprocess: Any, tokenizer: Any, *, spec: str = "open_clip:<in memory>",
-                 batch_size: int = 32, zero_shot_template: str = DEFAULT_ZERO_SHOT_TEMPLATE) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+                 batch_size: int = 32, zero_shot_template: str = DEFAULT_PROMPT_TEMPLATE) -> None:
+        check_batch_size(batch_size)
         self.model = model.eval()
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.spec = spec
         self.batch_size = batch_size
-        self.zero_shot_template = check_template(zero_shot_template)
+        self.zero_shot_template = check_template(zero_shot_template, "zero_shot_template")
 
     @property
     def device(self) -> Any:
@@ -107,9 +102,9 @@ class OpenClipEmbedder(ZeroShotTexts):
     def describe(self) -> dict[str, Any]:
         return {
             "spec": self.spec,
-            "libraries": hub.library_versions("open_clip_torch"),
+            "libraries": runtime.library_versions("open_clip_torch"),
             "device": str(self.device),
-            "dtype": hub.dtype_name(self.dtype),
+            "dtype": runtime.dtype_name(self.dtype),
             "batch_size": self.batch_size,
             "zero_shot_template": self.zero_shot_template,
         }
@@ -138,7 +133,7 @@ def load_embedder(
     batch_size: int = 32,
     dtype: str = "auto",
     device: str = "auto",
-    zero_shot_template: str = DEFAULT_ZERO_SHOT_TEMPLATE,
+    zero_shot_template: str = DEFAULT_PROMPT_TEMPLATE,
     model_config: str | None = None,
 ) -> OpenClipEmbedder:
     """`open_clip:<arch>/<tag or path>` -> Embedder."""
@@ -147,14 +142,14 @@ def load_embedder(
     spec = f"open_clip:{name}"
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
-    check_template(zero_shot_template)
+    check_template(zero_shot_template, "zero_shot_template")
     if model_config is not None:
         hub.check_local_path(spec, model_config)
         open_clip.add_model_config(model_config)
     arch, pretrained = parse_name(name)
     _check_weights(spec, arch, pretrained)
     key = ("open_clip", name, model_config, device, str(torch_dtype))
-    model, preprocess, tokenizer = hub.shared_model(key, lambda: _load(spec, arch, pretrained, device, torch_dtype))
+    model, preprocess, tokenizer = runtime.shared_model(key, lambda: _load(spec, arch, pretrained, device, torch_dtype))
     return OpenClipEmbedder(model, preprocess, tokenizer, spec=spec, batch_size=batch_size,
                             zero_shot_template=zero_shot_template)
 

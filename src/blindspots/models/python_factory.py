@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
-from blindspots.models.hub import shared_model
-from blindspots.models.protocols import Role
+from blindspots.models.protocols import DEFAULT_PROMPT_TEMPLATE, Role, check_template
+from blindspots.models.runtime import shared_model
 
 # Options every command may pass; a factory that does not take one simply does not get it.
 STANDARD_OPTIONS = ("device", "dtype", "batch_size")
@@ -66,6 +66,11 @@ def check_role(model: Any, role: Role, spec: str) -> None:
             missing.insert(0, "labels (list of class names, in output order)")
         elif isinstance(labels, str) or not isinstance(labels, Sequence) or not labels:
             missing.insert(0, f"labels as a non-empty list of class names (it is {type(labels).__name__})")
+    if role == "embedder" and getattr(model, "zero_shot_template", None) is not None:
+        try:
+            check_template(model.zero_shot_template, "zero_shot_template")
+        except ValueError as err:
+            raise ModelSpecError(f"{spec}: {err}") from None
     if missing:
         raise ModelSpecError(
             f"{spec} returned a {type(model).__name__} that cannot serve as a {role}: it lacks "
@@ -74,7 +79,8 @@ def check_role(model: Any, role: Role, spec: str) -> None:
 
 
 class UserModel:
-    """Your object, unchanged, plus `describe()` for the run's config."""
+    """Your object, unchanged, plus what the protocol declares and your object may leave out: `describe()`
+    (for the run summary) and, for an embedder, `zero_shot_template` (default DEFAULT_PROMPT_TEMPLATE)."""
 
     def __init__(self, model: Any, *, spec: str, role: Role) -> None:
         self._model = model
@@ -104,6 +110,11 @@ class UserCaptioner(UserModel):
 
 
 class UserEmbedder(UserModel):
+    @property
+    def zero_shot_template(self) -> str:
+        own = getattr(self._model, "zero_shot_template", None)
+        return DEFAULT_PROMPT_TEMPLATE if own is None else own
+
     def embed_images(self, images: Sequence[Any]) -> np.ndarray:
         return self._model.embed_images(images)
 

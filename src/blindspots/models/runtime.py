@@ -1,13 +1,20 @@
-"""Device, dtype and batching choices shared by the torch-based adapters (torch is imported lazily)."""
+"""Plumbing every adapter shares: device and dtype resolution, batch sizes, one loaded copy per model.
+
+One module, so a new adapter gets the same `auto` device rule, the same error for a bad batch size and the
+same model cache as the others (torch is imported lazily, inside the functions that need it). Where weights
+come from (local folder or the Hub) is `hub.py`'s concern.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 DTYPE_NAMES = ("auto", "float32", "float16", "bfloat16")
+
+_LOADED: dict[Hashable, Any] = {}
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -45,8 +52,64 @@ def resolve_dtype(dtype: str = "auto", device: str = "cpu"):
     return getattr(torch, dtype)
 
 
+def check_batch_size(batch_size: Any, error: type[Exception] = ValueError) -> int:
+    """A batch size is a positive integer; anything else is refused with `error` before a model loads."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise error(f"batch_size must be at least 1, got {batch_size!r}")
+    return batch_size
+
+
 def batched(items: Sequence[T], batch_size: int) -> Iterator[Sequence[T]]:
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_batch_size(batch_size)
     for start in range(0, len(items), batch_size):
         yield items[start : start + batch_size]
+
+
+def shared_model(key: Hashable, load: Callable[[], T]) -> T:
+    """One loaded copy per key, e.g. (library, model_id, device, dtype, weight-changing options).
+
+    Two adapters that differ only in how they call the model (steps, prompts, batch size) share the weights,
+    so a run that names the same model twice does not hold it twice in GPU memory.
+    """
+    if key not in _LOADED:
+        _LOADED[key] = load()
+    return _LOADED[key]
+
+
+def forget_loaded_models() -> None:
+    """Drop every shared copy (frees memory once nothing else refers to the models)."""
+    _LOADED.clear()
+
+
+def library_versions(*names: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("torch", *names):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def dtype_name(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+
+def diffusers_dtype_keyword() -> str:
+    """diffusers renamed `torch_dtype` to `dtype` (following transformers); older releases know only `torch_dtype`."""
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
+    except ImportError:
+        return "torch_dtype"
+    return "dtype"
+
+
+def transformers_dtype_keyword() -> str:
+    """transformers 4.56 renamed `torch_dtype` to `dtype`."""
+    from importlib.metadata import version
+
+    major, minor = (int(part) for part in version("transformers").split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
-from blindspots.models.hub import library_versions, load_errors_explained, shared_model
+from blindspots.models.hub import load_errors_explained
 from blindspots.models.labels import LabelSet, load_label_set
 from blindspots.models.pixels import tensor_preprocess
+from blindspots.models.runtime import library_versions, shared_model
 from blindspots.models.torch_classifier import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DTYPE,

@@ -13,9 +13,9 @@ import numpy as np
 from PIL import Image
 
 from blindspots.models.errors import ModelOutputError, ModelUnavailableError
-from blindspots.models.hub import dtype_name
 from blindspots.models.labels import LabelSet, label_set_from_names, load_label_set
 from blindspots.models.pixels import pixel_tensor
+from blindspots.models.runtime import check_batch_size, dtype_name
 
 # Classifiers under test are measured at full precision unless the user asks for speed: half precision can
 # flip borderline predictions, and those flips would look like blind spots of the model.
@@ -68,8 +68,7 @@ class TorchClassifier:
         forward: Callable[[Any], Any] | None = None,
         pixel_preprocess: Callable[[Any], Any] | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        check_batch_size(batch_size)
         self.spec = spec
         self.network = network
         self.label_set = label_set

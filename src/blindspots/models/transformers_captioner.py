@@ -16,9 +16,9 @@ from typing import Any
 
 from PIL.Image import Image
 
-from blindspots.models import hub
+from blindspots.models import hub, runtime
 from blindspots.models.errors import ModelOutputError, ModelSpecError
-from blindspots.models.runtime import batched, resolve_device, resolve_dtype
+from blindspots.models.runtime import batched, check_batch_size, resolve_device, resolve_dtype
 
 DEFAULT_INSTRUCTION = (
     "Describe this image in one sentence: the main object, its colour and material, the background, "
@@ -39,8 +39,7 @@ class TransformersCaptioner:
             raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         if num_beams < 1:
             raise ValueError(f"num_beams must be at least 1, got {num_beams}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        check_batch_size(batch_size)
         extra = dict(generate_options or {})
         if extra.pop("do_sample", False):
             raise ValueError("captioners decode deterministically; drop do_sample (use num_beams for quality)")
@@ -105,9 +104,9 @@ class TransformersCaptioner:
         return {
             "spec": self.spec,
             "model": type(self.model).__name__,
-            "libraries": hub.library_versions("transformers"),
+            "libraries": runtime.library_versions("transformers"),
             "device": str(self.device),
-            "dtype": hub.dtype_name(self.dtype),
+            "dtype": runtime.dtype_name(self.dtype),
             "mode": "chat" if self.chat else "plain",
             "prompt": self.prompt,
             "max_new_tokens": self.max_new_tokens,
@@ -172,7 +171,7 @@ def load_captioner(
     hub.check_available(spec, name)
     model_class = _captioning_class(spec, name, trust_remote_code)
     key = ("transformers-captioner", name, device, str(torch_dtype), trust_remote_code)
-    model, processor = hub.shared_model(
+    model, processor = runtime.shared_model(
         key, lambda: _load(spec, name, model_class, device, torch_dtype, trust_remote_code))
     return TransformersCaptioner(model, processor, spec=spec, prompt=prompt if prompt is not None else instruction,
                                  chat=chat, max_new_tokens=max_new_tokens, num_beams=num_beams,
@@ -204,6 +203,6 @@ def _load(spec: str, name: str, model_class: Any, device: str, torch_dtype: Any,
     with hub.load_errors_explained(spec, name):
         processor = AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code)
         model, info = model_class.from_pretrained(name, trust_remote_code=trust_remote_code, output_loading_info=True,
-                                                  **{hub.transformers_dtype_keyword(): torch_dtype})
+                                                  **{runtime.transformers_dtype_keyword(): torch_dtype})
     hub.check_complete_weights(spec, model, info, f"captioners are image-to-text models such as {CAPTIONER_EXAMPLES}")
     return model.to(device).eval(), processor

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from blindspots.models.hub import check_available, library_versions, load_errors_explained, shared_model
+from blindspots.models.hub import check_available, load_errors_explained
 from blindspots.models.labels import LabelSet, load_label_set
 from blindspots.models.pixels import processor_on_tensors
+from blindspots.models.runtime import library_versions, shared_model
 from blindspots.models.torch_classifier import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DTYPE,

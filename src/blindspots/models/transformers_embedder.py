@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 from PIL.Image import Image
 
-from blindspots.models import hub
+from blindspots.models import hub, runtime
 from blindspots.models.errors import ModelOutputError, ModelSpecError
 from blindspots.models.pixels import pixel_tensor, processor_on_tensors
-from blindspots.models.runtime import batched, resolve_device, resolve_dtype
+from blindspots.models.protocols import DEFAULT_PROMPT_TEMPLATE, check_template, fill_template
+from blindspots.models.runtime import batched, check_batch_size, resolve_device, resolve_dtype
 
-DEFAULT_ZERO_SHOT_TEMPLATE = "a photo of a {}"
 # SigLIP was trained on texts padded to the full length; shorter padding changes its text embeddings.
 PAD_TO_MAX_LENGTH = {"siglip", "siglip2"}
 EMBEDDER_HINT = "embedders are dual encoders such as openai/clip-vit-base-patch32 or google/siglip-base-patch16-224"
@@ -29,34 +29,27 @@ def normalised_float32(features: Any, what: str, spec: str) -> np.ndarray:
     return (array / norms).astype(np.float32)
 
 
-def check_template(template: str) -> str:
-    if template.count("{}") != 1:
-        raise ValueError(f"zero_shot_template must hold exactly one '{{}}' for the class name, got {template!r}")
-    return template
-
-
 class ZeroShotTexts:
-    """Class names -> embeddings of the zero-shot sentences, e.g. 'a photo of a {}'."""
+    """Class names -> embeddings of the zero-shot sentences, e.g. 'a photo of a {label}'."""
 
-    zero_shot_template: str = DEFAULT_ZERO_SHOT_TEMPLATE
+    zero_shot_template: str = DEFAULT_PROMPT_TEMPLATE
     embed_texts: Callable[[Sequence[str]], np.ndarray]  # provided by the embedder class
 
     def embed_class_names(self, names: Sequence[str]) -> np.ndarray:
-        return self.embed_texts([self.zero_shot_template.format(name) for name in names])
+        return self.embed_texts([fill_template(self.zero_shot_template, name) for name in names])
 
 
 class TransformersEmbedder(ZeroShotTexts):
     """Wraps a loaded dual encoder (CLIP, SigLIP, ...) and its processor as an Embedder."""
 
     def __init__(self, model: Any, processor: Any, *, spec: str = "transformers:<in memory>", batch_size: int = 32,
-                 zero_shot_template: str = DEFAULT_ZERO_SHOT_TEMPLATE) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+                 zero_shot_template: str = DEFAULT_PROMPT_TEMPLATE) -> None:
+        check_batch_size(batch_size)
         self.model = model.eval()
         self.processor = processor
         self.spec = spec
         self.batch_size = batch_size
-        self.zero_shot_template = check_template(zero_shot_template)
+        self.zero_shot_template = check_template(zero_shot_template, "zero_shot_template")
         self._text_padding = "max_length" if model.config.model_type in PAD_TO_MAX_LENGTH else True
 
     @property
@@ -122,9 +115,9 @@ class TransformersEmbedder(ZeroShotTexts):
         return {
             "spec": self.spec,
             "model": type(self.model).__name__,
-            "libraries": hub.library_versions("transformers"),
+            "libraries": runtime.library_versions("transformers"),
             "device": str(self.device),
-            "dtype": hub.dtype_name(self.dtype),
+            "dtype": runtime.dtype_name(self.dtype),
             "batch_size": self.batch_size,
             "zero_shot_template": self.zero_shot_template,
         }
@@ -141,16 +134,16 @@ def load_embedder(
     batch_size: int = 32,
     dtype: str = "auto",
     device: str = "auto",
-    zero_shot_template: str = DEFAULT_ZERO_SHOT_TEMPLATE,
+    zero_shot_template: str = DEFAULT_PROMPT_TEMPLATE,
 ) -> TransformersEmbedder:
     """`transformers:<id>` -> Embedder, for dual encoders that have get_image_features and get_text_features."""
     spec = f"transformers:{name}"
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
-    check_template(zero_shot_template)
+    check_template(zero_shot_template, "zero_shot_template")
     hub.check_available(spec, name)
     key = ("transformers-embedder", name, device, str(torch_dtype))
-    model, processor = hub.shared_model(key, lambda: _load(spec, name, device, torch_dtype))
+    model, processor = runtime.shared_model(key, lambda: _load(spec, name, device, torch_dtype))
     return TransformersEmbedder(model, processor, spec=spec, batch_size=batch_size,
                                 zero_shot_template=zero_shot_template)
 
@@ -168,6 +161,6 @@ def _load(spec: str, name: str, device: str, torch_dtype: Any) -> tuple[Any, Any
             )
         processor = AutoProcessor.from_pretrained(name)
         model, info = model_class.from_pretrained(name, output_loading_info=True,
-                                                  **{hub.transformers_dtype_keyword(): torch_dtype})
+                                                  **{runtime.transformers_dtype_keyword(): torch_dtype})
     hub.check_complete_weights(spec, model, info, EMBEDDER_HINT)
     return model.to(device).eval(), processor

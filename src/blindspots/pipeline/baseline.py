@@ -3,6 +3,7 @@ candidate description is tested against."""
 
 from __future__ import annotations
 
+from blindspots.models.protocols import fill_template
 from blindspots.pipeline.context import DiscoveryError, RunContext, derive_seed
 from blindspots.store.records import Purpose, SampleCounts
 
@@ -22,7 +23,7 @@ def run_baseline(ctx: RunContext) -> dict[str, SampleCounts]:
 
 def plan_baseline(ctx: RunContext) -> None:
     templates = ctx.config.templates
-    rows = [ctx.planned(Purpose.BASELINE, 0, cls.name, templates[i % len(templates)].format(label=cls.name),
+    rows = [ctx.planned(Purpose.BASELINE, 0, cls.name, fill_template(templates[i % len(templates)], cls.name),
                         derive_seed(ctx.config.seed, "baseline", cls.name, i))
             for cls in ctx.classes for i in range(ctx.config.baseline_per_class)]
     if not ctx.store.counts(Purpose.BASELINE).planned and len(rows) > ctx.remaining_budget():

@@ -79,7 +79,7 @@ class RunContext:
         return {
             "round": round_index, "class_name": class_name, "key": description.key,
             "description": description.to_dict(), "text": description.text(),
-            "prompt": description.prompt(class_name, self.config.templates[0].replace("{label}", "{}")),
+            "prompt": description.prompt(class_name, self.config.templates[0]),
             "origin": origin, "parent_id": parent_id, "source_cluster": source,
         }
 

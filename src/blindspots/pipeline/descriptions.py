@@ -18,6 +18,8 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from blindspots.models.protocols import DEFAULT_PROMPT_TEMPLATE, LABEL_PLACEHOLDER, check_template
+
 # Multi-word prepositions come first so that "on top of" wins over "on".
 PREPOSITIONS: tuple[str, ...] = (
     "in the middle of", "on the side of", "at the edge of", "in front of", "on top of", "in the back of",
@@ -37,7 +39,7 @@ LEADING_STYLES: Mapping[str, str] = {
     "watercolour": "watercolour style", "rendering": "3d render style", "3d rendering": "3d render style",
     "black and white photo": "black and white", "black and white photograph": "black and white",
 }
-# Prompts name one object ("a photo of a {}"), so counts in a caption ("two boats", "a group of
+# Prompts name one object ("a photo of a {label}"), so counts in a caption ("two boats", "a group of
 # ships") cannot become modifiers without making the prompt ungrammatical.
 QUANTITY_PHRASES: tuple[str, ...] = (
     "a couple of", "a group of", "a pair of", "a bunch of", "a lot of", "lots of", "a row of",
@@ -111,12 +113,10 @@ class Description:
             text += joiner + phrase
         return text
 
-    def prompt(self, label: str, template: str = "a photo of a {}") -> str:
+    def prompt(self, label: str, template: str = DEFAULT_PROMPT_TEMPLATE) -> str:
         """Text-to-image prompt, e.g. "a photo of an orange boat on grass"; the article before the
-        subject follows the subject's first word."""
-        if template.count("{}") != 1:
-            raise ValueError(f"template {template!r} must contain exactly one '{{}}' where the subject goes.")
-        before, after = template.split("{}")
+        subject follows the subject's first word. The template holds `{label}` where the subject goes."""
+        before, after = check_template(template).split(LABEL_PLACEHOLDER)
         subject = self.text(label)
         return _fix_article(before, subject) + subject + after
 

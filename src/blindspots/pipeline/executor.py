@@ -1,7 +1,9 @@
-"""Every model call of a run goes through the executor: it batches, shows progress, and checks that each
-model's output obeys its protocol before anything is stored. Stages never call a model directly, so the same
-run can move to another executor (`pipeline/ray_executor.py`: Ray actors on a cluster) without changing the
-method. The output checks are module-level functions so that every executor applies the same ones.
+"""Every model call of a run goes through the executor: it loads each model on first use, checks that the
+model offers its role's protocol, and checks that each output obeys it before anything is stored. Callers
+choose the batches (the adapters split them further to their own batch sizes) and show their own progress.
+Stages never call a model directly, so the same run can move to another executor (`pipeline/ray_executor.py`:
+Ray actors on a cluster) without changing the method. The output checks are module-level functions so that
+every executor applies the same ones.
 
 Images reach `classify` and `embed_images` either as PIL images or as one uint8 batch (n, H, W, 3) of the
 pixels that are stored. A batch goes straight to models that declare `PixelClassifier` / `PixelEmbedder`
@@ -15,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +26,8 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL.Image import Image
 
-from blindspots.models.errors import ModelOutputError
-from blindspots.models.protocols import PixelClassifier, PixelEmbedder
+from blindspots.models.errors import ModelOutputError, ModelSpecError
+from blindspots.models.protocols import PROTOCOLS, Generation, PixelClassifier, PixelEmbedder, missing_members
 from blindspots.models.registry import load_model
 
 # PIL images, or the uint8 pixels of n same-sized RGB images, shape (n, H, W, 3).
@@ -42,28 +44,38 @@ class ModelSet:
 
     def get(self, role: str):
         if role not in self._loaded:
-            self._loaded[role] = load_model(role, self.specs[role], **self.options.get(role, {}))
+            model = load_model(role, self.specs[role], **self.options.get(role, {}))
+            _check_protocol(model, role, self.specs[role])
+            self._loaded[role] = model
         return self._loaded[role]
 
     def describe(self) -> dict[str, Any]:
+        """Per role its spec and, for the models loaded so far, what the model says about itself."""
         described = {}
         for role, spec in self.specs.items():
             model = self._loaded.get(role)
-            info = model.describe() if model is not None and hasattr(model, "describe") else {}
-            described[role] = {"spec": spec, **info}
+            described[role] = {"spec": spec, **(model.describe() if model is not None else {})}
         return described
+
+
+def _check_protocol(model: Any, role: str, spec: str) -> None:
+    """A model that lacks part of its role's protocol is named at load time, with what it lacks."""
+    protocol = PROTOCOLS[role]
+    missing = missing_members(model, role)
+    if missing:
+        raise ModelSpecError(
+            f"{role} {spec} ({type(model).__name__}) lacks {', '.join(missing)} of the {role} protocol; "
+            f"see blindspots.models.protocols.{protocol.__name__} and docs/own-model.md"
+        )
 
 
 @dataclass
 class GenerationResult:
+    """Per (prompt, seed): the image or None, the error that left it None, whether a safety checker blanked it."""
+
     images: list[Image | None]
     errors: list[str | None]
-    safety_blanked: list[bool] = field(default_factory=list)
-
-
-def safety_blanked(images: Sequence[Image | None]) -> list[bool]:
-    """Which images a safety checker blanked: they show nothing, so they are kept and counted, never failures."""
-    return [bool(image is not None and image.info.get("blindspots.safety_blanked")) for image in images]
+    safety_blanked: list[bool]
 
 
 # ------------------------------------------------------------------------------------ pixels <-> images
@@ -99,28 +111,42 @@ def generate_checked(generator: Any, spec: str, prompts: Sequence[str], seeds: S
     """Images for (prompt, seed) pairs. A prompt the generator raises on is retried alone and, if it still
     fails, recorded as an error instead of stopping the run."""
     try:
-        images = list(generator.generate(list(prompts), [int(s) for s in seeds]))
-        check_count("generator", spec, images, len(prompts))
+        images, blanked = _generate_one_call(generator, spec, list(prompts), [int(s) for s in seeds])
         errors: list[str | None] = [None] * len(prompts)
     except ModelOutputError:
         raise
     except Exception:  # one bad prompt must not sink the batch: find which ones fail
-        images, errors = [], []
+        images, errors, blanked = [], [], []
         for prompt, seed in zip(prompts, seeds, strict=True):
             try:
-                single = list(generator.generate([prompt], [int(seed)]))
-                check_count("generator", spec, single, 1)
+                single, single_blanked = _generate_one_call(generator, spec, [prompt], [int(seed)])
                 images.append(single[0])
+                blanked.append(single_blanked[0])
                 errors.append(None)
             except ModelOutputError:
                 raise
             except Exception as err:  # recorded per sample, shown in the summary
                 images.append(None)
+                blanked.append(False)
                 errors.append(f"{type(err).__name__}: {err}"[:500])
+    return GenerationResult(images, errors, blanked)
+
+
+def _generate_one_call(generator: Any, spec: str, prompts: list[str],
+                       seeds: list[int]) -> tuple[list[Image], list[bool]]:
+    """One generator call, its two return forms (a plain list, or a `Generation` with per-image safety flags)
+    made one, and checked: one PIL image per prompt."""
+    output = generator.generate(prompts, seeds)
+    if isinstance(output, Generation):
+        images, blanked = list(output.images), [bool(flag) for flag in output.safety_blanked]
+    else:
+        images = list(output)
+        blanked = [False] * len(images)
+    check_count("generator", spec, images, len(prompts))
     for image in images:
-        if image is not None and not isinstance(image, Image):
+        if not isinstance(image, Image):
             raise ModelOutputError(f"generator {spec} returned {type(image).__name__}, not a PIL image")
-    return GenerationResult(images, errors, safety_blanked(images))
+    return images, blanked
 
 
 def check_probabilities(spec: str, scores: Any, n_images: int, n_labels: int) -> np.ndarray:
@@ -221,11 +247,10 @@ class ModelClock:
 
 
 class Executor:
-    """In-process batched model calls with output checks."""
+    """In-process model calls with protocol and output checks."""
 
-    def __init__(self, models: ModelSet, on_progress: Callable[[str, int], None] | None = None):
+    def __init__(self, models: ModelSet):
         self.models = models
-        self.on_progress = on_progress or (lambda stage, n: None)
         self._clock = ModelClock()
 
     def model_seconds(self) -> dict[str, float]:
@@ -241,9 +266,7 @@ class Executor:
         """Images for (prompt, seed) pairs; a prompt the generator fails on is recorded as an error."""
         generator = self.models.get("generator")
         with self._clock.timing("generator"):
-            result = generate_checked(generator, self.models.specs["generator"], prompts, seeds)
-        self.on_progress("generate", len(prompts))
-        return result
+            return generate_checked(generator, self.models.specs["generator"], prompts, seeds)
 
     def classify(self, images: ImageBatch) -> tuple[np.ndarray, list[str]]:
         classifier = self.models.get("classifier")
@@ -251,18 +274,14 @@ class Executor:
         n = batch_size_of(images)
         with self._clock.timing("classifier"):
             scores = run_classifier(classifier, images)
-        probabilities = check_probabilities(self.models.specs["classifier"], scores, n, len(labels))
-        self.on_progress("classify", n)
-        return probabilities, labels
+        return check_probabilities(self.models.specs["classifier"], scores, n, len(labels)), labels
 
     def caption(self, images: ImageBatch) -> list[str]:
         captioner = self.models.get("captioner")
         images = as_image_list(images)
         with self._clock.timing("captioner"):
             captions = list(captioner.caption(images))
-        captions = check_captions(self.models.specs["captioner"], captions, len(images))
-        self.on_progress("caption", len(images))
-        return captions
+        return check_captions(self.models.specs["captioner"], captions, len(images))
 
     def embed_images(self, images: ImageBatch) -> np.ndarray:
         embedder = self.models.get("embedder")

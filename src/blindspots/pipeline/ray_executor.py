@@ -8,9 +8,11 @@ so a run gives the same bug list on either executor. What travels:
   `models.registry.load_model`, so workers need blindspots and the model's packages installed and the weights
   reachable (a shared cache or the hub);
 - images, both ways, as uint8 numpy arrays (one (n, H, W, 3) batch when sizes agree): they serialise without
-  pickling PIL objects, and a classifier or embedder that takes pixel batches gets them as they are;
+  pickling PIL objects, and a classifier or embedder that takes pixel batches gets them as they are; generated
+  images come back with their safety flags from the generator's `Generation` beside them;
 - back to the driver, raw outputs, which it checks with the same functions as `Executor`. The driver stays the
-  single writer of the run store.
+  single writer of the run store. Each worker checks its model against the role's protocol when it loads, as
+  `ModelSet` does, so a model that lacks a member is the same one-line error on either executor.
 
 Placement: `ray.ROLE.num_gpus` / `num_cpus` / `replicas` in the config. Unset, the small roles (classifier,
 captioner, embedder) take 0.1 GPU each when the cluster has GPUs, and the generator takes the rest of a GPU
@@ -27,7 +29,7 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,7 @@ from blindspots.pipeline.executor import (
     GenerationResult,
     ImageBatch,
     ModelClock,
+    _check_protocol,
     batch_size_of,
     check_captions,
     check_embedding,
@@ -50,7 +53,6 @@ from blindspots.pipeline.executor import (
     pixels_to_images,
     run_classifier,
     run_image_embedder,
-    safety_blanked,
 )
 
 ROLES = ("generator", "classifier", "captioner", "embedder")
@@ -77,23 +79,25 @@ class ModelWorker:
         self.load_error: BaseException | None = None
         try:
             self.model = load_model(role, spec, **options)
+            _check_protocol(self.model, role, spec)
         except Exception as err:  # re-raised by info(), where the driver sees it as a task error
             self.load_error = err
 
     def info(self) -> dict[str, Any]:
+        """What the driver's `RemoteModel` answers for this role: the protocol's data members and describe()."""
         if self.load_error is not None:
             raise self.load_error
         model = self.model
-        labels = getattr(model, "labels", None)
         return {
-            "labels": None if labels is None else [str(label) for label in labels],
-            "zero_shot_template": getattr(model, "zero_shot_template", None),
-            "describe": model.describe() if hasattr(model, "describe") else {},
+            "labels": [str(label) for label in model.labels] if self.role == "classifier" else None,
+            "zero_shot_template": model.zero_shot_template if self.role == "embedder" else None,
+            "describe": model.describe(),
         }
 
-    def generate(self, prompts: list[str], seeds: list[int]) -> tuple[list[Any], list[str | None]]:
+    def generate(self, prompts: list[str], seeds: list[int]) -> tuple[list[Any], list[str | None], list[bool]]:
         result = generate_checked(self.model, self.spec, prompts, seeds)
-        return [None if image is None else _to_wire(image) for image in result.images], result.errors
+        wired = [None if image is None else _to_wire(image) for image in result.images]
+        return wired, result.errors, result.safety_blanked
 
     def classify(self, pixels: Any) -> np.ndarray:
         return np.asarray(run_classifier(self.model, _from_wire_batch(pixels)))
@@ -110,17 +114,13 @@ class ModelWorker:
         return np.asarray(self.model.embed_texts(texts))
 
 
-def _to_wire(image: Image) -> tuple[np.ndarray, dict[str, Any]]:
-    """A generated image as its RGB pixels plus the plain-valued entries of `info` (e.g. a safety flag)."""
-    info = {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str | int | float | bool)}
-    return np.asarray(image if image.mode == "RGB" else image.convert("RGB")), info
+def _to_wire(image: Image) -> np.ndarray:
+    """A generated image as its RGB pixels, as the store keeps them."""
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
 
-def _from_wire(item: tuple[np.ndarray, dict[str, Any]]) -> Image:
-    pixels, info = item
-    image = PILImage.fromarray(pixels, mode="RGB")
-    image.info.update(info)
-    return image
+def _from_wire(pixels: np.ndarray) -> Image:
+    return PILImage.fromarray(pixels, mode="RGB")
 
 
 def _to_wire_batch(images: ImageBatch) -> np.ndarray | list[np.ndarray]:
@@ -187,12 +187,10 @@ class RayExecutor:
         *,
         address: str | None = None,
         resources: RaySettings | None = None,
-        on_progress: Callable[[str, int], None] | None = None,
     ) -> None:
         self._ray = _import_ray()
         self.options = options or {}
         self.resources = resources or RaySettings()
-        self.on_progress = on_progress or (lambda stage, n: None)
         self.models = RemoteModelSet(self, dict(specs))
         self._actors: dict[str, list[Any]] = {}
         self._placed: dict[str, tuple[float, float, int]] = {}
@@ -215,31 +213,28 @@ class RayExecutor:
         parts = self._spread("generator", "generate", list(prompts), seeds)
         images: list[Image | None] = []
         errors: list[str | None] = []
-        for wired, part_errors in parts:
+        blanked: list[bool] = []
+        for wired, part_errors, part_blanked in parts:
             images.extend(None if item is None else _from_wire(item) for item in wired)
             errors.extend(part_errors)
+            blanked.extend(part_blanked)
         if len(images) != len(prompts):
             raise ModelOutputError(f"generator {self.models.specs['generator']} returned {len(images)} outputs "
                                    f"for {len(prompts)} inputs")
-        self.on_progress("generate", len(prompts))
-        return GenerationResult(images, errors, safety_blanked(images))
+        return GenerationResult(images, errors, blanked)
 
     def classify(self, images: ImageBatch) -> tuple[np.ndarray, list[str]]:
         labels = list(self.models.get("classifier").labels)
         n = batch_size_of(images)
         scores = np.concatenate(self._spread("classifier", "classify", _to_wire_batch(images))) if n else \
             np.zeros((0, len(labels)))
-        probabilities = check_probabilities(self.models.specs["classifier"], scores, n, len(labels))
-        self.on_progress("classify", n)
-        return probabilities, labels
+        return check_probabilities(self.models.specs["classifier"], scores, n, len(labels)), labels
 
     def caption(self, images: ImageBatch) -> list[str]:
         self.models.get("captioner")
         n = batch_size_of(images)
         captions = [c for part in self._spread("captioner", "caption", _to_wire_batch(images)) for c in part]
-        captions = check_captions(self.models.specs["captioner"], captions, n)
-        self.on_progress("caption", n)
-        return captions
+        return check_captions(self.models.specs["captioner"], captions, n)
 
     def embed_images(self, images: ImageBatch) -> np.ndarray:
         self.models.get("embedder")

@@ -18,12 +18,11 @@ from typing import Any
 import numpy as np
 from PIL.Image import Image
 
+from blindspots.models.protocols import fill_template
 from blindspots.pipeline.executor import Executor, images_to_pixels
 from blindspots.pipeline.progress import ProgressFactory, silent_progress
 from blindspots.store.records import Sample
 from blindspots.store.run_store import RunStore
-
-ZERO_SHOT_TEMPLATE = "a photo of a {}"
 
 
 def judge_prediction(probabilities: np.ndarray, labels: Sequence[str], accepted: Sequence[str],
@@ -63,8 +62,8 @@ class ZeroShotCheck:
     def _class_texts(self) -> np.ndarray:
         if self._texts is None:
             embedder = self.executor.models.get("embedder")
-            template = getattr(embedder, "zero_shot_template", ZERO_SHOT_TEMPLATE)
-            self._texts = self.executor.embed_texts([template.format(name) for name in self.class_names])
+            self._texts = self.executor.embed_texts(
+                [fill_template(embedder.zero_shot_template, name) for name in self.class_names])
         return self._texts
 
 

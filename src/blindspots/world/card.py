@@ -7,6 +7,9 @@
 - captioner: accuracy per field (class and every axis) under the unbiased prior;
 - embedder: zero-shot class accuracy with the prompts "a photo of a {class}" under the unbiased prior.
 `failed_thresholds` compares a card with `THRESHOLDS` and names every target missed.
+
+The card is the world's ground truth, so it opens the folder and runs the networks through `world/` itself
+(`folder.py`, `inference.py`), never through the model adapters it is there to check.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from typing import Any
 import numpy as np
 
 CLASSIFIERS = {"classifier": "classifier", "classifier_b": "classifier-b"}
-ZERO_SHOT_PROMPT = "a photo of a {}"
+# The pipeline's default zero-shot template (models.protocols.DEFAULT_PROMPT_TEMPLATE, kept equal by a test):
+# the card measures the embedder as a run uses it, without importing the models layer.
+ZERO_SHOT_PROMPT = "a photo of a {label}"
 
 
 class CardError(ValueError):
@@ -81,18 +86,19 @@ class _CellRenderer:
         return rows[:n]
 
 
-def model_card(world: str | Path | None = None, n: int = 200, seed: int = 0, device: str = "auto",
-               progress: Progress = _no_progress) -> dict[str, Any]:
-    """Measure the four world models on fresh renders, N images per cell; returns a JSON-ready dict."""
-    from blindspots.models import world_adapter
+def model_card(world: str | Path | None = None, n: int = 200, seed: int = 0, device: str = "cpu",
+               progress: Progress = _no_progress, batch_size: int = 256) -> dict[str, Any]:
+    """Measure the four world models on fresh renders, N images per cell; returns a JSON-ready dict.
+    `device` is a torch device name (the CLI resolves `auto` before it calls)."""
+    from blindspots.world.folder import open_world
+    from blindspots.world.inference import WorldCaptioner, WorldClassifier, WorldEmbedder
 
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise CardError(f"n must be a positive number of images per cell, got {n}; try --n 200")
     folder = None if world is None else Path(world)
-    suffix = "" if folder is None else f"@{folder}"
-    opened = world_adapter.open_world(folder)
+    opened = open_world(folder)
     spec = opened.spec
-    renderer = _CellRenderer(spec, seed, int(opened.meta["image_size"]), progress)
+    renderer = _CellRenderer(spec, seed, opened.image_size, progress)
 
     training_attributes, training_labels = spec.sample_training(renderer.rng, n)
     in_distribution = renderer.cell(training_attributes, training_labels, "render training distribution")
@@ -105,14 +111,12 @@ def model_card(world: str | Path | None = None, n: int = 200, seed: int = 0, dev
                             "spec_fingerprint": spec.fingerprint(), "n": n, "seed": seed}
     for key, model in CLASSIFIERS.items():
         progress(f"classify ({model})", 0, 1)
-        classifier = world_adapter.load_classifier(model + suffix, device=device)
+        classifier = WorldClassifier(opened, model, device, batch_size)
         card[key] = _classifier_section(classifier, spec, in_distribution, outside, spots)
         progress(f"classify ({model})", 1, 1)
     progress("caption and embed", 0, 1)
-    card["captioner"] = _captioner_section(world_adapter.load_captioner("captioner" + suffix, device=device),
-                                           prior)
-    card["embedder"] = _embedder_section(world_adapter.load_embedder("embedder" + suffix, device=device),
-                                         prior, spec)
+    card["captioner"] = _captioner_section(WorldCaptioner(opened, "captioner", device, batch_size), prior)
+    card["embedder"] = _embedder_section(WorldEmbedder(opened, "embedder", device, batch_size), prior, spec)
     progress("caption and embed", 1, 1)
     card["thresholds"] = asdict(THRESHOLDS)
     return card
@@ -176,11 +180,11 @@ def _captioner_section(captioner, prior: Cell) -> dict[str, Any]:
 
 
 def _embedder_section(embedder, prior: Cell, spec) -> dict[str, Any]:
-    prompts = embedder.embed_texts([ZERO_SHOT_PROMPT.format(name) for name in spec.classes])
+    prompts = embedder.embed_texts([ZERO_SHOT_PROMPT.replace("{label}", name) for name in spec.classes])
     images = embedder.embed_images(prior.images)
     chosen = (images @ prompts.T).argmax(axis=1)
     hits = [spec.classes[c] == a["class"] for c, a in zip(chosen, prior.attributes, strict=True)]
-    return {"zero_shot_accuracy": _rate(hits), "zero_shot_interval": _interval(hits), "prompt": ZERO_SHOT_PROMPT.format("{class}"), "n": len(hits)}
+    return {"zero_shot_accuracy": _rate(hits), "zero_shot_interval": _interval(hits), "prompt": ZERO_SHOT_PROMPT.replace("{label}", "{class}"), "n": len(hits)}
 
 
 def failed_thresholds(card: dict[str, Any], thresholds: Thresholds = THRESHOLDS) -> list[str]:

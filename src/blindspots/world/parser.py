@@ -1,22 +1,17 @@
 """Free English prompt -> the world attributes it names.
 
-Matching works on normalised tokens (lower case, punctuation and hyphens as spaces, articles dropped, plurals
-reduced to a known singular) and takes the longest known phrase first, so "on the snow" (a background) wins
-over "snow" (the weather) and "in the dark" means night. Words the world does not know are recorded, never
-an error.
+Matching works on normalised tokens (`world/tokens.py`: lower case, punctuation and hyphens as spaces,
+articles dropped, plurals reduced to a known singular) and takes the longest known phrase first, so "on the
+snow" (a background) wins over "snow" (the weather) and "in the dark" means night. Words the world does not
+know are recorded, never an error.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from blindspots.world.spec import WorldSpec
-
-ARTICLES = frozenset({"a", "an", "the"})
-_WORD = re.compile(r"[a-z0-9]+")
+from blindspots.world.spec import WorldSpec
+from blindspots.world.tokens import tokens_of
 
 
 @dataclass
@@ -27,25 +22,6 @@ class ParsedPrompt:
     attributes: dict[str, str] = field(default_factory=dict)
     unknown_words: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
-
-
-def tokens_of(text: str, singularise: bool = True, vocabulary: frozenset[str] | None = None) -> list[str]:
-    """Lower-case word tokens without articles. With a vocabulary, plural tokens become their known singular."""
-    words = [w for w in _WORD.findall(text.lower().replace("'s", "")) if w not in ARTICLES]
-    if singularise and vocabulary is not None:
-        words = [_singular(w, vocabulary) for w in words]
-    return words
-
-
-def _singular(word: str, vocabulary: frozenset[str]) -> str:
-    if word in vocabulary:
-        return word
-    for suffix, replacement in (("ies", "y"), ("ves", "f"), ("es", ""), ("s", "")):
-        if word.endswith(suffix) and len(word) > len(suffix) + 1:
-            candidate = word[: -len(suffix)] + replacement
-            if candidate in vocabulary:
-                return candidate
-    return word
 
 
 def parse_prompt(text: str, spec: WorldSpec) -> ParsedPrompt:

@@ -93,6 +93,10 @@ class WorldGenerator:
             renderings.append(Rendering(Image.fromarray(pixels), attributes, list(parsed[prompt].unknown_words)))
         return renderings
 
+    def describe(self) -> dict[str, object]:
+        """What a run records about this generator: the spec it draws (by fingerprint) and the image size."""
+        return {"spec_fingerprint": self.spec.fingerprint(), "size": self.size}
+
     def realise(self, named: Mapping[str, str], seed: int) -> dict[str, str]:
         """Named attributes kept, the rest drawn from the prior with an RNG seeded by `seed` alone."""
         rng = np.random.default_rng((_checked_seed(seed), _ATTRIBUTE_SALT))

@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from blindspots.world.catalog import DRAWABLE_AXES, DRAWABLE_CLASSES
+from blindspots.world.tokens import tokens_of
 
 DEFAULT_SPEC_PATH = Path(__file__).with_name("default_spec.yaml")
 CLASS_KEY = "class"
@@ -307,8 +308,6 @@ def _check_phrases_are_unambiguous(synonyms: dict[str, dict[str, list[str]]]) ->
 
 def _normalised_phrases(synonyms: dict[str, dict[str, list[str]]]):
     """(key, value, phrase, tokens) for every phrase, tokens normalised exactly as the parser reads prompts."""
-    from blindspots.world.parser import tokens_of
-
     rows = [(key, value, phrase) for key, by_value in synonyms.items() for value, phrases in by_value.items()
             for phrase in phrases]
     # Phrases are singularised like prompts are, so "clouds in the sky" matches "cloud in sky".

@@ -26,16 +26,7 @@ import torch
 from torch.nn import functional as F
 
 from blindspots.world import nets
-
-WORLD_FORMAT = 1
-FILES = {
-    "classifier": "classifier.safetensors",
-    "classifier-b": "classifier-b.safetensors",
-    "captioner": "captioner.safetensors",
-    "embedder": "embedder.safetensors",
-}
-META_FILE = "world.json"
-SPEC_FILE = "spec.yaml"
+from blindspots.world.folder import FILES, META_FILE, SPEC_FILE, WORLD_FORMAT
 
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     "classifier": {"trunk": "patchnet", "trunk_options": {"channels": [16, 32, 64, 96]}, "dropout": 0.1},
