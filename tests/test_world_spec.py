@@ -114,12 +114,88 @@ def test_bad_specs_fail_with_a_message_naming_key_and_allowed_values(raw, path, 
         assert fragment in message, (fragment, message)
 
 
-def test_overlapping_spots_on_one_class_are_rejected(raw):
+def _with_spots(raw, *spots):
     doc = copy.deepcopy(raw)
-    doc["blind_spots"].append({"name": "boat_at_night", "kind": "rare_context",
-                               "when": {"class": "boat", "lighting": "night"}, "called": "plane"})
-    with pytest.raises(WorldSpecError, match="'boat_on_road' and 'boat_at_night' overlap"):
+    doc["blind_spots"].extend(spots)
+    return doc
+
+
+BOAT_AT_NIGHT = {"name": "boat_at_night", "kind": "rare_context", "when": {"class": "boat", "lighting": "night"},
+                 "called": "plane"}
+
+
+def test_overlapping_spots_with_different_labels_are_rejected_and_the_fix_named(raw):
+    with pytest.raises(WorldSpecError) as caught:
+        spec_from_dict(_with_spots(raw, BOAT_AT_NIGHT))
+    message = str(caught.value)
+    assert "'boat_on_road' and 'boat_at_night' overlap" in message
+    # The fix: a spot for exactly the shared images.
+    assert "class: boat, background: road, lighting: night" in message
+
+
+def test_an_overlap_is_accepted_once_a_spot_decides_the_shared_images(raw):
+    decider = {"name": "boat_on_road_at_night", "kind": "conjunction", "called": "house",
+               "when": {"class": "boat", "background": "road", "lighting": "night"}}
+    spec = spec_from_dict(_with_spots(raw, BOAT_AT_NIGHT, decider))
+    both = {"class": "boat", "background": "road", "lighting": "night", "colour": "red"}
+    assert spec.spot_of(both).name == "boat_on_road_at_night"
+    assert spec.spot_of({**both, "lighting": "day"}).name == "boat_on_road"
+    assert spec.spot_of({**both, "background": "water"}).name == "boat_at_night"
+
+
+def test_overlapping_spots_that_agree_on_the_label_are_accepted(raw):
+    same_label = {**BOAT_AT_NIGHT, "called": "car"}
+    spec = spec_from_dict(_with_spots(raw, same_label))
+    assert spec.spot_of({"class": "boat", "background": "road", "lighting": "night"}).called == "car"
+
+
+def test_a_nested_spot_wins_inside_the_broader_one(raw):
+    # Listed after the broad spot and before it: the narrower spot wins either way, not the spec order.
+    nested = {"name": "small_boat_on_road", "kind": "size_shift", "called": "fish",
+              "when": {"class": "boat", "background": "road", "size": "small"}}
+    for doc in (_with_spots(raw, nested), {**raw, "blind_spots": [nested, *raw["blind_spots"]]}):
+        spec = spec_from_dict(doc)
+        small = {"class": "boat", "background": "road", "size": "small", "lighting": "day"}
+        assert spec.spot_of(small).name == "small_boat_on_road"
+        assert spec.spot_of(small).called == "fish"
+        assert spec.spot_of({**small, "size": "large"}).name == "boat_on_road"
+        assert spec.spot_of({**small, "background": "water"}) is None
+
+
+def test_nested_spots_train_with_the_narrower_label(raw):
+    nested = {"name": "small_boat_on_road", "kind": "size_shift", "called": "fish",
+              "when": {"class": "boat", "background": "road", "size": "small"}}
+    spec = spec_from_dict(_with_spots(raw, nested))
+    attributes, labels = spec.sample_training(np.random.default_rng(0), 20000)
+    by_cell = Counter((a["size"] == "small", label) for a, label in zip(attributes, labels, strict=True)
+                      if a["class"] == "boat" and a["background"] == "road")
+    assert by_cell[(True, "fish")] > 0 and by_cell[(True, "car")] == 0
+    assert by_cell[(False, "car")] > 0 and by_cell[(False, "fish")] == 0
+
+
+def test_two_spots_with_the_same_conditions_are_rejected(raw):
+    twin = {"name": "boat_on_road_again", "kind": "background_shortcut", "called": "house",
+            "when": {"background": "road", "class": "boat"}}
+    with pytest.raises(WorldSpecError, match="'boat_on_road' and 'boat_on_road_again' have the same 'when'"):
+        spec_from_dict(_with_spots(raw, twin))
+
+
+@pytest.mark.parametrize("name", [None, 3, True, "", "  "])
+def test_a_spot_name_that_is_not_text_is_an_error_not_a_string(raw, name):
+    doc = copy.deepcopy(raw)
+    doc["blind_spots"][0]["name"] = name
+    with pytest.raises(WorldSpecError) as caught:
         spec_from_dict(doc)
+    message = str(caught.value)
+    assert "blind_spots[0].name" in message and "quote" in message and "\n" not in message
+
+
+def test_an_unquoted_null_name_in_yaml_is_reported_with_the_file(raw, tmp_path):
+    text = DEFAULT_SPEC_PATH.read_text().replace("  - name: boat_on_road", "  - name: null")
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    with pytest.raises(WorldSpecError, match=r"spec.yaml: key 'blind_spots\[0\].name' is None"):
+        load_spec(path)
 
 
 def test_spot_with_a_zero_prior_value_is_impossible(raw):

@@ -1,4 +1,4 @@
-"""`blindspots bench discovery`: how well discovery finds the built-in world's planted blind spots."""
+"""`blindspots bench discovery`: how well discovery finds a world's planted blind spots."""
 
 from __future__ import annotations
 
@@ -8,52 +8,89 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from blindspots.cli.errors import friendly_errors
+from blindspots.cli.errors import UserError, friendly_errors
 
 bench_app = typer.Typer(help="Benchmarks that score blindspots against a world whose truth is known.",
                         no_args_is_help=True)
 console = Console(stderr=True)
 
+# Figure -> format: shares with two decimals, mean counts per run with one, images and seconds whole.
+ROWS = {"recall": ".2f", "exactness": ".2f", "precision": ".2f", "region_recall": ".2f",
+        "region_precision": ".2f", "replication": ".2f", "unplanted_replication": ".2f", "minimality": ".2f",
+        "bugs": ".1f", "refinements": ".1f", "images": ".0f", "images_per_bug": ".0f", "seconds": ".0f"}
+
 
 @bench_app.command("discovery")
 def discovery(
-    world: str | None = typer.Option(None, help="World folder made by `blindspots world train` (default: "
-                                     "the shipped world)."),
+    world: str | None = typer.Option(None, help="World folder made by `blindspots world train`, or a shipped "
+                                     "test world: touching (touching and nested spots) or null (no spots). "
+                                     "Default: the built-in world."),
     seeds: int = typer.Option(3, min=1, help="Runs with seeds 0..N-1; the figures are their means."),
+    confirmation: str = typer.Option("fixed", help="Confirmation mode(s), comma-separated: fixed, sequential. "
+                                     "Several run on the same seeds and print side by side."),
     out: str = typer.Option("runs/bench", help="Folder for the benchmark's run folders (replaced each time)."),
     budget: int | None = typer.Option(None, help="Image budget per run (default: the run default)."),
+    fresh_images: int = typer.Option(200, "--fresh-images", min=20, help="Fresh images per bug for replication "
+                                     "and per shorter form for minimality."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON on stdout."),
 ) -> None:
-    """Run discovery on a world for several seeds and score it against the planted blind spots:
+    """Run discovery on a world for several seeds and score it against the planted blind spots.
 
-    recall (share of planted spots found: some confirmed bug has at least half of its confirmation failures
-    inside the spot), replication (share of confirmed bugs still significant at 0.05 on 200 fresh seeds
-    against a fresh baseline), exactness (share of found spots whose shortest description names all of the
-    spot's attributes and nothing contradicting them), images and seconds.
+    recall: share of planted spots credited (a bug or a confirmed refinement has at least half of its
+    confirmation failures in spots of one failure mode, i.e. class and wrong label); exactness: share of
+    credited spots whose shortest description names the spot, or a union of spots, and nothing outside;
+    precision: share of bugs that credit a spot; region_recall: planted prior mass covered by descriptions
+    lying inside the planted region; region_precision: mean share of a bug's described cells inside it;
+    replication: share of bugs still significant at 0.05 on fresh images against a fresh baseline
+    (unplanted_replication: the same among bugs that credit no spot); minimality: share of bugs none of whose
+    one-phrase-shorter forms keeps the failure rate within 0.10; images per run and per bug.
+
+    On a world without planted spots (--world null) it reports how many bugs are confirmed and how many
+    replicate; the share of seeds with a bug that does not replicate should stay within the FDR level.
     """
     from blindspots.cli.progress import RichProgress
     from blindspots.evaluation.discovery_benchmark import run_benchmark
 
     with friendly_errors():
+        modes = [m.strip() for m in confirmation.split(",") if m.strip()]
+        if not modes or len(set(modes)) != len(modes):
+            raise UserError(f"--confirmation {confirmation!r} must name each mode once, e.g. fixed,sequential")
         overrides = {"budget": budget} if budget else {}
         with RichProgress(console) as progress:
-            result = run_benchmark(seeds=seeds, world=world, out=out, overrides=overrides, progress=progress,
+            result = run_benchmark(seeds=seeds, world=world, out=out, overrides=overrides, modes=modes,
+                                   fresh_images=fresh_images, progress=progress,
                                    log=lambda m: console.print(m, markup=False))
         if as_json:
             from blindspots.pipeline.api import package_versions
             from blindspots.store import RunStore
 
-            with RunStore.open(result["seeds"][0]["run_dir"]) as store:  # seed 0's resolved run config
+            first = result["modes"][modes[0]]["seeds"][0]  # the first mode's seed 0: its resolved run config
+            with RunStore.open(first["run_dir"]) as store:
                 run_config = {k: v for k, v in store.config().items() if k != "versions"}
-            config = {"world": world, "seeds": seeds, "out": out, "overrides": overrides, "run": run_config}
+            config = {"world": world, "seeds": seeds, "confirmation": modes, "out": out, "overrides": overrides,
+                      "fresh_images": fresh_images, "run": run_config}
             print(json.dumps({"kind": "bench discovery", **result, "config": config,
                               "versions": package_versions()}, indent=2, default=str))
             return
-        table = Table(title=f"discovery benchmark, mean over {seeds} seed(s)")
-        for column in ("recall", "replication", "exactness", "images", "seconds"):
-            table.add_column(column)
-        table.add_row(f"{result['recall']:.2f}", f"{result['replication']:.2f}", f"{result['exactness']:.2f}",
-                      f"{result['images']:.0f}", f"{result['seconds']:.0f}")
-        Console().print(table)
-        for run in result["seeds"]:
-            Console().print(f"seed {run['seed']}: missed {', '.join(run['spots_missed']) or 'none'}")
+        Console().print(results_table(result))
+        for mode, figures in result["modes"].items():
+            if "null" in figures:
+                null = figures["null"]
+                Console().print(f"{mode}: {null['confirmed_per_run']:.1f} bugs confirmed per run, "
+                                f"{null['replicated_per_run']:.1f} replicate; seeds with a bug that does not "
+                                f"replicate: {null['seeds_with_unreplicated_bug']:.2f} (FDR level {null['fdr']})")
+            for run in figures["seeds"]:
+                if run.get("recall") is not None:
+                    Console().print(f"{mode} seed {run['seed']}: missed {', '.join(run['spots_missed']) or 'none'}")
+
+
+def results_table(result: dict) -> Table:
+    modes = list(result["modes"])
+    table = Table(title=f"discovery benchmark on world {result['world']}, mean over {result['seeds']} seed(s)")
+    table.add_column("figure")
+    for mode in modes:
+        table.add_column(mode, justify="right")
+    for row, spec in ROWS.items():
+        values = [result["modes"][mode].get(row) for mode in modes]
+        table.add_row(row, *("-" if value is None else format(value, spec) for value in values))
+    return table

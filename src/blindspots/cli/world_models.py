@@ -49,6 +49,13 @@ def train(
                                 "small values give quick, weaker models for trying a spec out."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Stop each model after this many steps "
                                          "(for smoke tests)."),
+    reuse_prior_models: bool = typer.Option(False, "--reuse-prior-models", help="Train only the two "
+                                            "classifiers; copy the captioner and embedder (which learn only "
+                                            "the prior) from --prior-models-from. Needs the same classes, "
+                                            "axes and prior."),
+    prior_models_from: Path | None = typer.Option(None, "--prior-models-from", help="World folder whose "
+                                                  "captioner and embedder --reuse-prior-models copies "
+                                                  "(default: the built-in world)."),
 ) -> None:
     """Train the world's four models from a spec (a few minutes on two CPU cores).
 
@@ -65,7 +72,8 @@ def train(
         plan = TrainPlan(max_steps=max_steps).scaled(scale)
         started = time.perf_counter()
         with TaskBars(err_console) as bars:
-            result = train_world(spec, out, seed=seed, plan=plan, progress=bars)
+            result = train_world(spec, out, seed=seed, plan=plan, progress=bars,
+                                 reuse_prior_models=reuse_prior_models, prior_models_from=prior_models_from)
         seconds = ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items())
         console.print(f"wrote {result.folder} in {time.perf_counter() - started:.0f}s ({seconds})")
         console.print(f"check it with: blindspots world card --world {result.folder} --verify")

@@ -1,24 +1,57 @@
-"""Score discovery against the built-in world's ground truth.
+"""Score discovery against a world's ground truth: planted spots, planted regions, fresh images.
 
 This is the only code besides the world itself that reads the planted blind spots: the pipeline never does.
 Ground truth for a stored image is recovered by re-rendering its (prompt, seed), which the world renderer
 maps to the same attributes every time.
+
+What a run is scored on (`score_run`):
+- **findings** are the run's bugs and their confirmed refinements ("refines #k"); each is described by its
+  shortest form. A finding **credits** the spots of a failure mode (class and wrong label) when more than half
+  of its shortest form's confirmation failures lie in spots of that mode, namely those of the mode's spots
+  its description reaches: one description "fish on sand" credits the four touching fish-on-sand spots,
+  while "boat on road" does not credit the narrower "boat on road at night" spot nested in it, which the
+  classifier calls something else.
+- **recall**: share of planted spots credited. **exactness**: share of credited spots that some crediting
+  finding names exactly (`regions.names_exactly`: the spot, or a union of spots, and nothing outside).
+- **precision**: share of bugs that credit any spot. Each bug that credits none is re-tested on fresh images:
+  a real unplanted weakness of the classifier replicates, a false discovery does not.
+- **region_recall** / **region_precision**: see `evaluation.regions`.
+- **minimality**: share of bugs none of whose one-phrase-shorter forms keeps the failure rate within
+  `MINIMALITY_MARGIN`, measured on `fresh_images` fresh images per form (the world renderer and classifier,
+  judged by the run's own failure and validity rules, stored nowhere).
+- **images** per run and per bug.
+
+On a world with no planted spot (`--world null`) every confirmed bug is unplanted; the figure to watch is
+the share of seeds with a confirmed bug that does not replicate, which FDR control keeps at or below the
+run's FDR level.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from blindspots.evaluation import regions
 from blindspots.models.protocols import fill_template
-from blindspots.pipeline.config import RunConfig, load_config
+from blindspots.pipeline.config import ConfigError, RunConfig, load_config
 
 REPLICATION_SEEDS = 200
 REPLICATION_ALPHA = 0.05
+# A dropped phrase "added nothing" when the shorter form's failure rate is at most 0.10 below the full
+# form's. With 200 fresh images per form, the difference of two equal rates has a standard deviation of at
+# most 0.05, so an equal pair is called different about 2% of the time; a phrase that matters (a planted
+# conjunction's, or a context the class fails only in) moves the rate by 0.3 or more.
+MINIMALITY_MARGIN = 0.10
+CONFIRMATION_MODES = ("fixed", "sequential")
+MEAN_KEYS = ("recall", "replication", "exactness", "precision", "unplanted_replication", "region_recall",
+             "region_precision", "minimality", "images", "images_per_bug", "bugs", "refinements",
+             "unreplicated_bugs", "seconds")
+# Named test worlds shipped with the package (`world/worlds/NAME`, trained from `world/specs/NAME.yaml`).
+SHIPPED_WORLDS = Path(__file__).resolve().parent.parent / "world" / "worlds"
 
 
 def world_dir_of(spec: str) -> str | None:
@@ -27,12 +60,35 @@ def world_dir_of(spec: str) -> str | None:
     return name.split("@", 1)[1] if "@" in name else None
 
 
-def score_run(run_dir: Path, config: RunConfig, replicate: bool = True,
+def resolve_world(world: str | None) -> str | None:
+    """A world folder for `--world`: None (the built-in world), a folder, or the name of a shipped test world."""
+    if world is None:
+        return None
+    if Path(world).is_dir():
+        return str(Path(world))
+    if (SHIPPED_WORLDS / world).is_dir():
+        return str(SHIPPED_WORLDS / world)
+    shipped = sorted(p.name for p in SHIPPED_WORLDS.iterdir() if p.is_dir()) if SHIPPED_WORLDS.is_dir() else []
+    raise ConfigError(f"--world {world!r} is neither a world folder nor a shipped test world ({', '.join(shipped)}); "
+                      f"train one with `blindspots world train --spec SPEC --out DIR`")
+
+
+def mode_overrides(mode: str) -> dict[str, Any]:
+    """The run config override for a confirmation mode (`RunConfig.confirmation`)."""
+    if mode not in CONFIRMATION_MODES:
+        raise ConfigError(f"confirmation mode {mode!r} is unknown; use {' or '.join(CONFIRMATION_MODES)} "
+                          f"(comma-separated to compare them)")
+    return {"confirmation": mode}
+
+
+# --------------------------------------------------------------------------------------------- one run
+
+def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_images: int = REPLICATION_SEEDS,
               progress: Callable[[str, int], Any] | None = None) -> dict[str, Any]:
-    """Recall, replication and exactness of one finished run on a world."""
+    """Every figure of one finished run on a world (see the module docstring)."""
     from blindspots.pipeline.api import load_result
     from blindspots.pipeline.descriptions import Description
-    from blindspots.store.records import Purpose
+    from blindspots.store.records import Origin, Purpose, VerdictKind
     from blindspots.store.run_store import RunStore
     from blindspots.world.parser import parse_prompt
     from blindspots.world.renderer import WorldGenerator
@@ -43,59 +99,135 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True,
     renderer = WorldGenerator(spec)
     with RunStore.open(run_dir, read_only=True) as store:
         result = load_result(store)
-        candidates = {c.id: c for c in result.candidates}
-        spots_hit: dict[str, list[int]] = {}
-        per_bug = []
-        for bug in result.bugs:
-            failures = store.samples_of(Purpose.CONFIRM, candidate_ids=[bug.id], valid=True, failing=True)
+        by_id = {c.id: c for c in result.candidates}
+        refinements = [c for c in result.candidates if c.confirmed and c.origin is not Origin.SHORTENED
+                       and c.verdict is not None and c.verdict.kind is VerdictKind.REFINES]
+        findings = []
+        for finding in [*result.bugs, *refinements]:
+            # The shortest form is the claim a reader gets, so its own confirmation images decide what it
+            # credits: "fish on sand" credits every weather, though it was found as "fish on sand in fog".
+            shortest = by_id.get(finding.shortest_id, finding)
+            failures = store.samples_of(Purpose.CONFIRM, candidate_ids=[shortest.id], valid=True, failing=True)
             renders = renderer.render_prompts([s.prompt for s in failures], [s.seed for s in failures])
-            inside: dict[str, int] = {}
-            for rendering in renders:
-                spot = spec.spot_of(rendering.attributes)
-                if spot is not None:
-                    inside[spot.name] = inside.get(spot.name, 0) + 1
-            found = [name for name, count in inside.items() if failures and count >= len(failures) / 2]
-            for name in found:
-                spots_hit.setdefault(name, []).append(bug.id)
-            shortest = candidates.get(bug.shortest_id, bug)
-            per_bug.append({"id": bug.id, "class": bug.class_name, "shortest": shortest.text,
-                            "spots": found, "failures": len(failures)})
-
-    exact_spots = []
-    spots = {spot.name: spot for spot in spec.blind_spots}
-    for name, bug_ids in spots_hit.items():
-        for bug_id in bug_ids:
-            shortest = candidates.get(candidates[bug_id].shortest_id, candidates[bug_id])
-            text = Description.from_dict(shortest.description).prompt(spots[name].when["class"])
-            named = parse_prompt(text, spec).attributes
-            if all(named.get(axis) == value for axis, value in spots[name].when.items()):
-                exact_spots.append(name)
-                break
-    replication = _replication(result, config, progress) if replicate else None
-    recall = len(spots_hit) / len(spots) if spots else 0.0
+            text = Description.from_dict(shortest.description).prompt(finding.class_name)
+            cells = parse_prompt(text, spec).attributes
+            findings.append({
+                "id": finding.id, "class": finding.class_name, "shortest": shortest.display_text(),
+                "refines": None if finding.verdict.kind is not VerdictKind.REFINES else finding.verdict.related_bug,
+                "cells": cells,
+                "spots": credited_spots(spec, [r.attributes for r in renders], cells),
+                "failures": len(failures),
+            })
+    truth = score_findings(spec, findings)
+    bugs = [f for f in findings if f["refines"] is None]
+    fresh = None
+    if replicate and bugs:
+        fresh = _fresh_checks(result, config, fresh_images, progress)
+        for bug in truth["bugs"]:
+            bug.update(fresh[bug["id"]])
+    unplanted = [b for b in truth["bugs"] if not b["spots"]]
+    images = result.summary.images_generated
     return {
-        "recall": recall,
-        "replication": None if replication is None else replication["rate"],
-        "exactness": len(exact_spots) / len(spots_hit) if spots_hit else 0.0,
-        "spots_found": sorted(spots_hit),
-        "spots_missed": sorted(set(spots) - set(spots_hit)),
-        "spots_exact": sorted(exact_spots),
-        "bugs": per_bug,
-        "replications": None if replication is None else replication["bugs"],
-        "images": result.summary.images_generated,
+        **truth["figures"],
+        "replication": None if fresh is None else _share([b["replicated"] for b in truth["bugs"]]),
+        "unplanted_replication": None if fresh is None else _share([b["replicated"] for b in unplanted]),
+        # With no bug there is nothing to replicate: zero unreplicated bugs, not an unknown number.
+        "unreplicated_bugs": sum(not b["replicated"] for b in truth["bugs"]) if fresh is not None
+        else (0 if replicate else None),
+        "minimality": None if fresh is None else _share([b["minimal"] for b in truth["bugs"]]),
+        "bugs": len(bugs),
+        "refinements": len(refinements),
+        "images": images,
+        "images_per_bug": images / len(bugs) if bugs else None,
         "seconds": sum(result.stage_seconds.values()),
         "stage_seconds": result.stage_seconds,
+        "bug_details": truth["bugs"],
+        "refinement_details": truth["refinements"],
+        "spots_found": truth["spots_found"],
+        "spots_missed": truth["spots_missed"],
+        "spots_exact": truth["spots_exact"],
+        "spots_only_in_refinements": truth["spots_only_in_refinements"],
+        "region_recall_by_class": truth["region_recall_by_class"],
     }
 
 
-def _replication(result, config: RunConfig, progress) -> dict[str, Any]:
-    """Re-test each bug's shortest description on fresh seeds against a fresh baseline of the class, judged
-    by the run's own rules (`pipeline.sampling`), stored nowhere."""
+def credited_spots(spec, failure_attributes: Sequence[dict[str, str]], cells: dict[str, str]) -> list[str]:
+    """The spots a finding credits. Its failure mode is the (class, wrong label) whose spots hold more than
+    half of its confirmation failures (at most one mode: a description mixing two labels credits neither);
+    it credits that mode's spots its description `cells` reaches. Which spots a description covers is read
+    from its words, not from which spots its few failing images happened to land in, so "fish on sand"
+    credits every weather even when a sequential test stopped after a dozen images."""
+    if not failure_attributes:
+        return []
+    by_mode: dict[tuple[str, str], int] = {}
+    for attributes in failure_attributes:
+        spot = spec.spot_of(attributes)
+        if spot is not None:
+            by_mode[(spot.cls, spot.called)] = by_mode.get((spot.cls, spot.called), 0) + 1
+    modes = [mode for mode, count in by_mode.items() if count > len(failure_attributes) / 2]
+    return sorted(spot.name for spot in spec.blind_spots if modes and (spot.cls, spot.called) == modes[0]
+                  and regions.overlaps(cells, spot.when))
+
+
+def score_findings(spec, findings: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per-spot and region figures from findings (dicts with id, class, refines, cells: the attributes the
+    shortest description names, spots: the spots it credits). Pure: needs the spec, no model, no store."""
+    spots = {spot.name: spot for spot in spec.blind_spots}
+    region_of: dict[str, list[dict[str, str]]] = {}
+    for spot in spec.blind_spots:
+        region_of.setdefault(spot.cls, []).append(spot.when)
+    credited: dict[str, list[dict[str, Any]]] = {}
+    for finding in findings:
+        for name in finding["spots"]:
+            credited.setdefault(name, []).append(finding)
+    exact = sorted(name for name, by in credited.items()
+                   if any(regions.names_exactly(spec.prior, f["cells"], spots[name].when, region_of[spots[name].cls])
+                          for f in by))
+    all_spots = [spot.when for spot in spec.blind_spots]
+    rows, refinement_rows = [], []
+    for finding in findings:
+        region = region_of.get(finding["class"], [])
+        precision = regions.region_precision(spec.prior, finding["cells"], region) if region else 0.0
+        row = {key: finding[key] for key in ("id", "class", "shortest", "spots", "failures") if key in finding}
+        row.update(region_precision=precision, inside_region=precision >= 1.0 - regions.TOLERANCE,
+                   exact_for=[n for n in finding["spots"] if n in exact and regions.names_exactly(
+                       spec.prior, finding["cells"], spots[n].when, region)])
+        if finding["refines"] is None:
+            rows.append(row)
+        else:
+            refinement_rows.append({**row, "refines": finding["refines"]})
+    planted = bool(all_spots)
+    by_class = {cls: regions.region_recall(spec.prior, region, [f["cells"] for f in findings if f["class"] == cls])
+                for cls, region in region_of.items()}
+    figures = {
+        "recall": len(credited) / len(spots) if planted else None,
+        "exactness": len(exact) / len(credited) if credited else (None if not planted else 0.0),
+        "precision": _share([bool(r["spots"]) for r in rows]) if planted else None,
+        "region_recall": regions.region_recall(spec.prior, all_spots, [f["cells"] for f in findings])
+        if planted else None,
+        "region_precision": _share([r["region_precision"] for r in rows]) if planted else None,
+    }
+    # Spots a reader of the bug list does not see: only a refinement ("refines #k") credits them.
+    hidden = sorted(name for name, by in credited.items() if all(f["refines"] is not None for f in by))
+    return {"figures": figures, "bugs": rows, "refinements": refinement_rows, "spots_found": sorted(credited),
+            "spots_missed": sorted(set(spots) - set(credited)), "spots_exact": exact,
+            "spots_only_in_refinements": hidden, "region_recall_by_class": by_class}
+
+
+def _share(values: Sequence[float | bool]) -> float | None:
+    return float(np.mean([float(v) for v in values])) if values else None
+
+
+def _fresh_checks(result, config: RunConfig, n_images: int, progress) -> dict[int, dict[str, Any]]:
+    """Per bug, on fresh seeds judged by the run's own rules and stored nowhere: replication of its shortest
+    description against a fresh baseline of its class, and the failure rate of every one-phrase-shorter form
+    (minimality)."""
     from blindspots.pipeline.classes import resolve_classes
     from blindspots.pipeline.context import derive_seed
+    from blindspots.pipeline.descriptions import Description
     from blindspots.pipeline.executor import Executor, ModelSet
     from blindspots.pipeline.sampling import Sampler, ZeroShotCheck
-    from blindspots.stats import excess_failures
+    from blindspots.stats import excess_failures, wilson_interval
 
     models = ModelSet(specs={"generator": config.generator, "classifier": config.classifier,
                              "captioner": config.captioner, "embedder": config.embedder},
@@ -103,64 +235,118 @@ def _replication(result, config: RunConfig, progress) -> dict[str, Any]:
                                ("generator", "classifier", "captioner", "embedder")})
     executor = Executor(models)
     classes = resolve_classes(config, models.get("classifier").labels)
-    sampler = Sampler(None, executor, {c.name: c.accepted for c in classes}, config.top_k,
-                      ZeroShotCheck(executor, [c.name for c in classes]))
+    validity = ZeroShotCheck(executor, [c.name for c in classes]) \
+        if config.validity_check and len(classes) >= 2 else None
+    sampler = Sampler(None, executor, {c.name: c.accepted for c in classes}, config.top_k, validity)
     template = config.templates[0]
     candidates = {c.id: c for c in result.candidates}
 
-    rows = []
-    fresh_baselines: dict[str, tuple[int, int]] = {}
+    def rate_of(cls: str, prompt: str, *purpose: Any) -> dict[str, Any]:
+        seeds = [derive_seed(*purpose, config.seed, i) for i in range(n_images)]
+        failures, n = sampler.judge_fresh(cls, [prompt] * n_images, seeds)
+        return {"failures": failures, "n": n, "rate": failures / n if n else 0.0,
+                "interval": list(wilson_interval(failures, n)) if n else [0.0, 1.0]}
+
+    rows: dict[int, dict[str, Any]] = {}
+    baselines: dict[str, dict[str, Any]] = {}
+    bar = progress("fresh images for replication and minimality", len(result.bugs)) if progress else None
     for bug in result.bugs:
         cls = bug.class_name
-        if cls not in fresh_baselines:
-            seeds = [derive_seed("replication-baseline", config.seed, cls, i) for i in range(REPLICATION_SEEDS)]
-            fresh_baselines[cls] = sampler.judge_fresh(cls, [fill_template(template, cls)] * REPLICATION_SEEDS, seeds)
+        if cls not in baselines:
+            baselines[cls] = rate_of(cls, fill_template(template, cls), "replication-baseline", cls)
         shortest = candidates.get(bug.shortest_id, bug)
-        seeds = [derive_seed("replication", config.seed, bug.id, i) for i in range(REPLICATION_SEEDS)]
-        failures, n = sampler.judge_fresh(cls, [shortest.prompt] * REPLICATION_SEEDS, seeds)
-        base_failures, base_n = fresh_baselines[cls]
-        p = excess_failures(failures, n, base_failures, base_n, "fisher").pvalue
-        rows.append({"id": bug.id, "rate": failures / n if n else 0.0, "baseline": base_failures / max(base_n, 1),
-                     "p": p, "replicated": p < REPLICATION_ALPHA})
-    rate = sum(r["replicated"] for r in rows) / len(rows) if rows else 1.0
-    return {"rate": rate, "bugs": rows}
+        own = rate_of(cls, shortest.prompt, "replication", bug.id)
+        base = baselines[cls]
+        p = excess_failures(own["failures"], own["n"], base["failures"], base["n"], "fisher").pvalue
+        description = Description.from_dict(shortest.description)
+        shorter = []
+        for phrase in description.phrases if len(description.phrases) > 1 else ():
+            prompt = description.without(phrase).prompt(cls, template)
+            shorter.append({"dropped": phrase, **rate_of(cls, prompt, "minimality", bug.id, phrase)})
+        rows[bug.id] = {
+            "fresh": own, "baseline": base, "p": p, "replicated": p < REPLICATION_ALPHA,
+            "shorter_forms": shorter,
+            "minimal": regions.is_minimal(own["rate"], [s["rate"] for s in shorter], MINIMALITY_MARGIN),
+        }
+        if bar is not None:
+            bar.advance(1)
+    if bar is not None:
+        bar.close()
+    return rows
 
+
+# ------------------------------------------------------------------------------------------- benchmark
 
 def run_benchmark(
     seeds: int = 3,
     world: str | None = None,
     out: str | Path = "runs/bench",
     overrides: dict[str, Any] | None = None,
+    modes: Sequence[str] = ("fixed",),
+    fresh_images: int = REPLICATION_SEEDS,
     progress: Callable[[str, int], Any] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Discovery on the world for `seeds` seeds, each scored; means over seeds at the top level."""
+    """Discovery on the world for `seeds` seeds in each confirmation mode, each run scored; per mode, the
+    means over seeds. Every mode runs on the same seeds, so the modes are compared image for image."""
     from blindspots.pipeline.api import discover
+    from blindspots.world.spec import load_spec
 
-    suffix = f"@{world}" if world else ""
-    per_seed = []
-    for seed in range(seeds):
-        config = load_config({
+    folder = resolve_world(world)
+    suffix = f"@{folder}" if folder else ""
+    spec = load_spec(Path(folder) / "spec.yaml" if folder else None)
+    configs = {}
+    for mode in modes:
+        # Every config is built before any run, so a bad setting fails before hours of work, not after.
+        configs[mode] = [load_config({
             "generator": f"world:generator{suffix}", "classifier": f"world:classifier{suffix}",
             "captioner": f"world:captioner{suffix}", "embedder": f"world:embedder{suffix}",
-            **(overrides or {}), "seed": seed, "out": str(out), "run_id": f"bench-seed{seed}",
-        })
-        _remove_run(Path(out) / f"bench-seed{seed}")
-        started = time.time()
-        result = discover(config, progress=progress, log=log)
-        wall = time.time() - started
-        score = score_run(result.run_dir, config, progress=progress)
-        score.update(seed=seed, wall_seconds=wall, run_dir=str(result.run_dir))
-        per_seed.append(score)
-        if log:
-            log(f"seed {seed}: recall {score['recall']:.2f}, replication {score['replication']:.2f}, "
-                f"exactness {score['exactness']:.2f}, {score['images']} images, {wall:.0f} s")
-    keys = ("recall", "replication", "exactness", "images", "seconds")
-    means = {key: float(np.mean([s[key] for s in per_seed])) for key in keys}
+            **(overrides or {}), **mode_overrides(mode), "seed": seed,
+            "out": str(Path(out) / mode), "run_id": f"bench-seed{seed}",
+        }) for seed in range(seeds)]
+    results = {}
+    for mode, mode_configs in configs.items():
+        per_seed = []
+        for config in mode_configs:
+            _remove_run(Path(config.out) / config.run_id)
+            started = time.time()
+            result = discover(config, progress=progress, log=log)
+            wall = time.time() - started
+            score = score_run(result.run_dir, config, fresh_images=fresh_images, progress=progress)
+            score.update(seed=config.seed, wall_seconds=wall, run_dir=str(result.run_dir))
+            per_seed.append(score)
+            if log:
+                log(f"{mode} seed {config.seed}: " + summary_line(score))
+        results[mode] = summarise(per_seed, fdr=mode_configs[0].fdr, planted=bool(spec.blind_spots))
+    return {"world": spec.name, "world_folder": folder, "seeds": seeds, "modes": results}
+
+
+def summarise(per_seed: Sequence[dict[str, Any]], fdr: float, planted: bool) -> dict[str, Any]:
+    """Means over seeds (of the seeds where a figure is defined), and the null-world error rate."""
+    means: dict[str, Any] = {}
+    for key in MEAN_KEYS:
+        values = [s[key] for s in per_seed if s.get(key) is not None]
+        means[key] = float(np.mean(values)) if values else None
     stage_keys = sorted({k for s in per_seed for k in s["stage_seconds"]})
     means["stage_seconds"] = {k: float(np.mean([s["stage_seconds"].get(k, 0.0) for s in per_seed]))
                               for k in stage_keys}
-    return {**means, "seeds": per_seed}
+    if not planted:
+        with_false = [bool(s.get("unreplicated_bugs")) for s in per_seed]
+        means["null"] = {"seeds_with_unreplicated_bug": float(np.mean(with_false)), "fdr": fdr,
+                         "confirmed_per_run": means["bugs"],
+                         "replicated_per_run": float(np.mean([s["bugs"] - (s.get("unreplicated_bugs") or 0)
+                                                              for s in per_seed]))}
+    return {**means, "seeds": list(per_seed)}
+
+
+def summary_line(score: dict[str, Any]) -> str:
+    parts = [f"{key} {_fmt(score.get(key))}" for key in ("recall", "exactness", "precision", "region_recall",
+                                                         "region_precision", "replication", "minimality")]
+    return ", ".join(parts) + f", {score['bugs']} bugs, {score['images']} images"
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _remove_run(run_dir: Path) -> None:

@@ -140,11 +140,17 @@ class WorldSpec:
         return attributes, labels
 
     def spot_of(self, attributes: Mapping[str, str]) -> BlindSpot | None:
-        """The blind spot an image with these attributes lies in (ground truth; for evaluation only)."""
-        for spot in self.blind_spots:
-            if spot.contains(attributes):
-                return spot
-        return None
+        """The blind spot an image with these attributes lies in (ground truth; for evaluation only).
+
+        Spots may nest: where several contain the image, the narrowest (most conditions) decides, so a
+        narrower spot inside a broader one carries its own wrong label. The validator guarantees that the
+        narrowest is unique wherever the labels differ; on a tie between spots that agree on the label the
+        first in the spec is returned.
+        """
+        matching = [spot for spot in self.blind_spots if spot.contains(attributes)]
+        if not matching:
+            return None
+        return max(matching, key=lambda spot: len(spot.when))
 
     def prior_mass(self, when: Mapping[str, str]) -> float:
         """Probability under the prior that an image satisfies every condition in `when`."""
@@ -368,12 +374,7 @@ def _spots(raw: Any, keys: list[str], values: dict[str, list[str]], prior: dict[
     for name in names:
         if names.count(name) > 1:
             raise WorldSpecError(f"two blind spots are named {name!r}; key 'blind_spots[].name' must be unique")
-    for i, first in enumerate(spots):
-        for second in spots[i + 1:]:
-            if _overlap(first.when, second.when):
-                raise WorldSpecError(
-                    f"blind spots {first.name!r} and {second.name!r} overlap (an image can be in both); "
-                    f"give them different classes or a differing value on a shared axis")
+    _check_overlaps_resolve(spots, keys)
     total = sum(spot.share for spot in spots)
     if total >= 1.0:
         raise WorldSpecError(f"the blind spots' shares add up to {total:.2f}; key 'training.spot_share' "
@@ -385,6 +386,36 @@ def _overlap(first: Mapping[str, str], second: Mapping[str, str]) -> bool:
     return all(first[key] == second[key] for key in first.keys() & second.keys())
 
 
+def _check_overlaps_resolve(spots: Sequence[BlindSpot], keys: Sequence[str]) -> None:
+    """Every image must have one wrong label. Spots may overlap when one nests inside the other (its `when`
+    adds conditions; the narrower wins, see `WorldSpec.spot_of`), when both answer the same `called`, or when
+    a third spot covers exactly their intersection. Anything else leaves the label of the shared images to
+    spec order, so it is rejected."""
+    by_when = {}
+    for spot in spots:
+        key = tuple(sorted(spot.when.items()))
+        if key in by_when:
+            raise WorldSpecError(f"blind spots {by_when[key].name!r} and {spot.name!r} have the same 'when'; "
+                                 f"merge them into one spot or add a condition to one of them")
+        by_when[key] = spot
+    for i, first in enumerate(spots):
+        for second in spots[i + 1:]:
+            if not _overlap(first.when, second.when) or first.called == second.called:
+                continue
+            first_items, second_items = set(first.when.items()), set(second.when.items())
+            if first_items <= second_items or second_items <= first_items:
+                continue
+            intersection = tuple(sorted(first_items | second_items))
+            if intersection not in by_when:
+                shared = dict(intersection)
+                when = ", ".join(f"{key}: {shared[key]}" for key in keys if key in shared)
+                raise WorldSpecError(
+                    f"blind spots {first.name!r} and {second.name!r} overlap (an image can be in both) with "
+                    f"different 'called' labels and neither nests inside the other; add a spot with "
+                    f"when {{{when}}} that decides their shared images, or give them a differing value on a "
+                    f"shared axis")
+
+
 def _spot(raw: Any, index: int, keys: list[str], values: dict[str, list[str]],
           prior: dict[str, dict[str, float]], training: TrainingSpec) -> BlindSpot:
     where = f"blind_spots[{index}]"
@@ -392,7 +423,10 @@ def _spot(raw: Any, index: int, keys: list[str], values: dict[str, list[str]],
     for required in ("name", "kind", "when", "called"):
         if required not in raw:
             raise WorldSpecError(f"key '{where}.{required}' is missing; a spot needs name, kind, when, called")
-    name = str(raw["name"])
+    name = raw["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise WorldSpecError(f"key '{where}.name' is {name!r}, not a name; write a non-empty text such as "
+                             f"boat_on_road (quote words YAML reads as other values: null, yes, no, on, 1)")
     where = f"blind_spots[{name}]"
     kind = str(raw["kind"])
     if kind not in SPOT_KINDS:

@@ -313,14 +313,19 @@ def world_fields(spec) -> dict[str, list[str]]:
     return {"class": list(spec.classes), **{axis: list(values) for axis, values in spec.axes.items()}}
 
 
-def render_training_data(spec, seed: int, plan: TrainPlan, progress: Progress = _no_progress) -> TrainingData:
-    """The classifiers' biased set (spec.sample_training) and the captioner's and embedder's prior set."""
+def render_training_data(spec, seed: int, plan: TrainPlan, progress: Progress = _no_progress,
+                         with_prior: bool = True) -> TrainingData:
+    """The classifiers' biased set (spec.sample_training) and the captioner's and embedder's prior set
+    (left empty, unrendered, when `with_prior` is False). The biased set is the same either way."""
     fields = world_fields(spec)
     rng = np.random.default_rng([seed, 1])
     biased_attributes, biased_labels = spec.sample_training(rng, plan.biased_images)
+    # The prior set is drawn even when it is not rendered, so the biased set's seeds stay the same.
     prior_attributes = spec.sample_prior(rng, plan.prior_images)
     seeds = rng.integers(0, 2**31 - 1, size=plan.biased_images + plan.prior_images).tolist()
     biased = render_set(spec, biased_attributes, seeds[:plan.biased_images], "render training set", progress)
+    if not with_prior:
+        prior_attributes = []
     prior = render_set(spec, prior_attributes, seeds[plan.biased_images:], "render prior set", progress)
     label_index = {name: i for i, name in enumerate(spec.classes)}
     return TrainingData(
@@ -333,12 +338,14 @@ def render_training_data(spec, seed: int, plan: TrainPlan, progress: Progress = 
 
 
 def train_models(data: TrainingData, seed: int, plan: TrainPlan, progress: Progress = _no_progress,
-                 architectures: dict[str, dict[str, Any]] = ARCHITECTURES) -> dict[str, TrainedModel]:
-    """Train the four models on rendered data; each model's seed is derived from `seed` and its name."""
+                 architectures: dict[str, dict[str, Any]] = ARCHITECTURES,
+                 names: Sequence[str] = tuple(FILES)) -> dict[str, TrainedModel]:
+    """Train the named models (default: all four) on rendered data; each model's seed is derived from `seed`
+    and its name."""
     trained: dict[str, TrainedModel] = {}
     n_labels = len(data.fields["class"])
     with deterministic_torch(plan.threads, plan.device):
-        for name in FILES:
+        for name in names:
             model_seed = seed * 1000 + SEED_OFFSETS[name]
             started = time.perf_counter()
             if ROLE_OF[name] == "classifier":
@@ -390,23 +397,64 @@ def write_world(folder: Path, spec_text: str, meta: dict[str, Any], trained: dic
         path.chmod(0o666 & ~umask)
 
 
+PRIOR_MODELS = ("captioner", "embedder")
+
+
+def _prior_source(spec, folder: Path | None) -> tuple[Path, dict[str, Any]]:
+    """The world whose captioner and embedder can be reused for `spec`: they learn only the prior, so they
+    fit any spec with the same classes, axes, prior and image size; anything else is refused, naming why."""
+    from blindspots.world.spec import DEFAULT_SPEC_PATH, load_spec
+
+    source = Path(__file__).resolve().parent / "weights" if folder is None else Path(folder)
+    meta_path = source / META_FILE
+    if not meta_path.is_file() or any(not (source / FILES[name]).is_file() for name in PRIOR_MODELS):
+        raise WorldTrainingError(f"cannot reuse the captioner and embedder of {source}: it is not a trained "
+                                 f"world folder (world.json, {FILES['captioner']}, {FILES['embedder']})")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    source_spec = load_spec(DEFAULT_SPEC_PATH if folder is None else source / SPEC_FILE)
+    differences = [what for what, same in (
+        ("classes and axes", meta.get("fields") == world_fields(spec)),
+        ("prior", source_spec.prior == spec.prior),
+        ("image size", meta.get("image_size") == nets.IMAGE_SIZE),
+    ) if not same]
+    if differences:
+        raise WorldTrainingError(f"cannot reuse the captioner and embedder of {source}: its {' and '.join(differences)} "
+                                 f"differ from this spec's; train all four models (drop the reuse option)")
+    return source, meta
+
+
 def train_world(spec_path: str | Path | None, out_dir: str | Path, seed: int = 0, plan: TrainPlan | None = None,
-                progress: Progress = _no_progress) -> TrainedWorld:
-    """Render the training sets, train the four models and write DIR atomically (spec.yaml, world.json, weights)."""
+                progress: Progress = _no_progress, reuse_prior_models: bool = False,
+                prior_models_from: str | Path | None = None) -> TrainedWorld:
+    """Render the training sets, train the four models and write DIR atomically (spec.yaml, world.json, weights).
+
+    With `reuse_prior_models` only the two classifiers are trained; the captioner and the embedder, which
+    learn the unbiased prior and never the planted spots, are copied from `prior_models_from` (default: the
+    bundled world) when that world has the same classes, axes and prior. That halves the rendering and skips
+    the two slowest models, for specs that differ from another world only in their blind spots.
+    """
     from blindspots.world.spec import load_spec
 
     plan = plan or TrainPlan()
     plan.validate()
     spec = load_spec(spec_path)
+    source = _prior_source(spec, prior_models_from) if reuse_prior_models else None
     out_dir = Path(out_dir)
     staging = _prepare_output(out_dir)
     try:
         started = time.perf_counter()
-        data = render_training_data(spec, seed, plan, progress)
+        data = render_training_data(spec, seed, plan, progress, with_prior=source is None)
         seconds = {"render": time.perf_counter() - started}
-        trained = train_models(data, seed, plan, progress)
+        names = [name for name in FILES if source is None or name not in PRIOR_MODELS]
+        trained = train_models(data, seed, plan, progress, names=names)
         seconds.update({name: model.seconds for name, model in trained.items()})
         meta = world_meta(spec, seed, plan, trained)
+        if source is not None:
+            source_folder, source_meta = source
+            for name in PRIOR_MODELS:
+                shutil.copyfile(source_folder / FILES[name], staging / FILES[name])
+                origin = "the bundled world" if prior_models_from is None else str(prior_models_from)
+                meta["models"][name] = {**source_meta["models"][name], "reused_from": origin}
         write_world(staging, _spec_text(spec_path), meta, trained)
         _replace_folder(staging, out_dir)
     finally:
