@@ -103,7 +103,11 @@ def check_pixels(pixels: Any) -> None:
 
 
 def batch_size_of(images: ImageBatch) -> int:
-    return int(images.shape[0]) if isinstance(images, np.ndarray) else len(images)
+    """The batch's size; a malformed pixel batch is refused here, before any model sees it."""
+    if isinstance(images, np.ndarray):
+        check_pixels(images)
+        return int(images.shape[0])
+    return len(images)
 
 
 # ------------------------------------------------------------------------------------ output checks
@@ -339,9 +343,10 @@ class Executor:
     def embed_images(self, images: ImageBatch) -> np.ndarray:
         embedder = self.models.get("embedder")
         spec = self.models.specs["embedder"]
-        with self._clock.timing("embedder"), model_call("embedder", spec, f"{batch_size_of(images)} images"):
+        n = batch_size_of(images)
+        with self._clock.timing("embedder"), model_call("embedder", spec, f"{n} images"):
             array = run_image_embedder(embedder, images)
-        return check_embedding(spec, array, batch_size_of(images), image_keys(images))
+        return check_embedding(spec, array, n, image_keys(images))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         embedder = self.models.get("embedder")
