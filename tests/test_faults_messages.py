@@ -190,3 +190,12 @@ def test_an_unknown_device_names_a_fix_that_exists(tmp_path):
     line = _one_error_line(result)
     assert "unknown device 'tpu'" in line and "models: {ROLE: {device: cpu}}" in line
     assert "use --device" not in line, "`run` has no --device option"
+
+
+def test_a_captioner_spec_that_names_no_adapter_fails_before_any_work(tmp_path):
+    import blindspots
+    from blindspots.models.errors import ModelSpecError
+
+    with pytest.raises(ModelSpecError, match="unknown model prefix 'nosuch'"):
+        blindspots.discover({"captioner": "nosuch:thing", "out": str(tmp_path)})
+    assert not any(tmp_path.iterdir()), "no run folder is made for a run that cannot start"

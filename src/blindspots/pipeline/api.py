@@ -110,6 +110,7 @@ def discover(
     """Run (or resume) discovery and return its bugs. Rerunning the same config resumes the same run folder."""
     from blindspots.pipeline.classes import resolve_classes
     from blindspots.pipeline.context import RunContext
+    from blindspots.models.registry import adapter_factory, split_spec
     from blindspots.pipeline.discovery import run_discovery
 
     config = load_config(config, **overrides)
@@ -123,6 +124,10 @@ def discover(
         check_budget_fits(config, len(classes))
         models.get("generator")
         models.get("embedder")
+        # The captioner loads only once failures need captions (a run may need none), but a spec that names
+        # no adapter, or one whose library is missing, is refused now rather than mid-run.
+        prefix, _ = split_spec(config.captioner)
+        adapter_factory(prefix, "captioner", config.captioner)
         store = RunStore.create(run_dir, resolved_config(config))
         try:
             context = RunContext(config, store, executor, classes, list(classifier.labels),
