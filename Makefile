@@ -7,7 +7,7 @@ $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(VENV)/bin/pip install -q -e '.[real,export,dev]'
+	$(VENV)/bin/pip install -q -e '.[real,export,dev,ray]'
 	touch $(STAMP)
 
 .PHONY: setup run test lint bench
