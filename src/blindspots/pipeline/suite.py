@@ -26,9 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,7 +42,7 @@ from blindspots.pipeline.sampling import judge_prediction
 from blindspots.safe_yaml import load_yaml
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
-from blindspots.store.images import ImageStore
+from blindspots.store.images import ImageStore, write_atomic
 from blindspots.store.records import Candidate, Purpose
 
 SUITE_FORMAT = 1
@@ -192,7 +190,7 @@ def write_suite(suite: Mapping[str, Any], path: str | Path) -> Path:
     path = Path(path)
     text = yaml.dump(dict(suite), Dumper=_SuiteDumper, sort_keys=False, allow_unicode=True, width=110)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, text.encode())
+    write_atomic(path, text.encode())
     return path
 
 
@@ -305,7 +303,7 @@ class SuiteImageCache:
         digest = self.images.put(image)
         entry = self._entry(key)
         entry.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(entry, digest.encode())
+        write_atomic(entry, digest.encode())
         return digest
 
 
@@ -471,14 +469,3 @@ def _outcome_text(outcome: Mapping[str, Any]) -> str:
 
 def _first_line(err: BaseException) -> str:
     return re.sub(r"\s+", " ", str(err)).strip()[:300]
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
