@@ -108,9 +108,9 @@ def discover(
     **overrides: Any,
 ) -> DiscoveryResult:
     """Run (or resume) discovery and return its bugs. Rerunning the same config resumes the same run folder."""
+    from blindspots.models.registry import adapter_factory, split_spec
     from blindspots.pipeline.classes import resolve_classes
     from blindspots.pipeline.context import RunContext
-    from blindspots.models.registry import adapter_factory, split_spec
     from blindspots.pipeline.discovery import run_discovery
 
     config = load_config(config, **overrides)
