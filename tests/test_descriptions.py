@@ -196,3 +196,10 @@ def test_deduplicate_keeps_the_first_of_each_key():
     assert deduplicate(candidates) == candidates[:2]
     with pytest.raises(TypeError, match="pass Descriptions"):
         deduplicate(["red boat"])
+
+
+def test_a_compound_attribute_is_one_phrase():
+    # "medium sized" is one attribute: shortening must never try dropping "sized" alone.
+    description = description_from_caption("a medium-sized green umbrella on snow", "umbrella", ["boat"])
+    assert description.phrases == ("medium sized", "green", "on snow")
+    assert description.prompt("umbrella") == "a photo of a medium sized green umbrella on snow"

@@ -276,6 +276,20 @@ def _clean(words: Sequence[str]) -> list[str]:
     return [w for w in words if w not in FILLER_WORDS and w != ","]
 
 
+# "medium sized" (or "medium-sized") is one attribute: dropping "sized" alone would leave no sense behind.
+COMPOUND_SUFFIXES = frozenset({"sized", "coloured", "colored", "shaped", "looking"})
+
+
+def _join_compounds(words: list[str]) -> list[str]:
+    joined: list[str] = []
+    for word in words:
+        if word in COMPOUND_SUFFIXES and joined:
+            joined[-1] = f"{joined[-1]} {word}"
+        else:
+            joined.append(word)
+    return joined
+
+
 def _phrase_text(words: Sequence[str]) -> str:
     kept = _clean_keeping_prepositions(words)
     # A preposition alone ("on", "next to") has lost its object to filler removal: nothing to keep.
@@ -323,7 +337,7 @@ def description_from_caption(
     before_phrases = _split_phrases(before)
     adjacent = before_phrases[-1] if before_phrases and not _starts_with_preposition(before_phrases[-1]) else []
     context_words = before_phrases[:-1] if adjacent else before_phrases
-    modifiers = _clean(_after_last_mention(adjacent, all_forms))
+    modifiers = _join_compounds(_clean(_after_last_mention(adjacent, all_forms)))
     context = [_phrase_text(p) for p in [*context_words, *_split_phrases(after)] if not _mentions(p, all_forms)]
     return Description(tuple(dict.fromkeys(modifiers)), tuple(dict.fromkeys([*context, *styles])))
 
