@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         "build_seconds": round(build_seconds, 1),
         "raw_images_per_second": rates,
         "run": run,
-        "run_over_generator_raw": (round(run["images_per_second"] / rates["generator"], 3)
+        "run_over_generator_raw": (float(f'{run["images_per_second"] / rates["generator"]:.3g}')
                                    if run["images_per_second"] else None),
         "gpu_utilisation_mean": sampler.mean() if sampler.available else None,
         "gpu_utilisation_while_generating": sampler.mean(during_generation=True) if sampler.available else None,
