@@ -64,6 +64,7 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts]) -> 
         return
     # The stopping threshold assumes the final e-BH combines about this many tests: those of the run so far.
     family = len(ctx.store.candidates())
+    thresholds = Thresholds.of(ctx.config)
     batch, most = ctx.config.confirm_batch, ctx.config.confirm_per_candidate
     bar_label = f"confirming {len(open_candidates)} description(s)"
     plan_confirmation(ctx, [c for c in open_candidates.values()
@@ -72,7 +73,8 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts]) -> 
         ctx.sampler.process(ctx.store.pending(Purpose.CONFIRM, candidate_ids=list(open_candidates)), bar_label)
         for candidate in list(open_candidates.values()):
             counts = ctx.store.counts(Purpose.CONFIRM, candidate_id=candidate.id)
-            step, keeps = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family)
+            step, keeps = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family,
+                                              thresholds)
             undecided = step.decision == "continue" or keeps == "open"
             room = counts.planned < most and ctx.remaining_budget() >= batch
             if undecided and room:
@@ -86,7 +88,7 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts]) -> 
 
 
 def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts,
-                        family: int) -> tuple[SequentialDecision, str | None]:
+                        family: int, thresholds: Thresholds) -> tuple[SequentialDecision, str | None]:
     """The candidate's step against the baseline and, for a shortened form, whether it keeps the effect of
     the bug it stands for ("keeps" | "loses" | "open")."""
     config = ctx.config
@@ -96,7 +98,7 @@ def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCou
     if candidate.reference_id is None:
         return step, None
     shorter = replace(candidate, n=counts.valid, failures=counts.failures)
-    return step, keeps_effect(shorter, ctx.store.candidate(candidate.reference_id), Thresholds.of(config))
+    return step, keeps_effect(shorter, ctx.store.candidate(candidate.reference_id), thresholds)
 
 
 def _record(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts, p: float,

@@ -21,6 +21,8 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
     stage = f"r{round_index}/describe"
     if ctx.store.stage_done(stage):
         return
+    # Bugs are decided after confirmation, never while proposing: one read serves every class.
+    known_by_class = ctx.known_bugs()
     for cls in ctx.classes:
         groups = cluster_pool(ctx, round_index, failures.get(cls.name, []))
         clustered = [m for group in groups for m in group]
@@ -29,7 +31,7 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
         per_cluster = [cluster_proposals(ctx, round_index, cls.name, index, group, captions)
                        for index, group in enumerate(groups)]
         proposals = [proposal for group in per_cluster for proposal in group]
-        known = ctx.known_bugs().get(cls.name, [])
+        known = known_by_class.get(cls.name, [])
         added = 0
         for proposal in proposals:
             if added >= ctx.config.max_candidates_per_class:

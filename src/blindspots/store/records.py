@@ -169,16 +169,10 @@ class Candidate:
     evalue: float | None = None
     decision: str | None = None
     reference_id: int | None = None
-    keeps_evalue: float | None = None
 
     @property
     def tested(self) -> bool:
         return self.status == "tested"
-
-    @property
-    def is_bug(self) -> bool:
-        return self.confirmed and self.origin is not Origin.SHORTENED and self.verdict is not None \
-            and self.verdict.is_bug
 
     def display_text(self) -> str:
         """The description with its class put in; `replace`, not `format`, since captions may hold braces."""
@@ -212,7 +206,6 @@ class TestRecord:
     wrong_labels: list[tuple[str, int]]
     evalue: float | None = None          # sequential confirmation only
     decision: str | None = None
-    keeps_evalue: float | None = None
 
 
 @dataclass

@@ -42,7 +42,6 @@ _ADDED_IN_2 = (
     ("candidates", "evalue", "REAL"),            # sequential confirmation: the e-value where sampling stopped
     ("candidates", "decision", "TEXT"),          # sequential confirmation: confirm | futile | budget | max
     ("candidates", "reference_id", "INTEGER"),   # a shortened form: the bug whose effect it must keep
-    ("candidates", "keeps_evalue", "REAL"),      # e-value of "keeps the reference's effect within the margin"
 )
 DATABASE_NAME = "records.sqlite"
 CONFIG_NAME = "config.yaml"
@@ -99,7 +98,7 @@ CREATE TABLE IF NOT EXISTS candidates (
     confirmed INTEGER NOT NULL DEFAULT 0,
     verdict TEXT,                       -- confirmed | not significant | effect too small | mostly invalid images | duplicate
     shortest_id INTEGER,                -- for a confirmed bug: the shortest description that still confirms
-    evalue REAL, decision TEXT, reference_id INTEGER, keeps_evalue REAL,
+    evalue REAL, decision TEXT, reference_id INTEGER,
     UNIQUE (class_name, key)
 );
 
@@ -503,7 +502,7 @@ class RunStore:
 
     def record_test(self, candidate_id: int, test: TestRecord) -> None:
         values = {name: getattr(test, name) for name in TestRecord.__dataclass_fields__}
-        for optional in ("evalue", "decision", "keeps_evalue"):
+        for optional in ("evalue", "decision"):
             if values[optional] is None:
                 del values[optional]
         values["wrong_labels"] = json.dumps(values["wrong_labels"])
