@@ -9,10 +9,12 @@ from blindspots.pipeline.decisions import (
     covers_by_test,
     fdr_decisions,
     final_verdicts,
+    keeping_progress,
     keeps_bug,
     most_general_first,
     new_bugs,
     passes,
+    sampling_finished,
     subsumed_by,
     surviving_shortest,
     verdict,
@@ -132,3 +134,22 @@ def test_sequential_refinements_stay_under_their_bug_unless_clearly_stronger():
     verdicts = final_verdicts([weak_general, stronger], lambda c: frozenset(phrases[c.id]), covers)
     assert verdicts == {3: Verdict(VerdictKind.CONFIRMED), 4: Verdict(VerdictKind.CONFIRMED)}
     assert covers_by_test(by_id, lambda c: c, RULES) is None  # fixed mode: the phrase rule alone
+
+
+def test_a_shorter_form_stops_sampling_once_it_cannot_stand_for_its_bug():
+    sequential = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75,
+                            confirmation="sequential", keep_margin=0.5, futility_error=0.2)
+    bug = _tested(1, 46, baseline=(20, 120))                        # 96% against 17%: keep >= 56%
+    assert keeping_progress(_tested(2, 47, baseline=(20, 120)), bug, sequential) == "keeps"
+    assert keeping_progress(_tested(3, 6, n=24, baseline=(20, 120)), bug, sequential) == "loses"
+    assert keeping_progress(_tested(4, 8, n=24, baseline=(20, 120)), bug, sequential) == "out of reach"
+    assert keeping_progress(_tested(5, 6, n=8, baseline=(20, 120)), bug, sequential) == "open"
+    # A description of its own stops when its excess test does.
+    assert not sampling_finished("continue", None)
+    assert sampling_finished("confirm", None) and sampling_finished("futile", None)
+    # A shorter form must both confirm and keep the effect: it stops when either is out of reach.
+    assert sampling_finished("confirm", "keeps")
+    assert not sampling_finished("confirm", "open") and not sampling_finished("continue", "keeps")
+    for keeping in ("loses", "out of reach"):
+        assert sampling_finished("continue", keeping)
+    assert sampling_finished("futile", "open")

@@ -448,3 +448,35 @@ def test_keeps_rate_errs_at_most_alpha_under_optional_stopping():
                 wrong += verdict == "keeps"
                 break
     assert wrong / streams <= alpha
+
+
+def test_cannot_keep_rate_gives_up_only_on_forms_far_below_the_reference():
+    from blindspots.stats import cannot_keep_rate, keeps_rate
+
+    # Reference 90%, margin 0.2: a form failing 10 of 48 will not be shown to keep 70%; 30 of 48 still may.
+    assert cannot_keep_rate(10, 48, 0.9, 0.2, futility_error=0.2)
+    assert not cannot_keep_rate(30, 48, 0.9, 0.2, futility_error=0.2)
+    assert not cannot_keep_rate(0, 0, 0.9, 0.2, futility_error=0.2)  # no image yet: nothing to give up on
+    # Whatever keeps_rate calls a loss at alpha, futility gives up on too (its bound is tighter).
+    for failures in range(49):
+        if keeps_rate(failures, 48, 0.9, 0.2, alpha=0.05) == "loses":
+            assert cannot_keep_rate(failures, 48, 0.9, 0.2, futility_error=0.2)
+    with pytest.raises(StatsInputError, match="futility_error"):
+        cannot_keep_rate(3, 8, 0.9, 0.2, futility_error=1.0)
+
+
+@pytest.mark.parametrize("futility_error", [0.1, 0.2])
+def test_cannot_keep_rate_gives_up_on_a_form_that_keeps_the_rate_at_most_futility_error_of_the_time(
+        futility_error):
+    # A shorter form failing exactly at the edge it must keep (reference - margin), peeked at after every
+    # batch of 8 up to 96 images: giving up on it is the futility error, at most `futility_error` of streams.
+    from blindspots.stats import cannot_keep_rate
+
+    rng = np.random.default_rng(5)
+    reference, margin, streams = 0.9, 0.2, 600
+    draws = rng.random((streams, 96)) < reference - margin
+    given_up = np.zeros(streams, dtype=bool)
+    for n in range(8, 97, 8):
+        failures = draws[:, :n].sum(axis=1)
+        given_up |= np.array([cannot_keep_rate(int(f), n, reference, margin, futility_error) for f in failures])
+    assert given_up.mean() <= futility_error

@@ -6,8 +6,8 @@ Two modes (`confirmation`):
 - sequential: batches of `confirm_batch` images, after each an anytime-valid e-value
   (`stats.sequential`); a candidate stops as soon as it confirms, cannot reach the minimum effect, or has
   used `confirm_per_candidate` images. Its p-value is min(1, 1/e), so Benjamini-Hochberg over those is e-BH.
-  A shortened form is also tested for keeping the bug's effect (`decisions.keeps_effect`), and sampled
-  until both questions are decided. Seeds are those of fixed mode, so a sequential test sees a prefix of its images.
+  A shortened form is also tested for keeping the bug's effect (`decisions.keeps_effect`); it is sampled
+  until it both confirms and keeps the effect, or until either is out of reach (`decisions.sampling_finished`). Seeds are those of fixed mode, so a sequential test sees a prefix of its images.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from blindspots.pipeline.context import RunContext, derive_seed
-from blindspots.pipeline.decisions import Thresholds, keeps_effect
+from blindspots.pipeline.decisions import Thresholds, keeping_progress, sampling_finished
 from blindspots.stats import (
     SequentialDecision,
     excess_failures,
@@ -73,14 +73,15 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts]) -> 
         ctx.sampler.process(ctx.store.pending(Purpose.CONFIRM, candidate_ids=list(open_candidates)), bar_label)
         for candidate in list(open_candidates.values()):
             counts = ctx.store.counts(Purpose.CONFIRM, candidate_id=candidate.id)
-            step, keeps = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family,
-                                              thresholds)
-            undecided = step.decision == "continue" or keeps == "open"
+            step, keeping = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family,
+                                                thresholds)
+            finished = sampling_finished(step.decision, keeping)
             room = counts.planned < most and ctx.remaining_budget() >= batch
-            if undecided and room:
+            if not finished and room:
                 plan_confirmation(ctx, [candidate], min(counts.planned + batch, most), start=counts.planned)
                 continue
-            stop = step.decision if not undecided else ("max images" if counts.planned >= most else "budget")
+            stop = stop_reason(step.decision, keeping) if finished \
+                else ("max images" if counts.planned >= most else "budget")
             ctx.store.record_test(candidate.id, _record(
                 ctx, candidate, counts, baseline[candidate.class_name], step.pvalue, "e-process",
                 (step.rate_low, step.rate_high), evalue=step.evalue, decision=stop))
@@ -89,8 +90,8 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts]) -> 
 
 def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts,
                         family: int, thresholds: Thresholds) -> tuple[SequentialDecision, str | None]:
-    """The candidate's step against the baseline and, for a shortened form, whether it keeps the effect of
-    the bug it stands for ("keeps" | "loses" | "open")."""
+    """The candidate's step against the baseline and, for a shortened form, where it stands on keeping the
+    effect of the bug it stands for (`decisions.keeping_progress`)."""
     config = ctx.config
     step = sequential_step(counts.failures, counts.valid, baseline.failures, baseline.valid, family_size=family,
                            alpha=config.fdr, min_lift=config.min_lift, min_difference=config.min_difference,
@@ -98,7 +99,15 @@ def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCou
     if candidate.reference_id is None:
         return step, None
     shorter = replace(candidate, n=counts.valid, failures=counts.failures)
-    return step, keeps_effect(shorter, ctx.store.candidate(candidate.reference_id), thresholds)
+    return step, keeping_progress(shorter, ctx.store.candidate(candidate.reference_id), thresholds)
+
+
+def stop_reason(step_decision: str, keeping: str | None) -> str:
+    """The stored `decision` of a finished sequential test: the excess test's, unless a shorter form stopped
+    because it cannot stand for its bug while that test was still open."""
+    if step_decision == "continue" and keeping in ("loses", "out of reach"):
+        return "loses effect" if keeping == "loses" else "effect out of reach"
+    return step_decision
 
 
 def _record(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts, p: float,

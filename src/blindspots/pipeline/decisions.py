@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from blindspots.stats import benjamini_hochberg, keeps_rate, meets_minimum_effect
+from blindspots.stats import benjamini_hochberg, cannot_keep_rate, keeps_rate, meets_minimum_effect
 from blindspots.store.records import Candidate, Origin, Verdict, VerdictKind
 
 Phrases = frozenset[str]
@@ -37,11 +37,12 @@ class Thresholds:
     shorten_keep: float
     confirmation: str = "fixed"
     keep_margin: float = 0.5
+    futility_error: float = 0.2
 
     @classmethod
     def of(cls, config) -> Thresholds:
         return cls(config.fdr, config.min_lift, config.min_difference, config.min_validity, config.shorten_keep,
-                   config.confirmation, config.keep_margin)
+                   config.confirmation, config.keep_margin, config.futility_error)
 
 
 def keep_margin(share: float, bug: Candidate) -> float:
@@ -57,6 +58,30 @@ def keeps_effect(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> 
         return "open"
     return keeps_rate(shorter.failures, shorter.n, bug.rate or 0.0, keep_margin(thresholds.keep_margin, bug),
                       thresholds.fdr)
+
+
+def keeping_progress(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> str:
+    """Where a shorter form's sampling stands on keeping the bug's effect: `keeps_effect`'s answer, or "out of
+    reach" when it is still open but the futility bound (`cannot_keep_rate`) says more images are unlikely to
+    show that it keeps. Only for deciding when to stop sampling: "out of reach" is not evidence of a loss, so
+    "refines #k" decisions use `keeps_effect` alone."""
+    answer = keeps_effect(shorter, bug, thresholds)
+    if answer == "open" and cannot_keep_rate(shorter.failures, shorter.n, bug.rate or 0.0,
+                                             keep_margin(thresholds.keep_margin, bug), thresholds.futility_error):
+        return "out of reach"
+    return answer
+
+
+def sampling_finished(step_decision: str, keeping: str | None) -> bool:
+    """Is a candidate's sequential sampling over? A description stops when its excess test confirms or is
+    futile. A shorter form stands for its bug only when it both confirms and keeps the bug's effect, so it
+    stops as soon as either is out of reach (futile; the effect lost or out of reach) or both are settled;
+    sampling on could not make it stand for the bug."""
+    if keeping is None:
+        return step_decision != "continue"
+    if step_decision == "futile" or keeping in ("loses", "out of reach"):
+        return True
+    return step_decision == "confirm" and keeping == "keeps"
 
 
 def verdict(candidate: Candidate, level_value: float, thresholds: Thresholds) -> Verdict:

@@ -543,3 +543,16 @@ def keeps_rate(failures: int, n: int, reference_rate: float, margin: float, alph
     if high < target:
         return "loses"
     return "open"
+
+
+def cannot_keep_rate(failures: int, n: int, reference_rate: float, margin: float, futility_error: float) -> bool:
+    """Futility for `keeps_rate`: the anytime-valid upper bound of the rate at error `futility_error` lies
+    below reference_rate - margin, so sampling on is unlikely to show that the description keeps the rate.
+    A description that truly keeps it is given up with probability at most `futility_error`, whenever the
+    question is asked. Like the excess test's futility stop it only ever removes "keeps" conclusions, and
+    it is never a claim that the rate is lost (that is `keeps_rate`'s "loses", at error alpha)."""
+    check_counts(failures, n)
+    check_probability(futility_error, "futility_error", open_interval=True)
+    _check_margin(margin)
+    high = anytime_rate_upper_bounds(np.array([failures]), np.array([n]), futility_error)[0]
+    return bool(high < reference_rate - margin)

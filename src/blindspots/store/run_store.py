@@ -40,7 +40,8 @@ SCHEMA_VERSION = 2
 # Columns added since schema 1; a run folder of schema 1 gains them (empty) when opened, so it stays readable.
 _ADDED_IN_2 = (
     ("candidates", "evalue", "REAL"),            # sequential confirmation: the e-value where sampling stopped
-    ("candidates", "decision", "TEXT"),          # sequential confirmation: confirm | futile | budget | max
+    ("candidates", "decision", "TEXT"),          # sequential: confirm | futile | loses effect |
+    #                                              effect out of reach | max images | budget
     ("candidates", "reference_id", "INTEGER"),   # a shortened form: the bug whose effect it must keep
 )
 DATABASE_NAME = "records.sqlite"
