@@ -18,6 +18,7 @@ from blindspots.pipeline.decisions import (
     subsumed_by,
     surviving_shortest,
     verdict,
+    worth_shortening,
 )
 from blindspots.stats import benjamini_hochberg
 from blindspots.store.records import Candidate, Origin, Verdict, VerdictKind
@@ -153,3 +154,14 @@ def test_a_shorter_form_stops_sampling_once_it_cannot_stand_for_its_bug():
     for keeping in ("loses", "out of reach"):
         assert sampling_finished("continue", keeping)
     assert sampling_finished("futile", "open")
+
+
+def test_sequential_mode_shortens_only_descriptions_whose_own_test_confirmed():
+    sequential = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75,
+                            confirmation="sequential")
+    stopped_confirmed = _tested(1, 8, n=8, p=1e-4, decision="confirm")
+    weak_at_cap = _tested(2, 20, n=48, p=0.004, decision="futile")   # passes on its p-value, never confirmed
+    assert worth_shortening(stopped_confirmed, sequential)
+    assert passes(weak_at_cap, sequential) and not worth_shortening(weak_at_cap, sequential)
+    assert worth_shortening(weak_at_cap, RULES)                         # fixed mode shortens what passes
+    assert not worth_shortening(_tested(3, 20, p=0.5, decision="confirm"), sequential)

@@ -103,6 +103,17 @@ def passes(candidate: Candidate, thresholds: Thresholds) -> bool:
     return verdict(candidate, candidate.p, thresholds).is_bug
 
 
+def worth_shortening(candidate: Candidate, thresholds: Thresholds) -> bool:
+    """Is a passing description shortened? Fixed mode: every one. Sequential mode: one whose own test stopped
+    because it confirmed. A description that stopped futile or at the image cap may still pass on its p-value
+    (and the final e-BH), but its excess is too weak for the shortening tests to settle within their cap:
+    on the built-in world (5 seeds) the shorter forms of such descriptions took 1,568 of 17,264 images and
+    mostly ended at the cap undecided. It is listed as it was measured."""
+    if not passes(candidate, thresholds):
+        return False
+    return thresholds.confirmation != "sequential" or candidate.decision == "confirm"
+
+
 def keeps_bug(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> bool:
     """Does `shorter` confirm on its own and keep the bug's effect? Fixed mode: it keeps `shorten_keep` of the
     bug's excess failure rate (a point estimate). Sequential mode: a non-inferiority test shows it keeps the

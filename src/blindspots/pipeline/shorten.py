@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from blindspots.pipeline.confirm import confirm_planned
 from blindspots.pipeline.context import RunContext
-from blindspots.pipeline.decisions import Thresholds, keeps_bug, passes, shortening_order, subsumed_by
+from blindspots.pipeline.decisions import (
+    Thresholds,
+    keeps_bug,
+    shortening_order,
+    subsumed_by,
+    worth_shortening,
+)
 from blindspots.pipeline.descriptions import Description
 from blindspots.store.records import Candidate, Origin, SampleCounts
 
@@ -16,7 +22,7 @@ def shorten_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleC
     thresholds = Thresholds.of(ctx.config)
     known = ctx.known_bugs(before_round=round_index)
     passing = [c for c in ctx.store.tested_candidates()
-               if c.round == round_index and c.origin is not Origin.SHORTENED and passes(c, thresholds)]
+               if c.round == round_index and c.origin is not Origin.SHORTENED and worth_shortening(c, thresholds)]
     for candidate in shortening_order(passing, ctx.phrases):
         if candidate.shortest_id is None and subsumed_by(ctx.phrases(candidate),
                                                          known.get(candidate.class_name, [])):
