@@ -14,6 +14,7 @@ from blindspots.pipeline.decisions import (
     most_general_first,
     new_bugs,
     passes,
+    refined_bug,
     sampling_finished,
     subsumed_by,
     surviving_shortest,
@@ -165,3 +166,12 @@ def test_sequential_mode_shortens_only_descriptions_whose_own_test_confirmed():
     assert passes(weak_at_cap, sequential) and not worth_shortening(weak_at_cap, sequential)
     assert worth_shortening(weak_at_cap, RULES)                         # fixed mode shortens what passes
     assert not worth_shortening(_tested(3, 20, p=0.5, decision="confirm"), sequential)
+
+
+def test_an_untested_description_refines_a_bug_only_within_its_failure_mode():
+    bugs = [(1, frozenset({"on road"}), "car"), (2, frozenset({"small", "in snow"}), "plane")]
+    assert refined_bug(frozenset({"on road", "yellow", "in fog"}), "car", bugs) == 1
+    # Boats on a road at night called planes are a failure mode of their own inside "on road" (called car).
+    assert refined_bug(frozenset({"on road", "at night"}), "plane", bugs) is None
+    assert refined_bug(frozenset({"on road"}), None, bugs) is None          # nothing known about its failures
+    assert refined_bug(frozenset({"small"}), "plane", bugs) is None          # more general than the bug: test it

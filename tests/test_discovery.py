@@ -16,6 +16,7 @@ import blindspots
 from blindspots.cli.main import app
 from blindspots.models.errors import ModelOutputError, ModelSpecError
 from blindspots.pipeline.config import ConfigError
+from blindspots.pipeline.descriptions import Description
 from blindspots.store import RunStore
 from blindspots.store.records import Purpose
 
@@ -194,7 +195,19 @@ def test_sequential_confirmation_finds_the_same_bugs_with_fewer_images(tmp_path)
     # Clear cases stop early: no candidate uses more than the fixed size, and most use far fewer.
     assert max(c.generated_n for c in tested) <= SMALL["confirm_per_candidate"]
     assert sum(c.generated_n for c in tested) < 0.6 * SMALL["confirm_per_candidate"] * len(tested)
-    assert {c.decision for c in tested} <= {"confirm", "futile", "max images", "budget"}
+    assert {c.decision for c in tested} <= {"confirm", "futile", "loses effect", "effect out of reach",
+                                            "max images", "budget"}
+    # Captions that only refine a bug its round's consensus already found are listed under it, never tested.
+    skipped = [c for c in sequential.candidates if c.status == "skipped"]
+    assert skipped, "the boat and fish consensus bugs make some of their clusters' captions refinements"
+    by_id = {c.id: c for c in sequential.candidates}
+    with RunStore.open(sequential.run_dir) as store:
+        assert not store.samples_of(Purpose.CONFIRM, candidate_ids=[c.id for c in skipped])
+    for candidate in skipped:
+        bug = by_id[candidate.verdict.related_bug]
+        assert candidate.origin.value == "caption" and bug.tested and bug.round == candidate.round
+        shortest = Description.from_dict(by_id[bug.shortest_id].description).phrases
+        assert set(shortest) <= set(Description.from_dict(candidate.description).phrases)
     assert all(c.test == "e-process" and c.p == pytest.approx(min(1.0, 1.0 / c.evalue)) for c in tested)
 
 

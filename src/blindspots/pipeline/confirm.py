@@ -12,10 +12,17 @@ Two modes (`confirmation`):
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 from blindspots.pipeline.context import RunContext, derive_seed
-from blindspots.pipeline.decisions import Thresholds, keeping_progress, sampling_finished
+from blindspots.pipeline.decisions import (
+    Thresholds,
+    keeping_progress,
+    refined_bug,
+    sampling_finished,
+    worth_shortening,
+)
 from blindspots.stats import (
     SequentialDecision,
     excess_failures,
@@ -24,21 +31,70 @@ from blindspots.stats import (
     smoothed_lift,
     wilson_interval,
 )
-from blindspots.store.records import Candidate, Purpose, SampleCounts, TestRecord
+from blindspots.store.records import (
+    Candidate,
+    Origin,
+    Purpose,
+    SampleCounts,
+    TestRecord,
+    Verdict,
+    VerdictKind,
+)
 
 
-def confirm_planned(ctx: RunContext, baseline: dict[str, SampleCounts]) -> None:
-    """Test every planned candidate, in the run's confirmation mode."""
+def confirm_planned(ctx: RunContext, baseline: dict[str, SampleCounts],
+                    origins: frozenset[Origin] | None = None) -> None:
+    """Test every planned candidate (of the given origins, when given), in the run's confirmation mode."""
     if ctx.config.confirmation == "sequential":
-        confirm_sequentially(ctx, baseline)
+        confirm_sequentially(ctx, baseline, origins)
         return
-    planned = ctx.store.planned_candidates()
+    planned = [c for c in ctx.store.planned_candidates() if origins is None or c.origin in origins]
     plan_confirmation(ctx, planned, ctx.config.confirm_per_candidate)
     if planned:
         ctx.sampler.process(ctx.store.pending(Purpose.CONFIRM, candidate_ids=[c.id for c in planned]),
                             f"confirming {len(planned)} description(s)")
     for candidate in planned:
         ctx.store.record_test(candidate.id, fixed_test(ctx, candidate, baseline[candidate.class_name]))
+
+
+def confirmation_waves(confirmation: str) -> tuple[frozenset[Origin] | None, ...]:
+    """Which planned candidates each wave of a round tests (None: all that are left). Fixed mode tests a
+    round's candidates at once. Sequential mode tests the clusters' consensus descriptions first; once they
+    are shortened, a caption description that only refines a bug of the first wave is skipped
+    (`skip_refinements`), as later rounds never propose one, and the rest are tested."""
+    if confirmation == "sequential":
+        return (frozenset({Origin.CONSENSUS}), None)
+    return (None,)
+
+
+def skip_refinements(ctx: RunContext, round_index: int) -> int:
+    """Before a round's second wave: mark the planned candidates that are more specific forms of a bug the
+    round has shortened, in the same failure mode (`decisions.refined_bug`), as skipped. Returns how many."""
+    thresholds = Thresholds.of(ctx.config)
+    by_id = {c.id: c for c in ctx.store.candidates()}
+    bugs: dict[str, list] = {}
+    for candidate in by_id.values():
+        if candidate.round == round_index and candidate.tested and candidate.origin is not Origin.SHORTENED \
+                and worth_shortening(candidate, thresholds):
+            label = candidate.wrong_labels[0][0] if candidate.wrong_labels else None
+            bugs.setdefault(candidate.class_name, []).append(
+                (candidate.id, ctx.shortest_phrases(candidate, by_id), label))
+    skipped = 0
+    for candidate in ctx.store.planned_candidates():
+        if candidate.round != round_index or candidate.class_name not in bugs:
+            continue
+        bug = refined_bug(ctx.phrases(candidate), source_wrong_label(ctx, candidate), bugs[candidate.class_name])
+        if bug is not None:
+            ctx.store.skip_candidate(candidate.id, Verdict(VerdictKind.REFINES, bug))
+            skipped += 1
+    return skipped
+
+
+def source_wrong_label(ctx: RunContext, candidate: Candidate) -> str | None:
+    """What the classifier called most of the failures of the cluster a candidate was proposed from."""
+    sample_ids = (candidate.source_cluster or {}).get("sample_ids") or []
+    labels = Counter(s.predicted for s in ctx.store.samples_by_id(sample_ids) if s.predicted)
+    return labels.most_common(1)[0][0] if labels else None
 
 
 def plan_confirmation(ctx: RunContext, candidates: list[Candidate], up_to: int, start: int = 0) -> None:
@@ -55,11 +111,12 @@ def fixed_test(ctx: RunContext, candidate: Candidate, baseline: SampleCounts) ->
     return _record(ctx, candidate, counts, baseline, test.pvalue, test.method, (low, high))
 
 
-def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts]) -> None:
+def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
+                         origins: frozenset[Origin] | None = None) -> None:
     """Batch after batch for every open candidate at once (so each model call stays a full batch), until
     each is decided. Decisions are taken at batch boundaries from stored counts, so a resumed run replays
     them exactly."""
-    open_candidates = {c.id: c for c in ctx.store.planned_candidates()}
+    open_candidates = {c.id: c for c in ctx.store.planned_candidates() if origins is None or c.origin in origins}
     if not open_candidates:
         return
     # The stopping threshold assumes the final e-BH combines about this many tests: those of the run so far.

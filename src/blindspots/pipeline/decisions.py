@@ -150,6 +150,19 @@ def covers_by_test(by_id: Mapping[int, Candidate], shortest_of: Callable[[Candid
     return lambda bug_id, candidate: keeps_effect(shortest_of(by_id[bug_id]), candidate, thresholds) != "loses"
 
 
+def refined_bug(phrases: Phrases, wrong_label: str | None,
+                bugs: Iterable[tuple[int, Phrases, str | None]]) -> int | None:
+    """The bug (id, shortest phrases, what the classifier calls its failures) that an untested description is
+    a more specific form of within the same failure mode: its phrases hold the bug's, and its failures were
+    called the same thing. Testing such a description can only list it under that bug, so it is not tested;
+    a description whose failures are called something else is a failure mode of its own ("boats on a road at
+    night are called planes" inside "boats on a road are called cars") and is tested."""
+    for bug_id, bug_phrases, bug_label in bugs:
+        if bug_phrases <= phrases and wrong_label is not None and wrong_label == bug_label:
+            return bug_id
+    return None
+
+
 def most_general_first(candidates: Iterable[Candidate],
                        shortest_phrases: Callable[[Candidate], Phrases]) -> list[Candidate]:
     """Fewest phrases first, then the larger effect, the smaller p, the older candidate."""

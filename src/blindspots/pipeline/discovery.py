@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from blindspots.pipeline.baseline import run_baseline
-from blindspots.pipeline.confirm import confirm_planned
+from blindspots.pipeline.confirm import confirm_planned, confirmation_waves, skip_refinements
 from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import (
     Thresholds,
@@ -67,11 +67,16 @@ def run_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCount
         failures = exploration_failures(ctx, round_index)
     with ctx.timed("describe"):
         propose_candidates(ctx, round_index, failures)
-    with ctx.timed("confirm"):
-        confirm_planned(ctx, baseline)
-    if ctx.config.shorten:
-        with ctx.timed("shorten"):
-            shorten_round(ctx, round_index, baseline)
+    # Sequential mode confirms and shortens in two waves: consensus descriptions first, then the captions
+    # that do not merely refine a bug of the first wave.
+    for wave, origins in enumerate(confirmation_waves(ctx.config.confirmation)):
+        with ctx.timed("confirm"):
+            if wave > 0:
+                skip_refinements(ctx, round_index)
+            confirm_planned(ctx, baseline, origins)
+        if ctx.config.shorten:
+            with ctx.timed("shorten"):
+                shorten_round(ctx, round_index, baseline)
     found = decide_round(ctx, round_index)
     ctx.store.finish_round(round_index, found)
     ctx.log(f"round {round_index + 1}: {len(found)} new bug(s) confirmed")

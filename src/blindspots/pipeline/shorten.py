@@ -15,6 +15,9 @@ from blindspots.pipeline.decisions import (
 from blindspots.pipeline.descriptions import Description
 from blindspots.store.records import Candidate, Origin, SampleCounts
 
+# Shortening tests its own shorter forms only: candidates of the round's later wave wait for their turn.
+SHORTER_FORMS = frozenset({Origin.SHORTENED})
+
 
 def shorten_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCounts]) -> None:
     """Shorten the round's passing candidates, most general first. A candidate that contains the shortest
@@ -46,7 +49,7 @@ def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts], 
         variant_ids = [shortened(ctx, description.without(p), current, bug) for p in phrases]
         if any(v is None for v in variant_ids):
             break  # out of budget
-        confirm_planned(ctx, baseline)
+        confirm_planned(ctx, baseline, SHORTER_FORMS)
         variants = [ctx.store.candidate(v) for v in variant_ids]
         keeping = [(p, v) for p, v in zip(phrases, variants, strict=True) if keeps_bug(v, bug, thresholds)]
         if not keeping:
@@ -59,7 +62,7 @@ def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts], 
                 joint_id = shortened(ctx, joint, current, bug)
                 if joint_id is None:
                     break
-                confirm_planned(ctx, baseline)
+                confirm_planned(ctx, baseline, SHORTER_FORMS)
                 joint_candidate = ctx.store.candidate(joint_id)
                 if keeps_bug(joint_candidate, bug, thresholds):
                     current = joint_candidate

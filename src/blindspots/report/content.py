@@ -47,6 +47,7 @@ class BugCard:
     baseline: list[Sample]
     phrase_steps: list[PhraseStep] = field(default_factory=list)
     refinements: list[Candidate] = field(default_factory=list)
+    untested_refinements: list[Candidate] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -96,9 +97,10 @@ def read_content(store: RunStore) -> ReportContent:
         failing = store.samples_of(Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True,
                                    failing=True, limit=IMAGES_PER_GRID)
         shortest = by_id.get(bug.shortest_id) if bug.shortest_id and bug.shortest_id != bug.id else None
-        refinements = [c for c in by_id.values() if c.verdict is not None and c.verdict.related_bug == bug.id]
+        related = [c for c in by_id.values() if c.verdict is not None and c.verdict.related_bug == bug.id]
         cards.append(BugCard(bug, shortest, failing, baseline_cache[bug.class_name],
-                             phrase_steps(bug, by_id), refinements))
+                             phrase_steps(bug, by_id), [c for c in related if c.tested],
+                             [c for c in related if c.status == "skipped"]))
     # Duplicates and refinements are confirmed, and shown on their bug's card; the rest did not confirm.
     rejected = sorted((c for c in store.not_bugs() if c.verdict is None or c.verdict.related_bug is None),
                       key=lambda c: (_verdict_order(c.verdict), c.class_name, c.p if c.p is not None else 1.0))

@@ -221,13 +221,20 @@ def _phrase_steps(card: BugCard) -> str:
 
 
 def _refinements(card: BugCard) -> str:
-    if not card.refinements:
-        return ""
     items = "".join(
         f"<li>{_e(c.display_text())} <span class='muted'>{_pct(c.rate)} of {c.n}; q = {_pvalue(c.q)}; "
         f"{_e(str(c.verdict))}</span></li>" for c in card.refinements)
-    return (f"<div class='refinements'><h4>Also confirmed, listed under this blind spot "
-            f"({len(card.refinements)})</h4><ul>{items}</ul></div>")
+    confirmed = (f"<div class='refinements'><h4>Also confirmed, listed under this blind spot "
+                 f"({len(card.refinements)})</h4><ul>{items}</ul></div>") if card.refinements else ""
+    return confirmed + _untested_refinements(card)
+
+
+def _untested_refinements(card: BugCard) -> str:
+    if not card.untested_refinements:
+        return ""
+    items = "".join(f"<li>{_e(c.display_text())}</li>" for c in card.untested_refinements)
+    return (f"<div class='refinements'><h4>Proposed in the same round and not tested: more specific forms of "
+            f"this blind spot ({len(card.untested_refinements)})</h4><ul>{items}</ul></div>")
 
 
 def _interval(bug: Candidate, rate: str, low: str, high: str) -> tuple[float, float, float]:

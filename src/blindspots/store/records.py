@@ -143,7 +143,7 @@ class Candidate:
     origin: Origin
     parent_id: int | None = None
     source_cluster: dict[str, Any] | None = None
-    status: str = "planned"           # planned | tested
+    status: str = "planned"           # planned | tested | skipped (never tested)
     n: int | None = None              # valid confirmation images (the test's sample size)
     failures: int | None = None
     valid_n: int | None = None

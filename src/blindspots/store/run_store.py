@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS candidates (
     lift REAL, difference REAL, p REAL, q REAL, test TEXT,
     validity_rate REAL,
     wrong_labels TEXT,                  -- JSON [[label, count], ...] among failures
-    status TEXT NOT NULL DEFAULT 'planned',   -- planned | tested
+    status TEXT NOT NULL DEFAULT 'planned',   -- planned | tested | skipped (never tested; see verdict)
     confirmed INTEGER NOT NULL DEFAULT 0,
     verdict TEXT,                       -- confirmed | not significant | effect too small | mostly invalid images | duplicate
     shortest_id INTEGER,                -- for a confirmed bug: the shortest description that still confirms
@@ -510,6 +510,13 @@ class RunStore:
         values["valid_n"] = test.n
         values["status"] = "tested"
         self._update_candidate(candidate_id, values)
+
+    def skip_candidate(self, candidate_id: int, verdict: Verdict) -> None:
+        """A planned candidate that will not be tested, and why (e.g. it refines a bug found first)."""
+        self._update_candidate(candidate_id, {"status": "skipped", "verdict": str(verdict)})
+
+    def skipped_candidates(self) -> list[Candidate]:
+        return self._candidates("status = 'skipped'")
 
     def set_shortest(self, candidate_id: int, shortest_id: int) -> None:
         self._update_candidate(candidate_id, {"shortest_id": shortest_id})
