@@ -7,7 +7,8 @@ Two modes (`confirmation`):
   (`stats.sequential`); a candidate stops as soon as it confirms, cannot reach the minimum effect, or has
   used `confirm_per_candidate` images. Its p-value is min(1, 1/e), so Benjamini-Hochberg over those is e-BH.
   A shortened form is also tested for keeping the bug's effect (`decisions.keeps_effect`); it is sampled
-  until it both confirms and keeps the effect, or until either is out of reach (`decisions.sampling_finished`). Seeds are those of fixed mode, so a sequential test sees a prefix of its images.
+  until it both confirms and keeps the effect, or until either is out of reach (`decisions.sampling_finished`).
+  Seeds are those of fixed mode, so a sequential test sees a prefix of its images.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
     if not open_candidates:
         return
     # The stopping threshold assumes the final e-BH combines about this many tests: those of the run so far.
-    family = len(ctx.store.candidates())
+    # (A skipped candidate is never tested, so it is not one of them.)
+    family = sum(c.status != "skipped" for c in ctx.store.candidates())
     thresholds = Thresholds.of(ctx.config)
     batch, most = ctx.config.confirm_batch, ctx.config.confirm_per_candidate
     bar_label = f"confirming {len(open_candidates)} description(s)"
