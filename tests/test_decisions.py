@@ -11,6 +11,7 @@ from blindspots.pipeline.decisions import (
     final_verdicts,
     keeping_progress,
     keeps_bug,
+    keeps_effect,
     most_general_first,
     new_bugs,
     passes,
@@ -175,3 +176,16 @@ def test_an_untested_description_refines_a_bug_only_within_its_failure_mode():
     assert refined_bug(frozenset({"on road", "at night"}), "plane", bugs) is None
     assert refined_bug(frozenset({"on road"}), None, bugs) is None          # nothing known about its failures
     assert refined_bug(frozenset({"small"}), "plane", bugs) is None          # more general than the bug: test it
+
+
+def test_a_shorter_form_keeps_a_bug_only_in_the_same_failure_mode():
+    sequential = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75,
+                            confirmation="sequential", keep_margin=0.5)
+    # "small lamp indoors" (called bottle) against "lamp indoors", which fails as often but mostly as house.
+    small_lamps = _tested(1, 46, baseline=(6, 120), wrong_labels=[["bottle", 46]])
+    all_lamps = _tested(2, 45, baseline=(6, 120), wrong_labels=[["house", 35], ["bottle", 10]])
+    same_mode = _tested(3, 45, baseline=(6, 120), wrong_labels=[["bottle", 45]])
+    assert keeps_effect(all_lamps, small_lamps, sequential) == "loses"
+    assert keeps_effect(same_mode, small_lamps, sequential) == "keeps"
+    assert not keeps_bug(all_lamps, small_lamps, sequential) and keeps_bug(same_mode, small_lamps, sequential)
+    assert not keeps_bug(all_lamps, small_lamps, RULES) and keeps_bug(same_mode, small_lamps, RULES)

@@ -157,7 +157,8 @@ def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCou
                            max_n=config.confirm_per_candidate, futility_error=config.futility_error)
     if candidate.reference_id is None:
         return step, None
-    shorter = replace(candidate, n=counts.valid, failures=counts.failures)
+    shorter = replace(candidate, n=counts.valid, failures=counts.failures,
+                      wrong_labels=ctx.store.wrong_labels(candidate.id))
     return step, keeping_progress(shorter, ctx.store.candidate(candidate.reference_id), thresholds)
 
 

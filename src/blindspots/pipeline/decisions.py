@@ -51,13 +51,34 @@ def keep_margin(share: float, bug: Candidate) -> float:
     return max(0.0, min(0.99, share * ((bug.rate or 0.0) - (bug.baseline_rate or 0.0))))
 
 
+def main_wrong_label(candidate: Candidate) -> str | None:
+    """What the classifier called most of a tested candidate's failures (None before any failure)."""
+    return candidate.wrong_labels[0][0] if candidate.wrong_labels else None
+
+
+def failures_called(candidate: Candidate, label: str | None) -> int:
+    """The candidate's failures the classifier called `label` (all of its failures when label is None)."""
+    if label is None:
+        return candidate.failures or 0
+    return sum(int(count) for name, count in candidate.wrong_labels if name == label)
+
+
+def rate_called(candidate: Candidate, label: str | None) -> float:
+    return failures_called(candidate, label) / candidate.n if candidate.n else 0.0
+
+
 def keeps_effect(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> str:
     """Sequential mode's non-inferiority: "keeps" when `shorter` provably keeps the bug's failure rate within
-    `keep_margin`, "loses" when it provably does not, "open" when its images do not tell yet."""
+    `keep_margin`, "loses" when it provably does not, "open" when its images do not tell yet.
+
+    The effect is the bug's failure mode: only failures called what the bug's failures are mostly called
+    count, on both sides. "Small lamps indoors are called bottles" is not kept by "lamps indoors", though
+    large lamps indoors fail too: they are called houses, another failure mode."""
     if not shorter.n:
         return "open"
-    return keeps_rate(shorter.failures, shorter.n, bug.rate or 0.0, keep_margin(thresholds.keep_margin, bug),
-                      thresholds.fdr)
+    label = main_wrong_label(bug)
+    return keeps_rate(failures_called(shorter, label), shorter.n, rate_called(bug, label),
+                      keep_margin(thresholds.keep_margin, bug), thresholds.fdr)
 
 
 def keeping_progress(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> str:
@@ -66,7 +87,8 @@ def keeping_progress(shorter: Candidate, bug: Candidate, thresholds: Thresholds)
     show that it keeps. Only for deciding when to stop sampling: "out of reach" is not evidence of a loss, so
     "refines #k" decisions use `keeps_effect` alone."""
     answer = keeps_effect(shorter, bug, thresholds)
-    if answer == "open" and cannot_keep_rate(shorter.failures, shorter.n, bug.rate or 0.0,
+    label = main_wrong_label(bug)
+    if answer == "open" and cannot_keep_rate(failures_called(shorter, label), shorter.n, rate_called(bug, label),
                                              keep_margin(thresholds.keep_margin, bug), thresholds.futility_error):
         return "out of reach"
     return answer
@@ -115,15 +137,17 @@ def worth_shortening(candidate: Candidate, thresholds: Thresholds) -> bool:
 
 
 def keeps_bug(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> bool:
-    """Does `shorter` confirm on its own and keep the bug's effect? Fixed mode: it keeps `shorten_keep` of the
-    bug's excess failure rate (a point estimate). Sequential mode: a non-inferiority test shows it keeps the
-    bug's rate within `keep_margin` of the bug's excess."""
+    """Does `shorter` confirm on its own and keep the bug's effect, its failures called what the bug's are
+    mostly called (`keeps_effect`)? Fixed mode: it keeps `shorten_keep` of the bug's excess failure rate (point
+    estimates). Sequential mode: a non-inferiority test shows it keeps the bug's rate within `keep_margin` of
+    the bug's excess."""
     if not passes(shorter, thresholds):
         return False
     if thresholds.confirmation == "sequential":
         return keeps_effect(shorter, bug, thresholds) == "keeps"
-    excess = bug.rate - bug.baseline_rate
-    return shorter.rate - shorter.baseline_rate >= thresholds.shorten_keep * excess
+    label = main_wrong_label(bug)
+    excess = rate_called(bug, label) - bug.baseline_rate
+    return rate_called(shorter, label) - shorter.baseline_rate >= thresholds.shorten_keep * excess
 
 
 Covers = Callable[[int, Candidate], bool]  # (known bug id, candidate) -> does the bug stand for it?
