@@ -36,17 +36,29 @@ def discovery(
 ) -> None:
     """Run discovery on a world for several seeds and score it against the planted blind spots.
 
-    recall: share of planted spots credited (a bug or a confirmed refinement has at least half of its
-    confirmation failures in spots of one failure mode, i.e. class and wrong label); exactness: share of
-    credited spots whose shortest description names the spot, or a union of spots, and nothing outside;
-    precision: share of bugs that credit a spot; region_recall: planted prior mass covered by descriptions
-    lying inside the planted region; region_precision: mean share of a bug's described cells inside it;
-    replication: share of bugs still significant at 0.05 on fresh images against a fresh baseline
-    (unplanted_replication: the same among bugs that credit no spot); minimality: share of bugs none of whose
-    one-phrase-shorter forms keeps the failure rate within 0.10; images per run and per bug.
+    recall: share of planted spots credited (more than half of a bug's
+    confirmation failures lie in spots of one failure mode: class, wrong label).
 
-    On a world without planted spots (--world null) it reports how many bugs are confirmed and how many
-    replicate; the share of seeds with a bug that does not replicate should stay within the FDR level.
+    exactness: share of credited spots that a shortest description names
+    exactly (the spot, or a union of spots, and nothing outside).
+
+    precision: share of bugs that credit a spot.
+
+    region_recall: planted prior mass covered by descriptions inside the region.
+
+    region_precision: mean share of a bug's described cells inside the region.
+
+    replication: share of bugs still significant at 0.05 on fresh images
+    against a fresh baseline (unplanted_replication: among bugs crediting none).
+
+    minimality: share of bugs none of whose one-phrase-shorter forms keeps the
+    failure rate of the bug's failure mode within 0.10.
+
+    images: per run and per bug.
+
+    On a world without planted spots (--world null) it reports how many bugs are
+    confirmed and how many replicate; the share of seeds with a bug that does not
+    replicate should stay within the FDR level.
     """
     from blindspots.cli.progress import RichProgress
     from blindspots.evaluation.discovery_benchmark import run_benchmark

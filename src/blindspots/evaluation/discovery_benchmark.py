@@ -18,7 +18,8 @@ What a run is scored on (`score_run`):
 - **region_recall** / **region_precision**: see `evaluation.regions`.
 - **minimality**: share of bugs none of whose one-phrase-shorter forms keeps the failure rate within
   `MINIMALITY_MARGIN`, measured on `fresh_images` fresh images per form (the world renderer and classifier,
-  judged by the run's own failure and validity rules, stored nowhere).
+  judged by the run's own failure and validity rules, stored nowhere). As in the run's shortening, the rate
+  is the bug's failure mode's: failures called what the bug's fresh failures are mostly called.
 - **images** per run and per bug.
 
 On a world with no planted spot (`--world null`) every confirmed bug is unplanted; the figure to watch is
@@ -29,6 +30,7 @@ run's FDR level.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -243,9 +245,17 @@ def _fresh_checks(result, config: RunConfig, n_images: int, progress) -> dict[in
 
     def rate_of(cls: str, prompt: str, *purpose: Any) -> dict[str, Any]:
         seeds = [derive_seed(*purpose, config.seed, i) for i in range(n_images)]
-        failures, n = sampler.judge_fresh(cls, [prompt] * n_images, seeds)
+        called: Counter = Counter()
+        failures, n = sampler.judge_fresh(cls, [prompt] * n_images, seeds, called=called)
         return {"failures": failures, "n": n, "rate": failures / n if n else 0.0,
-                "interval": list(wilson_interval(failures, n)) if n else [0.0, 1.0]}
+                "interval": list(wilson_interval(failures, n)) if n else [0.0, 1.0],
+                "called": dict(called.most_common())}
+
+    def rate_called(measured: dict[str, Any], label: str | None) -> float:
+        """The failure rate in one failure mode: failures called `label` (all failures when None)."""
+        if label is None or not measured["n"]:
+            return measured["rate"]
+        return measured["called"].get(label, 0) / measured["n"]
 
     rows: dict[int, dict[str, Any]] = {}
     baselines: dict[str, dict[str, Any]] = {}
@@ -263,10 +273,15 @@ def _fresh_checks(result, config: RunConfig, n_images: int, progress) -> dict[in
         for phrase in description.phrases if len(description.phrases) > 1 else ():
             prompt = description.without(phrase).prompt(cls, template)
             shorter.append({"dropped": phrase, **rate_of(cls, prompt, "minimality", bug.id, phrase)})
+        # A phrase matters when dropping it loses the bug's failure mode: the shorter form's failures called
+        # what the bug's fresh failures are mostly called ("boats on a road" fail as often as "boats on a road
+        # at night", but as cars, not as planes).
+        mode = next(iter(own["called"]), None)
         rows[bug.id] = {
             "fresh": own, "baseline": base, "p": p, "replicated": p < REPLICATION_ALPHA,
-            "shorter_forms": shorter,
-            "minimal": regions.is_minimal(own["rate"], [s["rate"] for s in shorter], MINIMALITY_MARGIN),
+            "shorter_forms": shorter, "failure_mode": mode,
+            "minimal": regions.is_minimal(rate_called(own, mode), [rate_called(s, mode) for s in shorter],
+                                          MINIMALITY_MARGIN),
         }
         if bar is not None:
             bar.advance(1)

@@ -9,7 +9,7 @@ it is kept and counted, never valid, never a failure that counts.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -225,9 +225,9 @@ class Sampler:
         bar.advance(size)
 
     def judge_fresh(self, class_name: str, prompts: Sequence[str], seeds: Sequence[int],
-                    batch: int = 100) -> tuple[int, int]:
+                    batch: int = 100, called: Counter | None = None) -> tuple[int, int]:
         """(failures, valid images) of fresh images drawn and judged by the same rules, stored nowhere:
-        the benchmark's replication on new seeds."""
+        the benchmark's replication on new seeds. `called`, when given, counts what the failures were called."""
         failures = n = 0
         for start in range(0, len(prompts), batch):
             result = self.executor.generate(prompts[start:start + batch], seeds[start:start + batch])
@@ -236,12 +236,14 @@ class Sampler:
             if not images:
                 continue
             probabilities, labels = self.executor.classify(images)
-            failed = np.array([judge_prediction(row, labels, self.accepted[class_name], self.top_k)["is_failure"]
-                               for row in probabilities], dtype=bool)
+            judged = [judge_prediction(row, labels, self.accepted[class_name], self.top_k) for row in probabilities]
+            failed = np.array([j["is_failure"] for j in judged], dtype=bool)
             if self.validity is None:
                 valid = np.ones(len(images), dtype=bool)
             else:
                 valid = self.validity.margins(class_name, self.executor.embed_images(images)) > 0
             n += int(valid.sum())
             failures += int((failed & valid).sum())
+            if called is not None:
+                called.update(j["predicted"] for j, counted in zip(judged, failed & valid, strict=True) if counted)
         return failures, n
