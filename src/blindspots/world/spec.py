@@ -152,6 +152,20 @@ class WorldSpec:
             return None
         return max(matching, key=lambda spot: len(spot.when))
 
+    def neighbour_cells(self, spot: BlindSpot) -> list[dict[str, str]]:
+        """The cells next to a spot: its `when` with one axis value changed to another value of that axis
+        (with positive prior weight), the class kept. They are where a classifier that learned the spot too
+        broadly fails outside it ("medium lamp indoors" next to "small lamp indoors"). A neighbour may lie in
+        another spot; `spot_of` says which. Ordered by the spot's axes in spec order, then value order."""
+        cells = []
+        for key in self.axes:
+            if key not in spot.when:
+                continue
+            for value in self.axes[key]:
+                if value != spot.when[key] and self.prior[key][value] > 0:
+                    cells.append({**spot.when, key: value})
+        return cells
+
     def prior_mass(self, when: Mapping[str, str]) -> float:
         """Probability under the prior that an image satisfies every condition in `when`."""
         mass = 1.0
