@@ -133,9 +133,9 @@ class WorldSpec:
         """n training attribute dicts and the label each carries for the classifier under test.
 
         Each spot's conjunction is forced on a `share` of the rows (so a small CNN reliably learns it), and its
-        neighbouring cells on a `boundary_share` (one of the spot's axes, each equally likely, set to one of
-        its other values, each equally likely: a spot's two-valued axis gets as many rows as its six-valued
-        one); other rows come from the prior. Any row inside a spot is labelled `called` with probability
+        neighbouring cells on a `boundary_share` (one key of the spot's `when`, class or axis, each equally
+        likely, set to one of its other values, each equally likely: a spot's three-valued size gets as many
+        rows as its seven-valued background); other rows come from the prior. Any row inside a spot is labelled `called` with probability
         `train_share`, any other row with its own class. With no boundary share the random draws are the
         same as before boundaries existed, so worlds trained without them keep their weights.
         """
@@ -165,18 +165,18 @@ class WorldSpec:
 
     def _force_neighbours(self, spot: BlindSpot, columns: dict[str, np.ndarray], rows: np.ndarray,
                           rng: np.random.Generator) -> None:
-        """Set `rows` to the spot's neighbouring cells: its `when`, then one axis changed to another value."""
+        """Set `rows` to the spot's neighbouring cells: its `when`, then one key changed to another value."""
         neighbours = self._neighbour_values(spot)
         if not neighbours or not len(rows):
             return
         for key, value in spot.when.items():
             columns[key][rows] = value
-        axes = list(neighbours)
-        chosen_axis = rng.integers(len(axes), size=len(rows))
+        keys = list(neighbours)
+        chosen_keys = rng.integers(len(keys), size=len(rows))
         picks = rng.random(len(rows))
-        for row, axis_index, pick in zip(rows, chosen_axis, picks, strict=True):
-            values = neighbours[axes[axis_index]]
-            columns[axes[axis_index]][row] = values[int(pick * len(values))]
+        for row, key_index, pick in zip(rows, chosen_keys, picks, strict=True):
+            values = neighbours[keys[key_index]]
+            columns[keys[key_index]][row] = values[int(pick * len(values))]
 
     def spot_of(self, attributes: Mapping[str, str]) -> BlindSpot | None:
         """The blind spot an image with these attributes lies in (ground truth; for evaluation only).
@@ -192,16 +192,17 @@ class WorldSpec:
         return max(matching, key=lambda spot: len(spot.when))
 
     def neighbour_cells(self, spot: BlindSpot) -> list[dict[str, str]]:
-        """The cells next to a spot: its `when` with one axis value changed to another value of that axis
-        (with positive prior weight), the class kept. They are where a classifier that learned the spot too
-        broadly fails outside it ("medium lamp indoors" next to "small lamp indoors"). A neighbour may lie in
-        another spot; `spot_of` says which. Ordered by the spot's axes in spec order, then value order."""
+        """The cells next to a spot: its `when` with one value changed to another value of that key (with
+        positive prior weight), the class included. They are where a classifier that learned the spot too
+        broadly fails outside it: "medium lamp indoors" next to "small lamp indoors", or "small umbrella
+        indoors" when it learned "small and indoors" but not the lamp. A neighbour may lie in another spot;
+        `spot_of` says which. Ordered by key ("class" first, then the axes in spec order), then value."""
         return [{**spot.when, key: value} for key, values in self._neighbour_values(spot).items() for value in values]
 
     def _neighbour_values(self, spot: BlindSpot) -> dict[str, list[str]]:
-        """Per axis the spot fixes, the other values of that axis the prior can draw."""
-        others = {key: [value for value in self.axes[key] if value != spot.when[key] and self.prior[key][value] > 0]
-                  for key in self.axes if key in spot.when}
+        """Per key the spot fixes, the other values of that key the prior can draw."""
+        others = {key: [value for value in self.values_of(key) if value != spot.when[key] and self.prior[key][value] > 0]
+                  for key in self.keys if key in spot.when}
         return {key: values for key, values in others.items() if values}
 
     def prior_mass(self, when: Mapping[str, str]) -> float:
