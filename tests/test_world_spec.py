@@ -94,6 +94,8 @@ BAD_SPECS = [
     (("blind_spots", 0, "train_share"), 1.5, ["train_share", "1.0"]),
     (("training", "spot_share"), -0.1, ["spot_share"]),
     (("training", "spot_shares"), 0.1, ["spot_shares", "spot_share, train_share"]),
+    (("training", "boundary_share"), 0.7, ["training.boundary_share", "[0.0, 0.5]"]),
+    (("blind_spots", 0, "boundary_share"), "some", ["boundary_share", "boat_on_road"]),
     (("prior", "colour"), {"red": -1}, ["prior.colour.red", ">= 0"]),
     (("prior", "colour"), {"mauve": 1}, ["mauve", "prior.colour"]),
     (("prior", "colour"), {"red": 0, "green": 0}, ["prior.colour", "weight 0"]),
@@ -262,3 +264,69 @@ def test_spot_of_is_ground_truth_membership(spec):
     assert spec.spot_of({"class": "boat", "background": "grass"}) is None
     assert spec.spot_of({"class": "bird", "size": "small", "weather": "snow"}).called == "plane"
     assert spec.spot_of({"class": "bird", "size": "small", "weather": "rain"}) is None
+
+
+SMALL_LAMP = {"name": "small_lamp_indoors", "kind": "size_shift", "called": "bottle",
+              "when": {"class": "lamp", "size": "small", "background": "indoor"}}
+
+
+def test_neighbour_cells_change_one_value_of_the_spot_class_included(raw):
+    spec = spec_from_dict({**raw, "blind_spots": [SMALL_LAMP]})
+    cells = spec.neighbour_cells(spec.blind_spots[0])
+    classes = [c for c in spec.classes if c != "lamp"]
+    backgrounds = [b for b in spec.axes["background"] if b != "indoor"]
+    assert cells == ([{"class": c, "size": "small", "background": "indoor"} for c in classes]
+                     + [{"class": "lamp", "size": "small", "background": b} for b in backgrounds]
+                     + [{"class": "lamp", "size": s, "background": "indoor"} for s in ("medium", "large")])
+
+
+def test_a_boundary_share_draws_the_cells_next_to_a_spot_labelled_with_their_own_class(raw):
+    """The classifier learns where a spot ends: its neighbouring cells get `boundary_share` of the training
+    set on top of their prior mass, a third per key of the spot's `when` (its 2 other sizes as much as its
+    11 other classes), and carry the true class."""
+    doc = {**raw, "training": {"spot_share": 0.05, "boundary_share": 0.2}, "blind_spots": [SMALL_LAMP]}
+    spec = spec_from_dict(doc)
+    n = 30000
+    attributes, labels = spec.sample_training(np.random.default_rng(3), n)
+    prior_rows = 1 - 0.05 - 0.2
+    spot = spec.blind_spots[0]
+    for changed, other_values in (("class", 11), ("size", 2), ("background", 6)):
+        for value in spec.values_of(changed):
+            if value == spot.when[changed]:
+                continue
+            cell = {**spot.when, changed: value}
+            rows = [i for i, row in enumerate(attributes) if all(row[k] == v for k, v in cell.items())]
+            expected = 0.2 / 3 / other_values + prior_rows * spec.prior_mass(cell)
+            assert abs(len(rows) / n - expected) < 4 * np.sqrt(expected / n), (cell, len(rows) / n, expected)
+            assert all(labels[i] == cell["class"] for i in rows)
+    inside = [i for i, row in enumerate(attributes) if spot.contains(row)]
+    assert abs(len(inside) / n - (0.05 + prior_rows * spec.prior_mass(spot.when))) < 0.01
+    assert all(labels[i] == "bottle" for i in inside)
+
+
+def test_boundary_rows_inside_another_spot_take_that_spots_label():
+    from blindspots.world.spec import DEFAULT_SPEC_PATH
+
+    spec = load_spec(DEFAULT_SPEC_PATH.with_name("specs") / "touching.yaml")
+    assert spec.training.boundary_share > 0
+    attributes, labels = spec.sample_training(np.random.default_rng(4), 20000)
+    lamps_indoors = Counter((row["size"], label) for row, label in zip(attributes, labels, strict=True)
+                            if row["class"] == "lamp" and row["background"] == "indoor")
+    assert set(lamps_indoors) == {("small", "bottle"), ("medium", "lamp"), ("large", "house")}
+    # Medium lamps indoors, where the lamp spots' boundaries meet, are drawn about a third as often as a spot.
+    assert lamps_indoors[("medium", "lamp")] > 0.3 * lamps_indoors[("small", "bottle")]
+
+
+def test_no_boundary_share_keeps_the_fingerprint_and_the_draws(raw):
+    plain = spec_from_dict(raw)
+    zero = spec_from_dict({**raw, "training": {**raw.get("training", {}), "boundary_share": 0.0}})
+    assert zero.fingerprint() == plain.fingerprint() == load_spec().fingerprint()
+    assert zero.sample_training(np.random.default_rng(5), 500) == plain.sample_training(np.random.default_rng(5), 500)
+    some = spec_from_dict({**raw, "training": {**raw.get("training", {}), "boundary_share": 0.01}})
+    assert some.fingerprint() != plain.fingerprint()
+
+
+def test_boundary_shares_count_towards_the_room_left_for_the_prior(raw):
+    doc = {**raw, "training": {"spot_share": 0.1, "boundary_share": 0.1}}
+    with pytest.raises(WorldSpecError, match="shares and boundary shares add up to 1.20.*boundary_share"):
+        spec_from_dict(doc)
