@@ -226,6 +226,19 @@ def test_confidence_sequence_is_wider_than_a_fixed_n_interval_but_still_informat
     assert stats.anytime_rate_interval(20, 20)[1] == 1.0 and stats.anytime_rate_interval(0, 20)[0] == 0.0
 
 
+def test_a_bound_is_the_same_float_alone_in_a_batch_and_asked_again():
+    """Runs ask for the same bounds repeatedly and get them from a cache; a bound must not depend on whether
+    it was computed alone, in a large batch (which bypasses the cache) or remembered."""
+    n = np.array([total for total in range(97) for _ in range(total + 1)], dtype=float)
+    k = np.array([failures for total in range(97) for failures in range(total + 1)], dtype=float)
+    for error in (0.025, 0.2):
+        batch = stats.anytime_rate_upper_bounds(k, n, error)  # over the cache's query size: computed directly
+        alone = [stats.anytime_rate_upper_bounds(k[i : i + 1], n[i : i + 1], error)[0] for i in range(len(k))]
+        again = [stats.anytime_rate_upper_bounds(k[i : i + 2], n[i : i + 2], error) for i in range(0, len(k), 2)]
+        assert batch.tolist() == alone == np.concatenate(again).tolist()
+    assert stats.anytime_rate_upper_bounds(np.array([[3, 4]]), np.array([[8, 8]]), 0.05).shape == (1, 2)
+
+
 # ---- e-BH -----------------------------------------------------------------------------------------
 
 
