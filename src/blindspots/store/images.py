@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ class ImageDamagedError(ImageStoreError):
 
 def image_hash(image: Image.Image) -> str:
     """SHA-256 of the mode, size and raw pixels, so the same picture has the same id whatever PNG encoder."""
-    rgb = image.convert("RGB")
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
     return _digest(rgb.width, rgb.height, rgb.tobytes())
 
 
@@ -77,16 +77,22 @@ def _digest(width: int, height: int, raw: bytes) -> str:
 
 def write_atomic(target: Path, data: bytes) -> None:
     """Write beside the target then rename, so a killed process never leaves a truncated file under a valid
-    name. The file gets the user's umask, like any file they create (mkstemp alone makes it 0600, which hid a
-    shared run from colleagues)."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+    name. The file is created with mode 0666, which the kernel narrows by the user's umask like any file they
+    create (mkstemp's 0600 hid a shared run from colleagues), without reading the umask for every image. The
+    temporary name is unique to this process and thread, since several threads write at once."""
+    temporary = target.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{target.name}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        os.fchmod(fd, 0o666 & ~current_umask())
+        fd = os.open(temporary, flags, 0o666)
+    except FileExistsError:  # left by a killed process that had the same pid and thread id
+        temporary.unlink()
+        fd = os.open(temporary, flags, 0o666)
+    try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.replace(tmp, target)
+        os.replace(temporary, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
@@ -106,7 +112,8 @@ def current_umask() -> int:
 
 def encode_png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    (image if image.mode == "RGB" else image.convert("RGB")).save(buffer, format="PNG",
+                                                                 compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 
@@ -131,8 +138,11 @@ class ImageStore:
         if target.exists() and not replace:
             return digest
         data = encode_png(image)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, data)
+        try:
+            write_atomic(target, data)
+        except FileNotFoundError:  # the first image of its folder: create the folder once, not per image
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, data)
         return digest
 
     def get(self, digest: str) -> Image.Image:
