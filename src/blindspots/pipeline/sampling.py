@@ -224,15 +224,24 @@ class Sampler:
                 images[sample.id] = self.load_stored(sample)
         updates: dict[int, dict[str, Any]] = {}
         ready = [s for s in chunk if s.id in images]
+        batches: dict[tuple[int, ...], np.ndarray | list[Image]] = {}
+
+        def batch_of(samples: list[Sample]) -> np.ndarray | list[Image]:
+            # Usually the same samples are classified and embedded: one pixel batch serves both models.
+            key = tuple(s.id for s in samples)
+            if key not in batches:
+                batches[key] = _batch([images[s.id] for s in samples])
+            return batches[key]
+
         to_classify = [s for s in ready if s.predicted is None]
         if to_classify:
-            probabilities, labels = self.executor.classify(_batch([images[s.id] for s in to_classify]))
+            probabilities, labels = self.executor.classify(batch_of(to_classify))
             for sample, row in zip(to_classify, probabilities, strict=True):
                 updates.setdefault(sample.id, {"id": sample.id}).update(
                     judge_prediction(row, labels, self.accepted[sample.class_name], self.top_k))
         to_check = [s for s in ready if s.valid is None] if self.embed else []
         if to_check:
-            embeddings = self.executor.embed_images(_batch([images[s.id] for s in to_check]))
+            embeddings = self.executor.embed_images(batch_of(to_check))
             for sample, embedding in zip(to_check, embeddings, strict=True):
                 if sample.id in generated.blanked:
                     valid, margin = False, None
