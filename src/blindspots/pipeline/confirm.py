@@ -76,8 +76,8 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts]) -> 
             step, keeps = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family,
                                               thresholds)
             undecided = step.decision == "continue" or keeps == "open"
-            room = counts.planned < most and ctx.remaining_budget() >= batch
-            if undecided and room:
+            # The budget (two store queries) is read only for a candidate that wants more images.
+            if undecided and counts.planned < most and ctx.remaining_budget() >= batch:
                 plan_confirmation(ctx, [candidate], min(counts.planned + batch, most), start=counts.planned)
                 continue
             stop = step.decision if not undecided else ("max images" if counts.planned >= most else "budget")
