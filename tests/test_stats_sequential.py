@@ -397,6 +397,13 @@ def test_sequential_step_reports_its_evidence_and_reason():
     assert hopeless.decision == "futile" and f"below the {hopeless.required_rate:.2f}" in hopeless.reason
 
 
+def test_a_steps_evalue_is_exactly_the_excess_failure_evalue():
+    """The step reuses the e-value its decision was taken on; the stored p-value must be the same float."""
+    for k, n, base_k, base_n in [(0, 0, 20, 120), (6, 16, 20, 120), (8, 8, 0, 120), (30, 48, 108, 120), (3, 24, 1, 10)]:
+        step = stats.sequential_step(k, n, base_k, base_n, family_size=50)
+        assert step.evalue == stats.excess_failure_evalue(k, n, base_k, base_n)
+
+
 def test_noninferiority_keeps_a_shorter_form_that_fails_as_often_and_drops_one_that_does_not():
     # The longer description failed 45 of 48; the shorter one fails every time: kept after 48 images
     # (e = 75; 40 of 40 give 18). Showing "at least 94 % - 15 %" costs as many images as the fixed rule,

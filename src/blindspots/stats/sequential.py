@@ -299,12 +299,12 @@ def sequential_step(
     e-value, futile ones included (one that ran out of images may still pass).
     """
     check_counts(failures, n, "candidate")
-    decision = sequential_decisions(
+    decision, evalues = _sequential_decisions(
         np.array([failures]), np.array([n]), baseline_failures, baseline_n, alpha=alpha, min_lift=min_lift,
         min_difference=min_difference, max_n=max_n, family_size=family_size, futility_error=futility_error)
     required = required_failure_rate(baseline_failures, baseline_n, min_lift, min_difference)
-    evalue = excess_failure_evalue(failures, n, baseline_failures, baseline_n)
-    return _explain(str(decision[0]), failures, n, evalue, family_size / alpha, required, alpha, max_n,
+    # The e-value the decision used (elementwise, so the same float `excess_failure_evalue` gives).
+    return _explain(str(decision[0]), failures, n, float(evalues[0]), family_size / alpha, required, alpha, max_n,
                     futility_error)
 
 
@@ -323,6 +323,15 @@ def sequential_decisions(
 ) -> np.ndarray:
     """`sequential_step`'s decision for many (failures, n) states of candidates against one baseline, as an
     array of "confirm" / "futile" / "continue"; simulations and benchmarks run the rule through this."""
+    return _sequential_decisions(failures, n, baseline_failures, baseline_n, family_size=family_size, alpha=alpha,
+                                 min_lift=min_lift, min_difference=min_difference, max_n=max_n,
+                                 futility_error=futility_error)[0]
+
+
+def _sequential_decisions(failures: ArrayLike, n: ArrayLike, baseline_failures: int, baseline_n: int, *,
+                          family_size: int, alpha: float, min_lift: float, min_difference: float, max_n: int,
+                          futility_error: float) -> tuple[np.ndarray, np.ndarray]:
+    """The decisions and the e-values they were taken on."""
     k, total = _count_arrays(failures, n)
     check_counts(baseline_failures, baseline_n, "baseline")
     threshold = _check_step_options(alpha, max_n, family_size, futility_error)
@@ -333,7 +342,7 @@ def sequential_decisions(
     baseline_rate = baseline_failures / baseline_n if baseline_n else 0.0
     smoothed_lift = ((k + 0.5) / (total + 1)) / smoothed_rate(baseline_failures, baseline_n)
     big_enough = (smoothed_lift >= min_lift) & (rate - baseline_rate >= min_difference)
-    return _decisions(k, total, evalues, big_enough, required, threshold, max_n, futility_error)
+    return _decisions(k, total, evalues, big_enough, required, threshold, max_n, futility_error), evalues
 
 
 def noninferiority_step(
