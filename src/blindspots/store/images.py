@@ -3,22 +3,24 @@
 The id is the SHA-256 of mode, size and raw RGB pixels, never of the PNG bytes, so the compression level (or
 a PNG encoder's version) cannot change an image's id, and with it a run's results.
 
-Compression level, by measurement (`python benchmarks/png_levels.py`, Pillow 12 on this project's 2-core CPU;
-median ms to encode one image, mean KiB per image):
+Compression, by measurement (`python benchmarks/png_levels.py`, Pillow 13 on this project's 2-core CPU;
+median ms to encode one image, mean KiB per image; "rle" is zlib's run-length strategy, the others Pillow's
+default strategy):
 
-    level   world 64x64          noise 512x512         smooth 512x512
-            ms     KiB           ms      KiB           ms      KiB
-      0     0.16   12.1          13.9    768.8         12.4    768.8
-      1     0.30    9.6          23.8    768.8         19.6    443.4
-      3     0.30    9.6          23.9    768.8         27.9    436.4
-      4     0.30    9.4          25.0    769.6         40.8    377.6
-      6     0.31    9.4          24.8    769.6         62.3    378.3   (zlib's and Pillow's default)
-      9     0.31    9.4          25.1    769.6         65.2    378.3
+    level        world 64x64          noise 512x512         smooth 512x512
+                 ms     KiB           ms      KiB           ms      KiB
+      0          0.16   12.1          14.1    768.8         12.5    768.8
+      1          0.30    9.6          23.8    768.8         19.7    443.4
+      3          0.30    9.6          24.0    768.8         28.4    436.4
+      6          0.31    9.4          25.8    769.6         65.2    378.3   (zlib's and Pillow's default)
+      9          0.32    9.4          25.9    769.6         64.8    378.3
+      1 rle      0.25    9.4          18.1    769.6         17.1    376.0
+      1 huffman  0.24    9.4          17.1    769.0         16.5    375.6
 
-Level 1 is chosen: on a smooth 512 px picture (the statistics of a photo) it encodes 3.2x faster than the
-default 6 for 17% more bytes; on world images and on noise the size is within 2% of every other level. Level 0
-stores raw pixels (up to 2x the bytes of level 1 on photos) for a gain of under 40%. At a 20,000-image run of
-512 px pictures that is ~6.5 min of encoding at the default against ~2 min at level 1 on one core.
+Level 1 with the run-length strategy is chosen: on a smooth 512 px picture (the statistics of a photo) it is
+as small as the default level 6 at a quarter of its time, and against plain level 1 it is 13-24% faster on
+every kind and 15% smaller on photos (zlib documents Z_RLE for PNG image data; Huffman-only is as fast here
+but finds no repeated runs, which flat renders have). Level 0 stores raw pixels (2x the bytes on photos).
 
 `put` may be called from many threads at once (Pillow releases the GIL while compressing, so encoding on a
 pool of threads overlaps the models): each writer uses its own temporary file and an atomic rename, and two
@@ -35,12 +37,14 @@ import hashlib
 import io
 import os
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 PNG_COMPRESS_LEVEL = 1
+PNG_COMPRESS_TYPE = zlib.Z_RLE
 
 
 class ImageStoreError(RuntimeError):
@@ -112,8 +116,8 @@ def current_umask() -> int:
 
 def encode_png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    (image if image.mode == "RGB" else image.convert("RGB")).save(buffer, format="PNG",
-                                                                 compress_level=PNG_COMPRESS_LEVEL)
+    (image if image.mode == "RGB" else image.convert("RGB")).save(
+        buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=PNG_COMPRESS_TYPE)
     return buffer.getvalue()
 
 
