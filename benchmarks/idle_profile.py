@@ -6,8 +6,7 @@ records, with exact timestamps and no sampling:
 
 - every model-call interval, from the executor's own model clock (so "model" means what the run counts);
 - on the main thread (the single writer, which drives every stage), the entry and exit of the functions
-  that do a run's work outside the models: every public `RunStore` method, the `Sampler`'s stages and image
-  reads, the statistics (`blindspots.stats`), clustering, caption parsing and the decision rules, and model
+  that do a run's work outside the models: every `RunStore` and `ImageStore` method, the `Sampler`'s stages, the statistics (`blindspots.stats`), clustering, caption parsing and the decision rules, and model
   loading (module-level functions: the public ones).
 
 Every instant of a stage with no model call running is charged to the innermost of those functions active
@@ -30,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -50,7 +50,6 @@ class Recorder:
             finally:
                 self.main_events.append((time.perf_counter(), -1, name))
 
-        wrapper.__wrapped_by_recorder__ = True
         return wrapper
 
 
@@ -66,13 +65,16 @@ def instrument(recorder: Recorder) -> None:
     # Model intervals, as the run's clock measures them.
     timing = executor_module.ModelClock.timing
 
+    @contextmanager
     def recorded_timing(clock, role):
         started = time.perf_counter()
-        with timing(clock, role):
-            yield
-        recorder.model_intervals.append((started, time.perf_counter()))
+        try:
+            with timing(clock, role):
+                yield
+        finally:
+            recorder.model_intervals.append((started, time.perf_counter()))
 
-    executor_module.ModelClock.timing = __import__("contextlib").contextmanager(recorded_timing)
+    executor_module.ModelClock.timing = recorded_timing
 
     for cls, label in ((run_store.RunStore, "store"), (images.ImageStore, "images"), (sampling.Sampler, "sampler"),
                        (executor_module.ModelSet, "model loading")):
@@ -138,13 +140,16 @@ def main() -> None:
     stages: list[tuple[float, float, str]] = []
     timed = context.RunContext.timed
 
+    @contextmanager
     def recorded_timed(ctx, stage):
         started = time.perf_counter()
-        with timed(ctx, stage):
-            yield
-        stages.append((started, time.perf_counter(), stage))
+        try:
+            with timed(ctx, stage):
+                yield
+        finally:
+            stages.append((started, time.perf_counter(), stage))
 
-    context.RunContext.timed = __import__("contextlib").contextmanager(recorded_timed)
+    context.RunContext.timed = recorded_timed
     out = args.out or Path(tempfile.mkdtemp(prefix="blindspots-idle-"))
     result = blindspots.discover({"out": str(out), **json.loads(args.overrides)})
     by_stage, by_function = breakdown(recorder, stages)
