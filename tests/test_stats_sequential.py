@@ -237,6 +237,10 @@ def test_a_bound_is_the_same_float_alone_in_a_batch_and_asked_again():
         again = [stats.anytime_rate_upper_bounds(k[i : i + 2], n[i : i + 2], error) for i in range(0, len(k), 2)]
         assert batch.tolist() == alone == np.concatenate(again).tolist()
     assert stats.anytime_rate_upper_bounds(np.array([[3, 4]]), np.array([[8, 8]]), 0.05).shape == (1, 2)
+    # Remembered bounds skip the checks only for queries made wholly of checked counts: bad ones still fail.
+    for failures, n, error in (([3.5], [8], 0.05), ([np.nan], [8], 0.05), ([9], [8], 0.05), ([3], [8], 1.0)):
+        with pytest.raises(StatsInputError):
+            stats.anytime_rate_upper_bounds(failures, n, error)
 
 
 # ---- e-BH -----------------------------------------------------------------------------------------

@@ -127,6 +127,7 @@ def test_candidates_are_deduplicated_per_class(tmp_path):
     other, _ = store.add_candidate({**row, "class_name": "car"})
     assert inserted and not inserted_again and first == second != other
     assert store.candidate(first).description == {"modifiers": [], "context": ["on a road"]}
+    assert store.count_candidates() == len(store.candidates()) == 2
 
 
 def test_verdicts_round_trip_with_the_bug_they_name():

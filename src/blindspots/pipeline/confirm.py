@@ -63,7 +63,7 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts]) -> 
     if not open_candidates:
         return
     # The stopping threshold assumes the final e-BH combines about this many tests: those of the run so far.
-    family = len(ctx.store.candidates())
+    family = ctx.store.count_candidates()
     thresholds = Thresholds.of(ctx.config)
     batch, most = ctx.config.confirm_batch, ctx.config.confirm_per_candidate
     bar_label = f"confirming {len(open_candidates)} description(s)"

@@ -227,6 +227,9 @@ def anytime_rate_upper_bounds(failures: ArrayLike, n: ArrayLike, error: float) -
     a supermartingale whenever the true rate is >= q (module docstring) and, written as
     integral over s in [0, 1] of s^k ((1 - q s) / (1 - q))^(n - k) ds, it rises with q, so the
     confidence set is [0, bound) and bisection finds its end."""
+    remembered = _remembered_bounds(failures, n, error)
+    if remembered is not None:
+        return remembered
     check_probability(error, "error", open_interval=True)
     k, total = _count_arrays(failures, n)
     if k.size > _BOUND_CACHE_MAX_QUERY:
@@ -244,6 +247,19 @@ def anytime_rate_upper_bounds(failures: ArrayLike, n: ArrayLike, error: float) -
         _BOUND_CACHE.update(((failures, total_n, error), bound)
                             for (failures, total_n), bound in zip(rows, bounds.tolist(), strict=True))
     return np.array([_BOUND_CACHE[key] for key in keys], dtype=float).reshape(k.shape)
+
+
+def _remembered_bounds(failures: ArrayLike, n: ArrayLike, error: float) -> np.ndarray | None:
+    """The bounds when every one is remembered, else None. Only checked counts and errors are ever
+    remembered, so a query found whole needs no checking again (NaN, fractions and negatives never match)."""
+    k, total = np.asarray(failures, dtype=float), np.asarray(n, dtype=float)
+    if k.shape != total.shape or k.size > _BOUND_CACHE_MAX_QUERY:
+        return None
+    bounds = [_BOUND_CACHE.get((a, b, error)) for a, b in zip(k.reshape(-1).tolist(), total.reshape(-1).tolist(),
+                                                                 strict=True)]
+    if None in bounds:
+        return None
+    return np.array(bounds, dtype=float).reshape(k.shape)
 
 
 def _bisect_upper_bounds(k: np.ndarray, total: np.ndarray, error: float) -> np.ndarray:

@@ -532,6 +532,10 @@ class RunStore:
         """Every candidate of the run, in the order they were proposed."""
         return self._candidates("1")
 
+    def count_candidates(self) -> int:
+        """How many candidates the run has, without reading them."""
+        return self.db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
+
     def planned_candidates(self) -> list[Candidate]:
         return self._candidates("status = 'planned'")
 
