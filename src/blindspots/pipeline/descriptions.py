@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from blindspots.models.protocols import DEFAULT_PROMPT_TEMPLATE, LABEL_PLACEHOLDER, check_template
@@ -198,9 +199,15 @@ def _noun_forms(name: str) -> set[str]:
     return forms
 
 
-def _forms_as_tokens(names: Iterable[str]) -> list[tuple[str, ...]]:
+def _forms_as_tokens(names: Iterable[str]) -> tuple[tuple[str, ...], ...]:
+    return _forms_of_names(tuple(names))
+
+
+@lru_cache(maxsize=1024)
+def _forms_of_names(names: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    # Every caption of a class asks for the same names' forms (all other classes': 4,000 forms for ImageNet).
     forms = {tuple(form.split()) for name in names for form in _noun_forms(name)}
-    return sorted(forms, key=len, reverse=True)
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def _find(tokens: Sequence[str], forms: Sequence[tuple[str, ...]], start: int = 0) -> tuple[int, int] | None:
