@@ -1,7 +1,9 @@
-"""PNG size against encode time for zlib levels 0..9, on the images a run stores: world images (64x64, from
-the built-in generator) and 512x512 images as a text-to-image model writes them, both random noise (what a
-random-weight generator draws, the worst case for compression) and a smooth synthetic picture (gradients and
-soft shapes, closer to a photo). The choice in `blindspots.store.images` is made from this table.
+"""PNG size against encode time for zlib levels 0..9 and, at level 1, zlib's strategies (run-length, filtered,
+Huffman only), all through Pillow, and for the run store's own encoder (`blindspots.store.images.encode_png`:
+Up filter, level 1, run-length), on the images a run stores: world images (64x64, from the built-in generator) and 512x512
+images as a text-to-image model writes them, both random noise (what a random-weight generator draws, the
+worst case for compression) and a smooth synthetic picture (gradients and soft shapes, closer to a photo). The
+choice in `blindspots.store.images` is made from this table.
 
     python benchmarks/png_levels.py              # about 30 s on one core
     python benchmarks/png_levels.py --repeat 5
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import io
 import time
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -50,18 +53,28 @@ def smooth_images(n: int, side: int = 512) -> list[Image.Image]:
     return images
 
 
-def measure(images: list[Image.Image], level: int, repeat: int) -> tuple[float, float]:
+# "" is Pillow's default (compress_type -1), which is not zlib's Z_DEFAULT_STRATEGY for PNG.
+STRATEGIES = {"": -1, "rle": zlib.Z_RLE, "filtered": zlib.Z_FILTERED, "default": zlib.Z_DEFAULT_STRATEGY,
+              "huffman": zlib.Z_HUFFMAN_ONLY}
+
+
+def pillow_png(image: Image.Image, level: int, strategy: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=level, compress_type=STRATEGIES[strategy])
+    return buffer.getvalue()
+
+
+def measure(images: list[Image.Image], encode, repeat: int) -> tuple[float, float]:
     """(median milliseconds per image, mean kilobytes per image)."""
     times, sizes = [], []
     for image in images:
         best = float("inf")
         for _ in range(repeat):
-            buffer = io.BytesIO()
             started = time.perf_counter()
-            image.save(buffer, format="PNG", compress_level=level)
+            data = encode(image)
             best = min(best, time.perf_counter() - started)
         times.append(best)
-        sizes.append(buffer.tell())
+        sizes.append(len(data))
     return float(np.median(times) * 1000), float(np.mean(sizes) / 1024)
 
 
@@ -72,11 +85,17 @@ def main() -> None:
     args = parser.parse_args()
     sets = {"world 64x64": world_images(8 * args.images), "noise 512x512": noise_images(args.images),
             "smooth 512x512": smooth_images(args.images)}
-    print(f"{'level':>5}  " + "  ".join(f"{name:>24}" for name in sets))
-    print(f"{'':>5}  " + "  ".join(f"{'ms/image':>11} {'KiB/image':>12}" for _ in sets))
-    for level in range(10):
-        cells = [measure(images, level, args.repeat) for images in sets.values()]
-        print(f"{level:>5}  " + "  ".join(f"{ms:>11.2f} {kib:>12.1f}" for ms, kib in cells))
+    print(f"{'level':<11}  " + "  ".join(f"{name:>24}" for name in sets))
+    print(f"{'':<11}  " + "  ".join(f"{'ms/image':>11} {'KiB/image':>12}" for _ in sets))
+    from blindspots.store.images import encode_png
+
+    rows = [(f"{level:>2}", lambda image, level=level: pillow_png(image, level, "")) for level in range(10)]
+    rows += [(f" 1 {strategy}", lambda image, strategy=strategy: pillow_png(image, 1, strategy))
+             for strategy in STRATEGIES if strategy]
+    rows += [("store", encode_png)]
+    for name, encode in rows:
+        cells = [measure(images, encode, args.repeat) for images in sets.values()]
+        print(f"{name:<11}  " + "  ".join(f"{ms:>11.2f} {kib:>12.1f}" for ms, kib in cells))
 
 
 if __name__ == "__main__":

@@ -174,3 +174,22 @@ class _HostileLabelClassifier:
 
 def make_hostile_label_classifier():
     return _HostileLabelClassifier()
+
+
+class _ClassifierFailingOnSecondCall:
+    """Classifies one batch, then raises on every later one: a model that dies in the middle of a stream."""
+
+    def __init__(self):
+        self.inner = load_model("classifier", "world:classifier")
+        self.labels = list(self.inner.labels)
+        self.calls = 0
+
+    def predict(self, images):
+        self.calls += 1
+        if self.calls >= 2:
+            raise RuntimeError("device lost")
+        return self.inner.predict(images)
+
+
+def make_classifier_failing_on_second_call():
+    return _ClassifierFailingOnSecondCall()

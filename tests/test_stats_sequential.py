@@ -226,6 +226,23 @@ def test_confidence_sequence_is_wider_than_a_fixed_n_interval_but_still_informat
     assert stats.anytime_rate_interval(20, 20)[1] == 1.0 and stats.anytime_rate_interval(0, 20)[0] == 0.0
 
 
+def test_a_bound_is_the_same_float_alone_in_a_batch_and_asked_again():
+    """Runs ask for the same bounds repeatedly and get them from a cache; a bound must not depend on whether
+    it was computed alone, in a large batch (which bypasses the cache) or remembered."""
+    n = np.array([total for total in range(97) for _ in range(total + 1)], dtype=float)
+    k = np.array([failures for total in range(97) for failures in range(total + 1)], dtype=float)
+    for error in (0.025, 0.2):
+        batch = stats.anytime_rate_upper_bounds(k, n, error)  # over the cache's query size: computed directly
+        alone = [stats.anytime_rate_upper_bounds(k[i : i + 1], n[i : i + 1], error)[0] for i in range(len(k))]
+        again = [stats.anytime_rate_upper_bounds(k[i : i + 2], n[i : i + 2], error) for i in range(0, len(k), 2)]
+        assert batch.tolist() == alone == np.concatenate(again).tolist()
+    assert stats.anytime_rate_upper_bounds(np.array([[3, 4]]), np.array([[8, 8]]), 0.05).shape == (1, 2)
+    # Remembered bounds skip the checks only for queries made wholly of checked counts: bad ones still fail.
+    for failures, n, error in (([3.5], [8], 0.05), ([np.nan], [8], 0.05), ([9], [8], 0.05), ([3], [8], 1.0)):
+        with pytest.raises(StatsInputError):
+            stats.anytime_rate_upper_bounds(failures, n, error)
+
+
 # ---- e-BH -----------------------------------------------------------------------------------------
 
 
@@ -382,6 +399,13 @@ def test_sequential_step_reports_its_evidence_and_reason():
     assert spent.decision == "futile" and "48 images spent" in spent.reason
     hopeless = stats.sequential_step(0, 16, 20, 120, max_n=48, family_size=1)
     assert hopeless.decision == "futile" and f"below the {hopeless.required_rate:.2f}" in hopeless.reason
+
+
+def test_a_steps_evalue_is_exactly_the_excess_failure_evalue():
+    """The step reuses the e-value its decision was taken on; the stored p-value must be the same float."""
+    for k, n, base_k, base_n in [(0, 0, 20, 120), (6, 16, 20, 120), (8, 8, 0, 120), (30, 48, 108, 120), (3, 24, 1, 10)]:
+        step = stats.sequential_step(k, n, base_k, base_n, family_size=50)
+        assert step.evalue == stats.excess_failure_evalue(k, n, base_k, base_n)
 
 
 def test_noninferiority_keeps_a_shorter_form_that_fails_as_often_and_drops_one_that_does_not():

@@ -132,7 +132,10 @@ def discover(
         try:
             context = RunContext(config, store, executor, classes, list(classifier.labels),
                                  progress or silent_progress, log or (lambda message: None))
-            run_discovery(context)
+            try:
+                run_discovery(context)
+            finally:
+                context.sampler.close()
             return load_result(store)
         finally:
             store.close()

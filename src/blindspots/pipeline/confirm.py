@@ -122,7 +122,7 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
         return
     # The stopping threshold assumes the final e-BH combines about this many tests: those of the run so far.
     # (A skipped candidate is never tested, so it is not one of them.)
-    family = sum(c.status != "skipped" for c in ctx.store.candidates())
+    family = ctx.store.count_candidates(tested_or_planned=True)
     thresholds = Thresholds.of(ctx.config)
     batch, most = ctx.config.confirm_batch, ctx.config.confirm_per_candidate
     bar_label = f"confirming {len(open_candidates)} description(s)"
@@ -135,8 +135,8 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
             step, keeping = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family,
                                                 thresholds)
             finished = sampling_finished(step.decision, keeping)
-            room = counts.planned < most and ctx.remaining_budget() >= batch
-            if not finished and room:
+            # The budget (two store queries) is read only for a candidate that wants more images.
+            if not finished and counts.planned < most and ctx.remaining_budget() >= batch:
                 plan_confirmation(ctx, [candidate], min(counts.planned + batch, most), start=counts.planned)
                 continue
             stop = stop_reason(step.decision, keeping) if finished \

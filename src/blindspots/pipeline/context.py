@@ -55,6 +55,7 @@ class RunContext:
         self.by_name = {c.name: c for c in self.classes}
         # Phrases naming any class (run class or classifier label) are never allowed into a description.
         self.known_class_names = sorted({*self.classifier_labels, *self.by_name})
+        self._descriptions: dict[tuple[str, str], Description] = {}
         validity = ZeroShotCheck(self.executor, [c.name for c in self.classes]) \
             if self.config.validity_check and len(self.classes) >= 2 else None
         self.sampler = Sampler(self.store, self.executor, {c.name: c.accepted for c in self.classes},
@@ -85,8 +86,13 @@ class RunContext:
 
     # ---- descriptions ----------------------------------------------------------------------------------------
     def describe_caption(self, caption: str, class_name: str) -> Description:
-        others = [name for name in self.known_class_names if name != class_name]
-        return description_from_caption(caption, class_name, others)
+        # A caption is read again each round (unexplained baseline failures) and by every step that groups
+        # it; Description is immutable, so one parse serves them all (586 reads of 376 captions by default).
+        key = (caption, class_name)
+        if key not in self._descriptions:
+            others = [name for name in self.known_class_names if name != class_name]
+            self._descriptions[key] = description_from_caption(caption, class_name, others)
+        return self._descriptions[key]
 
     def phrases(self, candidate: Candidate) -> frozenset[str]:
         return frozenset(Description.from_dict(candidate.description).phrases)

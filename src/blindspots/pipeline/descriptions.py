@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from blindspots.models.protocols import DEFAULT_PROMPT_TEMPLATE, LABEL_PLACEHOLDER, check_template
@@ -28,6 +29,18 @@ PREPOSITIONS: tuple[str, ...] = (
     "during", "by", "behind", "beside", "inside", "against", "along", "across", "through", "into",
     "onto", "among", "between", "around", "from", "without", "outside",
 )
+
+def _by_first_word(forms: Iterable[tuple[str, ...]]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    index: dict[str, list[tuple[str, ...]]] = {}
+    for form in forms:
+        index.setdefault(form[0], []).append(form)
+    return {word: tuple(group) for word, group in index.items()}
+
+
+# Prepositions as words, indexed by their first word (each group in matching order), made once rather than on
+# every token of every caption: parsing captions was a tenth of a default run's time outside the models.
+_PREPOSITIONS_IN_ORDER = _by_first_word(tuple(p.split()) for p in PREPOSITIONS)
+_PREPOSITIONS_LONGEST_FIRST = _by_first_word(sorted((tuple(p.split()) for p in PREPOSITIONS), key=len, reverse=True))
 LEADING_FILLER: tuple[str, ...] = (
     "a photo of", "a photograph of", "an image of", "a picture of", "a close up of", "a closeup of",
     "a view of", "a shot of", "photo of", "image of", "picture of", "close up of",
@@ -186,9 +199,15 @@ def _noun_forms(name: str) -> set[str]:
     return forms
 
 
-def _forms_as_tokens(names: Iterable[str]) -> list[tuple[str, ...]]:
+def _forms_as_tokens(names: Iterable[str]) -> tuple[tuple[str, ...], ...]:
+    return _forms_of_names(tuple(names))
+
+
+@lru_cache(maxsize=1024)
+def _forms_of_names(names: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    # Every caption of a class asks for the same names' forms (all other classes': 4,000 forms for ImageNet).
     forms = {tuple(form.split()) for name in names for form in _noun_forms(name)}
-    return sorted(forms, key=len, reverse=True)
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def _find(tokens: Sequence[str], forms: Sequence[tuple[str, ...]], start: int = 0) -> tuple[int, int] | None:
@@ -235,7 +254,6 @@ def _strip_leading(tokens: list[str]) -> tuple[list[str], list[str]]:
 
 def _split_phrases(tokens: Sequence[str]) -> list[list[str]]:
     """Split at commas and before prepositions; a gerund ("floating") joins the phrase that follows."""
-    preposition_forms = sorted((tuple(p.split()) for p in PREPOSITIONS), key=len, reverse=True)
     phrases: list[list[str]] = []
     current: list[str] = []
     i = 0
@@ -244,7 +262,8 @@ def _split_phrases(tokens: Sequence[str]) -> list[list[str]]:
             phrases.append(current)
             current, i = [], i + 1
             continue
-        matched = next((f for f in preposition_forms if tuple(tokens[i : i + len(f)]) == f), None)
+        matched = next((f for f in _PREPOSITIONS_LONGEST_FIRST.get(tokens[i], ())
+                        if tuple(tokens[i : i + len(f)]) == f), None)
         if matched:
             kept, trailing_gerunds = _split_trailing_gerunds(current)
             if kept:
@@ -360,8 +379,7 @@ def _clean_keeping_prepositions(words: Sequence[str]) -> list[str]:
 
 def _leading_preposition(words: Sequence[str]) -> int:
     """Number of words of the (longest) preposition `words` start with; 0 if none."""
-    for preposition in PREPOSITIONS:
-        parts = tuple(preposition.split())
+    for parts in _PREPOSITIONS_IN_ORDER.get(words[0], ()) if words else ():
         if tuple(words[: len(parts)]) == parts:
             return len(parts)
     return 0

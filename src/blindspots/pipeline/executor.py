@@ -18,7 +18,7 @@ import hashlib
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,11 +166,14 @@ def check_probabilities(spec: str, scores: Any, n_images: int, n_labels: int) ->
     return probabilities
 
 
-def check_embedding(spec: str, array: Any, n: int, input_keys: Sequence[Any] | None = None) -> np.ndarray:
+def check_embedding(spec: str, array: Any, n: int,
+                    input_keys: Sequence[Any] | Callable[[], Sequence[Any]] | None = None) -> np.ndarray:
     """Rows checked and L2-normalised, float32. Besides shape and finiteness, the two degenerate outputs that
     would silently void every later step are refused: a zero vector has no direction (its similarity to
     anything is 0), and one vector for different inputs (`input_keys` tell inputs apart) makes every image look
-    alike (no clusters, the same validity verdict for all)."""
+    alike (no clusters, the same validity verdict for all). `input_keys` may be a function that makes them:
+    it is called only when all vectors are alike (hashing every image of every batch cost more than the
+    check)."""
     embedding = np.asarray(array, dtype=np.float32)
     if embedding.ndim != 2 or embedding.shape[0] != n:
         raise ModelOutputError(f"embedder {spec} returned shape {embedding.shape} for {n} inputs; need (n, dim)")
@@ -183,11 +186,12 @@ def check_embedding(spec: str, array: Any, n: int, input_keys: Sequence[Any] | N
             f"embedder {spec} returned an all-zero vector for {zero} of {n} inputs; an embedding must have a "
             "direction: check the model's weights and its output layer")
     normalised = embedding / norms
-    if n >= 2 and input_keys is not None and float(np.max(np.ptp(normalised, axis=0))) < 1e-6 \
-            and len(set(input_keys)) > 1:
-        raise ModelOutputError(
-            f"embedder {spec} returned the same vector for {len(set(input_keys))} different inputs; it ignores "
-            "its input: check that the model gets the inputs it is given and that its weights are loaded")
+    if n >= 2 and input_keys is not None and float(np.max(np.ptp(normalised, axis=0))) < 1e-6:
+        keys = set(input_keys() if callable(input_keys) else input_keys)
+        if len(keys) > 1:
+            raise ModelOutputError(
+                f"embedder {spec} returned the same vector for {len(keys)} different inputs; it ignores "
+                "its input: check that the model gets the inputs it is given and that its weights are loaded")
     return normalised
 
 
@@ -346,7 +350,7 @@ class Executor:
         n = batch_size_of(images)
         with self._clock.timing("embedder"), model_call("embedder", spec, f"{n} images"):
             array = run_image_embedder(embedder, images)
-        return check_embedding(spec, array, n, image_keys(images))
+        return check_embedding(spec, array, n, lambda: image_keys(images))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         embedder = self.models.get("embedder")

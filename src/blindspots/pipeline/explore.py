@@ -25,11 +25,13 @@ def exploration_failures(ctx: RunContext, round_index: int) -> dict[str, list[Sa
 def explore_confirmed_bugs(ctx: RunContext, round_index: int) -> None:
     """`explore_per_bug` fresh images from each new bug's shortest description, within the budget."""
     rows = []
+    # Nothing is stored until the loop ends, so the budget it plans within is read once.
+    room = ctx.remaining_budget() - ctx.config.confirm_per_candidate
     for bug_id in ctx.store.round_result(round_index - 1) or []:
         bug = ctx.store.candidate(bug_id)
         seed_description = ctx.store.candidate(bug.shortest_id or bug_id)
         for i in range(ctx.config.explore_per_bug):
-            if len(rows) >= ctx.remaining_budget() - ctx.config.confirm_per_candidate:
+            if len(rows) >= room:
                 break
             rows.append(ctx.planned(Purpose.EXPLORE, round_index, bug.class_name, seed_description.prompt,
                                     derive_seed(ctx.config.seed, "explore", round_index, bug_id, i)))

@@ -139,7 +139,10 @@ class _TransferStage:
                           {role: self.config.model_options(role) for role in ("generator", "classifier")})
         sampler = Sampler(self.store, Executor(models), self.accepted, self.top_k, validity=None,
                           progress=self.progress, chunk=BATCH, embed=False)
-        sampler.process(pending, "generating fresh images")
+        try:
+            sampler.process(pending, "generating fresh images")
+        finally:
+            sampler.close()
 
     def _regeneration_prompts(self) -> list[tuple[str, str, int]]:
         prompts = [(bug.class_name, bug.prompt, bug.id) for bug in self.store.bugs()]

@@ -540,6 +540,12 @@ class RunStore:
         """Every candidate of the run, in the order they were proposed."""
         return self._candidates("1")
 
+    def count_candidates(self, tested_or_planned: bool = False) -> int:
+        """How many candidates the run has (only those tested or still to test, skipped ones aside, when
+        `tested_or_planned`), without reading them."""
+        where = "status != 'skipped'" if tested_or_planned else "1"
+        return self.db.execute(f"SELECT COUNT(*) FROM candidates WHERE {where}").fetchone()[0]
+
     def planned_candidates(self) -> list[Candidate]:
         return self._candidates("status = 'planned'")
 

@@ -1,0 +1,67 @@
+"""The streaming sampler's threads: started once per sampler, ended by `close`, and never left working (or
+writing) after a `process` call returns, even when a model fails mid-stream."""
+
+import threading
+import time
+
+import pytest
+
+from blindspots.models.errors import ModelFailureError
+from blindspots.pipeline.executor import Executor, ModelSet
+from blindspots.pipeline.sampling import Sampler
+from blindspots.store import RunStore
+from blindspots.store.records import PlannedSample, Purpose
+
+
+def _store(tmp_path, n):
+    store = RunStore.create(tmp_path / "run", {"seed": 0})
+    store.add_samples([PlannedSample(Purpose.BASELINE, 0, "boat", "a photo of a boat", seed, "world:generator")
+                       for seed in range(n)])
+    return store
+
+
+def _sampler_threads() -> set[int]:
+    return {t.ident for t in threading.enumerate() if t.name.startswith("blindspots-")}
+
+
+def test_threads_are_started_once_and_ended_by_close(tmp_path):
+    store = _store(tmp_path, 32)
+    executor = Executor(ModelSet({"generator": "world:generator", "classifier": "world:classifier",
+                                  "embedder": "world:embedder"}))
+    sampler = Sampler(store, executor, {"boat": ["boat"]}, 1, None, chunk=8)
+    before = _sampler_threads()
+    pending = store.pending(Purpose.BASELINE)
+    sampler.process(pending[:16], "first")
+    started = _sampler_threads() - before
+    assert started, "process runs the stages on the sampler's threads"
+    sampler.process(pending[16:], "second")
+    assert _sampler_threads() - before == started, "a second call reuses the same threads"
+    assert store.counts(Purpose.BASELINE).valid == 32
+    sampler.close()
+    assert not started & _sampler_threads(), "close ends every thread the sampler started"
+    sampler.process(store.pending(Purpose.BASELINE), "nothing left")  # a closed sampler still works
+    sampler.close()
+
+
+def test_a_model_failing_mid_stream_leaves_nothing_running_and_keeps_committed_chunks(tmp_path):
+    store = _store(tmp_path, 48)
+    executor = Executor(ModelSet({"generator": "world:generator",
+                                  "classifier": "python:faulty_models:make_classifier_failing_on_second_call",
+                                  "embedder": "world:embedder"}))
+    generator = executor.models.get("generator")
+    calls = []
+    generate = generator.generate
+    generator.generate = lambda prompts, seeds: calls.append(len(prompts)) or generate(prompts, seeds)
+    sampler = Sampler(store, executor, {"boat": ["boat"]}, 1, None, chunk=8)
+    with pytest.raises(ModelFailureError, match="device lost"):
+        sampler.process(store.pending(Purpose.BASELINE), "baseline")
+    drawn, files = len(calls), sorted(p.name for p in store.images.root.rglob("*.png"))
+    time.sleep(0.3)
+    assert len(calls) == drawn and sorted(p.name for p in store.images.root.rglob("*.png")) == files, \
+        "no generator call and no PNG write may outlive the failed call"
+    samples = store.samples_of(Purpose.BASELINE)
+    assert [s.id for s in samples if s.predicted is not None] == [s.id for s in samples[:8]], \
+        "the first chunk's judgements were committed before the failure"
+    stored = {s.image_hash for s in samples if s.image_hash is not None}
+    assert len(stored) >= 16 and all(s in store.images for s in stored)
+    sampler.close()
