@@ -17,7 +17,7 @@ from typing import Any
 
 from blindspots.pipeline.classes import ClassUnderTest
 from blindspots.pipeline.config import RunConfig
-from blindspots.pipeline.decisions import KnownBugs, is_confirmed_description
+from blindspots.pipeline.decisions import KnownBugs, Phrases, is_confirmed_description, main_wrong_label
 from blindspots.pipeline.descriptions import Description, description_from_caption
 from blindspots.pipeline.executor import Executor
 from blindspots.pipeline.progress import ProgressFactory, silent_progress
@@ -115,6 +115,12 @@ class RunContext:
                 continue
             known.setdefault(candidate.class_name, []).append((candidate.id, self.shortest_phrases(candidate, by_id)))
         return known
+
+    def known_bug_modes(self, before_round: int | None = None) -> dict[str, list[tuple[int, Phrases, str | None]]]:
+        """`known_bugs` with each bug's failure mode: what the classifier called most of its failures."""
+        labels = {c.id: main_wrong_label(c) for c in self.store.candidates()}
+        return {name: [(bug_id, phrases, labels.get(bug_id)) for bug_id, phrases in bugs]
+                for name, bugs in self.known_bugs(before_round).items()}
 
     # ---- bookkeeping -----------------------------------------------------------------------------------------
     @contextmanager

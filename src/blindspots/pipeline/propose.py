@@ -4,11 +4,13 @@ the captions nearest its centre. Known bugs, and more specific forms of them, ar
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from blindspots.pipeline.clustering import cluster_failures, split_by_label
 from blindspots.pipeline.context import CHUNK, RunContext
-from blindspots.pipeline.decisions import subsumed_by
+from blindspots.pipeline.decisions import refined_bug
 from blindspots.pipeline.descriptions import consensus_description
 from blindspots.store.records import Origin, Sample
 
@@ -22,7 +24,7 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
     if ctx.store.stage_done(stage):
         return
     # Bugs are decided after confirmation, never while proposing: one read serves every class.
-    known_by_class = ctx.known_bugs()
+    known_by_class = ctx.known_bug_modes()
     for cls in ctx.classes:
         groups = cluster_pool(ctx, round_index, failures.get(cls.name, []))
         clustered = [m for group in groups for m in group]
@@ -36,8 +38,8 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
         for proposal in proposals:
             if added >= ctx.config.max_candidates_per_class:
                 break
-            if subsumed_by(proposal["phrases"], known) is not None:
-                continue  # a known bug, or a more specific form of one: nothing new to test
+            if refined_bug(proposal["phrases"], proposal["called"], known) is not None:
+                continue  # a known bug, or a more specific form of one in its failure mode: nothing new to test
             if not ctx.can_test_another():
                 ctx.log("image budget reached: remaining candidates are not tested")
                 break
@@ -88,6 +90,8 @@ def cluster_proposals(ctx: RunContext, round_index: int, class_name: str, cluste
     for index in nearest[: ctx.config.captions_per_cluster]:
         if not descriptions[index].is_empty:
             chosen.append((descriptions[index], Origin.CAPTION))
-    return [{"phrases": frozenset(description.phrases),
+    # What the classifier called most of the cluster's images: the failure mode its proposals stand for.
+    called = Counter(m.predicted for m in group if m.predicted).most_common(1)
+    return [{"phrases": frozenset(description.phrases), "called": called[0][0] if called else None,
              "row": ctx.candidate_row(round_index, class_name, description, origin, None, source)}
             for description, origin in chosen]

@@ -8,8 +8,9 @@ from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import (
     Thresholds,
     keeps_bug,
+    main_wrong_label,
+    refined_bug,
     shortening_order,
-    subsumed_by,
     worth_shortening,
 )
 from blindspots.pipeline.descriptions import Description
@@ -21,20 +22,22 @@ SHORTER_FORMS = frozenset({Origin.SHORTENED})
 
 def shorten_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCounts]) -> None:
     """Shorten the round's passing candidates, most general first. A candidate that contains the shortest
-    form of a bug already shortened is a more specific form of it and is not shortened again."""
+    form of a bug already shortened, in the same failure mode (`decisions.refined_bug`), is a more specific
+    form of it and is not shortened again."""
     thresholds = Thresholds.of(ctx.config)
-    known = ctx.known_bugs(before_round=round_index)
+    known = ctx.known_bug_modes(before_round=round_index)
     passing = [c for c in ctx.store.tested_candidates()
                if c.round == round_index and c.origin is not Origin.SHORTENED and worth_shortening(c, thresholds)]
     for candidate in shortening_order(passing, ctx.phrases):
-        if candidate.shortest_id is None and subsumed_by(ctx.phrases(candidate),
-                                                         known.get(candidate.class_name, [])):
+        mode = main_wrong_label(candidate)
+        if candidate.shortest_id is None and refined_bug(ctx.phrases(candidate), mode,
+                                                         known.get(candidate.class_name, [])) is not None:
             ctx.store.set_shortest(candidate.id, candidate.id)
             continue
         if candidate.shortest_id is None:
             shorten(ctx, candidate, baseline, thresholds)
         known.setdefault(candidate.class_name, []).append(
-            (candidate.id, ctx.shortest_phrases(ctx.store.candidate(candidate.id))))
+            (candidate.id, ctx.shortest_phrases(ctx.store.candidate(candidate.id)), mode))
 
 
 def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts], thresholds: Thresholds) -> None:
