@@ -27,7 +27,7 @@ def test_a_discovery_run_completes_on_the_tiny_hugging_face_stack(tmp_path):
         generator=f"diffusers:{generator}", captioner=f"transformers:{captioner}",
         embedder=f"transformers:{embedder}", classifier=f"timm:{classifier}",
         classes=TINY_LABELS[:3], baseline_per_class=8, confirm_per_candidate=6, confirm_batch=6, budget=80,
-        rounds=1,        min_cluster_size=2, max_candidates_per_class=1, validity_check=False,
+        rounds=1, min_cluster_size=2, max_candidates_per_class=1, validity_check=False,
         models={"generator": {"steps": 1, "size": 32, "device": "cpu", "batch_size": 4},
                 "captioner": {"device": "cpu", "max_new_tokens": 8}, "embedder": {"device": "cpu"},
                 "classifier": {"device": "cpu"}},
