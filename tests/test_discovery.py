@@ -17,6 +17,7 @@ from blindspots.cli.main import app
 from blindspots.models.errors import ModelOutputError, ModelSpecError
 from blindspots.pipeline.config import ConfigError
 from blindspots.pipeline.descriptions import Description
+from blindspots.report.content import read_content
 from blindspots.store import RunStore
 from blindspots.store.records import Purpose
 
@@ -203,6 +204,12 @@ def test_sequential_confirmation_finds_the_same_bugs_with_fewer_images(tmp_path)
     by_id = {c.id: c for c in sequential.candidates}
     with RunStore.open(sequential.run_dir) as store:
         assert not store.samples_of(Purpose.CONFIRM, candidate_ids=[c.id for c in skipped])
+        cards = read_content(store).bugs
+    # The report shows them on their bug's card, apart from the confirmed refinements.
+    on_cards = {c.id: card.candidate.id for card in cards for c in card.untested_refinements}
+    assert on_cards == {c.id: c.verdict.related_bug for c in skipped if c.verdict.related_bug in
+                        {card.candidate.id for card in cards}}
+    assert on_cards and not {c.id for card in cards for c in card.refinements} & set(on_cards)
     for candidate in skipped:
         bug = by_id[candidate.verdict.related_bug]
         assert candidate.origin.value == "caption" and bug.tested and bug.round == candidate.round
