@@ -5,9 +5,13 @@
 - `passes`: the same rule inside the loop, on the candidate's own p-value, which depends on that candidate
   alone and so replays identically when a killed run resumes; the final list uses Benjamini-Hochberg q.
 - `keeps_bug`: a shorter description stands for a bug only when it confirms on its own and keeps most of
-  the bug's excess failure rate ("small bird" failing 40% does not stand for "small bird in snow" at 100%).
+  the bug's excess failure rate ("small bird" failing 40% does not stand for "small bird in snow" at 100%),
+  counting the failures of the bug's failure mode (what the classifier calls them) only.
+- `worth_shortening`, `keeping_progress`, `sampling_finished`: which descriptions are shortened and when a
+  shorter form's sequential sampling stops.
 - `subsumed_by` / `most_general_first`: one bug per failure mode. A description that contains a known bug's
-  phrases is the same bug or a more specific form of it.
+  phrases is the same bug or a more specific form of it; `refined_bug` asks the same before a test, within
+  the failure mode.
 - `fdr_decisions` / `final_verdicts`: the run's whole family of tests under Benjamini-Hochberg, then the
   shortest forms that survive it and the duplicates and refinements listed under their bug.
 
