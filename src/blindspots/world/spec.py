@@ -135,8 +135,8 @@ class WorldSpec:
         Each spot's conjunction is forced on a `share` of the rows (so a small CNN reliably learns it), and its
         neighbouring cells on a `boundary_share` (one key of the spot's `when`, class or axis, each equally
         likely, set to one of its other values, each equally likely: a spot's three-valued size gets as many
-        rows as its seven-valued background); other rows come from the prior. Any row inside a spot is labelled `called` with probability
-        `train_share`, any other row with its own class. With no boundary share the random draws are the
+        rows as its seven-valued background); other rows come from the prior. Any row inside a spot is
+        labelled `called` with probability `train_share`, any other row with its own class. With no boundary share the random draws are the
         same as before boundaries existed, so worlds trained without them keep their weights.
         """
         columns = self._draw_columns(rng, n)
