@@ -126,6 +126,9 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
     thresholds = Thresholds.of(ctx.config)
     batch, most = ctx.config.confirm_batch, ctx.config.confirm_per_candidate
     bar_label = f"confirming {len(open_candidates)} description(s)"
+    # The bugs shorter forms are held to are tested already, so each is read once, not after every batch.
+    references = {c.reference_id: ctx.store.candidate(c.reference_id)
+                  for c in open_candidates.values() if c.reference_id is not None}
     plan_confirmation(ctx, [c for c in open_candidates.values()
                             if not ctx.store.counts(Purpose.CONFIRM, candidate_id=c.id).planned], min(batch, most))
     while open_candidates:
@@ -133,7 +136,7 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
         for candidate in list(open_candidates.values()):
             counts = ctx.store.counts(Purpose.CONFIRM, candidate_id=candidate.id)
             step, keeping = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family,
-                                                thresholds)
+                                                thresholds, references)
             finished = sampling_finished(step.decision, keeping)
             # The budget (two store queries) is read only for a candidate that wants more images.
             if not finished and counts.planned < most and ctx.remaining_budget() >= batch:
@@ -148,9 +151,10 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
 
 
 def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts,
-                        family: int, thresholds: Thresholds) -> tuple[SequentialDecision, str | None]:
+                        family: int, thresholds: Thresholds,
+                        references: dict[int, Candidate]) -> tuple[SequentialDecision, str | None]:
     """The candidate's step against the baseline and, for a shortened form, where it stands on keeping the
-    effect of the bug it stands for (`decisions.keeping_progress`)."""
+    effect of the bug it stands for (`decisions.keeping_progress`; `references`: those bugs by id)."""
     config = ctx.config
     step = sequential_step(counts.failures, counts.valid, baseline.failures, baseline.valid, family_size=family,
                            alpha=config.fdr, min_lift=config.min_lift, min_difference=config.min_difference,
@@ -159,7 +163,7 @@ def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCou
         return step, None
     shorter = replace(candidate, n=counts.valid, failures=counts.failures,
                       wrong_labels=ctx.store.wrong_labels(candidate.id))
-    return step, keeping_progress(shorter, ctx.store.candidate(candidate.reference_id), thresholds)
+    return step, keeping_progress(shorter, references[candidate.reference_id], thresholds)
 
 
 def stop_reason(step_decision: str, keeping: str | None) -> str:

@@ -104,9 +104,10 @@ class RunContext:
         shortest = by_id[candidate.shortest_id] if by_id is not None else self.store.candidate(candidate.shortest_id)
         return self.phrases(shortest)
 
-    def known_bugs(self, before_round: int | None = None) -> KnownBugs:
-        """Confirmed descriptions (shortened forms aside) per class, with their shortest phrases."""
-        by_id = {c.id: c for c in self.store.candidates()}
+    def known_bugs(self, before_round: int | None = None, by_id: dict[int, Candidate] | None = None) -> KnownBugs:
+        """Confirmed descriptions (shortened forms aside) per class, with their shortest phrases (`by_id`: every
+        candidate of the run, when already read)."""
+        by_id = by_id if by_id is not None else {c.id: c for c in self.store.candidates()}
         known: KnownBugs = {}
         for candidate in by_id.values():
             if not is_confirmed_description(candidate):
@@ -118,9 +119,9 @@ class RunContext:
 
     def known_bug_modes(self, before_round: int | None = None) -> dict[str, list[tuple[int, Phrases, str | None]]]:
         """`known_bugs` with each bug's failure mode: what the classifier called most of its failures."""
-        labels = {c.id: main_wrong_label(c) for c in self.store.candidates()}
-        return {name: [(bug_id, phrases, labels.get(bug_id)) for bug_id, phrases in bugs]
-                for name, bugs in self.known_bugs(before_round).items()}
+        by_id = {c.id: c for c in self.store.candidates()}
+        return {name: [(bug_id, phrases, main_wrong_label(by_id[bug_id])) for bug_id, phrases in bugs]
+                for name, bugs in self.known_bugs(before_round, by_id).items()}
 
     # ---- bookkeeping -----------------------------------------------------------------------------------------
     @contextmanager
