@@ -86,7 +86,7 @@ def package_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
-    for package in ("blindspots", "numpy", "scipy", "scikit-learn", "torch", "diffusers", "transformers",
+    for package in ("blindspots", "numpy", "scipy", "torch", "diffusers", "transformers",
                     "timm", "open_clip_torch"):
         try:
             versions[package] = metadata.version(package)
