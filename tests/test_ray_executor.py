@@ -186,3 +186,20 @@ def _unconnected(cluster, resources=None):
     executor._cluster = cluster
     executor.resources = resources or RaySettings()
     return executor
+
+
+def test_an_embedder_that_ignores_its_input_on_the_workers_is_the_same_error_as_locally(local_cluster):
+    from pathlib import Path
+
+    from blindspots.models.errors import ModelOutputError
+
+    faulty = Path(__file__).resolve().parent / "faulty_models.py"
+    executor = RayExecutor(dict(WORLD, embedder=f"python:{faulty}:make_constant_embedder"))
+    try:
+        images = executor.generate(["a boat", "a car", "a house"], [1, 2, 3]).images
+        with pytest.raises(ModelOutputError, match="same vector for 3 different inputs"):
+            executor.embed_images(images)
+        with pytest.raises(ModelOutputError, match="same vector for 2 different inputs"):
+            executor.embed_texts(["a boat", "a car"])
+    finally:
+        executor.close()

@@ -49,6 +49,7 @@ from blindspots.pipeline.executor import (
     check_pixels,
     check_probabilities,
     generate_checked,
+    image_keys,
     images_to_pixels,
     pixels_to_images,
     run_classifier,
@@ -240,12 +241,13 @@ class RayExecutor:
         self.models.get("embedder")
         n = batch_size_of(images)
         parts = self._spread("embedder", "embed_images", _to_wire_batch(images)) if n else []
-        return check_embedding(self.models.specs["embedder"], _rows(parts), n)
+        # As locally: one vector for different images means the embedder on the workers ignores its input.
+        return check_embedding(self.models.specs["embedder"], _rows(parts), n, lambda: image_keys(images))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         self.models.get("embedder")
         parts = self._spread("embedder", "embed_texts", list(texts)) if texts else []
-        return check_embedding(self.models.specs["embedder"], _rows(parts), len(texts))
+        return check_embedding(self.models.specs["embedder"], _rows(parts), len(texts), list(texts))
 
     def close(self) -> None:
         """End this executor's actors, and the Ray instance if this executor started it."""
