@@ -67,3 +67,20 @@ def _select(pool: list[ClassSpec], selection, seed: int) -> list[ClassSpec]:
     label_set = LabelSet(names=[c.name for c in pool], accepted={})
     chosen = set(select_classes(label_set, selection, seed=seed))
     return [c for c in pool if c.name in chosen]
+
+
+def describe_missing_labels(missing: Sequence[tuple[str, str]], labels: Sequence[str]) -> str:
+    """One clause per (class, label) a classifier lacks, with its closest labels: for the error that asks
+    for a label map."""
+    parts = []
+    for class_name, label in missing:
+        close = get_close_matches(label, list(labels), n=3)
+        hint = f" (close: {', '.join(repr(c) for c in close)})" if close else ""
+        parts.append(f"no label {label!r} for class {class_name!r}{hint}")
+    return "; ".join(parts)
+
+
+def closest_label(label: str, labels: Sequence[str]) -> str:
+    """The classifier label closest to `label`, for a `--label-map` example ("<its label>" when none is close)."""
+    close = get_close_matches(label, list(labels), n=1)
+    return close[0] if close else "<its label>"

@@ -421,7 +421,7 @@ def _count_failures(executor: Executor, images: list, accepted: set[str], top_k:
 
 def _accepted_labels(spec: str, labels: list[str], cases: list[dict[str, Any]],
                      label_map: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
-    from blindspots.pipeline.transfer import _closest, _describe_missing
+    from blindspots.pipeline.classes import closest_label, describe_missing_labels
 
     known, accepted, missing = set(labels), {}, []
     for case in cases:
@@ -431,9 +431,9 @@ def _accepted_labels(spec: str, labels: list[str], cases: list[dict[str, Any]],
         accepted[case["class"]] = mapped & known
     if missing:
         missing = list(dict.fromkeys(missing))
-        raise SuiteError(f"classifier {spec} lacks the suite's labels: {_describe_missing(missing, labels)}. "
+        raise SuiteError(f"classifier {spec} lacks the suite's labels: {describe_missing_labels(missing, labels)}. "
                          "Map each to the classifier's labels with --label-map SUITE_LABEL=ITS_LABEL[,...], e.g. "
-                         f"--label-map '{missing[0][1]}={_closest(missing[0][1], labels)}'")
+                         f"--label-map '{missing[0][1]}={closest_label(missing[0][1], labels)}'")
     return accepted
 
 

@@ -11,10 +11,10 @@ not redone when the command is repeated.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
+from blindspots.pipeline.classes import closest_label, describe_missing_labels
 from blindspots.pipeline.config import stored_run_config
 from blindspots.pipeline.context import derive_seed
 from blindspots.pipeline.executor import Executor, ModelSet
@@ -90,10 +90,10 @@ class _TransferStage:
             missing += [(class_name, label) for label in sorted(mapped - known)]
             accepted[class_name] = mapped & known
         if missing:
-            raise TransferError(f"classifier {spec} cannot express the run's classes: {_describe_missing(missing, labels)}. "
+            raise TransferError(f"classifier {spec} cannot express the run's classes: {describe_missing_labels(missing, labels)}. "
                                 "Map each missing label to labels the classifier has with --label-map "
                                 "RUN_LABEL=ITS_LABEL[,ITS_LABEL...], e.g. --label-map "
-                                f"'{missing[0][1]}={_closest(missing[0][1], labels)}'")
+                                f"'{missing[0][1]}={closest_label(missing[0][1], labels)}'")
         return accepted
 
     # ---- classification of stored images ---------------------------------------------------------------------
@@ -157,20 +157,6 @@ def run_classes(store: RunStore) -> dict[str, list[str]]:
     if summary is not None and summary.classes:
         return summary.accepted_labels()
     return {name: [name] for name in store.class_names()}
-
-
-def _describe_missing(missing: list[tuple[str, str]], labels: list[str]) -> str:
-    parts = []
-    for class_name, label in missing:
-        close = get_close_matches(label, labels, n=3)
-        hint = f" (close: {', '.join(repr(c) for c in close)})" if close else ""
-        parts.append(f"no label {label!r} for class {class_name!r}{hint}")
-    return "; ".join(parts)
-
-
-def _closest(label: str, labels: list[str]) -> str:
-    close = get_close_matches(label, labels, n=1)
-    return close[0] if close else "<its label>"
 
 
 # ---- results ----------------------------------------------------------------------------------------------------
