@@ -130,7 +130,10 @@ def adapter_factory(prefix: str, role: Role, spec: str | None = None) -> Factory
             )
         raise ModelSpecError(
             f"unknown model prefix '{prefix}'{f' in {spec!r}' if spec else ''}; {role} prefixes are "
-            f"{', '.join(known_prefixes(role))}"
+            f"{', '.join(known_prefixes(role))}. An adapter registered with register_adapter() exists only "
+            "in the process that registered it (not in Ray workers): publish it in the 'blindspots.adapters' "
+            "entry-point group, or name its factory as python:MODULE:FUNCTION with a module the workers "
+            "can import"
         )
     target, _ = table[prefix, role]
     return target if callable(target) else _import_target(prefix, target)
