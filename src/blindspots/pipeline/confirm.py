@@ -122,7 +122,7 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
         return
     # The stopping threshold assumes the final e-BH combines about this many tests: those of the run so far.
     # (A skipped candidate is never tested, so it is not one of them.)
-    family = ctx.store.count_candidates(tested_or_planned=True)
+    family = ctx.store.count_candidates()
     thresholds = Thresholds.of(ctx.config)
     batch, most = ctx.config.confirm_batch, ctx.config.confirm_per_candidate
     bar_label = f"confirming {len(open_candidates)} description(s)"

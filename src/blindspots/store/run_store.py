@@ -515,9 +515,6 @@ class RunStore:
         """A planned candidate that will not be tested, and why (e.g. it refines a bug found first)."""
         self._update_candidate(candidate_id, {"status": "skipped", "verdict": str(verdict)})
 
-    def skipped_candidates(self) -> list[Candidate]:
-        return self._candidates("status = 'skipped'")
-
     def set_shortest(self, candidate_id: int, shortest_id: int) -> None:
         self._update_candidate(candidate_id, {"shortest_id": shortest_id})
 
@@ -540,11 +537,9 @@ class RunStore:
         """Every candidate of the run, in the order they were proposed."""
         return self._candidates("1")
 
-    def count_candidates(self, tested_or_planned: bool = False) -> int:
-        """How many candidates the run has (only those tested or still to test, skipped ones aside, when
-        `tested_or_planned`), without reading them."""
-        where = "status != 'skipped'" if tested_or_planned else "1"
-        return self.db.execute(f"SELECT COUNT(*) FROM candidates WHERE {where}").fetchone()[0]
+    def count_candidates(self) -> int:
+        """How many candidates the run tests or will test (skipped ones aside), without reading them."""
+        return self.db.execute("SELECT COUNT(*) FROM candidates WHERE status != 'skipped'").fetchone()[0]
 
     def planned_candidates(self) -> list[Candidate]:
         return self._candidates("status = 'planned'")
