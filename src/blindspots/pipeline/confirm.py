@@ -13,13 +13,13 @@ Two modes (`confirmation`):
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 
 from blindspots.pipeline.context import RunContext, derive_seed
 from blindspots.pipeline.decisions import (
     Thresholds,
     keeping_progress,
+    main_wrong_label,
     refined_bug,
     sampling_finished,
     worth_shortening,
@@ -77,25 +77,19 @@ def skip_refinements(ctx: RunContext, round_index: int) -> int:
     for candidate in by_id.values():
         if candidate.round == round_index and candidate.tested and candidate.origin is not Origin.SHORTENED \
                 and worth_shortening(candidate, thresholds):
-            label = candidate.wrong_labels[0][0] if candidate.wrong_labels else None
             bugs.setdefault(candidate.class_name, []).append(
-                (candidate.id, ctx.shortest_phrases(candidate, by_id), label))
+                (candidate.id, ctx.shortest_phrases(candidate, by_id), main_wrong_label(candidate)))
     skipped = 0
     for candidate in ctx.store.planned_candidates():
         if candidate.round != round_index or candidate.class_name not in bugs:
             continue
-        bug = refined_bug(ctx.phrases(candidate), source_wrong_label(ctx, candidate), bugs[candidate.class_name])
+        # What the classifier called its cluster's failures, stored when it was proposed.
+        called = (candidate.source_cluster or {}).get("called")
+        bug = refined_bug(ctx.phrases(candidate), called, bugs[candidate.class_name])
         if bug is not None:
             ctx.store.skip_candidate(candidate.id, Verdict(VerdictKind.REFINES, bug))
             skipped += 1
     return skipped
-
-
-def source_wrong_label(ctx: RunContext, candidate: Candidate) -> str | None:
-    """What the classifier called most of the failures of the cluster a candidate was proposed from."""
-    sample_ids = (candidate.source_cluster or {}).get("sample_ids") or []
-    labels = Counter(s.predicted for s in ctx.store.samples_by_id(sample_ids) if s.predicted)
-    return labels.most_common(1)[0][0] if labels else None
 
 
 def plan_confirmation(ctx: RunContext, candidates: list[Candidate], up_to: int, start: int = 0) -> None:

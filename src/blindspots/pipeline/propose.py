@@ -80,7 +80,11 @@ def cluster_proposals(ctx: RunContext, round_index: int, class_name: str, cluste
                       captions: dict[int, str]) -> list[dict]:
     """The cluster's consensus description, then its captions nearest the centre."""
     descriptions = [ctx.describe_caption(captions[m.id], class_name) for m in group]
-    source = {"round": round_index, "cluster": cluster, "size": len(group), "sample_ids": [m.id for m in group]}
+    # What the classifier called most of the cluster's images: the failure mode its proposals stand for.
+    most_called = Counter(m.predicted for m in group if m.predicted).most_common(1)
+    called = most_called[0][0] if most_called else None
+    source = {"round": round_index, "cluster": cluster, "size": len(group), "sample_ids": [m.id for m in group],
+              "called": called}
     chosen = []
     consensus = consensus_description(descriptions, ctx.config.consensus_share)
     if not consensus.is_empty:
@@ -90,8 +94,6 @@ def cluster_proposals(ctx: RunContext, round_index: int, class_name: str, cluste
     for index in nearest[: ctx.config.captions_per_cluster]:
         if not descriptions[index].is_empty:
             chosen.append((descriptions[index], Origin.CAPTION))
-    # What the classifier called most of the cluster's images: the failure mode its proposals stand for.
-    called = Counter(m.predicted for m in group if m.predicted).most_common(1)
-    return [{"phrases": frozenset(description.phrases), "called": called[0][0] if called else None,
+    return [{"phrases": frozenset(description.phrases), "called": called,
              "row": ctx.candidate_row(round_index, class_name, description, origin, None, source)}
             for description, origin in chosen]
