@@ -80,9 +80,14 @@ def keeps_effect(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> 
     large lamps indoors fail too: they are called houses, another failure mode."""
     if not shorter.n:
         return "open"
+    return keeps_rate(*_keep_question(shorter, bug, thresholds), thresholds.fdr)
+
+
+def _keep_question(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> tuple[int, int, float, float]:
+    """(failures, n, reference rate, margin) of "does `shorter` keep `bug`'s rate?" in the bug's failure mode."""
     label = main_wrong_label(bug)
-    return keeps_rate(failures_called(shorter, label), shorter.n, rate_called(bug, label),
-                      keep_margin(thresholds.keep_margin, bug), thresholds.fdr)
+    return (failures_called(shorter, label), shorter.n, rate_called(bug, label),
+            keep_margin(thresholds.keep_margin, bug))
 
 
 def keeping_progress(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> str:
@@ -91,9 +96,7 @@ def keeping_progress(shorter: Candidate, bug: Candidate, thresholds: Thresholds)
     show that it keeps. Only for deciding when to stop sampling: "out of reach" is not evidence of a loss, so
     "refines #k" decisions use `keeps_effect` alone."""
     answer = keeps_effect(shorter, bug, thresholds)
-    label = main_wrong_label(bug)
-    if answer == "open" and cannot_keep_rate(failures_called(shorter, label), shorter.n, rate_called(bug, label),
-                                             keep_margin(thresholds.keep_margin, bug), thresholds.futility_error):
+    if answer == "open" and cannot_keep_rate(*_keep_question(shorter, bug, thresholds), thresholds.futility_error):
         return "out of reach"
     return answer
 
