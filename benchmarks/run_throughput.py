@@ -11,7 +11,13 @@ way its library saves it, and then:
 3. prints JSON: each role's raw images/s, whole-run images/s, their ratio to the generator's raw rate, GPU
    utilisation (over the run and while a generator call was in flight), the run's stage seconds, seconds
    inside each model role (`executor.model_seconds()`; roles overlap when the sampler streams) and the time
-   any model was running (`executor.model_busy_seconds()`) against the run's wall time.
+   any model was running (`executor.model_busy_seconds()`) against the run's wall time, the generator calls
+   of the run (the first, and the steady images/s after it), and where each thread of the run spent its
+   time (sampled every 10 ms: a generator thread mostly in the line that copies its output to the CPU is
+   waiting for the GPU, one spread over the pipeline's Python is launch- or GIL-bound).
+
+The raw rates and the environment are written to --json before the whole run starts, so a run stopped at a
+time limit still leaves them.
 
     python benchmarks/run_throughput.py                       # CUDA: the configuration of issue 9
     python benchmarks/run_throughput.py --smoke               # tiny configs, about a minute on a CPU
@@ -28,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +58,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
     parser.add_argument("--keep", type=Path, default=None, help="build the stack and the run here and keep them")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    parser.add_argument("--profile-every", type=float, default=0.01, help="seconds between samples of where "
+                        "each thread is (0: off)")
     return parser.parse_args(argv)
 
 
@@ -169,6 +178,69 @@ class GpuSampler:
         return round(sum(values) / len(values), 1) if values else None
 
 
+# ---------------------------------------------------------------------------------------------- where threads wait
+
+class ThreadProfile:
+    """Where each of the run's threads is, sampled every `every` seconds from `sys._current_frames()`: per
+    thread, the share of samples in each of its innermost functions (file:function). A generator thread
+    found mostly in Python code of the pipeline, rather than in the call that waits for the device, is
+    launch- or GIL-bound; 0 turns sampling off."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.counts: dict[str, Counter] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> ThreadProfile:
+        if self.every > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self.every > 0:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        names = {}
+        while not self._stop.wait(self.every):
+            names.update({t.ident: t.name for t in threading.enumerate()})
+            for ident, frame in sys._current_frames().items():
+                name = names.get(ident, str(ident))
+                if ident == self._thread.ident or "GpuSampler" in name:
+                    continue
+                code = frame.f_code
+                where = f"{Path(code.co_filename).name}:{code.co_name}:{frame.f_lineno}"
+                self.counts.setdefault(_thread_kind(name), Counter())[where] += 1
+
+    def summary(self, top: int = 8) -> dict[str, dict[str, float]]:
+        return {kind: {where: round(n / sum(counts.values()), 3) for where, n in counts.most_common(top)}
+                for kind, counts in self.counts.items()}
+
+
+def _thread_kind(name: str) -> str:
+    # pool threads are numbered (blindspots-encode_0, _1): one entry per kind
+    return name.rsplit("_", 1)[0] if name.startswith("blindspots-") else name
+
+
+def summarise_calls(calls: list[tuple[int, float]]) -> dict[str, Any]:
+    """The generator calls of the run: how many, the first's seconds, and images/s over the full-batch calls
+    after the first (the steady rate, to set against the raw rate measured alone)."""
+    if not calls:
+        return {"calls": 0}
+    largest = max(n for n, _ in calls)
+    steady = [(n, s) for n, s in calls[1:] if n == largest]
+    return {
+        "calls": len(calls),
+        "largest_batch": largest,
+        "first_call_seconds": round(calls[0][1], 3),
+        "seconds_in_calls": round(sum(s for _, s in calls), 2),
+        "steady_images_per_second": (round(sum(n for n, _ in steady) / sum(s for _, s in steady), 2)
+                                     if steady else None),
+    }
+
+
 # ---------------------------------------------------------------------------------------------- the run
 
 def whole_run(stack: dict[str, Any], args: argparse.Namespace, out: Path, sampler: GpuSampler) -> dict[str, Any]:
@@ -176,6 +248,7 @@ def whole_run(stack: dict[str, Any], args: argparse.Namespace, out: Path, sample
     from blindspots.pipeline import api
 
     captured: dict[str, Any] = {}
+    calls: list[tuple[int, float]] = []  # (images, seconds) of each generator call in the run
     make_executor = api.make_executor
 
     def capturing(config):
@@ -184,10 +257,12 @@ def whole_run(stack: dict[str, Any], args: argparse.Namespace, out: Path, sample
 
         def tagged_generate(prompts, seeds):
             sampler.generating = True
+            started = time.perf_counter()
             try:
                 return generate(prompts, seeds)
             finally:
                 sampler.generating = False
+                calls.append((len(prompts), time.perf_counter() - started))
 
         executor.generate = tagged_generate
         captured["executor"] = executor
@@ -203,9 +278,10 @@ def whole_run(stack: dict[str, Any], args: argparse.Namespace, out: Path, sample
                       max_clusters=2, explore_per_bug=0)
     api.make_executor = capturing
     try:
-        started = time.perf_counter()
-        result = blindspots.discover(config)
-        wall = time.perf_counter() - started
+        with ThreadProfile(every=args.profile_every) as profile:
+            started = time.perf_counter()
+            result = blindspots.discover(config)
+            wall = time.perf_counter() - started
     finally:
         api.make_executor = make_executor
     images = result.summary.images_generated
@@ -224,6 +300,8 @@ def whole_run(stack: dict[str, Any], args: argparse.Namespace, out: Path, sample
         "other_seconds": round(wall - busy, 2),
         "model_share_of_wall": round(busy / wall, 3) if wall else None,
         "images_per_second": round(images / run_seconds, 2) if run_seconds else None,
+        "generator_calls": summarise_calls(calls),
+        "threads": profile.summary(),
     }
 
 
@@ -240,30 +318,38 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.keep or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
+        figures: dict[str, Any] = {"environment": gt.environment(device, dtype), "configs": configs.name,
+                                   "executor": args.executor, "budget": args.budget,
+                                   "generator_batch": args.generator_batch}
         started = time.perf_counter()
         stack = save_stack(configs, device, dtype, folder / "models", args)
-        build_seconds = time.perf_counter() - started
-        rates = raw_rates(stack, args.generator_batch, device)
+        figures["build_seconds"] = round(time.perf_counter() - started, 1)
+        _progress(f"stack built and saved in {figures['build_seconds']} s")
+        figures["raw_images_per_second"] = rates = raw_rates(stack, args.generator_batch, device)
+        _progress(f"raw images/s: {rates}")
+        # written now too, so that a run stopped at a time limit still leaves the raw rates behind
+        _write(figures, args.json)
         with GpuSampler() as sampler:
             run = whole_run(stack, args, folder / "runs", sampler)
-    figures = {
-        "environment": gt.environment(device, dtype),
-        "configs": configs.name,
-        "executor": args.executor,
-        "budget": args.budget,
-        "generator_batch": args.generator_batch,
-        "build_seconds": round(build_seconds, 1),
-        "raw_images_per_second": rates,
+    figures.update({
         "run": run,
         "run_over_generator_raw": (float(f'{run["images_per_second"] / rates["generator"]:.3g}')
                                    if run["images_per_second"] else None),
         "gpu_utilisation_mean": sampler.mean() if sampler.available else None,
         "gpu_utilisation_while_generating": sampler.mean(during_generation=True) if sampler.available else None,
-    }
+    })
     print(json.dumps(figures, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+    _write(figures, args.json)
     return 0
+
+
+def _progress(message: str) -> None:
+    print(f"[run_throughput {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _write(figures: dict[str, Any], path: Path | None) -> None:
+    if path:
+        path.write_text(json.dumps(figures, indent=2))
 
 
 def _quiet_libraries() -> None:

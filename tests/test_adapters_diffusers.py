@@ -55,6 +55,21 @@ def test_image_depends_only_on_its_prompt_and_seed_not_on_the_batch(sd_folder):
     assert np.abs(pixels(moved) - pixels(together[2])).max() <= 1
 
 
+def test_pixels_are_exactly_those_of_the_pipelines_own_pil_output(sd_folder):
+    # The adapter scales the pipeline's tensors to uint8 on its device; the stored pixels must not change.
+    import torch
+
+    for dtype in ("float32", "bfloat16"):
+        generator = load_model("generator", f"diffusers:{sd_folder}", dtype=dtype, **TINY)
+        images = generator.generate(PROMPTS[:3], [21, 22, 23]).images
+        with torch.inference_mode():
+            own = generator.pipeline(prompt=PROMPTS[:3], generator=[torch.Generator("cpu").manual_seed(s)
+                                                                   for s in (21, 22, 23)],
+                                     output_type="pil", **generator._call_options(3)).images
+        for mine, theirs in zip(images, own, strict=True):
+            assert mine.mode == "RGB" and np.array_equal(np.asarray(mine), np.asarray(theirs))
+
+
 def test_same_seed_repeats_and_different_seeds_differ(sd_folder):
     generator = load_model("generator", f"diffusers:{sd_folder}", **TINY)
     first = generator.generate([PROMPTS[0]] * 2, [5, 6]).images

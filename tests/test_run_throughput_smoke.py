@@ -35,5 +35,11 @@ def test_the_smoke_run_prints_every_figure(tmp_path):
     assert max(run["model_seconds"].values()) <= run["model_busy_seconds"] <= run["wall_seconds"]
     assert run["model_busy_seconds"] + run["other_seconds"] == pytest.approx(run["wall_seconds"], abs=0.02)
     assert {"baseline", "confirm"} <= set(run["stage_seconds"])
+    calls = run["generator_calls"]
+    assert calls["calls"] >= 1 and calls["seconds_in_calls"] == pytest.approx(run["model_seconds"]["generator"],
+                                                                                abs=0.05)
+    # every sampled thread's shares are shares, and the sampler's generator thread was seen
+    assert "blindspots-generate" in run["threads"]
+    assert all(0 < share <= 1 for where in run["threads"].values() for share in where.values())
     if shutil.which("nvidia-smi") is None:
         assert figures["gpu_utilisation_mean"] is None, "null, not a made-up figure, where nothing can sample"
