@@ -9,7 +9,7 @@ from typing import Any
 from blindspots.pipeline.config import RunConfig, stored_run_config
 from blindspots.pipeline.descriptions import Description
 from blindspots.store import RunStore
-from blindspots.store.records import Candidate, Origin, Purpose, RunSummary, Sample, Verdict, VerdictKind
+from blindspots.store.records import Candidate, Purpose, RunSummary, Sample, Verdict, VerdictKind
 
 IMAGES_PER_GRID = 12
 # Rejection reasons a reader can act on, in the order the report lists them.
@@ -23,14 +23,23 @@ VERDICT_EXPLANATIONS = {
 }
 
 
+# Sequential stops that end a shorter form's test without an answer: its images ran out first.
+UNDECIDED_STOPS = ("max images", "budget")
+
+
 @dataclass(frozen=True)
 class PhraseStep:
-    """One phrase (or several, dropped together) and what dropping it did to the failure rate."""
+    """One phrase (or several, dropped together) and what dropping it did to the failure rate.
+
+    outcome: "dropped" (the shorter form stands for the bug; a step on the way to the shortest form),
+    "needed" (without it the description no longer stands for the bug), or "undecided" (a sequential test of
+    the shorter form ran out of images before it could tell; the phrase stays, but it may be filler)."""
 
     phrases: tuple[str, ...]
-    kept_bug: bool            # True: dropped on the way to the shortest form; False: kept, the drop lost the bug
+    outcome: str
     rate_before: float | None
     rate_after: float | None
+    n_after: int | None = None
 
     @property
     def cost(self) -> float | None:
@@ -48,6 +57,10 @@ class BugCard:
     phrase_steps: list[PhraseStep] = field(default_factory=list)
     refinements: list[Candidate] = field(default_factory=list)
     untested_refinements: list[Candidate] = field(default_factory=list)
+
+    @property
+    def shortening_note(self) -> str | None:
+        return shortening_note(self.candidate, self.phrase_steps)
 
     @property
     def title(self) -> str:
@@ -122,14 +135,32 @@ def phrase_steps(bug: Candidate, by_id: dict[int, Candidate]) -> list[PhraseStep
     while chain[-1].id != bug.id and chain[-1].parent_id in by_id:
         chain.append(by_id[chain[-1].parent_id])
     chain.reverse()
-    steps = [PhraseStep(tuple(sorted(_phrases(parent) - _phrases(child))), True, parent.rate, child.rate)
-             for parent, child in zip(chain, chain[1:], strict=False)]
+    steps = [PhraseStep(tuple(sorted(_phrases(parent) - _phrases(child))), "dropped", parent.rate, child.rate,
+                        child.n) for parent, child in zip(chain, chain[1:], strict=False)]
     shortest = chain[-1]
-    for variant in by_id.values():
-        if variant.origin is Origin.SHORTENED and variant.parent_id == shortest.id and variant.tested:
-            dropped = tuple(sorted(_phrases(shortest) - _phrases(variant)))
-            steps.append(PhraseStep(dropped, False, shortest.rate, variant.rate))
+    # Each one-phrase drop of the shortest form, found by its key: shortening reuses a description the run
+    # tested before (a consensus, another bug's shorter form) rather than testing it twice.
+    by_key = {(c.class_name, c.key): c for c in by_id.values()}
+    description = Description.from_dict(shortest.description)
+    for phrase in description.phrases:
+        variant = by_key.get((shortest.class_name, description.without(phrase).key))
+        if variant is not None and variant.tested and variant.id != shortest.id:
+            outcome = "undecided" if variant.decision in UNDECIDED_STOPS else "needed"
+            steps.append(PhraseStep((phrase,), outcome, shortest.rate, variant.rate, variant.n))
     return steps
+
+
+def shortening_note(bug: Candidate, steps: list[PhraseStep]) -> str | None:
+    """Why a bug of several phrases has no shortening to show, in words (None when it has one, or when it
+    has a single phrase and so nothing to drop)."""
+    if steps or len(_phrases(bug)) < 2:
+        return None
+    if bug.decision is not None and bug.decision != "confirm":
+        return (f"Not shortened: its own sequential test did not stop early on “confirm” (it stopped at "
+                f"“{bug.decision}” after {bug.n} images), an effect too weak for the tests of its shorter forms "
+                f"to settle within their images. Any of its words may be filler.")
+    return ("No shorter form of it was tested (the run's budget or time ran out first). Any of its words may "
+            "be filler.")
 
 
 def _phrases(candidate: Candidate) -> frozenset[str]:

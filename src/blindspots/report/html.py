@@ -209,13 +209,18 @@ def _bug_card(rank: int, card: BugCard, thumbnails: _Thumbnails) -> str:
 def _phrase_steps(card: BugCard) -> str:
     """Which words were dropped on the way to the shortest form and what each drop cost, and which words
     stay because dropping them lost the bug."""
+    if card.shortening_note:
+        return f"<div class='phrases'><h4>Which words matter</h4><p class='muted'>{_e(card.shortening_note)}</p></div>"
     if not card.phrase_steps:
         return ""
     items = []
     for step in card.phrase_steps:
         words = " + ".join(f"“{phrase}”" for phrase in step.phrases) or "(nothing)"
         change = f"{_pct(step.rate_before)} → {_pct(step.rate_after)}"
-        outcome = "dropped" if step.kept_bug else "kept: without it"
+        if step.outcome == "undecided":
+            change += f" of {step.n_after} images; more would tell whether it is needed"
+        outcome = {"dropped": "dropped", "needed": "kept: without it",
+                   "undecided": "kept, undecided: without it"}[step.outcome]
         items.append(f"<li><strong>{_e(outcome)}</strong> {_e(words)} <span class='muted'>{_e(change)}</span></li>")
     return f"<div class='phrases'><h4>Which words matter</h4><ul>{''.join(items)}</ul></div>"
 
