@@ -54,6 +54,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=None, help="images the run may generate (default 3000; "
                         "smoke 200)")
     parser.add_argument("--generator-batch", type=int, default=None, help="default 32 (smoke 8)")
+    parser.add_argument("--baseline-per-class", type=int, default=None, help="baseline images per class (default "
+                        "the run's, 120). A random-weight classifier fails almost everywhere, so the run stops "
+                        "after its baseline: raise this for a longer run, closer to a real run's steady rate")
     parser.add_argument("--caption-tokens", type=int, default=20, help="tokens each caption is forced to have")
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
     parser.add_argument("--keep", type=Path, default=None, help="build the stack and the run here and keep them")
@@ -276,6 +279,8 @@ def whole_run(stack: dict[str, Any], args: argparse.Namespace, out: Path, sample
     if args.smoke:
         config.update(baseline_per_class=8, confirm_per_candidate=8, rounds=1, max_candidates_per_class=1,
                       max_clusters=2, explore_per_bug=0)
+    if args.baseline_per_class:
+        config["baseline_per_class"] = args.baseline_per_class
     api.make_executor = capturing
     try:
         with ThreadProfile(every=args.profile_every) as profile:
@@ -320,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         figures: dict[str, Any] = {"environment": gt.environment(device, dtype), "configs": configs.name,
                                    "executor": args.executor, "budget": args.budget,
-                                   "generator_batch": args.generator_batch}
+                                   "generator_batch": args.generator_batch,
+                                   "baseline_per_class": args.baseline_per_class}
         started = time.perf_counter()
         stack = save_stack(configs, device, dtype, folder / "models", args)
         figures["build_seconds"] = round(time.perf_counter() - started, 1)
