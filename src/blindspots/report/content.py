@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blindspots.pipeline.config import RunConfig, stored_run_config
+from blindspots.pipeline.decisions import Thresholds, keeps_effect, main_wrong_label, passes
 from blindspots.pipeline.descriptions import Description
 from blindspots.store import RunStore
 from blindspots.store.records import Candidate, Purpose, RunSummary, Sample, Verdict, VerdictKind
@@ -40,6 +41,7 @@ class PhraseStep:
     rate_before: float | None
     rate_after: float | None
     n_after: int | None = None
+    called_after: str | None = None  # what the shorter form's failures are mostly called, when not the bug's
 
     @property
     def cost(self) -> float | None:
@@ -100,6 +102,8 @@ def explain_verdict(verdict: Verdict | None, candidates: dict[int, Candidate]) -
 
 
 def read_content(store: RunStore) -> ReportContent:
+    config = stored_run_config(store)
+    thresholds = Thresholds.of(config)
     baseline_cache: dict[str, list[Sample]] = {}
     by_id = {c.id: c for c in store.candidates()}
     cards = []
@@ -112,7 +116,7 @@ def read_content(store: RunStore) -> ReportContent:
         shortest = by_id.get(bug.shortest_id) if bug.shortest_id and bug.shortest_id != bug.id else None
         related = [c for c in by_id.values() if c.verdict is not None and c.verdict.related_bug == bug.id]
         cards.append(BugCard(bug, shortest, failing, baseline_cache[bug.class_name],
-                             phrase_steps(bug, by_id), [c for c in related if c.tested],
+                             phrase_steps(bug, by_id, thresholds), [c for c in related if c.tested],
                              [c for c in related if c.status == "skipped"]))
     # Duplicates and refinements are confirmed, and shown on their bug's card; the rest did not confirm.
     rejected = sorted((c for c in store.not_bugs() if c.verdict is None or c.verdict.related_bug is None),
@@ -121,14 +125,14 @@ def read_content(store: RunStore) -> ReportContent:
     notes = [] if status == "complete" else [
         f"This run is not finished (status: {status}); the results below are what it had found so far."]
     return ReportContent(
-        run_id=store.root.name, status=status, config=stored_run_config(store),
+        run_id=store.root.name, status=status, config=config,
         summary=store.summary() or RunSummary(), stage_seconds=store.stage_seconds(), bugs=cards,
         rejected=rejected, candidates_by_id=by_id, transfer=store.get_meta_json("transfer", None),
         images_generated=store.images_generated(), notes=notes,
     )
 
 
-def phrase_steps(bug: Candidate, by_id: dict[int, Candidate]) -> list[PhraseStep]:
+def phrase_steps(bug: Candidate, by_id: dict[int, Candidate], thresholds: Thresholds) -> list[PhraseStep]:
     """How the bug's description became its shortest form: each drop that kept the bug (walking from the bug
     down to its shortest form), then each phrase of the shortest form whose drop was tested and lost it."""
     chain = [by_id[bug.shortest_id]] if bug.shortest_id in by_id else [bug]
@@ -145,9 +149,28 @@ def phrase_steps(bug: Candidate, by_id: dict[int, Candidate]) -> list[PhraseStep
     for phrase in description.phrases:
         variant = by_key.get((shortest.class_name, description.without(phrase).key))
         if variant is not None and variant.tested and variant.id != shortest.id:
-            outcome = "undecided" if variant.decision in UNDECIDED_STOPS else "needed"
-            steps.append(PhraseStep((phrase,), outcome, shortest.rate, variant.rate, variant.n))
+            called = main_wrong_label(variant)
+            steps.append(PhraseStep((phrase,), drop_outcome(variant, bug, thresholds), shortest.rate,
+                                    variant.rate, variant.n, called if called != main_wrong_label(bug) else None))
     return steps
+
+
+def drop_outcome(variant: Candidate, bug: Candidate, thresholds: Thresholds) -> str:
+    """Did a tested one-phrase drop of the bug's shortest form lose the bug ("needed") or not tell
+    ("undecided")? It did not stand for the bug, or it would be the shortest form. Fixed mode decides on point
+    estimates, so every such drop is needed. A sequential shorter form of this bug is undecided when its
+    images ran out first. A description tested for another reason (reused from another bug's shortening, or
+    proposed on its own) is asked this bug's question on the images it has: needed when it fails the excess
+    test or provably loses the bug's effect, else undecided."""
+    if thresholds.confirmation != "sequential":
+        return "needed"
+    if variant.reference_id == bug.id:
+        return "undecided" if variant.decision in UNDECIDED_STOPS else "needed"
+    if variant.decision == "futile" or keeps_effect(variant, bug, thresholds) == "loses":
+        return "needed"
+    if passes(variant, thresholds) or variant.decision != "confirm":
+        return "undecided"  # it confirms but keeping is open, or its test stopped on another bug's question
+    return "needed"  # it stopped on "confirm" yet fails the final rule (too few valid images, too small an effect)
 
 
 def shortening_note(bug: Candidate, steps: list[PhraseStep]) -> str | None:

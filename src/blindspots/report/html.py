@@ -207,8 +207,8 @@ def _bug_card(rank: int, card: BugCard, thumbnails: _Thumbnails) -> str:
 
 
 def _phrase_steps(card: BugCard) -> str:
-    """Which words were dropped on the way to the shortest form and what each drop cost, and which words
-    stay because dropping them lost the bug."""
+    """Which words were dropped on the way to the shortest form and what each drop cost, which words stay
+    because dropping them lost the bug, and which stay because their drop's test ran out of images."""
     if card.shortening_note:
         return f"<div class='phrases'><h4>Which words matter</h4><p class='muted'>{_e(card.shortening_note)}</p></div>"
     if not card.phrase_steps:
@@ -217,6 +217,8 @@ def _phrase_steps(card: BugCard) -> str:
     for step in card.phrase_steps:
         words = " + ".join(f"“{phrase}”" for phrase in step.phrases) or "(nothing)"
         change = f"{_pct(step.rate_before)} → {_pct(step.rate_after)}"
+        if step.called_after:  # the same rate can be another failure mode: the bug's label is what counts
+            change += f", mostly called {step.called_after}"
         if step.outcome == "undecided":
             change += f" of {step.n_after} images; more would tell whether it is needed"
         outcome = {"dropped": "dropped", "needed": "kept: without it",
