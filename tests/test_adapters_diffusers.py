@@ -70,6 +70,22 @@ def test_pixels_are_exactly_those_of_the_pipelines_own_pil_output(sd_folder):
             assert mine.mode == "RGB" and np.array_equal(np.asarray(mine), np.asarray(theirs))
 
 
+def test_pipelines_that_return_arrays_or_tensor_lists_give_the_same_pixels():
+    # output_type="pt" gives a (n, 3, H, W) tensor in diffusers' own pipelines; others return a list of
+    # tensors, numpy floats or PIL images. Each becomes the same uint8 pixels.
+    import torch
+
+    from blindspots.models.diffusers_generator import _as_images
+
+    floats = torch.rand(2, 3, 5, 7)
+    expected = (floats.permute(0, 2, 3, 1).numpy() * 255).round().astype("uint8")
+    for output in (floats, list(floats), floats.permute(0, 2, 3, 1).numpy()):
+        images = _as_images(output)
+        assert [image.size for image in images] == [(7, 5), (7, 5)]
+        assert np.array_equal(np.stack([np.asarray(image) for image in images]), expected)
+    assert _as_images(images) == images
+
+
 def test_same_seed_repeats_and_different_seeds_differ(sd_folder):
     generator = load_model("generator", f"diffusers:{sd_folder}", **TINY)
     first = generator.generate([PROMPTS[0]] * 2, [5, 6]).images

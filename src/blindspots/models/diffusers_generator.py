@@ -148,8 +148,11 @@ def _as_images(output: Any) -> list[Image]:
     import torch
     from PIL import Image as PILImage
 
+    if isinstance(output, list | tuple) and output and all(isinstance(item, torch.Tensor) for item in output):
+        output = torch.stack(list(output))  # a pipeline that returns one (3, H, W) tensor per image
     if isinstance(output, torch.Tensor):
-        pixels = output.float().mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
+        # out of place first: .float() of a float32 tensor is the tensor itself, which is not ours to change
+        pixels = output.float().mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
         return [PILImage.fromarray(row, mode="RGB") for row in pixels.contiguous().numpy()]
     if isinstance(output, np.ndarray):  # output_type="np" style floats in [0, 1], (n, H, W, 3)
         return [PILImage.fromarray(row, mode="RGB") for row in (output * 255).round().astype("uint8")]
