@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from blindspots.pipeline.confirm import stop_reason
 from blindspots.pipeline.decisions import (
     Thresholds,
     covers_by_test,
@@ -147,6 +148,16 @@ def test_a_shorter_form_stops_sampling_once_it_cannot_stand_for_its_bug():
     assert keeping_progress(_tested(3, 6, n=24, baseline=(20, 120)), bug, sequential) == "loses"
     assert keeping_progress(_tested(4, 8, n=24, baseline=(20, 120)), bug, sequential) == "out of reach"
     assert keeping_progress(_tested(5, 6, n=8, baseline=(20, 120)), bug, sequential) == "open"
+    # 26 of 40 (65%) may keep 56%, but showing it by the 48-image cap would need nearly all of the last 8:
+    # with the cap given it stops as "unsettled"; without one it is open.
+    unsettled = _tested(6, 26, n=40, baseline=(20, 120))
+    assert keeping_progress(unsettled, bug, sequential) == "open"
+    assert keeping_progress(unsettled, bug, sequential, max_n=48) == "unsettled"
+    assert keeping_progress(_tested(7, 6, n=8, baseline=(20, 120)), bug, sequential, max_n=48) == "open"
+    assert sampling_finished("confirm", "unsettled") and sampling_finished("continue", "unsettled")
+    assert stop_reason("confirm", "unsettled") == stop_reason("continue", "unsettled") == "keep unsettled"
+    assert stop_reason("futile", "unsettled") == "futile"
+    assert stop_reason("continue", "out of reach") == "effect out of reach"
     # A description of its own stops when its excess test does.
     assert not sampling_finished("continue", None)
     assert sampling_finished("confirm", None) and sampling_finished("futile", None)

@@ -504,3 +504,50 @@ def test_cannot_keep_rate_gives_up_on_a_form_that_keeps_the_rate_at_most_futilit
         failures = draws[:, :n].sum(axis=1)
         given_up |= np.array([cannot_keep_rate(int(f), n, reference, margin, futility_error) for f in failures])
     assert given_up.mean() <= futility_error
+
+
+def test_cannot_keep_rate_by_cap_gives_up_when_the_cap_leaves_keeping_unprovable():
+    from blindspots.stats import anytime_rate_upper_bounds, cannot_keep_rate_by_cap
+
+    # A bug failing 92% against a 15% baseline, margin half its excess: keeping needs a rate >= 0.535.
+    reference, margin = 0.92, 0.5 * (0.92 - 0.15)
+    lows = 1 - anytime_rate_upper_bounds(48 - np.arange(49), np.full(49, 48), 0.05)
+    needed = int(np.flatnonzero(lows >= reference - margin)[0])  # failures of 48 that show "keeps"
+    assert 0.535 < needed / 48 < 1
+    # 21 of 32 (66%) cannot reach `needed` of 48 unless nearly all of the last 16 fail: it gives up; so does
+    # any count for which the images left are too few; early on, or failing often enough, it samples on.
+    assert cannot_keep_rate_by_cap(21, 32, 48, reference, margin)
+    assert cannot_keep_rate_by_cap(needed - 17, 32, 48, reference, margin)
+    assert not cannot_keep_rate_by_cap(11, 16, 48, reference, margin)
+    assert not cannot_keep_rate_by_cap(30, 32, 48, reference, margin)
+    assert not cannot_keep_rate_by_cap(0, 0, 48, reference, margin)       # no image yet
+    assert not cannot_keep_rate_by_cap(10, 48, 48, reference, margin)     # at the cap: sampling ends anyway
+    # A target no count of 48 can show is given up at once.
+    assert cannot_keep_rate_by_cap(8, 8, 48, 0.999, 0.0)
+    with pytest.raises(StatsInputError, match="max_n"):
+        cannot_keep_rate_by_cap(3, 8, 0, reference, margin)
+
+
+@pytest.mark.parametrize("futility_error", [0.1, 0.2])
+def test_cannot_keep_rate_by_cap_costs_at_most_futility_error_of_the_keeps_the_cap_would_show(futility_error):
+    # Streams of a shorter form peeked at after every batch of 4 up to the 48-image cap, at true rates around
+    # what keeping needs (0.535 to show, 36 of 48 to show it by the cap). Of the streams that would show
+    # "keeps" by the cap, at most `futility_error` are given up before they do.
+    from blindspots.stats import cannot_keep_rate_by_cap, keeps_rate
+
+    reference, margin, cap, streams = 0.92, 0.385, 48, 1000
+    for rate in (0.67, 0.75, 0.8):
+        draws = np.random.default_rng(9).random((streams, cap)) < rate
+        would_keep = lost = 0
+        for stream in draws:
+            given_up = kept = False
+            for n in range(4, cap + 1, 4):
+                failures = int(stream[:n].sum())
+                if keeps_rate(failures, n, reference, margin) == "keeps":
+                    kept = True
+                    break
+                given_up = given_up or cannot_keep_rate_by_cap(failures, n, cap, reference, margin,
+                                                               futility_error=futility_error)
+            would_keep += kept
+            lost += kept and given_up
+        assert would_keep > 100 and lost / would_keep <= futility_error, (rate, lost, would_keep)

@@ -157,12 +157,15 @@ def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCou
         return step, None
     shorter = replace(candidate, n=counts.valid, failures=counts.failures,
                       wrong_labels=ctx.store.wrong_labels(candidate.id))
-    return step, keeping_progress(shorter, references[candidate.reference_id], thresholds)
+    return step, keeping_progress(shorter, references[candidate.reference_id], thresholds,
+                                  max_n=config.confirm_per_candidate)
 
 
 def stop_reason(step_decision: str, keeping: str | None) -> str:
     """The stored `decision` of a finished sequential test: the excess test's, unless a shorter form stopped
     because it cannot stand for its bug while that test was still open."""
+    if keeping == "unsettled" and step_decision != "futile":
+        return "keep unsettled"  # whatever the excess test says, whether it keeps cannot be told by the cap
     if step_decision == "continue" and keeping in ("loses", "out of reach"):
         return "loses effect" if keeping == "loses" else "effect out of reach"
     return step_decision

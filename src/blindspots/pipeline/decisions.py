@@ -23,7 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from blindspots.stats import benjamini_hochberg, cannot_keep_rate, keeps_rate, meets_minimum_effect
+from blindspots.stats import (
+    benjamini_hochberg,
+    cannot_keep_rate,
+    cannot_keep_rate_by_cap,
+    keeps_rate,
+    meets_minimum_effect,
+)
 from blindspots.store.records import Candidate, Origin, Verdict, VerdictKind
 
 Phrases = frozenset[str]
@@ -90,14 +96,22 @@ def _keep_question(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -
             keep_margin(thresholds.keep_margin, bug))
 
 
-def keeping_progress(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> str:
-    """Where a shorter form's sampling stands on keeping the bug's effect: `keeps_effect`'s answer, or "out of
-    reach" when it is still open but the futility bound (`cannot_keep_rate`) says more images are unlikely to
-    show that it keeps. Only for deciding when to stop sampling: "out of reach" is not evidence of a loss, so
-    "refines #k" decisions use `keeps_effect` alone."""
+def keeping_progress(shorter: Candidate, bug: Candidate, thresholds: Thresholds, max_n: int | None = None) -> str:
+    """Where a shorter form's sampling stands on keeping the bug's effect: `keeps_effect`'s answer; or, while
+    that is open, "out of reach" when the futility bound (`cannot_keep_rate`) says its rate is likely below
+    what keeping needs, and "unsettled" when its rate may be enough but cannot be shown to be within `max_n`
+    images (`cannot_keep_rate_by_cap`). Only for deciding when to stop sampling: neither is evidence of a
+    loss, so "refines #k" decisions use `keeps_effect` alone."""
     answer = keeps_effect(shorter, bug, thresholds)
-    if answer == "open" and cannot_keep_rate(*_keep_question(shorter, bug, thresholds), thresholds.futility_error):
+    if answer != "open":
+        return answer
+    question = _keep_question(shorter, bug, thresholds)
+    if cannot_keep_rate(*question, thresholds.futility_error):
         return "out of reach"
+    failures, n, reference, margin = question
+    if max_n is not None and cannot_keep_rate_by_cap(failures, n, max_n, reference, margin, thresholds.fdr,
+                                                     thresholds.futility_error):
+        return "unsettled"
     return answer
 
 
@@ -108,7 +122,7 @@ def sampling_finished(step_decision: str, keeping: str | None) -> bool:
     sampling on could not make it stand for the bug."""
     if keeping is None:
         return step_decision != "continue"
-    if step_decision == "futile" or keeping in ("loses", "out of reach"):
+    if step_decision == "futile" or keeping in ("loses", "out of reach", "unsettled"):
         return True
     return step_decision == "confirm" and keeping == "keeps"
 

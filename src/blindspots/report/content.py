@@ -24,8 +24,9 @@ VERDICT_EXPLANATIONS = {
 }
 
 
-# Sequential stops that end a shorter form's test without an answer: its images ran out first.
-UNDECIDED_STOPS = ("max images", "budget")
+# Sequential stops that end a shorter form's test without an answer: its images ran out, or would have
+# before one could be given ("keep unsettled").
+UNDECIDED_STOPS = ("max images", "budget", "keep unsettled")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ SCHEMA_VERSION = 2
 _ADDED_IN_2 = (
     ("candidates", "evalue", "REAL"),            # sequential confirmation: the e-value where sampling stopped
     ("candidates", "decision", "TEXT"),          # sequential: confirm | futile | loses effect |
-    #                                              effect out of reach | max images | budget
+    #                                              effect out of reach | keep unsettled | max images | budget
     ("candidates", "reference_id", "INTEGER"),   # a shortened form: the bug whose effect it must keep
 )
 DATABASE_NAME = "records.sqlite"
