@@ -53,6 +53,21 @@ class Recorder:
         return wrapper
 
 
+def recording(method, record):
+    """A context-manager method (`self, key`) that runs `method` and then calls record(started, ended, key)."""
+
+    @contextmanager
+    def recorded(self, key):
+        started = time.perf_counter()
+        try:
+            with method(self, key):
+                yield
+        finally:
+            record(started, time.perf_counter(), key)
+
+    return recorded
+
+
 def instrument(recorder: Recorder) -> None:
     import blindspots.pipeline.clustering
     import blindspots.pipeline.decisions
@@ -63,18 +78,9 @@ def instrument(recorder: Recorder) -> None:
     from blindspots.store import images, run_store
 
     # Model intervals, as the run's clock measures them.
-    timing = executor_module.ModelClock.timing
-
-    @contextmanager
-    def recorded_timing(clock, role):
-        started = time.perf_counter()
-        try:
-            with timing(clock, role):
-                yield
-        finally:
-            recorder.model_intervals.append((started, time.perf_counter()))
-
-    executor_module.ModelClock.timing = recorded_timing
+    executor_module.ModelClock.timing = recording(
+        executor_module.ModelClock.timing, lambda started, ended, role: recorder.model_intervals.append(
+            (started, ended)))
 
     for cls, label in ((run_store.RunStore, "store"), (images.ImageStore, "images"), (sampling.Sampler, "sampler"),
                        (executor_module.ModelSet, "model loading")):
@@ -138,18 +144,8 @@ def main() -> None:
     recorder = Recorder()
     instrument(recorder)
     stages: list[tuple[float, float, str]] = []
-    timed = context.RunContext.timed
-
-    @contextmanager
-    def recorded_timed(ctx, stage):
-        started = time.perf_counter()
-        try:
-            with timed(ctx, stage):
-                yield
-        finally:
-            stages.append((started, time.perf_counter(), stage))
-
-    context.RunContext.timed = recorded_timed
+    context.RunContext.timed = recording(context.RunContext.timed,
+                                         lambda started, ended, stage: stages.append((started, ended, stage)))
     out = args.out or Path(tempfile.mkdtemp(prefix="blindspots-idle-"))
     result = blindspots.discover({"out": str(out), **json.loads(args.overrides)})
     by_stage, by_function = breakdown(recorder, stages)

@@ -13,6 +13,10 @@
 - images: for realistic effects against a 17 % baseline (20 of 120), the share confirmed and the mean
   images per candidate with the sequential rule (batches of 8, max_n 48 and 96) against the fixed-N
   Boschloo test on 48 images (exact, by summing over its outcomes).
+- keep_by_cap: the cost of giving up on a shorter form whose "keeps" cannot be shown by the 48-image cap
+  (`cannot_keep_rate_by_cap`; reference 0.92, margin 0.385, so a 0.535 target), peeking every 4 images: per
+  true rate, the share of 1,000 streams that would show "keeps" by the cap, and the share of those given up
+  first, at futility_error 0.1 and 0.2.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from scipy.stats import binom
 
 from blindspots.stats import (
     benjamini_hochberg_reject,
+    cannot_keep_rate_by_cap,
     e_benjamini_hochberg,
     evalues_table,
+    keeps_rate,
     meets_minimum_effect,
     sequential_decisions,
     test_excess_failures,
@@ -147,6 +153,31 @@ def images_per_candidate(sims: int, rng: np.random.Generator) -> list[dict]:
     return rows
 
 
+def keep_by_cap(streams: int = 1000, seed: int = 9) -> list[dict]:
+    reference, margin, cap = 0.92, 0.385, 48
+    rows = []
+    for rate in (0.6, 0.67, 0.75, 0.8, 0.85):
+        draws = np.random.default_rng(seed).random((streams, cap)) < rate
+        row: dict = {"rate": rate}
+        for futility_error in (0.1, 0.2):
+            would_keep = lost = 0
+            for stream in draws:
+                given_up = kept = False
+                for n in range(4, cap + 1, 4):
+                    failures = int(stream[:n].sum())
+                    if keeps_rate(failures, n, reference, margin, ALPHA) == "keeps":
+                        kept = True
+                        break
+                    given_up = given_up or cannot_keep_rate_by_cap(failures, n, cap, reference, margin, ALPHA,
+                                                                   futility_error)
+                would_keep += kept
+                lost += kept and given_up
+            row["would_keep_by_cap"] = round(would_keep / streams, 3)
+            row[f"lost_of_those_futility_{futility_error}"] = round(lost / max(would_keep, 1), 3)
+        rows.append(row)
+    return rows
+
+
 def _rate_with_interval(count: int, total: int) -> dict:
     low, high = wilson_interval(count, total)
     return {"rate": round(count / total, 5), "wilson_95": [round(low, 5), round(high, 5)], "of": total}
@@ -165,6 +196,7 @@ def main() -> None:
         "type_one_error": type_one_error(args.sims, rng),
         "ebh_family": ebh_family(args.replicates, rng),
         "images": images_per_candidate(args.sims, rng),
+        "keep_by_cap": keep_by_cap(),
     }
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(result, indent=1))

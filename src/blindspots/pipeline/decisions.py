@@ -102,13 +102,14 @@ def keeping_progress(shorter: Candidate, bug: Candidate, thresholds: Thresholds,
     what keeping needs, and "unsettled" when its rate may be enough but cannot be shown to be within `max_n`
     images (`cannot_keep_rate_by_cap`). Only for deciding when to stop sampling: neither is evidence of a
     loss, so "refines #k" decisions use `keeps_effect` alone."""
-    answer = keeps_effect(shorter, bug, thresholds)
+    if not shorter.n:
+        return "open"
+    failures, n, reference, margin = _keep_question(shorter, bug, thresholds)
+    answer = keeps_rate(failures, n, reference, margin, thresholds.fdr)  # `keeps_effect`, asked once
     if answer != "open":
         return answer
-    question = _keep_question(shorter, bug, thresholds)
-    if cannot_keep_rate(*question, thresholds.futility_error):
+    if cannot_keep_rate(failures, n, reference, margin, thresholds.futility_error):
         return "out of reach"
-    failures, n, reference, margin = question
     if max_n is not None and cannot_keep_rate_by_cap(failures, n, max_n, reference, margin, thresholds.fdr,
                                                      thresholds.futility_error):
         return "unsettled"

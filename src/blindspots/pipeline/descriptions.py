@@ -30,6 +30,7 @@ PREPOSITIONS: tuple[str, ...] = (
     "onto", "among", "between", "around", "from", "without", "outside",
 )
 
+
 def _by_first_word(forms: Iterable[tuple[str, ...]]) -> dict[str, tuple[tuple[str, ...], ...]]:
     index: dict[str, list[tuple[str, ...]]] = {}
     for form in forms:
@@ -41,6 +42,7 @@ def _by_first_word(forms: Iterable[tuple[str, ...]]) -> dict[str, tuple[tuple[st
 # every token of every caption: parsing captions was a tenth of a default run's time outside the models.
 _PREPOSITIONS_IN_ORDER = _by_first_word(tuple(p.split()) for p in PREPOSITIONS)
 _PREPOSITIONS_LONGEST_FIRST = _by_first_word(sorted((tuple(p.split()) for p in PREPOSITIONS), key=len, reverse=True))
+
 LEADING_FILLER: tuple[str, ...] = (
     "a photo of", "a photograph of", "an image of", "a picture of", "a close up of", "a closeup of",
     "a view of", "a shot of", "photo of", "image of", "picture of", "close up of",

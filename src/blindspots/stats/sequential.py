@@ -570,10 +570,15 @@ def _check_effect_thresholds(min_lift: float, min_difference: float) -> None:
 def _check_step_options(alpha: float, max_n: int, family_size: int, futility_error: float) -> float:
     check_probability(alpha, "alpha", open_interval=True)
     check_probability(futility_error, "futility_error", open_interval=True)
-    for name, value in (("max_n", max_n), ("family_size", family_size)):
-        if isinstance(value, bool) or not float(value).is_integer() or value < 1:
-            raise StatsInputError(f"{name}={value!r} must be a whole number >= 1.")
+    _check_whole_number("max_n", max_n)
+    _check_whole_number("family_size", family_size)
     return family_size / alpha
+
+
+def _check_whole_number(name: str, value: float) -> int:
+    if isinstance(value, bool) or not float(value).is_integer() or value < 1:
+        raise StatsInputError(f"{name}={value!r} must be a whole number >= 1.")
+    return int(value)
 
 
 def keeps_rate(failures: int, n: int, reference_rate: float, margin: float, alpha: float = 0.05) -> str:
@@ -627,17 +632,15 @@ def cannot_keep_rate_by_cap(failures: int, n: int, max_n: int, reference_rate: f
     target of 54%: every one ran to the 48-image cap and ended open (the lower bound of 32 of 48 is 0.46),
     48 images each for no answer. Like every futility stop it only ever removes "keeps" conclusions, never
     makes a claim, so the guarantees of `keeps_rate` stand whatever it decides. Its cost is the "keeps" it
-    loses: simulated with a peek every 4 images up to 48 (tests/test_stats_sequential.py), of the streams
-    that would show "keeps" by the cap, 2.5-9.2% are given up first at `futility_error` 0.2 and 1.6-7.8% at
-    0.1 (true rates 0.6 to 0.85 against a 0.535 target; 1,000 streams each). Each k* comes from one query of
-    the remembered bounds at max_n."""
+    loses: simulated with a peek every 4 images up to 48 (`benchmarks/sequential_error_rate.py`,
+    "keep_by_cap"), of the streams that would show "keeps" by the cap, 2.5-9.2% are given up first at
+    `futility_error` 0.2 (true rates 0.6 to 0.85 against a 0.535 target; 1,000 streams each); a test holds
+    it under `futility_error`. Each k* comes from one query of the remembered bounds at max_n."""
     check_counts(failures, n)
     check_probability(alpha, "alpha", open_interval=True)
     check_probability(futility_error, "futility_error", open_interval=True)
     _check_margin(margin)
-    if isinstance(max_n, bool) or not float(max_n).is_integer() or max_n < 1:
-        raise StatsInputError(f"max_n={max_n!r} must be a whole number >= 1.")
-    max_n = int(max_n)
+    max_n = _check_whole_number("max_n", max_n)
     if n >= max_n:
         return False  # sampling ends here anyway; nothing to give up
     target = reference_rate - margin
