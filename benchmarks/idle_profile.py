@@ -15,7 +15,8 @@ on the main thread then ("(stage code)" when none is). Wrapping costs about a mi
     python benchmarks/idle_profile.py [--out DIR] [--top 30] ['{"budget": 4000}']
 
 Prints JSON: the run's `stage_seconds`, `model_seconds` and `model_share` as the run stored them;
-`non_model_seconds` per stage; `non_model_by_function` (seconds, largest first).
+`non_model_seconds` per stage; `non_model_by_function` and `non_model_by_stage_and_function` (seconds,
+largest first).
 """
 
 from __future__ import annotations
@@ -104,8 +105,8 @@ def instrument(recorder: Recorder) -> None:
                     setattr(module, name, functions[member])
 
 
-def breakdown(recorder: Recorder, stages: list[tuple[float, float, str]]) -> tuple[Counter, Counter]:
-    """Seconds outside every model call, per stage and per innermost main-thread function."""
+def breakdown(recorder: Recorder, stages: list[tuple[float, float, str]]) -> tuple[Counter, Counter, Counter]:
+    """Seconds outside every model call, per stage, per innermost main-thread function, and per both."""
     # Every moment something changes, then each piece between two of them is charged once.
     changes = [(moment, "main", step, name) for moment, step, name in recorder.main_events]
     changes += [(start, "model", 1, "") for start, _ in recorder.model_intervals]
@@ -113,12 +114,13 @@ def breakdown(recorder: Recorder, stages: list[tuple[float, float, str]]) -> tup
     changes += [(start, "stage", 1, stage) for start, _, stage in stages]
     changes += [(end, "stage", -1, stage) for _, end, stage in stages]
     changes.sort(key=lambda change: (change[0], change[2]))  # leaving before entering at the same moment
-    by_stage, by_function = Counter(), Counter()
+    by_stage, by_function, by_both = Counter(), Counter(), Counter()
     running, stack, stage, last = 0, [], None, None
     for moment, kind, step, name in changes:
         if last is not None and stage is not None and running == 0 and moment > last:
             by_stage[stage] += moment - last
             by_function[stack[-1] if stack else "(stage code)"] += moment - last
+            by_both[f"{stage} / {stack[-1] if stack else '(stage code)'}"] += moment - last
         if kind == "model":
             running += step
         elif kind == "stage":
@@ -128,7 +130,7 @@ def breakdown(recorder: Recorder, stages: list[tuple[float, float, str]]) -> tup
         elif stack:
             stack.pop()
         last = moment
-    return by_stage, by_function
+    return by_stage, by_function, by_both
 
 
 def main() -> None:
@@ -148,7 +150,7 @@ def main() -> None:
                                          lambda started, ended, stage: stages.append((started, ended, stage)))
     out = args.out or Path(tempfile.mkdtemp(prefix="blindspots-idle-"))
     result = blindspots.discover({"out": str(out), **json.loads(args.overrides)})
-    by_stage, by_function = breakdown(recorder, stages)
+    by_stage, by_function, by_both = breakdown(recorder, stages)
     stage_seconds, models = result.stage_seconds, result.summary.model_seconds
     total = sum(stage_seconds.values())
     print(json.dumps({
@@ -159,6 +161,7 @@ def main() -> None:
         "non_model_seconds": round(sum(by_stage.values()), 3),
         "non_model_by_stage": {k: round(v, 3) for k, v in by_stage.most_common()},
         "non_model_by_function": {k: round(v, 3) for k, v in by_function.most_common(args.top)},
+        "non_model_by_stage_and_function": {k: round(v, 3) for k, v in by_both.most_common(args.top)},
     }, indent=1))
 
 

@@ -30,11 +30,21 @@ def judge_prediction(probabilities: np.ndarray, labels: Sequence[str], accepted:
                      top_k: int) -> dict[str, Any]:
     """The failure rule: the top-1 label, the top max(5, k) labels with probabilities, and whether no
     accepted label is among the top k."""
-    order = np.argsort(-probabilities, kind="stable")
-    top = [[labels[i], round(float(probabilities[i]), 6)] for i in order[: max(5, top_k)]]
-    accepted = set(accepted)
-    in_top_k = any(label in accepted for label, _ in top[:top_k])
-    return {"predicted": top[0][0], "topk": top, "is_failure": int(not in_top_k)}
+    return judge_predictions(np.asarray(probabilities)[None, :], labels, [accepted], top_k)[0]
+
+
+def judge_predictions(probabilities: np.ndarray, labels: Sequence[str], accepted: Sequence[Sequence[str]],
+                      top_k: int) -> list[dict[str, Any]]:
+    """`judge_prediction` for each row of an (n, classes) batch, row i held to `accepted[i]`: one sort for the
+    batch (a sort per image was a fifth of the judging thread's time outside the models)."""
+    orders = np.argsort(-probabilities, axis=1, kind="stable")[:, : max(5, top_k)]
+    judged = []
+    for row, order, accepted_labels in zip(probabilities, orders, accepted, strict=True):
+        top = [[labels[i], round(float(row[i]), 6)] for i in order]
+        accepted_set = set(accepted_labels)
+        in_top_k = any(label in accepted_set for label, _ in top[:top_k])
+        judged.append({"predicted": top[0][0], "topk": top, "is_failure": int(not in_top_k)})
+    return judged
 
 
 def _batch(images: list[Image]) -> np.ndarray | list[Image]:
@@ -236,9 +246,10 @@ class Sampler:
         to_classify = [s for s in ready if s.predicted is None]
         if to_classify:
             probabilities, labels = self.executor.classify(batch_of(to_classify))
-            for sample, row in zip(to_classify, probabilities, strict=True):
-                updates.setdefault(sample.id, {"id": sample.id}).update(
-                    judge_prediction(row, labels, self.accepted[sample.class_name], self.top_k))
+            judged = judge_predictions(np.asarray(probabilities), labels,
+                                       [self.accepted[s.class_name] for s in to_classify], self.top_k)
+            for sample, judgement in zip(to_classify, judged, strict=True):
+                updates.setdefault(sample.id, {"id": sample.id}).update(judgement)
         to_check = [s for s in ready if s.valid is None] if self.embed else []
         if to_check:
             embeddings = self.executor.embed_images(batch_of(to_check))
@@ -248,6 +259,8 @@ class Sampler:
                 elif self.validity is None:
                     valid, margin = True, 0.0
                 else:
+                    # One image at a time: a product over a batch may round differently with the batch's
+                    # make-up, and a resumed chunk need not be made up as the first one was.
                     margin = float(self.validity.margins(sample.class_name, embedding[None, :])[0])
                     valid = margin > 0
                 updates.setdefault(sample.id, {"id": sample.id}).update(
@@ -271,7 +284,8 @@ class Sampler:
             if not images:
                 continue
             probabilities, labels = self.executor.classify(images)
-            judged = [judge_prediction(row, labels, self.accepted[class_name], self.top_k) for row in probabilities]
+            judged = judge_predictions(np.asarray(probabilities), labels, [self.accepted[class_name]] * len(images),
+                                       self.top_k)
             failed = np.array([j["is_failure"] for j in judged], dtype=bool)
             if self.validity is None:
                 valid = np.ones(len(images), dtype=bool)
