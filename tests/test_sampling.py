@@ -4,11 +4,12 @@ writing) after a `process` call returns, even when a model fails mid-stream."""
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from blindspots.models.errors import ModelFailureError
 from blindspots.pipeline.executor import Executor, ModelSet
-from blindspots.pipeline.sampling import Sampler
+from blindspots.pipeline.sampling import Sampler, judge_prediction, judge_predictions
 from blindspots.store import RunStore
 from blindspots.store.records import PlannedSample, Purpose
 
@@ -65,3 +66,27 @@ def test_a_model_failing_mid_stream_leaves_nothing_running_and_keeps_committed_c
     stored = {s.image_hash for s in samples if s.image_hash is not None}
     assert len(stored) >= 16 and all(s in store.images for s in stored)
     sampler.close()
+
+
+def test_a_batch_is_judged_as_each_image_alone():
+    """The failure rule is the same for a batch as image by image: ties keep the labels' order, each row is
+    held to its own class's accepted labels, and top k counts."""
+    rng = np.random.default_rng(3)
+    probabilities = rng.dirichlet(np.ones(6), size=40)
+    probabilities[0] = [0.3, 0.3, 0.1, 0.1, 0.1, 0.1]  # a tie at the top: the first label wins
+    labels = ["boat", "car", "fish", "lamp", "cup", "house"]
+    accepted = [["boat"] if i % 2 else ["car", "fish"] for i in range(40)]
+    for top_k in (1, 3, 6):
+        batch = judge_predictions(probabilities, labels, accepted, top_k)
+        one_by_one = [judge_prediction(row, labels, ok, top_k) for row, ok in zip(probabilities, accepted, strict=True)]
+        assert batch == one_by_one
+        for row, ok, judged in zip(probabilities, accepted, batch, strict=True):
+            ranked = [labels[i] for i in sorted(range(6), key=lambda i: (-row[i], i))]
+            assert judged["predicted"] == ranked[0]
+            assert [label for label, _ in judged["topk"]] == ranked[: max(5, top_k)]
+            assert judged["is_failure"] == int(not set(ranked[:top_k]) & set(ok))
+    assert judge_predictions(probabilities[:1], labels, [["car"]], 1)[0]["predicted"] == "boat"
+    assert judge_predictions(probabilities[:1], labels, [["car"]], 1)[0]["is_failure"] == 1
+    assert judge_predictions(probabilities[:1], labels, [["car"]], 2)[0]["is_failure"] == 0
+    with pytest.raises(ValueError):
+        judge_predictions(probabilities, labels, accepted[:3], 1)
