@@ -53,9 +53,16 @@ def confirm_planned(ctx: RunContext, baseline: dict[str, SampleCounts],
     plan_confirmation(ctx, planned, ctx.config.confirm_per_candidate)
     if planned:
         ctx.sampler.process(ctx.store.pending(Purpose.CONFIRM, candidate_ids=[c.id for c in planned]),
-                            f"confirming {len(planned)} description(s)")
+                            confirming(planned))
     for candidate in planned:
         ctx.store.record_test(candidate.id, fixed_test(ctx, candidate, baseline[candidate.class_name]))
+
+
+def confirming(candidates: list[Candidate]) -> str:
+    """The progress label of a confirmation: shortening tests shorter forms of bugs, the rest descriptions."""
+    if candidates and all(c.origin is Origin.SHORTENED for c in candidates):
+        return f"testing {len(candidates)} shorter form(s)"
+    return f"confirming {len(candidates)} description(s)"
 
 
 def confirmation_waves(confirmation: str) -> tuple[frozenset[Origin] | None, ...]:
@@ -119,14 +126,27 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
     family = ctx.store.count_candidates()
     thresholds = Thresholds.of(ctx.config)
     batch, most = ctx.config.confirm_batch, ctx.config.confirm_per_candidate
-    bar_label = f"confirming {len(open_candidates)} description(s)"
     # The bugs shorter forms are held to are tested already, so each is read once, not after every batch.
     references = {c.reference_id: ctx.store.candidate(c.reference_id)
                   for c in open_candidates.values() if c.reference_id is not None}
     plan_confirmation(ctx, [c for c in open_candidates.values()
                             if not ctx.store.counts(Purpose.CONFIRM, candidate_id=c.id).planned], min(batch, most))
+    # One bar for the whole test, in descriptions decided: a bar per batch printed a line per batch (77 in
+    # the default run) and cost 0.1 s of rendering outside the models.
+    bar = ctx.progress(confirming(list(open_candidates.values())), len(open_candidates))
+    try:
+        _decide_batch_by_batch(ctx, baseline, open_candidates, family, thresholds, references, bar)
+    finally:
+        bar.close()
+
+
+def _decide_batch_by_batch(ctx: RunContext, baseline: dict[str, SampleCounts],
+                           open_candidates: dict[int, Candidate], family: int, thresholds: Thresholds,
+                           references: dict[int, Candidate], bar) -> None:
+    """Sample a batch for every open candidate, decide each, plan the next batch of those still open."""
+    batch, most = ctx.config.confirm_batch, ctx.config.confirm_per_candidate
     while open_candidates:
-        ctx.sampler.process(ctx.store.pending(Purpose.CONFIRM, candidate_ids=list(open_candidates)), bar_label)
+        ctx.sampler.process(ctx.store.pending(Purpose.CONFIRM, candidate_ids=list(open_candidates)), None)
         for candidate in list(open_candidates.values()):
             counts = ctx.store.counts(Purpose.CONFIRM, candidate_id=candidate.id)
             step, keeping = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family,
@@ -142,6 +162,7 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
                 ctx, candidate, counts, baseline[candidate.class_name], step.pvalue, "e-process",
                 (step.rate_low, step.rate_high), evalue=step.evalue, decision=stop))
             del open_candidates[candidate.id]
+            bar.advance(1)
 
 
 def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts,

@@ -119,11 +119,13 @@ class Sampler:
         self.encoders = max(1, encoders)
         self._threads: tuple[ThreadPoolExecutor, ThreadPoolExecutor, ThreadPoolExecutor] | None = None
 
-    def process(self, pending: Sequence[Sample], what: str) -> None:
+    def process(self, pending: Sequence[Sample], what: str | None) -> None:
+        """Finish the pending samples, with a progress bar of their images labelled `what` (None: no bar of its
+        own, for a caller that shows progress in its own units, such as descriptions decided)."""
         if not pending:
             return
         chunks = [list(pending[i : i + self.chunk]) for i in range(0, len(pending), self.chunk)]
-        bar = self.progress(what, len(pending))
+        bar = self.progress(what, len(pending)) if what is not None else silent_progress("", len(pending))
         generating, encoding, judging = self._pools()
         submitted: list[Future] = []
 
