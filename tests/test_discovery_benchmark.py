@@ -170,6 +170,8 @@ def test_score_findings_credits_unions_refinements_and_counts_imprecise_bugs(tou
     assert figures["precision"] == pytest.approx(2 / 3)  # bugs only: the refinement is not a bug
     assert [b["region_precision"] for b in scored["bugs"]] == pytest.approx([1.0, 2 / 3, 0.0])
     assert figures["region_precision"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    # Over the bugs that credit a spot only: the unplanted cup bug is left out.
+    assert figures["planted_region_precision"] == pytest.approx((1 + 2 / 3) / 2)
     # Planted mass: fish on sand (1/7 of fish), small and large lamps indoors (2/3 * 1/7 of lamps), boat on
     # road (1/7 of boats); covered: fish on sand and large lamps indoors.
     planted = 1 / 7 + 2 / 21 + 1 / 7
@@ -222,7 +224,7 @@ def test_benchmark_on_the_built_in_world_scores_every_figure(tmp_path):
     assert list(result["modes"]) == ["fixed", "sequential"]
     for mode in result["modes"].values():
         for key in ("recall", "replication", "exactness", "precision", "region_recall", "region_precision",
-                    "minimality", "images", "images_per_bug"):
+                    "minimality", "planted_region_precision", "planted_minimality", "images", "images_per_bug"):
             assert mode[key] is not None, key
     # Both modes ran the same seed on the same world, each in its own run folder with its own setting.
     from blindspots.pipeline.config import stored_run_config

@@ -17,6 +17,7 @@ console = Console(stderr=True)
 # Figure -> format: shares with two decimals, mean counts per run with one, images and seconds whole.
 ROWS = {"recall": ".2f", "exactness": ".2f", "precision": ".2f", "region_recall": ".2f",
         "region_precision": ".2f", "replication": ".2f", "unplanted_replication": ".2f", "minimality": ".2f",
+        "planted_region_precision": ".2f", "planted_minimality": ".2f",
         "bugs": ".1f", "refinements": ".1f", "images": ".0f", "images_per_bug": ".0f", "seconds": ".0f"}
 
 
@@ -53,6 +54,10 @@ def discovery(
 
     minimality: share of bugs none of whose one-phrase-shorter forms keeps the
     failure rate of the bug's failure mode within 0.10.
+
+    planted_region_precision, planted_minimality: the same over bugs that credit
+    a spot (the others are mostly the trained classifier's own unplanted
+    weaknesses; unplanted_replication says whether they are real).
 
     images: per run and per bug.
 

@@ -16,6 +16,11 @@ What a run is scored on (`score_run`):
 - **precision**: share of bugs that credit any spot. Each bug that credits none is re-tested on fresh images:
   a real unplanted weakness of the classifier replicates, a false discovery does not.
 - **region_recall** / **region_precision**: see `evaluation.regions`.
+- **planted_region_precision** / **planted_minimality**: the same two over the bugs that credit a spot. A bug
+  that credits none has region precision 0 and is often not minimal: it is mostly a real weakness of the
+  world's trained classifier, a small conjunction it fails on, described with the words of the captions that
+  found it (`unplanted_replication` says whether such bugs are real). Apart, the two say how well discovery
+  describes what was planted, and how much of the shortfall is the classifier's own unplanted failures.
 - **minimality**: share of bugs none of whose one-phrase-shorter forms keeps the failure rate within
   `MINIMALITY_MARGIN`, measured on `fresh_images` fresh images per form (the world renderer and classifier,
   judged by the run's own failure and validity rules, stored nowhere). As in the run's shortening, the rate
@@ -50,8 +55,8 @@ REPLICATION_ALPHA = 0.05
 MINIMALITY_MARGIN = 0.10
 CONFIRMATION_MODES = ("fixed", "sequential")
 MEAN_KEYS = ("recall", "replication", "exactness", "precision", "unplanted_replication", "region_recall",
-             "region_precision", "minimality", "images", "images_per_bug", "bugs", "refinements",
-             "unreplicated_bugs", "seconds")
+             "region_precision", "minimality", "planted_region_precision", "planted_minimality", "images",
+             "images_per_bug", "bugs", "refinements", "unreplicated_bugs", "seconds")
 # Named test worlds shipped with the package (`world/worlds/NAME`, trained from `world/specs/NAME.yaml`).
 SHIPPED_WORLDS = Path(__file__).resolve().parent.parent / "world" / "worlds"
 
@@ -137,6 +142,7 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
         "unreplicated_bugs": sum(not b["replicated"] for b in truth["bugs"]) if fresh is not None
         else (0 if replicate else None),
         "minimality": None if fresh is None else _share([b["minimal"] for b in truth["bugs"]]),
+        "planted_minimality": None if fresh is None else _share([b["minimal"] for b in truth["bugs"] if b["spots"]]),
         "bugs": len(bugs),
         "refinements": len(refinements),
         "images": images,
@@ -208,6 +214,8 @@ def score_findings(spec, findings: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "region_recall": regions.region_recall(spec.prior, all_spots, [f["cells"] for f in findings])
         if planted else None,
         "region_precision": _share([r["region_precision"] for r in rows]) if planted else None,
+        "planted_region_precision": _share([r["region_precision"] for r in rows if r["spots"]])
+        if planted else None,
     }
     # Spots a reader of the bug list does not see: only a refinement ("refines #k") credits them.
     hidden = sorted(name for name, by in credited.items() if all(f["refines"] is not None for f in by))
