@@ -16,15 +16,16 @@ What a run is scored on (`score_run`):
 - **precision**: share of bugs that credit any spot. Each bug that credits none is re-tested on fresh images:
   a real unplanted weakness of the classifier replicates, a false discovery does not.
 - **region_recall** / **region_precision**: see `evaluation.regions`.
-- **planted_region_precision** / **planted_minimality**: the same two over the bugs that credit a spot. A bug
-  that credits none has region precision 0 and is often not minimal: it is mostly a real weakness of the
-  world's trained classifier, a small conjunction it fails on, described with the words of the captions that
-  found it (`unplanted_replication` says whether such bugs are real). Apart, the two say how well discovery
-  describes what was planted, and how much of the shortfall is the classifier's own unplanted failures.
 - **minimality**: share of bugs none of whose one-phrase-shorter forms keeps the failure rate within
   `MINIMALITY_MARGIN`, measured on `fresh_images` fresh images per form (the world renderer and classifier,
   judged by the run's own failure and validity rules, stored nowhere). As in the run's shortening, the rate
   is the bug's failure mode's: failures called what the bug's fresh failures are mostly called.
+- **planted_region_precision** / **planted_minimality**: region precision and minimality over the bugs that
+  credit a spot. A bug that credits none has region precision 0 and is often not minimal: it is mostly a real
+  weakness of the world's trained classifier, a small conjunction it fails on, described with the words of
+  the captions that found it (`unplanted_replication` says whether such bugs are real). Apart, the two say
+  how well discovery describes what was planted, and how much of the shortfall is the classifier's own
+  unplanted failures.
 - **images** per run and per bug.
 
 On a world with no planted spot (`--world null`) every confirmed bug is unplanted; the figure to watch is

@@ -222,8 +222,9 @@ class Sampler:
 
     def _commit_images(self, generated: _Generated, write: Callable[[list[Image]], Future]) -> None:
         """Hash, encode and write the chunk's new images in parallel, then record them in one transaction.
-        Each encoding thread gets one share of the chunk: a task per image cost more to hand over and collect
-        than a world image takes to write (about 0.1 ms)."""
+        Each encoding thread gets one share of the chunk, not a task per image: two hand-overs instead of 64
+        (about 9 us each, against 0.27 ms to write a 64 px world image), so the threads wake the main thread
+        less often while the models run."""
         ids = list(generated.fresh)
         shares = [ids[start :: self.encoders] for start in range(min(self.encoders, len(ids)))]
         writes = [write([generated.fresh[i] for i in share]) for share in shares]
