@@ -6,8 +6,9 @@ records, with exact timestamps and no sampling:
 
 - every model-call interval, from the executor's own model clock (so "model" means what the run counts);
 - on the main thread (the single writer, which drives every stage), the entry and exit of the functions
-  that do a run's work outside the models: every `RunStore` and `ImageStore` method, the `Sampler`'s stages, the statistics (`blindspots.stats`), clustering, caption parsing and the decision rules, and model
-  loading (module-level functions: the public ones).
+  that do a run's work outside the models: every `RunStore` and `ImageStore` method, the `Sampler`'s
+  stages, the statistics (`blindspots.stats`), clustering, caption parsing and the decision rules, and
+  model loading (module-level functions: the public ones).
 
 Every instant of a stage with no model call running is charged to the innermost of those functions active
 on the main thread then ("(stage code)" when none is). Wrapping costs about a microsecond per call.

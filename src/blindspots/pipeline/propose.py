@@ -8,6 +8,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from PIL.Image import Image
 
 from blindspots.pipeline.clustering import cluster_failures, split_by_label
 from blindspots.pipeline.context import CHUNK, RunContext
@@ -88,7 +89,7 @@ def caption_samples(ctx: RunContext, samples: list[Sample]) -> None:
         bar.close()
 
 
-def _read_images(ctx: RunContext, samples: list[Sample]) -> list:
+def _read_images(ctx: RunContext, samples: list[Sample]) -> list[Image]:
     return [ctx.sampler.load_stored(s) for s in samples]
 
 

@@ -330,9 +330,10 @@ class RunStore:
                 self.db.execute(
                     "INSERT INTO meta (key, value) VALUES ('generator_outputs', ?) ON CONFLICT(key) DO UPDATE "
                     "SET value = CAST(value AS INTEGER) + excluded.value", (str(images_generated),))
-            # Consecutive rows that set the same columns go to SQLite as one statement: a statement per row
-            # was most of the store's time in a run (5,600 rows in 223 calls by default).
-            for columns, rows in groupby((_sample_update(values) for values in column_values), key=lambda r: r[0]):
+            # Consecutive rows that set the same columns go to SQLite as one statement, not one each: the
+            # default run writes 5,369 rows in 223 calls (120 ms with a statement per row, 102 ms so; one run each).
+            updates = (_sample_update(values) for values in column_values)
+            for columns, rows in groupby(updates, key=lambda update: update[0]):
                 assignments = ", ".join(f"{name} = ?" for name in columns)
                 self.db.executemany(f"UPDATE samples SET {assignments} WHERE id = ?", [row[1] for row in rows])
 

@@ -136,8 +136,9 @@ class WorldSpec:
         neighbouring cells on a `boundary_share` (one key of the spot's `when`, class or axis, each equally
         likely, set to one of its other values, each equally likely: a spot's three-valued size gets as many
         rows as its seven-valued background); other rows come from the prior. Any row inside a spot is
-        labelled `called` with probability `train_share`, any other row with its own class. With no boundary share the random draws are the
-        same as before boundaries existed, so worlds trained without them keep their weights.
+        labelled `called` with probability `train_share`, any other row with its own class. With no boundary
+        share the random draws are the same as before boundaries existed, so worlds trained without them keep
+        their weights.
         """
         columns = self._draw_columns(rng, n)
         spot_shares = [spot.share for spot in self.blind_spots]
