@@ -68,6 +68,35 @@ def test_a_model_failing_mid_stream_leaves_nothing_running_and_keeps_committed_c
     sampler.close()
 
 
+def test_a_finished_chunks_pixels_are_not_kept_while_later_chunks_stream(tmp_path):
+    # Memory must not grow with the images of one call: a 10,000-image baseline kept every chunk's pixels
+    # alive through its finished futures until the call returned.
+    import gc
+    import weakref
+
+    store = _store(tmp_path, 64)
+    executor = Executor(ModelSet({"generator": "world:generator", "classifier": "world:classifier",
+                                  "embedder": "world:embedder"}))
+    drawn: list[list[weakref.ref]] = []
+    alive_at_last_call: list[int] = []
+    generate = executor.generate
+
+    def recording_generate(prompts, seeds):
+        if len(drawn) == 7:  # the last of 8 chunks: the first was judged and written long ago
+            gc.collect()
+            alive_at_last_call.append(sum(ref() is not None for ref in drawn[0]))
+        result = generate(prompts, seeds)
+        drawn.append([weakref.ref(image) for image in result.images])
+        return result
+
+    executor.generate = recording_generate
+    sampler = Sampler(store, executor, {"boat": ["boat"]}, 1, None, chunk=8)
+    sampler.process(store.pending(Purpose.BASELINE), "baseline")
+    sampler.close()
+    assert len(drawn) == 8 and store.counts(Purpose.BASELINE).valid == 64
+    assert alive_at_last_call == [0], "the first chunk's images outlived its commit"
+
+
 def test_a_batch_is_judged_as_each_image_alone():
     """The failure rule is the same for a batch as image by image: ties keep the labels' order, each row is
     held to its own class's accepted labels, and top k counts."""
