@@ -348,11 +348,12 @@ def description_from_caption(
     followed by an unknown noun: all but the last become modifiers. Never raises on odd text.
     """
     synonyms = synonyms or {}
-    own_forms = _forms_as_tokens([class_name, *synonyms.get(class_name, ())])
+    own_names = [class_name, *synonyms.get(class_name, ())]
     other_names = [c for c in other_class_names if _normalise_phrase(c) != _normalise_phrase(class_name)]
     other_name_forms = [n for c in other_names for n in (c, *synonyms.get(c, ()))]
+    own_forms = _forms_as_tokens(own_names)
     other_forms = _forms_as_tokens(other_name_forms)
-    all_forms = _forms_as_tokens([class_name, *synonyms.get(class_name, ()), *other_name_forms])
+    all_forms = _forms_as_tokens([*own_names, *other_name_forms])
 
     tokens, styles = _strip_leading(_tokenise(str(caption or "")))
     head = _find(tokens, own_forms) or _other_class_as_object(tokens, other_forms)
