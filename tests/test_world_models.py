@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
@@ -20,9 +21,15 @@ from blindspots.world.folder import FILES
 from blindspots.world.parser import parse_prompt
 from blindspots.world.renderer import WorldGenerator, render_attributes
 from blindspots.world.spec import DEFAULT_SPEC_PATH, load_spec
-from blindspots.world.train import TrainPlan, train_world
+from blindspots.world.train import (
+    TrainPlan,
+    find_hard_examples,
+    render_training_data,
+    train_world,
+    with_hard_examples,
+)
 
-TINY_PLAN = TrainPlan(biased_images=96, prior_images=96, batch_size=32, max_steps=2)
+TINY_PLAN = TrainPlan(biased_images=96, prior_images=96, batch_size=32, max_steps=2, hard_example_images=128)
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -116,6 +123,62 @@ def test_training_from_a_user_spec_copies_it(tmp_path):
     assert classifier.labels == load_spec(spec_path).classes
 
 
+class _AlwaysSays(torch.nn.Module):
+    """A classifier that answers one label whatever it sees."""
+
+    def __init__(self, index: int, n_labels: int):
+        super().__init__()
+        self.index, self.n_labels = index, n_labels
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(pixels.shape[0], self.n_labels)
+        logits[:, self.index] = 1.0
+        return logits
+
+
+def test_hard_examples_are_the_rows_a_classifier_gets_wrong_outside_the_spots():
+    spec = load_spec()
+    plan = TrainPlan(hard_example_images=400)
+    says_boat = _AlwaysSays(spec.classes.index("boat"), len(spec.classes))
+    says_car = _AlwaysSays(spec.classes.index("car"), len(spec.classes))
+    rows, wrong = find_hard_examples(spec, {"boat": says_boat, "car": says_car}, seed=5, plan=plan)
+    drawn = spec.sample_prior(np.random.default_rng([5, 3]), 400)  # the stream the docstring names
+    outside = [row for row in drawn if spec.spot_of(row) is None]
+    assert len(outside) < len(drawn), "the draw should hold some images inside a spot"
+    # Inside a spot a failure is the point, so no such row is taken even though both classifiers get it wrong.
+    assert rows == outside
+    assert wrong == {"boat": sum(row["class"] != "boat" for row in outside),
+                     "car": sum(row["class"] != "car" for row in outside)}
+    only_boat, wrong_boat = find_hard_examples(spec, {"boat": says_boat}, seed=5, plan=plan)
+    assert only_boat == [row for row in outside if row["class"] != "boat"]
+    assert wrong_boat == {"boat": len(only_boat)}
+
+
+def test_hard_examples_join_the_classifiers_set_with_their_own_class():
+    spec = load_spec()
+    plan = TrainPlan(biased_images=64, prior_images=64, hard_example_copies=3)
+    data = render_training_data(spec, 0, plan, with_prior=False)
+    assert with_hard_examples(spec, data, [], 0, plan) is data
+    rows = [{**spec.sample_prior(np.random.default_rng(1), 1)[0], "class": "lamp"},
+            {**spec.sample_prior(np.random.default_rng(2), 1)[0], "class": "cup"}]
+    grown = with_hard_examples(spec, data, rows, 0, plan)
+    assert grown.hard_rows == 6 and len(grown.biased_images) == 64 + 6
+    assert torch.equal(grown.biased_images[:64], data.biased_images)
+    lamp, cup = spec.classes.index("lamp"), spec.classes.index("cup")
+    assert grown.biased_labels[64:].tolist() == [lamp] * 3 + [cup] * 3
+    copies = grown.biased_images[64:67]
+    assert not torch.equal(copies[0], copies[1]), "each copy is rendered with its own seed"
+
+
+def test_a_trained_world_says_what_the_hard_example_search_found(tiny_world):
+    meta = json.loads((tiny_world / "world.json").read_text())
+    assert meta["plan"]["hard_example_images"] == 128
+    found = meta["hard_examples"]
+    assert found["searched"] == 128 and found["images"] == 4 * found["rows"]
+    assert set(found["wrong"]) == {"classifier", "classifier-b"}
+    assert max(found["wrong"].values()) <= found["rows"] <= sum(found["wrong"].values())
+
+
 def test_bad_training_plans_are_refused(tmp_path):
     from blindspots.world.train import WorldTrainingError
 
@@ -123,6 +186,11 @@ def test_bad_training_plans_are_refused(tmp_path):
         TrainPlan().scaled(0)
     with pytest.raises(WorldTrainingError, match="batch_size"):
         train_world(None, tmp_path / "w", plan=TrainPlan(batch_size=0))
+    with pytest.raises(WorldTrainingError, match="hard_example_images must be 0"):
+        train_world(None, tmp_path / "w", plan=TrainPlan(hard_example_images=-1))
+    with pytest.raises(WorldTrainingError, match="hard_example_copies"):
+        train_world(None, tmp_path / "w", plan=TrainPlan(hard_example_copies=0))
+    assert TrainPlan(hard_example_images=0).scaled(0.1).hard_example_images == 0, "no search stays no search"
     (tmp_path / "file").write_text("x")
     with pytest.raises(WorldTrainingError, match="is a file"):
         train_world(None, tmp_path / "file", plan=TINY_PLAN)
@@ -265,3 +333,6 @@ def test_cli_train_writes_a_world_and_refuses_a_file_as_out(tmp_path):
     result = runner.invoke(app, ["world", "train", "--out", str(tmp_path / "a_file"), "--max-steps", "1"])
     assert result.exit_code == 2
     assert "is a file" in result.output
+    result = runner.invoke(app, ["world", "train", "--out", str(out), "--hard-examples", "-5"])
+    assert result.exit_code == 2
+    assert "--hard-examples must be 0" in result.output

@@ -13,7 +13,7 @@ from blindspots.models.registry import load_model
 from blindspots.world.spec import DEFAULT_SPEC_PATH, load_spec
 from blindspots.world.train import FILES, TrainPlan, WorldTrainingError, train_world
 
-TINY_PLAN = TrainPlan(biased_images=96, prior_images=96, batch_size=32, max_steps=2)
+TINY_PLAN = TrainPlan(biased_images=96, prior_images=96, batch_size=32, max_steps=2, hard_example_images=128)
 BUNDLED = Path(load_spec.__code__.co_filename).parent / "weights"
 SPECS = Path(load_spec.__code__.co_filename).parent / "specs"
 
@@ -28,7 +28,8 @@ def test_reusing_prior_models_trains_only_the_classifiers(tmp_path):
     for name in ("captioner", "embedder"):
         assert _digest(folder / FILES[name]) == _digest(BUNDLED / FILES[name])
         assert result.meta["models"][name]["reused_from"] == "the bundled world"
-    assert set(result.seconds) == {"render", "classifier", "classifier-b"}
+    assert set(result.seconds) == {"render", "classifier", "classifier-b", "hard examples", "classifier again",
+                                   "classifier-b again"}
     # The folder is a complete world: every role loads from it.
     for role, model in (("classifier", "classifier"), ("captioner", "captioner"), ("embedder", "embedder")):
         load_model(role, f"world:{model}@{folder}")

@@ -49,6 +49,10 @@ def train(
                                 "small values give quick, weaker models for trying a spec out."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Stop each model after this many steps "
                                          "(for smoke tests)."),
+    hard_examples: int = typer.Option(60000, "--hard-examples", help="Fresh prior images the first pair of "
+                                      "classifiers classifies; the attribute rows they get wrong outside the "
+                                      "spots are rendered again and both are trained afresh with them. 0 "
+                                      "trains once."),
     reuse_prior_models: bool = typer.Option(False, "--reuse-prior-models", help="Train only the two "
                                             "classifiers; copy the captioner and embedder (which learn only "
                                             "the prior) from --prior-models-from. Needs the same classes, "
@@ -57,7 +61,8 @@ def train(
                                                   "captioner and embedder --reuse-prior-models copies "
                                                   "(default: the built-in world)."),
 ) -> None:
-    """Train the world's four models from a spec (a few minutes on two CPU cores).
+    """Train the world's four models from a spec (about ten minutes on two CPU cores; five with
+    --reuse-prior-models).
 
     The classifier under test and classifier B (another architecture) learn the spec's biased training
     distribution, so they carry its planted blind spots; the captioner and the embedder learn the unbiased
@@ -69,7 +74,9 @@ def train(
     from blindspots.world.train import TrainPlan, train_world
 
     with friendly_errors():
-        plan = TrainPlan(max_steps=max_steps).scaled(scale)
+        if hard_examples < 0:
+            raise UserError(f"--hard-examples must be 0 (train once) or a number of images, got {hard_examples}")
+        plan = TrainPlan(max_steps=max_steps, hard_example_images=hard_examples).scaled(scale)
         started = time.perf_counter()
         with TaskBars(err_console) as bars:
             result = train_world(spec, out, seed=seed, plan=plan, progress=bars,
