@@ -369,11 +369,11 @@ def find_hard_examples(spec, classifiers: dict[str, torch.nn.Module], seed: int,
 
     Why: a classifier trained on the biased set learns each spot's coarse features and fails in conjunctions
     nobody planted. Trained once on 48,000 images, the default world's classifier called 16 of 16 green
-    striped planes on water at dusk in the rain, sketch style, a bird (the spot is planes at night), and
-    the default run reported it as a seventh bug, one the spec does not plant. Such conjunctions are too narrow for the prior set to hold many of, and too
-    many to list by hand; the classifier's own failures find them. Images inside a spot are never taken: there
-    the failure is the point. The rows come from their own stream ([seed, 3]), so the training set drawn
-    before is unchanged.
+    striped planes on water at dusk in the rain, sketch style, a bird (the spot is planes at night), and the
+    default run reported it as a seventh bug, one the spec does not plant. Such conjunctions are too narrow
+    for the training set to hold many of, and too many to list by hand; the classifier's own failures find
+    them. Images inside a spot are never taken: there the failure is the point. The rows come from their own
+    stream ([seed, 3]), so the training set drawn before is unchanged.
     """
     from blindspots.world.renderer import render_attributes
 
@@ -505,6 +505,8 @@ def train_world(spec_path: str | Path | None, out_dir: str | Path, seed: int = 0
                 progress: Progress = _no_progress, reuse_prior_models: bool = False,
                 prior_models_from: str | Path | None = None) -> TrainedWorld:
     """Render the training sets, train the four models and write DIR atomically (spec.yaml, world.json, weights).
+    With `plan.hard_example_images`, the classifiers are trained a second time with their hard examples
+    (`find_hard_examples`); world.json says how many were found.
 
     With `reuse_prior_models` only the two classifiers are trained; the captioner and the embedder, which
     learn the unbiased prior and never the planted spots, are copied from `prior_models_from` (default: the
@@ -528,8 +530,8 @@ def train_world(spec_path: str | Path | None, out_dir: str | Path, seed: int = 0
         seconds.update({name: model.seconds for name, model in trained.items()})
         hard = None
         if plan.hard_example_images:
-            # 2. Classify fresh prior images with the first classifiers, 3. train them again with the rows
-            # they got wrong outside the spots. The captioner and embedder never see the classifiers.
+            # Classify fresh prior images with the first classifiers, then train both again from scratch with
+            # the rows they got wrong outside the spots. The captioner and embedder never see the classifiers.
             classifiers = [name for name in names if ROLE_OF[name] == "classifier"]
             started = time.perf_counter()
             with deterministic_torch(plan.threads, plan.device):
