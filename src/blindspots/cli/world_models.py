@@ -61,7 +61,7 @@ def train(
                                                   "captioner and embedder --reuse-prior-models copies "
                                                   "(default: the built-in world)."),
 ) -> None:
-    """Train the world's four models from a spec (about ten minutes on two CPU cores; five with
+    """Train the world's four models from a spec (under nine minutes on two CPU cores; about six with
     --reuse-prior-models).
 
     The classifier under test and classifier B (another architecture) learn the spec's biased training
