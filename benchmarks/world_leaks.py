@@ -21,9 +21,9 @@ number of leaks and the mean and largest failure rate above the base rate.
 and counts, for every class and every one or two axis values ("small plane on a road": class plane, size
 small, background road), the failures of the images that lie in no spot. Each such cell is tested against
 its class's base rate in the same way (Fisher, Benjamini-Hochberg over all cells; the base rate counts the
-cell's own images too, which makes the test conservative). At 60,000 images a
-two-value cell holds 70 to 600 images, enough to see an excess of 0.1. These are the classifier's own,
-unplanted bugs: discovery finds them too, and the benchmark scores them as bugs that credit no spot.
+cell's own images too, which makes the test conservative). At 60,000 images a two-value cell holds 60 to 600
+images, enough to see an excess of 0.1. These are the classifier's own, unplanted bugs: discovery finds them
+too, and the benchmark scores them as bugs that credit no spot.
 """
 
 from __future__ import annotations
