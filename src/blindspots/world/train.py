@@ -417,9 +417,9 @@ def with_hard_examples(spec, data: TrainingData, rows: Sequence[dict[str, str]],
 
 def train_models(data: TrainingData, seed: int, plan: TrainPlan, progress: Progress = _no_progress,
                  architectures: dict[str, dict[str, Any]] = ARCHITECTURES,
-                 names: Sequence[str] = tuple(FILES)) -> dict[str, TrainedModel]:
+                 names: Sequence[str] = tuple(FILES), round_name: str = "") -> dict[str, TrainedModel]:
     """Train the named models (default: all four) on rendered data; each model's seed is derived from `seed`
-    and its name."""
+    and its name. A classifier's progress task is its name followed by `round_name`."""
     trained: dict[str, TrainedModel] = {}
     n_labels = len(data.fields["class"])
     with deterministic_torch(plan.threads, plan.device):
@@ -429,7 +429,7 @@ def train_models(data: TrainingData, seed: int, plan: TrainPlan, progress: Progr
             if ROLE_OF[name] == "classifier":
                 network, loss = train_classifier(data.biased_images, data.biased_labels, n_labels,
                                                  architectures[name], plan.classifier_epochs, plan, model_seed,
-                                                 name, progress)
+                                                 f"{name}{round_name}", progress)
             elif name == "captioner":
                 network, loss = train_captioner(data.prior_images, data.prior_codes, data.field_sizes,
                                                 architectures[name], plan, model_seed, progress)
@@ -539,7 +539,7 @@ def train_world(spec_path: str | Path | None, out_dir: str | Path, seed: int = 0
                                                             for name in classifiers}, seed, plan, progress)
             data = with_hard_examples(spec, data, rows, seed, plan, progress)
             seconds["hard examples"] = time.perf_counter() - started
-            retrained = train_models(data, seed, plan, progress, names=classifiers)
+            retrained = train_models(data, seed, plan, progress, names=classifiers, round_name=" again")
             trained.update(retrained)
             seconds.update({f"{name} again": model.seconds for name, model in retrained.items()})
             hard = {"searched": plan.hard_example_images, "wrong": per_model, "rows": len(rows),
