@@ -40,7 +40,7 @@ class _Bar:
 
     def close(self) -> None:
         """Print the finished bar once, as it looks now, and drop it from the live display. A run opens many
-        bars (one per confirmation test and shortening step: 21 in the default run), and the live display
+        bars (one per confirmation test and shortening step: 14 of the default run's 18), and the live display
         re-renders every bar it holds on each refresh and each new bar."""
         task = next((task for task in self.progress.tasks if task.id == self.task_id), None)
         if task is None:  # closed already
