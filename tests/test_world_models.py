@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +178,17 @@ def test_a_trained_world_says_what_the_hard_example_search_found(tiny_world):
     assert found["searched"] == 128 and found["images"] == 4 * found["rows"]
     assert set(found["wrong"]) == {"classifier", "classifier-b"}
     assert max(found["wrong"].values()) <= found["rows"] <= sum(found["wrong"].values())
+
+
+def test_the_hard_examples_change_the_classifiers_and_only_them(tiny_world, tmp_path):
+    once = tmp_path / "once"
+    train_world(None, once, seed=7, plan=replace(TINY_PLAN, hard_example_images=0))
+    assert "hard_examples" not in json.loads((once / "world.json").read_text())
+    trained_once, with_hard = _digests(once), _digests(tiny_world)
+    for name in ("classifier.safetensors", "classifier-b.safetensors"):
+        assert trained_once[name] != with_hard[name], f"{name} was not trained again with the hard examples"
+    for name in ("captioner.safetensors", "embedder.safetensors"):
+        assert trained_once[name] == with_hard[name], f"{name} must not depend on the classifiers' hard examples"
 
 
 def test_bad_training_plans_are_refused(tmp_path):
