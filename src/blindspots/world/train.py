@@ -337,6 +337,12 @@ def world_fields(spec) -> dict[str, list[str]]:
     return {"class": list(spec.classes), **{axis: list(values) for axis, values in spec.axes.items()}}
 
 
+def label_indices(spec, names: Sequence[str]) -> np.ndarray:
+    """Class names -> the classifiers' int64 label indices (the spec's class order)."""
+    index = {name: i for i, name in enumerate(spec.classes)}
+    return np.array([index[name] for name in names], dtype=np.int64)
+
+
 def render_training_data(spec, seed: int, plan: TrainPlan, progress: Progress = _no_progress,
                          with_prior: bool = True) -> TrainingData:
     """The classifiers' biased set (spec.sample_training) and the captioner's and embedder's prior set
@@ -351,11 +357,10 @@ def render_training_data(spec, seed: int, plan: TrainPlan, progress: Progress = 
     if not with_prior:
         prior_attributes = []
     prior = render_set(spec, prior_attributes, seeds[plan.biased_images:], "render prior set", progress)
-    label_index = {name: i for i, name in enumerate(spec.classes)}
     return TrainingData(
         fields=fields,
         biased_images=torch.from_numpy(biased).to(plan.device),
-        biased_labels=np.array([label_index[name] for name in biased_labels], dtype=np.int64),
+        biased_labels=label_indices(spec, biased_labels),
         prior_images=torch.from_numpy(prior).to(plan.device),
         prior_codes=encode_fields(prior_attributes, fields),
     )
@@ -380,11 +385,10 @@ def find_hard_examples(spec, classifiers: dict[str, torch.nn.Module], seed: int,
     rng = np.random.default_rng([seed, 3])
     rows = spec.sample_prior(rng, plan.hard_example_images)
     seeds = rng.integers(0, 2**31 - 1, size=len(rows)).tolist()
-    label_index = {name: i for i, name in enumerate(spec.classes)}
     failed = np.zeros(len(rows), dtype=bool)
     per_model = dict.fromkeys(classifiers, 0)
     outside = np.array([spec.spot_of(row) is None for row in rows], dtype=bool)
-    truth = np.array([label_index[row[CLASS_KEY]] for row in rows], dtype=np.int64)
+    truth = label_indices(spec, [row[CLASS_KEY] for row in rows])
     progress("find hard examples", 0, len(rows))
     with torch.inference_mode():
         for start in range(0, len(rows), chunk):
@@ -409,8 +413,7 @@ def with_hard_examples(spec, data: TrainingData, rows: Sequence[dict[str, str]],
         return data
     seeds = np.random.default_rng([seed, 4]).integers(0, 2**31 - 1, size=len(repeated)).tolist()
     pixels = render_set(spec, repeated, seeds, "render hard examples", progress)
-    label_index = {name: i for i, name in enumerate(spec.classes)}
-    labels = np.array([label_index[row[CLASS_KEY]] for row in repeated], dtype=np.int64)
+    labels = label_indices(spec, [row[CLASS_KEY] for row in repeated])
     return replace(data, biased_images=torch.cat([data.biased_images, torch.from_numpy(pixels).to(plan.device)]),
                    biased_labels=np.concatenate([data.biased_labels, labels]), hard_rows=len(repeated))
 
