@@ -152,7 +152,8 @@ def worth_shortening(candidate: Candidate, thresholds: Thresholds) -> bool:
     because it confirmed. A description that stopped futile or at the image cap may still pass on its p-value
     (and the final e-BH), but its excess is too weak for the shortening tests to settle within their cap:
     on the built-in world with its earlier classifiers (trained once on 24,000 images; 5 seeds) the shorter
-    forms of such descriptions took 1,568 of 17,264 images and mostly ended at the cap undecided. It is listed as it was measured."""
+    forms of such descriptions took 1,568 of 17,264 images and mostly ended at the cap undecided. It is
+    listed as it was measured."""
     if not passes(candidate, thresholds):
         return False
     return thresholds.confirmation != "sequential" or candidate.decision == "confirm"

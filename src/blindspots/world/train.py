@@ -389,6 +389,8 @@ def find_hard_examples(spec, classifiers: dict[str, torch.nn.Module], seed: int,
     per_model = dict.fromkeys(classifiers, 0)
     outside = np.array([spec.spot_of(row) is None for row in rows], dtype=bool)
     truth = label_indices(spec, [row[CLASS_KEY] for row in rows])
+    for network in classifiers.values():
+        network.eval()
     progress("find hard examples", 0, len(rows))
     with torch.inference_mode():
         for start in range(0, len(rows), chunk):
@@ -396,7 +398,6 @@ def find_hard_examples(spec, classifiers: dict[str, torch.nn.Module], seed: int,
             pixels = torch.from_numpy(render_attributes(rows[start:stop], seeds[start:stop], size=nets.IMAGE_SIZE,
                                                         spec=spec)).to(plan.device)
             for name, network in classifiers.items():
-                network.eval()
                 wrong = (network(pixels).argmax(dim=1).cpu().numpy() != truth[start:stop]) & outside[start:stop]
                 per_model[name] += int(wrong.sum())
                 failed[start:stop] |= wrong
