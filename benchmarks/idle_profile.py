@@ -75,8 +75,8 @@ def instrument(recorder: Recorder) -> None:
     import blindspots.pipeline.decisions
     import blindspots.pipeline.descriptions
     import blindspots.stats
-    from blindspots.pipeline import executor as executor_module
-    from blindspots.pipeline import sampling
+    from blindspots.engine import executor as executor_module
+    from blindspots.engine import sampling
     from blindspots.store import images, run_store
 
     # Model intervals, as the run's clock measures them.

@@ -21,7 +21,7 @@ from PIL import Image
 
 
 def world_images(n: int) -> list[Image.Image]:
-    from blindspots.pipeline.executor import Executor, ModelSet
+    from blindspots.engine.executor import Executor, ModelSet
 
     specs = {role: f"world:{role}" for role in ("generator", "classifier", "captioner", "embedder")}
     prompts = [f"a photo of a {c}" for c in ("boat", "car", "house", "fish")]

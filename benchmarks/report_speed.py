@@ -31,8 +31,8 @@ def folder_size(path: Path) -> int:
 def main(run_dir: Path | None) -> None:
     from blindspots.pipeline.compare import compare_runs
 
-    from blindspots.export.dataset import export_dataset
-    from blindspots.report.html import write_report
+    from blindspots.outputs.export.dataset import export_dataset
+    from blindspots.outputs.report.html import write_report
     from blindspots.store import RunStore
 
     with tempfile.TemporaryDirectory() as scratch:

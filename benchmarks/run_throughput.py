@@ -248,7 +248,7 @@ def summarise_calls(calls: list[tuple[int, float]]) -> dict[str, Any]:
 
 def whole_run(stack: dict[str, Any], args: argparse.Namespace, out: Path, sampler: GpuSampler) -> dict[str, Any]:
     import blindspots
-    from blindspots.pipeline import api
+    from blindspots import api
 
     captured: dict[str, Any] = {}
     calls: list[tuple[int, float]] = []  # (images, seconds) of each generator call in the run

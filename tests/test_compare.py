@@ -10,7 +10,7 @@ from run_builder import build_run
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
-from blindspots.report.compare import CompareError, compare_runs, word_overlap
+from blindspots.outputs.report.compare import CompareError, compare_runs, word_overlap
 
 RUN_B_CANDIDATES = [
     ("boat", "red {label} on a road", ["red"], ["on a road"], "red", "road", 0.9, "confirmed"),
@@ -65,7 +65,7 @@ def test_a_run_matches_itself_completely(two_runs):
 
 
 def test_word_overlap_ignores_filler_words():
-    from blindspots.report.compare import description_words
+    from blindspots.outputs.report.compare import description_words
 
     assert word_overlap(description_words("a boat on the road"), description_words("boat on road")) == 1.0
     assert word_overlap(description_words("on a road"), description_words("under a road")) == pytest.approx(1 / 3)

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 import blindspots
 from blindspots.cli.main import app
 from blindspots.models.errors import ModelOutputError, ModelSpecError
+from blindspots.outputs.report.content import read_content
 from blindspots.pipeline.config import ConfigError
 from blindspots.pipeline.descriptions import Description
-from blindspots.report.content import read_content
 from blindspots.store import RunStore
 from blindspots.store.records import Purpose
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from blindspots.engine.executor import Executor, ModelSet, images_to_pixels
 from blindspots.models.errors import ModelOutputError
-from blindspots.pipeline.executor import Executor, ModelSet, images_to_pixels
 
 WORLD = {"generator": "world:generator", "classifier": "world:classifier",
          "captioner": "world:captioner", "embedder": "world:embedder"}
@@ -149,7 +149,7 @@ def test_overlapping_model_calls_count_once_in_busy_time():
     seconds, and the busy time (what "model time X of Y s" reports) counts the overlap once."""
     import threading
 
-    from blindspots.pipeline.executor import ModelClock
+    from blindspots.engine.executor import ModelClock
 
     clock = ModelClock()
     first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()

@@ -10,7 +10,7 @@ from run_builder import build_run, real_tiny_run
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
-from blindspots.export.dataset import ExportError, export_dataset
+from blindspots.outputs.export.dataset import ExportError, export_dataset
 from blindspots.store import ImageMissingError, ImageStore, RunStore
 from blindspots.store.records import Purpose
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import blindspots
 from blindspots.cli.main import app
-from blindspots.export.dataset import export_dataset
+from blindspots.outputs.export.dataset import export_dataset
 from blindspots.store import RunStore
 
 SOURCES = Path(blindspots.__file__).resolve().parents[1]  # the code under test, wherever it was imported from
@@ -56,7 +56,7 @@ def test_a_damaged_database_stops_a_resume_with_one_line(tmp_path):
     out = tmp_path / "runs"
     first = CliRunner().invoke(app, ["run", "--classes", "boat,car", "--budget", "70", "--out", str(out)])
     assert first.exit_code == 2  # nothing created; now make a folder whose database is garbage
-    from blindspots.pipeline.api import run_id_for
+    from blindspots.api import run_id_for
     from blindspots.pipeline.config import load_config
 
     run_dir = out / run_id_for(load_config(classes=["boat", "car"]))
@@ -180,7 +180,7 @@ def test_run_files_get_the_users_umask(tmp_path, umask):
 
 
 def test_a_killed_exports_hidden_folder_is_removed_by_the_next_export(run, tmp_path):
-    from blindspots.export.dataset import remove_stale_staging
+    from blindspots.outputs.export.dataset import remove_stale_staging
 
     # What a SIGKILLed export leaves: its staging folder, named after its (now gone) process.
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -197,8 +197,8 @@ def test_a_killed_exports_hidden_folder_is_removed_by_the_next_export(run, tmp_p
 
 
 def test_a_damaged_stored_image_is_drawn_again_when_the_run_reads_it(tmp_path):
-    from blindspots.pipeline.executor import Executor, ModelSet
-    from blindspots.pipeline.sampling import Sampler
+    from blindspots.engine.executor import Executor, ModelSet
+    from blindspots.engine.sampling import Sampler
     from blindspots.store import RunStore
     from blindspots.store.records import PlannedSample, Purpose
 

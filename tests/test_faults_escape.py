@@ -76,7 +76,7 @@ def test_duplicate_keys_in_a_world_spec(tmp_path):
 
 
 def test_duplicate_keys_in_a_suite_threshold_file(tmp_path):
-    from blindspots.pipeline.suite import SuiteError, load_thresholds
+    from blindspots.outputs.suite import SuiteError, load_thresholds
 
     thresholds = tmp_path / "thresholds.yaml"
     thresholds.write_text("bug-13: 0.2\nbug-14: 0.3\nbug-13: 0.9\n")

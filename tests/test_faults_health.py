@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from blindspots.engine.executor import Executor, ModelSet
 from blindspots.models.errors import ModelOutputError
 from blindspots.pipeline import health
-from blindspots.pipeline.executor import Executor, ModelSet
 
 
 def _executor(**specs: str) -> Executor:

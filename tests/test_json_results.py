@@ -12,7 +12,7 @@ from run_builder import build_run
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
-from blindspots.pipeline.suite import build_suite, write_suite
+from blindspots.outputs.suite import build_suite, write_suite
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 

@@ -8,11 +8,11 @@ from typer.testing import CliRunner
 
 import blindspots
 from blindspots.cli.main import app
-from blindspots.pipeline.config import RaySettings, RoleResources
+from blindspots.engine.resources import RaySettings, RoleResources
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'blindspots[ray]'")
 
-from blindspots.pipeline.ray_executor import RayExecutor, RayExecutorError  # noqa: E402
+from blindspots.engine.ray_executor import RayExecutor, RayExecutorError  # noqa: E402
 
 SMALL = dict(classes=["boat", "car", "house", "fish"], baseline_per_class=60, confirm_per_candidate=32,
              budget=1500, rounds=1, max_candidates_per_class=3)

@@ -11,6 +11,7 @@ import pytest
 import tiny_classifiers
 from PIL import Image
 
+from blindspots.engine.executor import Executor, ModelSet
 from blindspots.models.errors import ModelSpecError
 from blindspots.models.protocols import DEFAULT_PROMPT_TEMPLATE, Generation
 from blindspots.models.registry import (
@@ -20,7 +21,6 @@ from blindspots.models.registry import (
     register_adapter,
     unregister_adapter,
 )
-from blindspots.pipeline.executor import Executor, ModelSet
 
 TINY_FILE = Path(tiny_classifiers.__file__).resolve()
 SRC = Path(__file__).resolve().parents[1] / "src" / "blindspots"

@@ -10,7 +10,7 @@ from run_builder import HOSTILE_CAPTION, build_run, real_tiny_run
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
-from blindspots.report.html import REPORT_NAME, write_report
+from blindspots.outputs.report.html import REPORT_NAME, write_report
 from blindspots.store import RunStore, RunStoreError
 
 
@@ -142,7 +142,7 @@ def test_unfinished_run_says_so(tmp_path):
 
 
 def test_transfer_results_appear_once_computed(tmp_path, colour_adapter):
-    from blindspots.pipeline.transfer import run_transfer
+    from blindspots.outputs.transfer import run_transfer
 
     run = build_run(tmp_path / "run")
     assert "transfer to other classifiers" not in write_report(run).read_text()

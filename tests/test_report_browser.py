@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from run_builder import build_run, real_tiny_run
 
-from blindspots.report.html import write_report
+from blindspots.outputs.report.html import write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -56,7 +56,7 @@ def _open_report(report: Path, tmp_path: Path, screenshot: str):
 
 
 def test_report_loads_cleanly_with_every_image_decoded(tmp_path, colour_adapter):
-    from blindspots.pipeline.transfer import run_transfer
+    from blindspots.outputs.transfer import run_transfer
 
     run = build_run(tmp_path / "run")
     run_transfer(run, ["colour:basic"])

@@ -4,10 +4,10 @@ needed one."""
 
 from __future__ import annotations
 
+from blindspots.outputs.report.content import BugCard, phrase_steps, shortening_note
+from blindspots.outputs.report.html import _phrase_steps
 from blindspots.pipeline.decisions import Thresholds
 from blindspots.pipeline.descriptions import Description
-from blindspots.report.content import BugCard, phrase_steps, shortening_note
-from blindspots.report.html import _phrase_steps
 from blindspots.store.records import Candidate, Origin
 
 SEQUENTIAL = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75,

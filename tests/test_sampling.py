@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
+from blindspots.engine.executor import Executor, ModelSet
+from blindspots.engine.sampling import Sampler, judge_prediction, judge_predictions
 from blindspots.models.errors import ModelFailureError
-from blindspots.pipeline.executor import Executor, ModelSet
-from blindspots.pipeline.sampling import Sampler, judge_prediction, judge_predictions
 from blindspots.store import RunStore
 from blindspots.store.records import PlannedSample, Purpose
 

@@ -12,10 +12,10 @@ import yaml
 from run_builder import ColourClassifier, build_run
 from typer.testing import CliRunner
 
+from blindspots.api import load_result
 from blindspots.cli.main import app
 from blindspots.models import registry
-from blindspots.pipeline.api import load_result
-from blindspots.pipeline.suite import (
+from blindspots.outputs.suite import (
     SuiteImageCache,
     build_suite,
     decide,

@@ -11,7 +11,7 @@ from run_builder import ColourClassifier, build_run, real_tiny_run
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
-from blindspots.pipeline.transfer import TransferError, run_transfer
+from blindspots.outputs.transfer import TransferError, run_transfer
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
 from blindspots.store.records import Purpose

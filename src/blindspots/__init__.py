@@ -4,10 +4,10 @@ __version__ = "0.1.0"
 
 
 def discover(config=None, **overrides):
-    """Run discovery and return its result (a `blindspots.pipeline.api.DiscoveryResult`).
+    """Run discovery and return its result (a `blindspots.api.DiscoveryResult`).
 
     `config` is a `RunConfig`, a dict, or a path to a YAML file; keyword overrides are applied on top.
     """
-    from blindspots.pipeline.api import discover as _discover
+    from blindspots.api import discover as _discover
 
     return _discover(config, **overrides)

@@ -78,7 +78,7 @@ def discovery(
                                    fresh_images=fresh_images, progress=progress,
                                    log=lambda m: console.print(m, markup=False))
         if as_json:
-            from blindspots.pipeline.api import package_versions
+            from blindspots.api import package_versions
             from blindspots.store import RunStore
 
             first = result["modes"][modes[0]]["seeds"][0]  # the first mode's seed 0: its resolved run config

@@ -94,7 +94,7 @@ def _open_image(path: Path):
 
 
 def _load_classifier(spec: str, options: dict[str, Any]):
-    from blindspots.pipeline.executor import ModelSet
+    from blindspots.engine.executor import ModelSet
 
     with err_console.status(f"loading {spec} ..."):
         # Through ModelSet, so a model is checked against the classifier protocol as a run checks it.

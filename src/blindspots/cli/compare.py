@@ -30,11 +30,11 @@ def compare(
     Example: blindspots compare runs/resnet runs/vit --json > diff.json
     """
     with friendly_errors():
-        from blindspots.report.compare import compare_runs
+        from blindspots.outputs.report.compare import compare_runs
 
         comparison = compare_runs(run_a, run_b, min_overlap=min_overlap)
         if as_json:
-            from blindspots.pipeline.api import package_versions
+            from blindspots.api import package_versions
 
             typer.echo(json.dumps({"kind": "compare", **comparison.to_dict(),
                                    "config": {"run_a": str(run_a), "run_b": str(run_b), "min_overlap": min_overlap},

@@ -33,7 +33,7 @@ def export(
     Example: blindspots export runs/my-run --out hard-set --only-failures
     """
     with friendly_errors():
-        from blindspots.export.dataset import export_dataset
+        from blindspots.outputs.export.dataset import export_dataset
 
         summary = export_dataset(run, out, format=format, only_failures=only_failures,
                                  skip_damaged=skip_damaged)

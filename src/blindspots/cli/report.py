@@ -25,6 +25,6 @@ def report(
     `blindspots run` writes it at the end already; use this to rebuild it, e.g. after `blindspots transfer`.
     """
     with friendly_errors():
-        from blindspots.report.html import write_report
+        from blindspots.outputs.report.html import write_report
 
         console.print(f"report: {write_report(run, out)}", markup=False, highlight=False)

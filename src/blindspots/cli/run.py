@@ -51,7 +51,7 @@ def run(
 
     With no options it runs on the built-in world. A killed run resumes when the same command is rerun.
     """
-    from blindspots.pipeline.api import discover
+    from blindspots.api import discover
     from blindspots.pipeline.health import exit_code as health_exit_code
 
     # With --json, stdout carries only the JSON document.
@@ -100,7 +100,7 @@ def _is_label_set(name: str) -> bool:
 
 def _write_report(run_dir: Path) -> Path | None:
     try:
-        from blindspots.report.html import write_report
+        from blindspots.outputs.report.html import write_report
     except ImportError:
         return None
     return write_report(run_dir)

@@ -38,7 +38,7 @@ def suite(
 
     Example: blindspots suite runs/run-ef7e711301 -o bugs.yaml
     """
-    from blindspots.pipeline.suite import build_suite, load_suite, load_thresholds, write_suite
+    from blindspots.outputs.suite import build_suite, load_suite, load_thresholds, write_suite
 
     with friendly_errors():
         overrides = load_thresholds(thresholds_file) if thresholds_file else {}
@@ -84,7 +84,7 @@ def check(
     """
     from blindspots.cli.progress import RichProgress
     from blindspots.cli.transfer import parse_label_map
-    from blindspots.pipeline.suite import junit_xml, run_check
+    from blindspots.outputs.suite import junit_xml, run_check
 
     with friendly_errors():
         mapping = parse_label_map(label_map)

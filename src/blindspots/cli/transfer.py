@@ -39,7 +39,7 @@ def transfer(
     """
     with friendly_errors():
         from blindspots.cli.progress import RichProgress
-        from blindspots.pipeline.transfer import run_transfer
+        from blindspots.outputs.transfer import run_transfer
 
         shown = Console(stderr=True) if as_json else console
         with RichProgress(shown) as progress:
@@ -49,11 +49,11 @@ def transfer(
             for source in results["sources"].values():
                 print_source(source, results["target"])
         if report:
-            from blindspots.report.html import write_report
+            from blindspots.outputs.report.html import write_report
 
             shown.print(f"report: {write_report(run)}", markup=False, highlight=False)
         if as_json:
-            from blindspots.pipeline.api import package_versions
+            from blindspots.api import package_versions
             from blindspots.store import RunStore
 
             with RunStore.open(run) as store:

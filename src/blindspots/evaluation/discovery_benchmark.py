@@ -94,7 +94,7 @@ def mode_overrides(mode: str) -> dict[str, Any]:
 def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_images: int = REPLICATION_SEEDS,
               progress: Callable[[str, int], Any] | None = None) -> dict[str, Any]:
     """Every figure of one finished run on a world (see the module docstring)."""
-    from blindspots.pipeline.api import load_result
+    from blindspots.api import load_result
     from blindspots.pipeline.descriptions import Description
     from blindspots.store.records import Origin, Purpose, VerdictKind
     from blindspots.store.run_store import RunStore
@@ -233,11 +233,11 @@ def _fresh_checks(result, config: RunConfig, n_images: int, progress) -> dict[in
     """Per bug, on fresh seeds judged by the run's own rules and stored nowhere: replication of its shortest
     description against a fresh baseline of its class, and the failure rate of every one-phrase-shorter form
     (minimality)."""
+    from blindspots.engine.executor import Executor, ModelSet
+    from blindspots.engine.sampling import Sampler, ZeroShotCheck
+    from blindspots.engine.seeds import derive_seed
     from blindspots.pipeline.classes import resolve_classes
-    from blindspots.pipeline.context import derive_seed
     from blindspots.pipeline.descriptions import Description
-    from blindspots.pipeline.executor import Executor, ModelSet
-    from blindspots.pipeline.sampling import Sampler, ZeroShotCheck
     from blindspots.stats import excess_failures, wilson_interval
 
     models = ModelSet(specs={"generator": config.generator, "classifier": config.classifier,
@@ -313,7 +313,7 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Discovery on the world for `seeds` seeds in each confirmation mode, each run scored; per mode, the
     means over seeds. Every mode runs on the same seeds, so the modes are compared image for image."""
-    from blindspots.pipeline.api import discover
+    from blindspots.api import discover
     from blindspots.world.spec import load_spec
 
     folder = resolve_world(world)

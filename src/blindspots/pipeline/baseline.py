@@ -3,8 +3,9 @@ candidate description is tested against."""
 
 from __future__ import annotations
 
+from blindspots.engine.seeds import derive_seed
 from blindspots.models.protocols import fill_template
-from blindspots.pipeline.context import DiscoveryError, RunContext, derive_seed
+from blindspots.pipeline.context import DiscoveryError, RunContext
 from blindspots.store.records import Purpose, SampleCounts
 
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from blindspots.engine.resources import RaySettings
 from blindspots.models.protocols import ROLES
 from blindspots.safe_yaml import DuplicateKeyError, load_yaml
 
@@ -26,30 +27,6 @@ class ClassSpec(BaseModel):
     accepted: list[str] | None = Field(
         default=None, description="classifier labels counted as correct; default: the label equal to `name`"
     )
-
-
-class RoleResources(BaseModel):
-    """Where one model role runs on a Ray cluster. Unset values are chosen from the cluster at start."""
-
-    model_config = ConfigDict(extra="forbid")
-    num_gpus: float | None = Field(
-        default=None, ge=0, description="GPUs per actor; fractions share one GPU between small models. Default: "
-        "1 for the generator and 0.25 for the others when the cluster has GPUs, else 0")
-    num_cpus: float | None = Field(
-        default=None, ge=0, description="CPUs per actor. Default: 1 for the generator, 0.25 for the others")
-    replicas: int | None = Field(
-        default=None, ge=1, description="actors for this role. Default: the generator gets as many as the "
-        "cluster's GPUs hold (at least 1), every other role 1")
-
-
-class RaySettings(BaseModel):
-    """Resources per model role on a Ray cluster (`executor: ray`)."""
-
-    model_config = ConfigDict(extra="forbid")
-    generator: RoleResources = Field(default_factory=RoleResources)
-    classifier: RoleResources = Field(default_factory=RoleResources)
-    captioner: RoleResources = Field(default_factory=RoleResources)
-    embedder: RoleResources = Field(default_factory=RoleResources)
 
 
 # Where the models run changes how fast a run goes, never what it finds: these settings do not name the run,

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from blindspots.pipeline.context import RunContext, derive_seed
+from blindspots.engine.seeds import derive_seed
+from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import (
     Thresholds,
     keeping_progress,

@@ -1,4 +1,4 @@
-"""The run every step works in: its config, store, executor and classes, the image budget, and the seeds.
+"""The run every step works in: its config, store, executor and classes, and the image budget.
 
 A step is a function of a `RunContext` (and the records earlier steps produced). It reads and writes the
 store through its typed API and calls models only through `ctx.sampler` or `ctx.executor`, so no step knows
@@ -7,21 +7,19 @@ which model library, or which machine, does the work.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from blindspots.engine.executor import Executor
+from blindspots.engine.progress import ProgressFactory, silent_progress
+from blindspots.engine.sampling import Sampler, ZeroShotCheck
 from blindspots.pipeline.classes import ClassUnderTest
 from blindspots.pipeline.config import RunConfig
 from blindspots.pipeline.decisions import KnownBugs, Phrases, is_confirmed_description, main_wrong_label
 from blindspots.pipeline.descriptions import Description, description_from_caption
-from blindspots.pipeline.executor import Executor
-from blindspots.pipeline.progress import ProgressFactory, silent_progress
-from blindspots.pipeline.sampling import Sampler, ZeroShotCheck
 from blindspots.store.records import Candidate, Origin, PlannedSample, Purpose
 from blindspots.store.run_store import RunStore
 
@@ -33,15 +31,9 @@ class DiscoveryError(RuntimeError):
     """The run cannot go on (e.g. every image of every class failed to generate); the store stays resumable."""
 
 
-def derive_seed(*parts: Any) -> int:
-    """A seed that depends only on what the image is for, so reruns and resumes draw the same images."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
 @dataclass
 class RunContext:
-    """One discovery run: what every step needs, built once by `pipeline.api.discover`."""
+    """One discovery run: what every step needs, built once by `blindspots.api.discover`."""
 
     config: RunConfig
     store: RunStore

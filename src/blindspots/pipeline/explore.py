@@ -3,7 +3,8 @@ bugs the previous round confirmed, and add the baseline failures that no confirm
 
 from __future__ import annotations
 
-from blindspots.pipeline.context import RunContext, derive_seed
+from blindspots.engine.seeds import derive_seed
+from blindspots.pipeline.context import RunContext
 from blindspots.store.records import Purpose, Sample
 
 

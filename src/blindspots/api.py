@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blindspots.engine.progress import silent_progress
 from blindspots.pipeline.config import EXECUTION_SETTINGS, ConfigError, RunConfig, load_config
-from blindspots.pipeline.progress import silent_progress
 from blindspots.stats.intervals import newcombe_difference_interval
 from blindspots.store.records import Candidate, Purpose, RunSummary
 from blindspots.store.run_store import RunStore
@@ -150,10 +150,10 @@ def make_executor(config: RunConfig):
              "captioner": config.captioner, "embedder": config.embedder}
     options = {role: config.model_options(role) for role in specs}
     if config.executor == "ray":
-        from blindspots.pipeline.ray_executor import RayExecutor
+        from blindspots.engine.ray_executor import RayExecutor
 
         return RayExecutor(specs, options, address=config.ray_address, resources=config.ray)
-    from blindspots.pipeline.executor import Executor, ModelSet
+    from blindspots.engine.executor import Executor, ModelSet
 
     return Executor(ModelSet(specs=specs, options=options))
 

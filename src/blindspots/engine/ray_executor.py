@@ -36,9 +36,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL.Image import Image
 
-from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
-from blindspots.pipeline.config import RaySettings, RoleResources
-from blindspots.pipeline.executor import (
+from blindspots.engine.executor import (
     GenerationResult,
     ImageBatch,
     ModelClock,
@@ -55,6 +53,8 @@ from blindspots.pipeline.executor import (
     run_classifier,
     run_image_embedder,
 )
+from blindspots.engine.resources import RaySettings, RoleResources
+from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
 
 ROLES = ("generator", "classifier", "captioner", "embedder")
 SMALL_ROLE_GPUS = 0.1

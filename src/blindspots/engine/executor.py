@@ -1,7 +1,7 @@
 """Every model call of a run goes through the executor: it loads each model on first use, checks that the
 model offers its role's protocol, and checks that each output obeys it before anything is stored. Callers
 choose the batches (the adapters split them further to their own batch sizes) and show their own progress.
-Stages never call a model directly, so the same run can move to another executor (`pipeline/ray_executor.py`:
+Stages never call a model directly, so the same run can move to another executor (`engine/ray_executor.py`:
 Ray actors on a cluster) without changing the method. The output checks are module-level functions so that
 every executor applies the same ones.
 

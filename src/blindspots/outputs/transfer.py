@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from blindspots.engine.executor import Executor, ModelSet
+from blindspots.engine.progress import ProgressFactory, silent_progress
+from blindspots.engine.sampling import Sampler, judge_prediction
+from blindspots.engine.seeds import derive_seed
 from blindspots.pipeline.classes import closest_label, describe_missing_labels
 from blindspots.pipeline.config import stored_run_config
-from blindspots.pipeline.context import derive_seed
-from blindspots.pipeline.executor import Executor, ModelSet
-from blindspots.pipeline.progress import ProgressFactory, silent_progress
-from blindspots.pipeline.sampling import Sampler, judge_prediction
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
 from blindspots.store.records import Candidate, PlannedSample, Purpose, Sample

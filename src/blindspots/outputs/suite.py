@@ -35,10 +35,10 @@ import yaml
 from scipy.stats import norm
 
 from blindspots import __version__
+from blindspots.engine.executor import Executor, ModelSet
+from blindspots.engine.progress import ProgressFactory, silent_progress
+from blindspots.engine.sampling import judge_prediction
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
-from blindspots.pipeline.executor import Executor, ModelSet
-from blindspots.pipeline.progress import ProgressFactory, silent_progress
-from blindspots.pipeline.sampling import judge_prediction
 from blindspots.safe_yaml import load_yaml
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
@@ -83,10 +83,10 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
 
     `thresholds` sets a bug's pass threshold by its suite id ("bug-13") or its headline ("boat on road");
     `top` keeps the K highest-ranked bugs (the run's ranking)."""
-    from blindspots.pipeline.api import load_result
+    from blindspots.api import load_result
+    from blindspots.engine.seeds import derive_seed
+    from blindspots.outputs.transfer import run_classes
     from blindspots.pipeline.config import stored_run_config
-    from blindspots.pipeline.context import derive_seed
-    from blindspots.pipeline.transfer import run_classes
 
     thresholds = dict(thresholds or {})
     with RunStore.open(run_dir) as store:
@@ -316,7 +316,7 @@ def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: 
               label_map: Mapping[str, Sequence[str]] | None = None, progress: ProgressFactory | None = None,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Generate (or reuse) the suite's images, classify them with every classifier and decide every case."""
-    from blindspots.pipeline.api import package_versions
+    from blindspots.api import package_versions
 
     progress = progress or silent_progress
     log = log or (lambda message: None)

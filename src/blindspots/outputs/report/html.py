@@ -15,10 +15,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from blindspots.outputs.report import plots
+from blindspots.outputs.report.content import BugCard, ReportContent, explain_verdict, read_content
+from blindspots.outputs.report.style import STYLESHEET
 from blindspots.pipeline.config import RunConfig
-from blindspots.report import plots
-from blindspots.report.content import BugCard, ReportContent, explain_verdict, read_content
-from blindspots.report.style import STYLESHEET
 from blindspots.store import ImageStoreError, RunStore, RunStoreError, Sample
 from blindspots.store.images import current_umask
 from blindspots.store.records import Candidate

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 from PIL.Image import Image
 
+from blindspots.engine.executor import Executor, images_to_pixels
+from blindspots.engine.progress import ProgressFactory, silent_progress
 from blindspots.models.protocols import fill_template
-from blindspots.pipeline.executor import Executor, images_to_pixels
-from blindspots.pipeline.progress import ProgressFactory, silent_progress
 from blindspots.store.images import ImageStoreError, image_hash
 from blindspots.store.records import Sample
 from blindspots.store.run_store import RunStore
