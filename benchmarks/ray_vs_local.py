@@ -47,7 +47,7 @@ def main() -> None:
         ray_seconds = time.perf_counter() - started
         ray.shutdown()
 
-    same = [r["shortest"] for r in local.bug_rows()] == [r["shortest"] for r in on_ray.bug_rows()]
+    same = [r["description"] for r in local.bug_rows()] == [r["description"] for r in on_ray.bug_rows()]
     print(json.dumps({
         "images": local.summary.images_generated,
         "bugs": len(local.bugs),

@@ -29,9 +29,8 @@ def folder_size(path: Path) -> int:
 
 
 def main(run_dir: Path | None) -> None:
-    from blindspots.pipeline.compare import compare_runs
-
     from blindspots.outputs.export.dataset import export_dataset
+    from blindspots.outputs.report.compare import compare_runs
     from blindspots.outputs.report.html import write_report
     from blindspots.store import RunStore
 

@@ -136,8 +136,8 @@ def test_transfer_regenerate_on_an_unfinished_run_does_not_spend_its_budget(tmp_
     assert result.exit_code == 0, result.output
     flag.unlink()
     resumed = blindspots.discover(dict(settings, out=str(tmp_path / "runs")))
-    assert [(r["class"], r["shortest"], r["n"]) for r in resumed.bug_rows()] == \
-        [(r["class"], r["shortest"], r["n"]) for r in reference.bug_rows()]
+    assert [(r["id"], r["class"], r["description"], r["n"]) for r in resumed.bug_rows()] == \
+        [(r["id"], r["class"], r["description"], r["n"]) for r in reference.bug_rows()]
     assert resumed.summary.images_planned == reference.summary.images_planned
 
 

@@ -6,9 +6,9 @@ import json
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.tables import print_table
 
 bench_app = typer.Typer(help="Benchmarks that score blindspots against a world whose truth is known.",
                         no_args_is_help=True)
@@ -18,7 +18,8 @@ console = Console(stderr=True)
 ROWS = {"recall": ".2f", "exactness": ".2f", "precision": ".2f", "region_recall": ".2f",
         "region_precision": ".2f", "replication": ".2f", "unplanted_replication": ".2f", "minimality": ".2f",
         "planted_region_precision": ".2f", "planted_minimality": ".2f",
-        "bugs": ".1f", "refinements": ".1f", "images": ".0f", "images_per_bug": ".0f", "seconds": ".0f"}
+        "bugs": ".1f", "refinements": ".1f", "contradictory_descriptions": ".1f", "images": ".0f",
+        "images_per_bug": ".0f", "seconds": ".0f"}
 
 
 @bench_app.command("discovery")
@@ -61,11 +62,14 @@ def discovery(
 
     images: per run and per bug.
 
+    contradictory_descriptions: candidate descriptions per run that name two
+    values of one attribute (as the world's parser reads them).
+
     On a world without planted spots (--world null) it reports how many bugs are
     confirmed and how many replicate; the share of seeds with a bug that does not
     replicate should stay within the FDR level.
     """
-    from blindspots.cli.progress import RichProgress
+    from blindspots.cli.progress import make_progress
     from blindspots.evaluation.discovery_benchmark import run_benchmark
 
     with friendly_errors():
@@ -73,13 +77,13 @@ def discovery(
         if not modes or len(set(modes)) != len(modes):
             raise UserError(f"--confirmation {confirmation!r} must name each mode once, e.g. fixed,sequential")
         overrides = {"budget": budget} if budget else {}
-        with RichProgress(console) as progress:
+        with make_progress(console) as progress:
             result = run_benchmark(seeds=seeds, world=world, out=out, overrides=overrides, modes=modes,
                                    fresh_images=fresh_images, progress=progress,
                                    log=lambda m: console.print(m, markup=False))
         if as_json:
-            from blindspots.api import package_versions
             from blindspots.store import RunStore
+            from blindspots.versions import package_versions
 
             first = result["modes"][modes[0]]["seeds"][0]  # the first mode's seed 0: its resolved run config
             with RunStore.open(first["run_dir"]) as store:
@@ -89,25 +93,27 @@ def discovery(
             print(json.dumps({"kind": "bench discovery", **result, "config": config,
                               "versions": package_versions()}, indent=2, default=str))
             return
-        Console().print(results_table(result))
+        out = Console()
+        print_results(out, result)
         for mode, figures in result["modes"].items():
             if "null" in figures:
                 null = figures["null"]
-                Console().print(f"{mode}: {null['confirmed_per_run']:.1f} bugs confirmed per run, "
-                                f"{null['replicated_per_run']:.1f} replicate; seeds with a bug that does not "
-                                f"replicate: {null['seeds_with_unreplicated_bug']:.2f} (FDR level {null['fdr']})")
+                out.print(f"{mode}: {null['confirmed_per_run']:.1f} bugs confirmed per run, "
+                          f"{null['replicated_per_run']:.1f} replicate; seeds with a bug that does not "
+                          f"replicate: {null['seeds_with_unreplicated_bug']:.2f} (FDR level {null['fdr']})",
+                          soft_wrap=True)
             for run in figures["seeds"]:
                 if run.get("recall") is not None:
-                    Console().print(f"{mode} seed {run['seed']}: missed {', '.join(run['spots_missed']) or 'none'}")
+                    out.print(f"{mode} seed {run['seed']}: missed {', '.join(run['spots_missed']) or 'none'}",
+                              soft_wrap=True)
+                if run.get("contradictory_examples"):
+                    out.print(f"{mode} seed {run['seed']}: descriptions naming two values of one attribute: "
+                              + "; ".join(run["contradictory_examples"]), markup=False, soft_wrap=True)
 
 
-def results_table(result: dict) -> Table:
+def print_results(out: Console, result: dict) -> None:
     modes = list(result["modes"])
-    table = Table(title=f"discovery benchmark on world {result['world']}, mean over {result['seeds']} seed(s)")
-    table.add_column("figure")
-    for mode in modes:
-        table.add_column(mode, justify="right")
-    for row, spec in ROWS.items():
-        values = [result["modes"][mode].get(row) for mode in modes]
-        table.add_row(row, *("-" if value is None else format(value, spec) for value in values))
-    return table
+    rows = [[row, *("-" if value is None else format(value, spec)
+                    for value in (result["modes"][mode].get(row) for mode in modes))] for row, spec in ROWS.items()]
+    print_table(out, f"discovery benchmark on world {result['world']}, mean over {result['seeds']} seed(s)",
+                ["figure", *modes], rows, right=modes)

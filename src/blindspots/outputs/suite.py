@@ -1,8 +1,8 @@
 """Regression suites: a run's confirmed bugs written as a portable YAML file, and the check that re-tests a
 classifier on it.
 
-A suite holds, per bug, the class and the labels accepted for it, the description (the shortest form is the
-headline, as in the report), the exact prompts, the generator spec and options, the seeds of fresh test images
+A suite holds, per bug, its id, the class and the labels accepted for it, its headline (the shortest
+confirmed description, as every output states it) and the description it was found as, the exact prompts, the generator spec and options, the seeds of fresh test images
 and a pass threshold; per class, a baseline case on the run's plain templates, so a "fix" that breaks the
 class as a whole fails too. The seeds come from the namespace "suite", which discovery never draws from, and
 any seed the run itself used for the same prompt is skipped: a suite never re-tests the images a bug was found
@@ -39,13 +39,17 @@ from blindspots.engine.executor import Executor, ModelSet
 from blindspots.engine.progress import ProgressFactory, silent_progress
 from blindspots.engine.sampling import judge_prediction
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
+from blindspots.outputs.bugs import Bug, bug_key, measured, parse_bug_key, read_bugs
 from blindspots.safe_yaml import load_yaml
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
 from blindspots.store.images import ImageStore, write_atomic
-from blindspots.store.records import Candidate, Purpose
+from blindspots.store.records import Purpose
+from blindspots.versions import package_versions
 
-SUITE_FORMAT = 1
+# Format 2 states a bug by its headline (`description`, with `found_as` beside it) and its rates in the outputs'
+# vocabulary (n, failures, rate, interval); format 1 suites are read and brought to it.
+SUITE_FORMAT = 2
 SUITE_KIND = "blindspots-suite"
 CONFIDENCE = 0.95
 POWER = 0.90
@@ -72,8 +76,8 @@ def decide(failures: int, n: int, threshold: float) -> dict[str, Any]:
     low, high = wilson_interval(failures, n, CONFIDENCE)
     status = ("passed" if n and high <= threshold else "above threshold" if low > threshold
               else "inconclusive")
-    return {"n": n, "failures": failures, "rate": failures / n if n else None, "low": low, "high": high,
-            "threshold": threshold, "status": status, "passed": status == "passed"}
+    return {**measured(n, failures, low, high), "threshold": threshold, "status": status,
+            "passed": status == "passed"}
 
 
 # ---- writing a suite ------------------------------------------------------------------------------------------
@@ -81,17 +85,17 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
                 thresholds: Mapping[str, float] | None = None, top: int | None = None) -> dict[str, Any]:
     """The suite of a finished run's confirmed bugs, as a plain dict ready for YAML.
 
-    `thresholds` sets a bug's pass threshold by its suite id ("bug-13") or its headline ("boat on road");
+    `thresholds` sets a bug's pass threshold by its id ("bug-13") or its headline ("boat on road");
     `top` keeps the K highest-ranked bugs (the run's ranking)."""
-    from blindspots.api import load_result
     from blindspots.engine.seeds import derive_seed
     from blindspots.outputs.transfer import run_classes
     from blindspots.pipeline.config import stored_run_config
 
-    thresholds = dict(thresholds or {})
+    thresholds = {_threshold_key(key): value for key, value in (thresholds or {}).items()}
     with RunStore.open(run_dir) as store:
         config = stored_run_config(store)
-        result = load_result(store)
+        bugs_found = read_bugs(store, top=top, examples=0)
+        summary = store.summary()
         classes = run_classes(store)
         used_seeds: dict[str, set[int]] = {}
         for purpose in Purpose:
@@ -101,12 +105,10 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
     per_case = images if images is not None else images_to_show_fixed(margin)
     if per_case < 1:
         raise SuiteError(f"--images must be a positive number of images per case, not {per_case}")
-    rows = result.bug_rows(top=top)
-    if not rows:
+    if not bugs_found:
         raise SuiteError(f"{run_dir} has no confirmed bugs to turn into a suite; run discovery with a larger "
                          "--budget or on more classes first")
-    candidates = {c.id: c for c in result.candidates}
-    baseline = result.summary.baseline if result.summary is not None else {}
+    baseline = summary.baseline if summary is not None else {}
 
     def seeds(class_name: str, prompts: Sequence[str]) -> list[int]:
         drawn, index = [], 0
@@ -118,33 +120,27 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
                 drawn.append(seed)
         return drawn
 
-    def class_baseline(class_name: str, fallback: Candidate | None) -> dict[str, Any]:
+    def class_baseline(class_name: str, bug: Bug | None) -> dict[str, Any]:
         found = baseline.get(class_name)
         if found:
-            return {key: found[key] for key in ("rate", "low", "high", "n", "failures")}
-        return {"rate": fallback.baseline_rate, "low": fallback.baseline_low, "high": fallback.baseline_high,
-                "n": fallback.baseline_n, "failures": fallback.baseline_failures}
+            return measured(found["n"], found["failures"], found["low"], found["high"])
+        return bug.baseline()
 
     bugs = []
-    for row in rows:
-        bug = candidates[row["id"]]
-        shortest = candidates.get(bug.shortest_id) or bug
-        base = class_baseline(row["class"], bug)
-        case_id = f"bug-{row['id']}"
-        threshold, source = _threshold(thresholds, case_id, row["shortest"], base["rate"], margin)
+    for bug in bugs_found:
+        base = class_baseline(bug.class_name, bug)
+        threshold, source = _threshold(thresholds, bug.id, bug.description, base["rate"], margin)
         bugs.append({
-            "id": case_id, "class": row["class"], "accepted": classes.get(row["class"], [row["class"]]),
-            "description": {"shortest": row["shortest"], "full": row["description"]},
-            "prompts": [shortest.prompt], "full_prompt": bug.prompt,
-            "seeds": seeds(row["class"], [shortest.prompt]),
-            "found": {"rate": row["shortest_rate"], "low": row["shortest_interval"][0],
-                      "high": row["shortest_interval"][1], "n": row["shortest_n"], "q": row["shortest_q"],
-                      "excess_low": row["excess_interval"][0], "excess_high": row["excess_interval"][1]},
+            "id": bug.id, "class": bug.class_name, "accepted": classes.get(bug.class_name, [bug.class_name]),
+            "description": bug.description, "found_as": bug.found_as.display_text(),
+            "prompts": [bug.headline.prompt], "found_as_prompt": bug.found_as.prompt,
+            "seeds": seeds(bug.class_name, [bug.headline.prompt]),
+            "found": {**bug.rate(), "q": bug.headline.q, "excess_interval": list(bug.excess_interval)},
             "baseline": base, "threshold": round(threshold, 4), "threshold_from": source,
         })
-    unused = sorted(set(thresholds) - {b["id"] for b in bugs} - {b["description"]["shortest"] for b in bugs})
+    unused = sorted(set(thresholds) - {b["id"] for b in bugs} - {b["description"] for b in bugs})
     if unused:
-        known = ", ".join(f"{b['id']} ({b['description']['shortest']})" for b in bugs)
+        known = ", ".join(f"{b['id']} ({b['description']})" for b in bugs)
         raise SuiteError(f"threshold(s) set for unknown bug(s) {', '.join(unused)}; the suite's bugs are {known}")
     templates = list(config.templates)
     baselines = []
@@ -172,6 +168,12 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
         "margin": margin, "images_per_case": per_case,
         "bugs": bugs, "baselines": baselines,
     }
+
+
+def _threshold_key(key: str) -> str:
+    """A bug named as a person may type it ("#13", "13") is its id, "bug-13"; anything else a headline."""
+    candidate_id = parse_bug_key(key)
+    return bug_key(candidate_id) if candidate_id is not None else str(key)
 
 
 def _threshold(thresholds: Mapping[str, float], case_id: str, headline: str, baseline_rate: float,
@@ -270,7 +272,30 @@ def load_suite(path: str | Path) -> dict[str, Any]:
     if problems:
         raise SuiteError(f"{path} is not a valid suite: {'; '.join(problems[:5])}; rewrite it with "
                          "`blindspots suite RUN -o FILE` or fix those entries")
-    return suite
+    return suite if version >= SUITE_FORMAT else _from_format_1(suite)
+
+
+def _from_format_1(suite: dict[str, Any]) -> dict[str, Any]:
+    """A format 1 suite in today's form: the headline and the rates in the outputs' vocabulary."""
+    def rate(old: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if not old:
+            return None
+        new = {"n": old.get("n"), "failures": old.get("failures"), "rate": old.get("rate"),
+               "interval": [old.get("low"), old.get("high")]}
+        if "q" in old:
+            new["q"] = old["q"]
+        if "excess_low" in old:
+            new["excess_interval"] = [old["excess_low"], old["excess_high"]]
+        return new
+
+    bugs = []
+    for case in suite.get("bugs") or []:
+        text = case.get("description") or {}
+        bugs.append({**case, "description": text.get("shortest") if isinstance(text, dict) else text,
+                     "found_as": text.get("full") if isinstance(text, dict) else None,
+                     "found": rate(case.get("found")), "baseline": rate(case.get("baseline"))})
+    baselines = [{**case, "baseline": rate(case.get("baseline"))} for case in suite.get("baselines") or []]
+    return {**suite, "bugs": bugs, "baselines": baselines}
 
 
 # ---- checking -------------------------------------------------------------------------------------------------
@@ -316,8 +341,6 @@ def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: 
               label_map: Mapping[str, Sequence[str]] | None = None, progress: ProgressFactory | None = None,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Generate (or reuse) the suite's images, classify them with every classifier and decide every case."""
-    from blindspots.api import package_versions
-
     progress = progress or silent_progress
     log = log or (lambda message: None)
     if not classifiers:
@@ -349,7 +372,7 @@ def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: 
                 bar.advance(1)
             results.append({
                 "id": case["id"], "kind": case["kind"], "class": case["class"],
-                "description": (case.get("description") or {}).get("shortest") or f"baseline: {case['class']}",
+                "description": case.get("description") or f"baseline: {case['class']}",
                 "prompts": case["prompts"], "threshold": float(case["threshold"]),
                 "found": case.get("found"), "baseline": case.get("baseline"),
                 "generation_errors": len(hashes) - len(images), "results": by_spec,
@@ -463,7 +486,8 @@ def junit_xml(result: Mapping[str, Any]) -> str:
 def _outcome_text(outcome: Mapping[str, Any]) -> str:
     if not outcome["n"]:
         return "no image could be generated for this case"
-    return (f"failure rate {outcome['rate']:.1%} (95% CI {outcome['low']:.1%}-{outcome['high']:.1%}, "
+    low, high = outcome["interval"]
+    return (f"failure rate {outcome['rate']:.1%} (95% CI {low:.1%}-{high:.1%}, "
             f"{outcome['failures']}/{outcome['n']}); threshold {outcome['threshold']:.1%}")
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blindspots.engine.executor import Executor
-from blindspots.engine.progress import ProgressFactory, silent_progress
+from blindspots.engine.progress import ProgressFactory, RunPosition, silent_progress, with_position
 from blindspots.engine.sampling import Sampler, ZeroShotCheck
 from blindspots.pipeline.classes import ClassUnderTest
 from blindspots.pipeline.config import RunConfig
@@ -42,8 +42,10 @@ class RunContext:
     classifier_labels: list[str]
     progress: ProgressFactory = silent_progress
     log: Callable[[str], None] = field(default=lambda message: None)
+    round_index: int | None = None  # the round the loop is in; None while it measures the baseline
 
     def __post_init__(self) -> None:
+        self.progress = with_position(self.progress, self.position)
         self.by_name = {c.name: c for c in self.classes}
         # Phrases naming any class (run class or classifier label) are never allowed into a description.
         self.known_class_names = sorted({*self.classifier_labels, *self.by_name})
@@ -61,6 +63,11 @@ class RunContext:
 
     def can_test_another(self) -> bool:
         return self.remaining_budget() >= self.config.confirm_per_candidate
+
+    def position(self) -> RunPosition:
+        """Where the run stands, for progress that shows it."""
+        return RunPosition(None if self.round_index is None else self.round_index + 1, self.config.rounds,
+                           self.store.images_used(), self.config.budget)
 
     # ---- planning --------------------------------------------------------------------------------------------
     def planned(self, purpose: Purpose, round_index: int, class_name: str, prompt: str, seed: int,

@@ -42,12 +42,13 @@ def run_discovery(ctx: RunContext) -> RunSummary:
     stop_reason = f"round limit ({ctx.config.rounds})"
     rounds_run = 0
     for round_index in range(ctx.config.rounds):
-        rounds_run = round_index + 1
+        rounds_run, ctx.round_index = round_index + 1, round_index
         # 2-6. One round: explore, propose, confirm, shorten, decide.
         if not run_round(ctx, round_index, baseline):
             stop_reason = "a round confirmed nothing new"
             break
-        if not ctx.can_test_another():
+        # A resumed run goes on through the rounds it had finished, whatever budget they left.
+        if not ctx.can_test_another() and ctx.store.round_result(round_index + 1) is None:
             stop_reason = f"image budget ({ctx.config.budget}) spent"
             break
     # 7. The final bug list over the run's whole family of tests.

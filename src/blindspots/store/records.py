@@ -31,6 +31,11 @@ class Origin(str, Enum):
     SHORTENED = "shortened"    # a confirmed description with a phrase dropped
 
 
+def bug_key(candidate_id: int) -> str:
+    """The id every output shows for the bug found as candidate `candidate_id` (see `outputs/bugs.py`)."""
+    return f"bug-{int(candidate_id)}"
+
+
 class VerdictKind(str, Enum):
     CONFIRMED = "confirmed"
     NOT_SIGNIFICANT = "not significant"
