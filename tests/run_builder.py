@@ -206,8 +206,8 @@ def _record_statistics(store: RunStore, tested, baseline, hostile: bool, sequent
         if decided.kind is VerdictKind.DUPLICATE:  # a duplicate stays confirmed; it is listed under its bug
             with store.transaction():
                 store.db.execute("UPDATE candidates SET confirmed = 1 WHERE id = ?", (candidate_id,))
-    if hostile:  # a bug whose headline is its own description, so the hostile text is what every output shows
-        first = next(bug for bug in store.bugs() if bug.shortest_id in (None, bug.id))
+    if hostile:  # a boat bug whose headline is its own description: the hostile text is what every output shows
+        first = next(bug for bug in store.bugs() if bug.class_name == "boat" and bug.shortest_id in (None, bug.id))
         with store.transaction():
             store.db.execute("UPDATE candidates SET text = ? WHERE id = ?", (f"{{label}} {HOSTILE_CAPTION}", first.id))
 
