@@ -141,6 +141,21 @@ def test_transfer_regenerate_on_an_unfinished_run_does_not_spend_its_budget(tmp_
     assert resumed.summary.images_planned == reference.summary.images_planned
 
 
+def test_resuming_a_finished_run_keeps_its_rounds_and_why_it_stopped(tmp_path, monkeypatch):
+    config = dict(classes=["boat", "car", "umbrella"], budget=900, rounds=3, out=str(tmp_path))
+    first = blindspots.discover(config)
+    assert first.summary.rounds_run == 2
+    # Resumed with its budget spent, as a run is that spent it in its last round: the rounds it finished are
+    # still its rounds, replayed from the store, and it stopped for the reason it stopped then.
+    from blindspots.pipeline.context import RunContext
+
+    monkeypatch.setattr(RunContext, "can_test_another", lambda self: False)
+    again = blindspots.discover(config)
+    assert (again.summary.rounds_run, again.summary.stop_reason) == \
+        (first.summary.rounds_run, first.summary.stop_reason)
+    assert [bug["id"] for bug in again.bug_rows()] == [bug["id"] for bug in first.bug_rows()]
+
+
 def test_the_run_lock_is_exclusive_and_leaves_no_file(tmp_path):
     from blindspots.store.lock import LOCK_NAME, RunLock, RunLockedError
 

@@ -262,7 +262,7 @@ def test_report_of_a_real_discovery_run(tmp_path):
     assert f"{summary.images_generated} of a 400 budget" in " ".join(page.text)
     assert all(src.startswith("data:image/") for src in page.images)
     for card, bug in zip(_cards(html), bugs, strict=True):
-        failing_grid = card.split("<figure class='grid headline failing'>")[1]
+        failing_grid = card.split("<figure class='grid headline failing'>")[1].split("</figure>")[0]
         assert failing_grid.count("<img") == min(6, bug.headline.failures)
 
 

@@ -80,7 +80,7 @@ def discovery(
         with make_progress(console) as progress:
             result = run_benchmark(seeds=seeds, world=world, out=out, overrides=overrides, modes=modes,
                                    fresh_images=fresh_images, progress=progress,
-                                   log=lambda m: console.print(m, markup=False))
+                                   log=lambda m: console.print(m, markup=False, highlight=False, soft_wrap=True))
         if as_json:
             from blindspots.store import RunStore
             from blindspots.versions import package_versions

@@ -106,7 +106,7 @@ def check(
 
 def _print(result: dict) -> None:
     specs = result["classifiers"]
-    rows = [Row([case["id"] if case["kind"] == "bug" else "", case["description"], f"≤ {case['threshold']:.0%}",
+    rows = [Row([case["id"], case["description"], f"≤ {case['threshold']:.0%}",
                  *(_cell(case["results"][spec]) for spec in specs)],
                 style="dim" if case["kind"] == "baseline" else None)
             for case in result["cases"]]
