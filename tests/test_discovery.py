@@ -2,6 +2,7 @@
 hard kill without redoing finished work, and explains bad input."""
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -235,3 +236,16 @@ def test_the_run_reports_its_model_time_against_its_wall_time(small_run):
     # Roles overlap while sampling streams; "busy" counts that time once, so it never exceeds the run's time.
     assert 0 < seconds["busy"] <= small_run.summary.seconds + 1e-6
     assert seconds["busy"] <= sum(v for role, v in seconds.items() if role != "busy") + 1e-6
+
+
+@pytest.mark.slow
+def test_the_default_run_states_its_six_planted_bugs_by_their_shortest_descriptions(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--out", str(tmp_path), "--no-report"])
+    assert result.exit_code == 0, result.output
+    # A row per bug: id, class, headline, what it is called instead, then the headline's numbers.
+    rows = [re.split(r"\s{2,}", line.strip()) for line in result.stdout.splitlines() if line.startswith("bug-")]
+    assert len(rows) == 6
+    assert {(cls, description, called.split()[0]) for _, cls, description, called, *_ in rows} == {
+        ("boat", "boat on road", "car"), ("bird", "small bird in falling snow", "plane"),
+        ("umbrella", "green umbrella", "tree"), ("fish", "striped fish", "boat"), ("plane", "plane at night", "bird"),
+        ("bottle", "bottle, sketch style", "lamp")}

@@ -437,7 +437,8 @@ def consensus_description(descriptions: Sequence[Description], min_share: float 
     Two majority phrases that no caption names together are often two readings of one attribute ("medium
     sized" and "small", "at dusk" and "in daylight"), and a description joining them matches no image. Which
     phrases go together is read from the captions themselves, not from a list of attributes, so the rule holds
-    for any captioner's free text: the phrases are taken most supported first, and each is kept only if some
+    for any captioner's free text: the phrases are taken most supported first (equal support in the order of
+    their words, so the result never depends on the order of the captions), and each is kept only if some
     caption holds it together with every phrase kept before it.
 
     Order is canonical: by the average position a phrase takes where it appears, ties alphabetical, so

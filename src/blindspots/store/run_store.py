@@ -556,10 +556,9 @@ class RunStore:
         return found[0]
 
     def bugs(self) -> list[Candidate]:
-        """Confirmed candidates that are neither a shortened form nor a duplicate of another bug, most severe
-        first (largest excess failure rate over the class baseline)."""
-        rows = self._candidates("confirmed = 1 AND origin != 'shortened' AND verdict = 'confirmed'")
-        return sorted(rows, key=lambda c: (-(c.difference or 0.0), c.q or 1.0, c.id))
+        """Confirmed candidates that are neither a shortened form nor a duplicate of another bug, in the order
+        they were proposed (`outputs/bugs.py` ranks them)."""
+        return self._candidates("confirmed = 1 AND origin != 'shortened' AND verdict = 'confirmed'")
 
     def not_bugs(self) -> list[Candidate]:
         """Tested descriptions (shortened forms aside) that are not bugs of their own: rejected, duplicates
