@@ -114,7 +114,7 @@ def test_a_card_states_its_headline_with_the_headlines_own_test_and_images(tmp_p
     test = shortened.headline
     # "red boat on a road" was found first and shortened to "red boat": the card is "red boat", with its numbers.
     assert (shortened.found_as.display_text(), shortened.description) == ("red boat on a road", "red boat")
-    assert f"<h3>red boat</h3>" in card and f"({test.failures} of {test.n})" in card
+    assert "<h3>red boat</h3>" in card and f"({test.failures} of {test.n})" in card
     assert f"×{test.lift:.1f}" in card
     failing = card.split("<figure class='grid headline failing'>")[1].split("</figure>")[0]
     passing = card.split("<figure class='grid headline passing'>")[1].split("</figure>")[0]

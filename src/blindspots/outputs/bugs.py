@@ -33,7 +33,6 @@ from blindspots.store import RunStore
 from blindspots.store.records import Candidate, Origin, Purpose, Sample, VerdictKind, bug_key
 
 EXAMPLES = 8
-__all__ = ["Bug", "bug_key", "parse_bug_key", "read_bugs", "rank_bugs", "measured"]
 _KEY = re.compile(r"(?:bug-|#)?(\d+)")
 
 

@@ -230,7 +230,7 @@ def _called(bug: Bug) -> str:
 
 
 def _rate_with_interval(candidate: Candidate) -> str:
-    """"88% [52–100%] of 16": a rate, its interval and the images it counts."""
+    """A rate, its interval and the images it counts: 88% [52–100%] of 16."""
     _, low, high = _interval(candidate, "rate", "rate_low", "rate_high")
     return (f"<strong>{_pct(candidate.rate)}</strong> <span class='interval'>[{_pct(low)}–{_pct(high)}]</span> "
             f"of {candidate.n if candidate.n is not None else '–'}")
@@ -293,8 +293,7 @@ def _bug_card(card: BugCard, thumbnails: _Thumbnails, words: StatWords) -> str:
 def _found_as(bug: Bug) -> str:
     found = bug.found_as
     if not bug.shortened:
-        return (f"<p>Found as this description (round {found.round + 1}); no phrase of it could be dropped "
-                "while the bug held.</p>")
+        return f"<p>Found as this description, in round {found.round + 1}.</p>"
     return (f"<p>Found as “{_e(found.display_text())}” (round {found.round + 1}): "
             f"{_rate_with_interval(found)}, q = {_pvalue(found.q)}.</p>")
 
