@@ -2,11 +2,11 @@
 classifier on it.
 
 A suite holds, per bug, its id, the class and the labels accepted for it, its headline (the shortest
-confirmed description, as every output states it) and the description it was found as, the exact prompts, the generator spec and options, the seeds of fresh test images
-and a pass threshold; per class, a baseline case on the run's plain templates, so a "fix" that breaks the
-class as a whole fails too. The seeds come from the namespace "suite", which discovery never draws from, and
-any seed the run itself used for the same prompt is skipped: a suite never re-tests the images a bug was found
-or confirmed on.
+confirmed description, as every output states it) and the description it was found as, the exact prompts,
+the generator spec and options, the seeds of fresh test images and a pass threshold; per class, a baseline
+case on the run's plain templates, so a "fix" that breaks the class as a whole fails too. The seeds come from
+the namespace "suite", which discovery never draws from, and any seed the run itself used for the same prompt
+is skipped: a suite never re-tests the images a bug was found or confirmed on.
 
 The decision (`decide`): a case passes when the upper bound of the 95% Wilson interval of its failure rate is
 at or below the threshold, i.e. a one-sided test at level 0.025 shows the failure rate is below it. "Not
