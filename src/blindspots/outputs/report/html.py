@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from blindspots import __version__
 from blindspots.outputs.bugs import Bug
 from blindspots.outputs.report.content import (
     BugCard,
@@ -78,7 +79,8 @@ def render_report(store: RunStore) -> str:
         _about(content),
         _transfer(content.transfer),
         _rejected(content),
-        f"<footer>{_legend(words)}</footer>",
+        f"<footer>Written by blindspots {_e(__version__)} from the records of run {_e(content.run_id)}; "
+        "`blindspots report RUN` writes it again.</footer>",
     ])
     return (
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
