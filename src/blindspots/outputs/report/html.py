@@ -80,7 +80,7 @@ def render_report(store: RunStore) -> str:
         _transfer(content.transfer),
         _rejected(content),
         f"<footer>Written by blindspots {_e(__version__)} from the records of run {_e(content.run_id)}; "
-        "`blindspots report RUN` writes it again.</footer>",
+        "<code>blindspots report RUN</code> writes it again.</footer>",
     ])
     return (
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -110,8 +110,10 @@ class StatWords:
             return cls("anytime-valid 95% interval",
                        "a sequential e-value test against the class baseline (its p = min(1, 1/e) stays valid "
                        "however early the test stopped)", "e-value", "e-BH over every description tested")
-        return cls("95% Wilson interval", "a one-sided Boschloo exact test against the class baseline",
-                   "p", "Benjamini–Hochberg over every description tested")
+        test = ("a one-sided Fisher exact test" if config.test == "fisher" else
+                "a one-sided Boschloo exact test (Fisher's where the tables are too many to enumerate)")
+        return cls("95% Wilson interval", f"{test} against the class baseline", "p",
+                   "Benjamini–Hochberg over every description tested")
 
 
 # ---- summary -------------------------------------------------------------------------------------------------
