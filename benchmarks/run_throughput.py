@@ -219,7 +219,8 @@ class ThreadProfile:
                 self.counts.setdefault(_thread_kind(name), Counter())[where] += 1
 
     def summary(self, top: int = 8) -> dict[str, dict[str, float]]:
-        return {kind: {where: round(n / sum(counts.values()), 3) for where, n in counts.most_common(top)}
+        # Three significant digits, not three decimals: a place sampled once is a small share, not none.
+        return {kind: {where: float(f"{n / sum(counts.values()):.3g}") for where, n in counts.most_common(top)}
                 for kind, counts in self.counts.items()}
 
 

@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="model batch size")
     parser.add_argument("--skip-render", action="store_true", help="only time the models")
     parser.add_argument("--skip-models", action="store_true", help="only time the renderer")
-    parser.add_argument("--smoke", action="store_true", help="64 images, one batch: checks the script, measures nothing")
+    parser.add_argument("--smoke", action="store_true", help="64 images, one batch: checks the script")
     args = parse_args(parser)
     if args.smoke:
         args.count, args.repeats = 64, 1
