@@ -19,7 +19,7 @@ from PIL.Image import Image
 from blindspots.models import hub, runtime
 from blindspots.models.errors import ModelOutputError
 from blindspots.models.protocols import Generation
-from blindspots.models.runtime import batched, check_batch_size, resolve_device, resolve_dtype
+from blindspots.models.runtime import batched, check_batch_size, resolve_device_dtype
 
 
 @dataclass(frozen=True)
@@ -203,8 +203,7 @@ def load_generator(
 ) -> DiffusersGenerator:
     """`diffusers:<id>` -> Generator. `size` sets height and width together; unset options take the model's defaults."""
     spec = f"diffusers:{name}"
-    device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, device)
+    device, torch_dtype = resolve_device_dtype(device, dtype)
     check_batch_size(batch_size)
     hub.check_available(spec, name, marker_files=("model_index.json",))
     pipeline_class = _pipeline_class_name(spec, name)

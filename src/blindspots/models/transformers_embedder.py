@@ -12,7 +12,7 @@ from blindspots.models import hub, runtime
 from blindspots.models.errors import ModelOutputError, ModelSpecError
 from blindspots.models.pixels import pixel_tensor, processor_on_tensors
 from blindspots.models.protocols import DEFAULT_PROMPT_TEMPLATE, check_template, fill_template
-from blindspots.models.runtime import batched, check_batch_size, resolve_device, resolve_dtype
+from blindspots.models.runtime import batched, check_batch_size, resolve_device_dtype
 
 # SigLIP was trained on texts padded to the full length; shorter padding changes its text embeddings.
 PAD_TO_MAX_LENGTH = {"siglip", "siglip2"}
@@ -138,8 +138,7 @@ def load_embedder(
 ) -> TransformersEmbedder:
     """`transformers:<id>` -> Embedder, for dual encoders that have get_image_features and get_text_features."""
     spec = f"transformers:{name}"
-    device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, device)
+    device, torch_dtype = resolve_device_dtype(device, dtype)
     check_template(zero_shot_template, "zero_shot_template")
     hub.check_available(spec, name)
     key = ("transformers-embedder", name, device, str(torch_dtype))
