@@ -22,12 +22,12 @@ from blindspots.models.errors import ModelSpecError, ModelUnavailableError
 from blindspots.models.pixels import pixel_tensor, tensor_preprocess
 from blindspots.models.protocols import DEFAULT_PROMPT_TEMPLATE, check_template
 from blindspots.models.runtime import batched, check_batch_size, resolve_device_dtype
-from blindspots.models.transformers_embedder import ZeroShotTexts, normalised_float32
+from blindspots.models.transformers_embedder import normalised_float32
 
 HUB_CHECKPOINTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
-class OpenClipEmbedder(ZeroShotTexts):
+class OpenClipEmbedder:
     """Wraps an open_clip model, its image transform and tokenizer as an Embedder."""
 
     def __init__(self, model: Any, preprocess: Any, tokenizer: Any, *, spec: str = "open_clip:<in memory>",
