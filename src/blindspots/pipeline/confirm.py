@@ -129,7 +129,7 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
     # (A skipped candidate is never tested, so it is not one of them.)
     family = ctx.candidates.count_to_test()
     batch, most = ctx.config.confirm_batch, ctx.config.confirm_per_candidate
-    # The bugs shorter forms are held to are tested already, so each is read once, not after every batch.
+    # The bugs shorter forms are held to are tested already: their records do not change while these sample.
     references = {c.reference_id: ctx.candidates.get(c.reference_id)
                   for c in open_candidates.values() if c.reference_id is not None}
     plan_confirmation(ctx, [c for c in open_candidates.values()
