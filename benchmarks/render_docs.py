@@ -215,6 +215,13 @@ def render_idle(results: list[Result]) -> str:
             + "\n\n" + table(["innermost function on the main thread", "seconds"], by_function))
 
 
+def render_queries(results: list[Result]) -> str:
+    figures = results[0]["figures"]
+    return (f"{figures['images']:,} images; the loop asked for the remaining budget {figures['budget_asks']:,} "
+            f"times.\n\n" + table(["statement", "count"], [*figures["by_kind"].items(),
+                                                             ["all", figures["statements"]]]))
+
+
 def render_memory(results: list[Result]) -> str:
     figures = results[0]["figures"]
     return (table(["budget", "images generated", "peak RSS (MiB)", "wall seconds"],
@@ -421,6 +428,13 @@ IDLE = Section(
     "call runs to the stage and to the innermost function then running on the main thread.",
     ("idle_profile",), ("python benchmarks/idle_profile.py --save",), render_idle)
 
+QUERIES = Section(
+    "What a run asks its database",
+    "Every statement a run sends to SQLite costs time on the main thread, which is time the models may wait. "
+    "This counts the statements of the default run by kind, and how often the loop asks how much of the image "
+    "budget is left.",
+    ("store_queries",), ("python benchmarks/store_queries.py --save",), render_queries)
+
 MEMORY = Section(
     "Memory against the image budget",
     "A run's memory must not grow with its budget, or a long run on real models runs out of memory. Each "
@@ -474,8 +488,8 @@ GPU = Section(
     ("python benchmarks/gpu_throughput.py --save", "python benchmarks/run_throughput.py --save",
      "python benchmarks/run_throughput.py --save --baseline-per-class 300"), render_gpu)
 
-SECTIONS = (DISCOVERY, LEAKS, AUDIT, CARD, SEQUENTIAL, EXACT_TESTS, IDLE, MEMORY, WORLD_SPEED, REPORT, BUG_TO_FIX, PNG,
-            RAY, CLASSIFIERS, GPU)
+SECTIONS = (DISCOVERY, LEAKS, AUDIT, CARD, SEQUENTIAL, EXACT_TESTS, IDLE, QUERIES, MEMORY, WORLD_SPEED, REPORT,
+            BUG_TO_FIX, PNG, RAY, CLASSIFIERS, GPU)
 
 
 # --------------------------------------------------------------------------------------------- rendering

@@ -55,7 +55,7 @@ def main() -> None:
                 config.update(classes=["boat", "car"], rounds=1, baseline_per_class=30)
             run_dir = timed("discovery", seconds, blindspots.discover, config).run_dir
         with RunStore.open(run_dir) as store:
-            figures.update(bugs=len(store.bugs()), images=store.images_generated())
+            figures.update(bugs=len(store.candidates.bugs()), images=store.samples.images_generated())
         print(f"run {run_dir}: {figures['bugs']} bugs, {figures['images']} images")
         report = timed("report", seconds, write_report, run_dir)
         figures["report_mb"] = round(report.stat().st_size / 1e6, 2)

@@ -115,7 +115,7 @@ def _cpu_model() -> str:
 
 
 def versions(packages: tuple[str, ...] = ()) -> dict[str, str]:
-    from blindspots.api import package_versions
+    from blindspots.versions import package_versions
 
     found = package_versions()
     for package in packages:

@@ -118,6 +118,7 @@ SMOKE_RUNS = [
     (["sequential_error_rate.py"], ["sequential_error_rate"], False),
     (["memory_flat.py"], ["memory_flat"], True),
     (["idle_profile.py"], ["idle_profile"], True),
+    (["store_queries.py"], ["store_queries"], True),
     (["report_speed.py"], ["report_speed"], True),
     (["world_leaks.py", "src/blindspots/world/weights", "--audit", "500"], ["world_leaks-audit-default"], True),
     (["world_card.py"], ["world_card-default"], True),
