@@ -336,6 +336,12 @@ def _with_interval(value: float, interval: list[float]) -> str:
     return f"{value:.3f} ({interval[0]:.3f}–{interval[1]:.3f})"
 
 
+def _model_name(spec: str) -> str:
+    """A spec without the temporary folder its random-weight model was built in."""
+    prefix, _, name = spec.rpartition(":")
+    return f"{prefix}:{Path(name).name}" if prefix else Path(name).name
+
+
 def render_gpu(results: list[Result]) -> str:
     parts = []
     for result in results:
@@ -344,9 +350,9 @@ def render_gpu(results: list[Result]) -> str:
         by_role: dict[str, list[dict]] = {}
         for row in result["figures"]["results"]:
             by_role.setdefault(row["role"], []).append(row)
-        rows = [[role, rows[0]["model"], " / ".join(str(row["batch_size"]) for row in rows),
-                 " / ".join(number(row["images_per_second"]) for row in rows), number(rows[-1]["peak_memory_gib"])]
-                for role, rows in by_role.items()]
+        rows = [[role, _model_name(measured[0]["model"]), " / ".join(str(row["batch_size"]) for row in measured),
+                 " / ".join(number(row["images_per_second"]) for row in measured),
+                 number(measured[-1]["peak_memory_gib"])] for role, measured in by_role.items()]
         checks = "; ".join(f"{name.replace('_', ' ')}: {_cell(value)}"
                            for name, value in result["figures"]["checks"].items())
         parts.append(f"Each role alone, {result['figures']['environment']['dtype']}:\n\n"

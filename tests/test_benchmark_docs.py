@@ -43,7 +43,7 @@ def test_readme_headline_figures_are_rendered_from_the_result_files():
         "`python benchmarks/render_docs.py`")
 
 
-def test_the_check_mode_names_the_stale_page_and_the_command(tmp_path, monkeypatch):
+def test_the_check_mode_names_the_stale_page_and_the_command(tmp_path, monkeypatch, capsys):
     stale = tmp_path / "benchmarks.md"
     stale.write_text("# Benchmarks\n\nhand-written figures\n", encoding="utf-8")
     monkeypatch.setattr(render_docs, "DOCS", stale)
@@ -52,6 +52,8 @@ def test_the_check_mode_names_the_stale_page_and_the_command(tmp_path, monkeypat
     readme.write_text(render_docs.README.read_text(encoding="utf-8"), encoding="utf-8")
     monkeypatch.setattr(render_docs, "README", readme)
     assert render_docs.main(["--check"]) == 1
+    assert "benchmarks.md is out of date with benchmarks/results; run `python benchmarks/render_docs.py`" \
+        in capsys.readouterr().out
     assert render_docs.main([]) == 0
     assert render_docs.main(["--check"]) == 0
     assert stale.read_text(encoding="utf-8") == render_docs.render_benchmarks(render_docs.load_results())
