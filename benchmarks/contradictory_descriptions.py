@@ -23,7 +23,7 @@ def main(run_dirs: list[Path]) -> None:
     for run_dir in run_dirs:
         with RunStore.open(run_dir, read_only=True) as store:
             folder = world_dir_of(stored_run_config(store).generator)
-            candidates = store.candidates()
+            candidates = store.candidates.all()
         found = contradictory_descriptions(load_spec(Path(folder) / "spec.yaml" if folder else None), candidates)
         print(f"{run_dir}: {len(found)} of {len(candidates)} candidate descriptions name two values of one attribute")
         for description in found:

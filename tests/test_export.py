@@ -31,8 +31,8 @@ def offline_datasets(tmp_path, monkeypatch):
 
 def _hard_set(run) -> list:
     with RunStore.open(run) as store:
-        confirmed = {c.id: c for c in store.candidates() if c.confirmed}
-        samples = store.samples_of(Purpose.CONFIRM, generated=True, valid=True)
+        confirmed = {c.id: c for c in store.candidates.all() if c.confirmed}
+        samples = store.samples.of(Purpose.CONFIRM, generated=True, valid=True)
     return [s for s in samples if s.candidate_id in confirmed]
 
 

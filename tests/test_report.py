@@ -77,7 +77,7 @@ def test_summary_names_models_classes_budget_time_and_fdr(tmp_path):
                      "Time per stage", "generate", "6.0 s", "boat", "car", "12.5 s"):
         assert expected in text, expected
     with RunStore.open(tmp_path / "run") as store:
-        assert f"{store.images_generated()} of a 400 budget" in text
+        assert f"{store.samples.images_generated()} of a 400 budget" in text
 
 
 def _cards(html: str) -> list[str]:
@@ -202,8 +202,8 @@ def test_model_strings_are_escaped(tmp_path):
 def test_unfinished_run_says_so(tmp_path):
     run = build_run(tmp_path / "run", complete=False)
     with RunStore.open(run) as store:  # killed before its summary was written
-        store.db.execute("DELETE FROM meta WHERE key IN ('summary', 'stage_seconds')")
-        store.db.commit()
+        store.database.connection.execute("DELETE FROM meta WHERE key IN ('summary', 'stage_seconds')")
+        store.database.connection.commit()
     html, page = _parse(write_report(run))
     assert "This run is not finished (status: running)" in html
     assert len(page.card_titles) == 3
@@ -231,7 +231,7 @@ def test_report_command_rejects_bad_run_folders(tmp_path, make_bad):
     elif make_bad == "old_schema":
         build_run(run)
         with RunStore.open(run) as store:
-            store.set_meta("schema_version", "0")
+            store.database.set_meta("schema_version", "0")
     result = CliRunner().invoke(app, ["report", str(run)])
     assert result.exit_code == 2
     message = " ".join(result.output.split())
@@ -256,7 +256,7 @@ def test_report_of_a_real_discovery_run(tmp_path):
     html, page = _parse(write_report(run))
     with RunStore.open(run) as store:
         bugs = read_bugs(store)
-        summary = store.summary()
+        summary = store.log.summary()
     assert bugs, "the tiny world run should confirm at least one blind spot"
     assert [t.strip() for t in page.card_titles] == [b.description for b in bugs]
     assert f"{summary.images_generated} of a 400 budget" in " ".join(page.text)

@@ -7,14 +7,18 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from blindspots.engine.progress import silent_progress
 from blindspots.outputs.bugs import Bug, measured, read_bugs
+from blindspots.pipeline.budget import budget_shortfall
 from blindspots.pipeline.config import EXECUTION_SETTINGS, ConfigError, RunConfig, load_config
+from blindspots.progress import silent_progress
 from blindspots.store.records import Candidate, RunSummary
 from blindspots.store.run_store import RunStore
 from blindspots.versions import package_versions
+
+if TYPE_CHECKING:
+    from blindspots.engine.executor import ModelExecutor
 
 __all__ = ["DiscoveryResult", "discover", "load_result", "package_versions"]
 
@@ -80,7 +84,7 @@ def discover(
     """Run (or resume) discovery and return its bugs. Rerunning the same config resumes the same run folder."""
     from blindspots.models.registry import adapter_factory, split_spec
     from blindspots.pipeline.classes import resolve_classes
-    from blindspots.pipeline.context import RunContext
+    from blindspots.pipeline.context import open_run
     from blindspots.pipeline.discovery import run_discovery
 
     config = load_config(config, **overrides)
@@ -92,7 +96,10 @@ def discover(
         # Load what every run needs before any work is spent, so a bad spec fails in seconds, not mid-run.
         classifier = models.get("classifier")
         classes = resolve_classes(config, classifier.labels)
-        check_budget_fits(config, len(classes))
+        shortfall = budget_shortfall(config.budget, len(classes), config.baseline_per_class,
+                                     config.confirm_per_candidate)
+        if shortfall is not None:  # refused before a run folder exists
+            raise ConfigError(shortfall)
         models.get("generator")
         models.get("embedder")
         # The captioner loads only once failures need captions (a run may need none), but a spec that names
@@ -101,8 +108,8 @@ def discover(
         adapter_factory(prefix, "captioner", config.captioner)
         store = RunStore.create(run_dir, resolved_config(config))
         try:
-            context = RunContext(config, store, executor, classes, list(classifier.labels),
-                                 progress or silent_progress, log)
+            context = open_run(config, store, executor, classes, list(classifier.labels),
+                               progress or silent_progress, log)
             try:
                 run_discovery(context)
             finally:
@@ -111,11 +118,10 @@ def discover(
         finally:
             store.close()
     finally:
-        if hasattr(executor, "close"):
-            executor.close()
+        executor.close()
 
 
-def make_executor(config: RunConfig, on_load: Callable[[str, str], None] | None = None):
+def make_executor(config: RunConfig, on_load: Callable[[str, str], None] | None = None) -> ModelExecutor:
     """The executor the config names, over the config's four models (`on_load(role, spec)`: told before each
     model loads)."""
     specs = {"generator": config.generator, "classifier": config.classifier,
@@ -130,19 +136,8 @@ def make_executor(config: RunConfig, on_load: Callable[[str, str], None] | None 
     return Executor(ModelSet(specs=specs, options=options, on_load=on_load))
 
 
-def check_budget_fits(config: RunConfig, n_classes: int) -> None:
-    """Refuse, before a run folder exists, a budget the baseline alone would overspend."""
-    needed = n_classes * config.baseline_per_class
-    if needed > config.budget:
-        raise ConfigError(
-            f"the baseline alone needs {needed} images ({n_classes} classes x {config.baseline_per_class}) but "
-            f"the budget is {config.budget}; raise --budget to at least "
-            f"{needed + config.confirm_per_candidate}, test fewer classes, or lower baseline_per_class"
-        )
-
-
 def load_result(store: RunStore) -> DiscoveryResult:
     """The result of the run in `store`, its bugs read as every output reads them."""
-    candidates = store.candidates()
-    return DiscoveryResult(run_dir=store.root, bugs=read_bugs(store, candidates=candidates), candidates=candidates,
-                           summary=store.summary(), stage_seconds=store.stage_seconds(), config=store.config())
+    return DiscoveryResult(run_dir=store.root, bugs=read_bugs(store), candidates=store.candidates.all(),
+                           summary=store.log.summary(), stage_seconds=store.log.stage_seconds(),
+                           config=store.config())

@@ -1,6 +1,7 @@
-"""Progress for the CLI: rich bars on a terminal; where no terminal shows them (a CI log, `| cat`), one plain
-line per stage as it ends, with its counts and time and, in a discovery run, the round and the images used
-of the budget."""
+"""Progress for every long command (`blindspots.progress`): a run's stages, transfer, suites, the benchmark,
+and the world's training and model card. Rich bars on a terminal; where no terminal shows them (a CI log,
+`| cat`), one plain line per stage as it ends, with its counts and time and, in a discovery run, the round and
+the images used of the budget."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from rich.progress import (
 )
 
 from blindspots.cli.text import plain
-from blindspots.engine.progress import RunPosition
+from blindspots.progress import RunPosition
 
 
-def make_progress(console: Console) -> RichProgress | LineProgress:
-    """The progress that reads on `console`: bars on a terminal, lines elsewhere."""
-    return RichProgress(console) if console.is_terminal else LineProgress(console)
+def make_progress(console: Console, enabled: bool = True) -> RichProgress | LineProgress:
+    """The progress that reads on `console`: bars on a terminal, lines elsewhere; nothing when not `enabled`."""
+    return RichProgress(console, enabled) if console.is_terminal else LineProgress(console, enabled)
 
 
 def position_text(position: RunPosition) -> str:
@@ -31,10 +32,10 @@ def position_text(position: RunPosition) -> str:
 
 
 class RichProgress:
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, enabled: bool = True):
         self.progress = Progress(
             TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=console, transient=False,
+            TimeRemainingColumn(), console=console, transient=False, disable=not enabled,
         )
         self._overall = None
 
@@ -72,7 +73,8 @@ class _Bar:
         task = next((task for task in self.progress.tasks if task.id == self.task_id), None)
         if task is None:  # closed already
             return
-        self.progress.console.print(self.progress.make_tasks_table([task]))
+        if not self.progress.disable:
+            self.progress.console.print(self.progress.make_tasks_table([task]))
         self.progress.remove_task(self.task_id)
 
 
@@ -80,8 +82,8 @@ class LineProgress:
     """A line per stage as it ends: "confirming 17 description(s): 17/17 in 1.2 s (round 1 of 3, 1,832 of
     8,000 images)". Nothing is redrawn, so a log holds each line once."""
 
-    def __init__(self, console: Console):
-        self.console = console
+    def __init__(self, console: Console, enabled: bool = True):
+        self.console, self.enabled = console, enabled
         self._position: RunPosition | None = None
 
     def __enter__(self) -> LineProgress:
@@ -97,6 +99,8 @@ class LineProgress:
         self._position = position
 
     def write(self, text: str) -> None:
+        if not self.enabled:
+            return
         where = f" ({position_text(self._position)})" if self._position is not None else ""
         self.console.out(text + where, highlight=False)
 

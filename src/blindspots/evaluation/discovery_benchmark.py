@@ -50,6 +50,7 @@ from blindspots.evaluation import regions
 from blindspots.models.protocols import fill_template
 from blindspots.outputs.bugs import Bug, read_bugs
 from blindspots.pipeline.config import ConfigError, RunConfig, load_config
+from blindspots.pipeline.decisions import ConfirmationMode
 from blindspots.pipeline.descriptions import Description
 from blindspots.store.records import Candidate, Origin, Purpose, VerdictKind, bug_key
 from blindspots.world.parser import parse_prompt
@@ -61,7 +62,7 @@ REPLICATION_ALPHA = 0.05
 # most 0.05, so an equal pair is called different about 2% of the time; a phrase that matters (a planted
 # conjunction's, or a context the class fails only in) moves the rate by 0.3 or more.
 MINIMALITY_MARGIN = 0.10
-CONFIRMATION_MODES = ("fixed", "sequential")
+CONFIRMATION_MODES = tuple(mode.value for mode in ConfirmationMode)
 MEAN_KEYS = ("recall", "replication", "exactness", "precision", "unplanted_replication", "region_recall",
              "region_precision", "minimality", "planted_region_precision", "planted_minimality", "images",
              "images_per_bug", "bugs", "refinements", "unreplicated_bugs", "contradictory_descriptions", "seconds")
@@ -109,9 +110,9 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
     spec = load_spec(Path(world_dir) / "spec.yaml" if world_dir else None)
     renderer = WorldGenerator(spec)
     with RunStore.open(run_dir, read_only=True) as store:
-        candidates = store.candidates()
+        candidates = store.candidates.all()
         bugs = read_bugs(store, candidates=candidates, examples=0)
-        summary, stage_seconds = store.summary(), store.stage_seconds()
+        summary, stage_seconds = store.log.summary(), store.log.stage_seconds()
         contradictory = contradictory_descriptions(spec, candidates)
         by_id = {c.id: c for c in candidates}
         refinements = [c for c in candidates if c.confirmed and c.origin is not Origin.SHORTENED
@@ -121,7 +122,7 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
             # The shortest form is the claim a reader gets, so its own confirmation images decide what it
             # credits: "fish on sand" credits every weather, though it was found as "fish on sand in fog".
             shortest = by_id.get(finding.shortest_id, finding)
-            failures = store.samples_of(Purpose.CONFIRM, candidate_ids=[shortest.id], valid=True, failing=True)
+            failures = store.samples.of(Purpose.CONFIRM, candidate_ids=[shortest.id], valid=True, failing=True)
             renders = renderer.render_prompts([s.prompt for s in failures], [s.seed for s in failures])
             text = Description.from_dict(shortest.description).prompt(finding.class_name)
             cells = parse_prompt(text, spec).attributes

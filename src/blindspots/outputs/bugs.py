@@ -30,7 +30,7 @@ from typing import Any
 from blindspots.pipeline.descriptions import Description
 from blindspots.stats.intervals import newcombe_difference_interval
 from blindspots.store import RunStore
-from blindspots.store.records import Candidate, Origin, Purpose, Sample, VerdictKind, bug_key
+from blindspots.store.records import Candidate, CandidateStatus, Origin, Purpose, Sample, VerdictKind, bug_key
 
 EXAMPLES = 8
 _KEY = re.compile(r"(?:bug-|#)?(\d+)")
@@ -157,8 +157,8 @@ def read_bugs(store: RunStore, *, top: int | None = None, examples: int = EXAMPL
     of its headline's failing fresh images. `candidates`: every candidate of the run, when already read."""
     if top is not None and top < 1:
         raise ValueError(f"--top must be a positive number of bugs, not {top}")
-    by_id = {c.id: c for c in (candidates if candidates is not None else store.candidates())}
-    pairs = [(bug, by_id.get(bug.shortest_id, bug)) for bug in store.bugs()]
+    by_id = {c.id: c for c in (candidates if candidates is not None else store.candidates.all())}
+    pairs = [(bug, by_id.get(bug.shortest_id, bug)) for bug in store.candidates.bugs()]
     ranked = rank_bugs(pairs)[:top] if top else rank_bugs(pairs)
     related: dict[int, list[Candidate]] = {}
     for candidate in by_id.values():
@@ -169,7 +169,8 @@ def read_bugs(store: RunStore, *, top: int | None = None, examples: int = EXAMPL
         listed = related.get(found_as.id, [])
         failing = by_outcome(_valid_confirmation_images(store, headline))[0][:examples] if examples else []
         bugs.append(Bug(found_as, headline, rank, excess,
-                        tuple(c for c in listed if c.tested), tuple(c for c in listed if c.status == "skipped"),
+                        tuple(c for c in listed if c.tested),
+                        tuple(c for c in listed if c.status is CandidateStatus.SKIPPED),
                         tuple(s.image_hash for s in failing if s.image_hash)))
     return bugs
 
@@ -186,12 +187,12 @@ def by_outcome(samples: list[Sample]) -> tuple[list[Sample], list[Sample]]:
 
 
 def _valid_confirmation_images(store: RunStore, candidate: Candidate) -> list[Sample]:
-    return store.samples_of(Purpose.CONFIRM, candidate_ids=[candidate.id], generated=True, valid=True)
+    return store.samples.of(Purpose.CONFIRM, candidate_ids=[candidate.id], generated=True, valid=True)
 
 
 def baseline_images(store: RunStore, class_name: str, limit: int | None = None) -> list[Sample]:
     """Valid images of the class's plain templates."""
-    return store.samples_of(Purpose.BASELINE, class_name=class_name, generated=True, valid=True, limit=limit)
+    return store.samples.of(Purpose.BASELINE, class_name=class_name, generated=True, valid=True, limit=limit)
 
 
 def bug_of(candidate: Candidate, candidates: dict[int, Candidate]) -> int:

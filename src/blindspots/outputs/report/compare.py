@@ -16,11 +16,10 @@ from typing import Any
 
 from blindspots.outputs.bugs import Bug, read_bugs
 from blindspots.pipeline.config import stored_run_config
+from blindspots.pipeline.descriptions import FILLER_WORDS
 from blindspots.store import RunStore
 
 DEFAULT_MIN_OVERLAP = 0.6
-# Words that carry no meaning of their own in a description; prepositions stay ("on" vs "under" matters).
-FILLER_WORDS = frozenset({"a", "an", "the", "of", "with", "and", "label"})
 
 
 class CompareError(ValueError):
@@ -84,6 +83,8 @@ class Comparison:
 
 
 def description_words(text: str) -> frozenset[str]:
+    """The words that carry a description's meaning: the descriptions' filler words left out, prepositions
+    kept ("on" vs "under" matters)."""
     words = re.findall(r"[a-z0-9]+", text.casefold())
     return frozenset(w for w in words if w not in FILLER_WORDS)
 
@@ -131,7 +132,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, min_overlap: float = DEFA
 
 def _read_bugs(run_dir: str | Path) -> tuple[list[RunBug], str]:
     with RunStore.open(run_dir, read_only=True) as store:
-        summary = store.summary()
+        summary = store.log.summary()
         model = (summary.models.get("classifier") if summary is not None else None) or {}
         classifier = str(model.get("spec") or stored_run_config(store).classifier)
         bugs = [RunBug.of(bug) for bug in read_bugs(store, examples=0)]

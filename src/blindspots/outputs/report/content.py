@@ -10,10 +10,19 @@ from typing import Any
 from blindspots.outputs.bugs import Bug, baseline_images, by_outcome, headline_images, read_bugs
 from blindspots.outputs.transfer import transfer_results
 from blindspots.pipeline.config import RunConfig, stored_run_config
-from blindspots.pipeline.decisions import Thresholds, keeps_effect, main_wrong_label, passes
+from blindspots.pipeline.decisions import ConfirmationMode, Thresholds, keeps_effect, main_wrong_label, passes
 from blindspots.pipeline.descriptions import Description
+from blindspots.stats import KeepAnswer
 from blindspots.store import RunStore
-from blindspots.store.records import Candidate, RunSummary, Sample, Verdict, VerdictKind, bug_key
+from blindspots.store.records import (
+    Candidate,
+    RunSummary,
+    Sample,
+    StopReason,
+    Verdict,
+    VerdictKind,
+    bug_key,
+)
 
 # Images per card: enough to see what the headline's images look like failing and passing and what the
 # class looks like, few enough that a report of 50 bugs stays a file one can mail (under 5 MB).
@@ -33,7 +42,7 @@ VERDICT_EXPLANATIONS = {
 
 # Sequential stops that end a shorter form's test without an answer: its images ran out, or would have
 # before one could be given ("keep unsettled").
-UNDECIDED_STOPS = ("max images", "budget", "keep unsettled")
+UNDECIDED_STOPS = frozenset({StopReason.MAX_IMAGES, StopReason.BUDGET, StopReason.KEEP_UNSETTLED})
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,7 @@ def explain_verdict(verdict: Verdict | None, candidates: dict[int, Candidate]) -
 def read_content(store: RunStore) -> ReportContent:
     config = stored_run_config(store)
     thresholds = Thresholds.of(config)
-    candidates = store.candidates()
+    candidates = store.candidates.all()
     by_id = {c.id: c for c in candidates}
     baseline_by_class: dict[str, list[Sample]] = {}
     cards = []
@@ -131,20 +140,20 @@ def read_content(store: RunStore) -> ReportContent:
         cards.append(BugCard(bug, failing[:FAILING_SHOWN], passing[:PASSING_SHOWN],
                              baseline_by_class[bug.class_name], phrase_steps(bug.found_as, by_id, thresholds)))
     # Duplicates and refinements are confirmed, and shown on their bug's card; the rest did not confirm.
-    rejected = sorted((c for c in store.not_bugs() if c.verdict is None or c.verdict.related_bug is None),
+    rejected = sorted((c for c in store.candidates.not_bugs() if c.verdict is None or c.verdict.related_bug is None),
                       key=lambda c: (_verdict_order(c.verdict), c.class_name, c.p if c.p is not None else 1.0))
-    status = store.get_meta("status") or "unknown"
+    status = store.log.status() or "unknown"
     notes = [] if status == "complete" else [
         f"This run is not finished (status: {status}); the results below are what it had found so far."]
     # Transfer rates are counted again from the stored predictions, so they follow today's bugs and ids.
-    transfer = store.get_meta_json("transfer", None)
+    transfer = store.database.get_meta_json("transfer", None)
     if transfer:
         transfer = transfer_results(store, transfer.get("label_maps"))
     return ReportContent(
         run_id=store.root.name, status=status, config=config,
-        summary=store.summary() or RunSummary(), stage_seconds=store.stage_seconds(), bugs=cards,
+        summary=store.log.summary() or RunSummary(), stage_seconds=store.log.stage_seconds(), bugs=cards,
         rejected=rejected, candidates_by_id=by_id, transfer=transfer,
-        images_generated=store.images_generated(), notes=notes,
+        images_generated=store.samples.images_generated(), notes=notes,
     )
 
 
@@ -178,13 +187,13 @@ def drop_outcome(variant: Candidate, bug: Candidate, thresholds: Thresholds) -> 
     images ran out first. A description tested for another reason (reused from another bug's shortening, or
     proposed on its own) is asked this bug's question on the images it has: needed when it fails the excess
     test or provably loses the bug's effect, else undecided."""
-    if thresholds.confirmation != "sequential":
+    if thresholds.confirmation is not ConfirmationMode.SEQUENTIAL:
         return "needed"
     if variant.reference_id == bug.id:
         return "undecided" if variant.decision in UNDECIDED_STOPS else "needed"
-    if variant.decision == "futile" or keeps_effect(variant, bug, thresholds) == "loses":
+    if variant.decision is StopReason.FUTILE or keeps_effect(variant, bug, thresholds) is KeepAnswer.LOSES:
         return "needed"
-    if passes(variant, thresholds) or variant.decision != "confirm":
+    if passes(variant, thresholds) or variant.decision is not StopReason.CONFIRM:
         return "undecided"  # it confirms but keeping is open, or its test stopped on another bug's question
     return "needed"  # it stopped on "confirm" yet fails the final rule (too few valid images, too small an effect)
 
@@ -194,7 +203,7 @@ def shortening_note(bug: Candidate, steps: list[PhraseStep]) -> str | None:
     has a single phrase and so nothing to drop)."""
     if steps or len(_phrases(bug)) < 2:
         return None
-    if bug.decision is not None and bug.decision != "confirm":
+    if bug.decision is not None and bug.decision is not StopReason.CONFIRM:
         return (f"Not shortened: its own sequential test did not stop early on “confirm” (it stopped at "
                 f"“{bug.decision}” after {bug.n} images), an effect too weak for the tests of its shorter forms "
                 f"to settle within their images. Any of its words may be filler.")
