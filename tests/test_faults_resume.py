@@ -147,9 +147,9 @@ def test_resuming_a_finished_run_keeps_its_rounds_and_why_it_stopped(tmp_path, m
     assert first.summary.rounds_run == 2
     # Resumed with its budget spent, as a run is that spent it in its last round: the rounds it finished are
     # still its rounds, replayed from the store, and it stopped for the reason it stopped then.
-    from blindspots.pipeline.context import RunContext
+    from blindspots.pipeline.budget import ImageBudget
 
-    monkeypatch.setattr(RunContext, "can_test_another", lambda self: False)
+    monkeypatch.setattr(ImageBudget, "can_test_another", lambda self: False)
     again = blindspots.discover(config)
     assert (again.summary.rounds_run, again.summary.stop_reason) == \
         (first.summary.rounds_run, first.summary.stop_reason)
