@@ -31,6 +31,7 @@ table.overview { background: white; border: 1px solid var(--line); border-radius
 table.overview th { font-size: 12px; text-transform: uppercase; letter-spacing: .05em; color: var(--muted);
                     padding: 8px 10px; border-bottom: 1px solid var(--line); }
 table.overview td { padding: 6px 10px; border-top: 1px solid var(--line); vertical-align: middle; }
+table.overview th, table.overview td { overflow-wrap: normal; }
 table.overview td.id, table.overview td.rate { white-space: nowrap; }
 table.overview td.headline { font-weight: 600; }
 table.overview a { color: inherit; }
