@@ -111,7 +111,7 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
     renderer = WorldGenerator(spec)
     with RunStore.open(run_dir, read_only=True) as store:
         candidates = store.candidates.all()
-        bugs = read_bugs(store, candidates=candidates, examples=0)
+        bugs = read_bugs(store, examples=0)
         summary, stage_seconds = store.log.summary(), store.log.stage_seconds()
         contradictory = contradictory_descriptions(spec, candidates)
         by_id = {c.id: c for c in candidates}

@@ -151,13 +151,12 @@ def rank_bugs(pairs: Sequence[tuple[Candidate, Candidate]]) -> list[tuple[int, C
     return [(rank, found_as, headline, excess) for rank, (found_as, headline, excess) in enumerate(scored, 1)]
 
 
-def read_bugs(store: RunStore, *, top: int | None = None, examples: int = EXAMPLES,
-              candidates: Sequence[Candidate] | None = None) -> list[Bug]:
+def read_bugs(store: RunStore, *, top: int | None = None, examples: int = EXAMPLES) -> list[Bug]:
     """The run's bugs, ranked (the first `top` when given), each with its history and up to `examples` hashes
-    of its headline's failing fresh images. `candidates`: every candidate of the run, when already read."""
+    of its headline's failing fresh images."""
     if top is not None and top < 1:
         raise ValueError(f"--top must be a positive number of bugs, not {top}")
-    by_id = {c.id: c for c in (candidates if candidates is not None else store.candidates.all())}
+    by_id = store.candidates.by_id()
     pairs = [(bug, by_id.get(bug.shortest_id, bug)) for bug in store.candidates.bugs()]
     ranked = rank_bugs(pairs)[:top] if top else rank_bugs(pairs)
     related: dict[int, list[Candidate]] = {}

@@ -133,7 +133,7 @@ def read_content(store: RunStore) -> ReportContent:
     by_id = {c.id: c for c in candidates}
     baseline_by_class: dict[str, list[Sample]] = {}
     cards = []
-    for bug in read_bugs(store, candidates=candidates, examples=0):
+    for bug in read_bugs(store, examples=0):
         if bug.class_name not in baseline_by_class:
             baseline_by_class[bug.class_name] = baseline_images(store, bug.class_name, BASELINE_SHOWN)
         failing, passing = by_outcome(headline_images(store, bug))
