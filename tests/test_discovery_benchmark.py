@@ -22,8 +22,7 @@ from blindspots.evaluation.discovery_benchmark import (
     run_benchmark,
     score_findings,
 )
-from blindspots.pipeline.config import load_config
-from blindspots.pipeline.config import ConfigError
+from blindspots.pipeline.config import ConfigError, load_config
 from blindspots.world.spec import load_spec
 
 SPECS = Path(load_spec.__code__.co_filename).parent / "specs"

@@ -37,11 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from blindspots.world.catalog import DRAWABLE_AXES
 from blindspots.world.spec import CLASS_KEY, WorldSpec
 from blindspots.world.tokens import tokens_of
 
 LEVELS = ("clean", "real")
-AXES = ("colour", "pattern", "background", "lighting", "size", "weather", "style")
+AXES = tuple(DRAWABLE_AXES)
 
 # The values a captioner leaves unsaid: the absence of a feature (no pattern, daylight, clear weather, a
 # middling size, an ordinary rendering). Captions say "at night" and "in the fog", almost never "in daylight".
@@ -55,11 +56,12 @@ def _probability(name: str, value: Any) -> float:
     return float(value)
 
 
-def _per_key(name: str, table: Mapping[str, Any], keys: Sequence[str]) -> dict[str, float]:
+def _check_per_key(name: str, table: Mapping[str, Any], keys: Sequence[str]) -> None:
     unknown = sorted(set(table) - set(keys))
     if unknown:
         raise ValueError(f"{name} names {', '.join(map(str, unknown))}; it takes {', '.join(keys)}")
-    return {key: _probability(f"{name}.{key}", value) for key, value in table.items()}
+    for key, value in table.items():
+        _probability(f"{name}.{key}", value)
 
 
 class _Setting:
@@ -130,7 +132,7 @@ class CaptionerRealism(_Setting):
     other_object: float = 0.0
 
     def validate(self) -> None:
-        _per_key("mention", self.mention, (CLASS_KEY, *AXES))
+        _check_per_key("mention", self.mention, (CLASS_KEY, *AXES))
         for name in ("unmarked", "wrong_value", "other_object"):
             _probability(name, getattr(self, name))
         for name in ("synonyms", "frames"):
@@ -169,6 +171,11 @@ _NOUN_ENDINGS = ("ay", "ey", "ky")
 # Style phrases that read as the medium of the picture: "a drawing of a bottle", "a cartoon of a car".
 MEDIA = frozenset({"sketch", "drawing", "doodle", "line art", "pencil drawing", "cartoon", "clipart", "clip art",
                    "illustration", "painting", "vector", "3d render", "3d rendering"})
+# How often a caption that names a medium opens with it ("a drawing of a bottle") rather than ending with it
+# ("a bottle, drawing style"), and how often a style phrase that does not end in "style" is left bare ("a
+# bottle, sketched") rather than given the word (judgement).
+MEDIUM_FIRST = 0.6
+BARE_STYLE = 0.5
 FRAMES = ("a photo of {np}{tail}", "{np}{tail}", "there is {np}{tail}", "arafed {bare}{tail}",
           "a close up of {np}{tail}", "an image of {np}{tail}", "{np} {verb}{tail}")
 VERBS = ("sitting", "parked", "standing", "resting", "that is")
@@ -245,10 +252,11 @@ def _compose(meant: Mapping[str, str], other: str | None, spec: WorldSpec, setti
     if not settings.frames:
         text = f"a photo of {_article(bare)} {bare}{''.join(tail)}"
         return text + (f", {style}" if style else "")
-    if style is not None and style in MEDIA and rng.random() < 0.6:
+    if style is not None and style in MEDIA and rng.random() < MEDIUM_FIRST:
         return f"{_article(style)} {style} of {_article(bare)} {bare}{''.join(tail)}"
     if style is not None:
-        tail.append(f", {style}" if style.endswith("style") or rng.random() < 0.5 else f", {style} style")
+        bare_style = style.endswith("style") or rng.random() < BARE_STYLE
+        tail.append(f", {style}" if bare_style else f", {style} style")
     frame = pick(FRAMES if tail and not tail[0].startswith(",") else FRAMES[:-1])
     return frame.format(np=f"{_article(bare)} {bare}", bare=bare, tail="".join(tail), verb=pick(VERBS))
 
@@ -284,7 +292,7 @@ class GeneratorRealism(_Setting):
     wrong_object: float = 0.0
 
     def validate(self) -> None:
-        _per_key("adherence", self.adherence, AXES)
+        _check_per_key("adherence", self.adherence, AXES)
         _probability("crowding", self.crowding)
         _probability("wrong_object", self.wrong_object)
 
