@@ -135,12 +135,11 @@ class WorldCaptioner(WorldNetwork):
     def _attributes(self, array: np.ndarray) -> list[dict[str, str]]:
         fields = self.world.meta["fields"]
         names = list(fields)
-        parts = []
-        with torch.inference_mode():
-            for start in range(0, len(array), self.batch_size):
-                batch = torch.from_numpy(array[start:start + self.batch_size]).to(self.device)
-                parts.append(np.stack([logits.argmax(dim=1).cpu().numpy() for logits in self.network(batch)],
-                                      axis=1))
+
+        def forward(batch: torch.Tensor) -> np.ndarray:
+            return np.stack([logits.argmax(dim=1).cpu().numpy() for logits in self.network(batch)], axis=1)
+
+        parts = self._run_pixels(array, forward)
         codes = np.concatenate(parts) if parts else np.zeros((0, len(names)), np.int64)
         return [{name: fields[name][code] for name, code in zip(names, row, strict=True)} for row in codes]
 
