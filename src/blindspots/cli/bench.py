@@ -24,7 +24,8 @@ ROWS = {"recall": ".2f", "exactness": ".2f", "precision": ".2f", "region_recall"
 @bench_app.command("discovery")
 def discovery(
     world: str | None = typer.Option(None, help="World folder made by `blindspots world train`, or a shipped "
-                                     "test world: touching (touching and nested spots) or null (no spots). "
+                                     "test world: touching (touching and nested spots), partial (spots that "
+                                     "fail part of the time), deep (rare deep conjunctions) or null (no spots). "
                                      "Default: the built-in world."),
     seeds: int = typer.Option(3, min=1, help="Runs with seeds 0..N-1; the figures are their means."),
     confirmation: str = typer.Option("fixed", help="Confirmation mode(s), comma-separated: fixed, sequential. "
