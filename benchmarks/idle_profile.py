@@ -6,14 +6,14 @@ records, with exact timestamps and no sampling:
 
 - every model-call interval, from the executor's own model clock (so "model" means what the run counts);
 - on the main thread (the single writer, which drives every stage), the entry and exit of the functions
-  that do a run's work outside the models: every `RunStore` and `ImageStore` method, the `Sampler`'s
+  that do a run's work outside the models: every method of the store's tables and of `ImageStore`, the `Sampler`'s
   stages, the statistics (`blindspots.stats`), clustering, caption parsing and the decision rules, and
   model loading (module-level functions: the public ones).
 
 Every instant of a stage with no model call running is charged to the innermost of those functions active
 on the main thread then ("(stage code)" when none is). Wrapping costs about a microsecond per call.
 
-    python benchmarks/idle_profile.py [--out DIR] [--top 30] ['{"budget": 4000}']
+    python benchmarks/idle_profile.py --save [--out DIR] [--top 30] ['{"budget": 4000}']
 
 Prints JSON: the run's `stage_seconds`, `model_seconds` and `model_share` as the run stored them;
 `non_model_seconds` per stage; `non_model_by_function` and `non_model_by_stage_and_function` (seconds,
@@ -33,6 +33,8 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
+
+from result_file import parse_args, write_result
 
 
 class Recorder:
@@ -77,15 +79,17 @@ def instrument(recorder: Recorder) -> None:
     import blindspots.stats
     from blindspots.engine import executor as executor_module
     from blindspots.engine import sampling
-    from blindspots.store import images, run_store
+    from blindspots.store import candidates, database, images, run_log, samples, transfer
 
     # Model intervals, as the run's clock measures them.
     executor_module.ModelClock.timing = recording(
         executor_module.ModelClock.timing, lambda started, ended, role: recorder.model_intervals.append(
             (started, ended)))
 
-    for cls, label in ((run_store.RunStore, "store"), (images.ImageStore, "images"), (sampling.Sampler, "sampler"),
-                       (executor_module.ModelSet, "model loading")):
+    tables = (database.RunDatabase, samples.SampleTable, candidates.CandidateTable, run_log.RunLog,
+              transfer.TransferTable)
+    for cls, label in (*((table, "store") for table in tables), (images.ImageStore, "images"),
+                       (sampling.Sampler, "sampler"), (executor_module.ModelSet, "model loading")):
         for name, member in list(vars(cls).items()):
             if inspect.isfunction(member) and (not name.startswith("__")):
                 setattr(cls, name, recorder.wrap(member, f"{label}: {name}"))
@@ -139,22 +143,27 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("overrides", nargs="?", default="{}", help="config overrides as a JSON object")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="four classes, one round: checks the script")
+    args = parse_args(parser)
+    overrides = json.loads(args.overrides)
+    if args.smoke:
+        overrides = {"classes": ["boat", "car", "fish", "bird"], "rounds": 1, **overrides}
 
     import blindspots
-    from blindspots.pipeline import context
+    from blindspots.pipeline import discovery
 
     recorder = Recorder()
     instrument(recorder)
     stages: list[tuple[float, float, str]] = []
-    context.RunContext.timed = recording(context.RunContext.timed,
-                                         lambda started, ended, stage: stages.append((started, ended, stage)))
+    discovery.timed = recording(discovery.timed, lambda started, ended, stage: stages.append((started, ended, stage)))
     out = args.out or Path(tempfile.mkdtemp(prefix="blindspots-idle-"))
-    result = blindspots.discover({"out": str(out), **json.loads(args.overrides)})
+    result = blindspots.discover({"out": str(out), **overrides})
     by_stage, by_function, by_both = breakdown(recorder, stages)
     stage_seconds, models = result.stage_seconds, result.summary.model_seconds
     total = sum(stage_seconds.values())
-    print(json.dumps({
+    figures = {
+        "overrides": overrides,
+        "images": result.summary.images_generated,
         "stage_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
         "stage_total": round(total, 3),
         "model_seconds": {k: round(v, 3) for k, v in models.items()},
@@ -163,7 +172,9 @@ def main() -> None:
         "non_model_by_stage": {k: round(v, 3) for k, v in by_stage.most_common()},
         "non_model_by_function": {k: round(v, 3) for k, v in by_function.most_common(args.top)},
         "non_model_by_stage_and_function": {k: round(v, 3) for k, v in by_both.most_common(args.top)},
-    }, indent=1))
+    }
+    print(json.dumps(figures, indent=1))
+    write_result(args, "idle_profile", figures, uses_world=True)
 
 
 if __name__ == "__main__":

@@ -85,8 +85,8 @@ def discovery(
                                    fresh_images=fresh_images, progress=progress,
                                    log=lambda m: console.print(m, markup=False), realism=levels)
         if as_json:
-            from blindspots.api import package_versions
             from blindspots.store import RunStore
+            from blindspots.versions import package_versions
 
             # The first level's first mode's seed 0: its resolved run config.
             first = result["realism"][levels[0]]["modes"][modes[0]]["seeds"][0]

@@ -34,7 +34,7 @@ def compare(
 
         comparison = compare_runs(run_a, run_b, min_overlap=min_overlap)
         if as_json:
-            from blindspots.api import package_versions
+            from blindspots.versions import package_versions
 
             typer.echo(json.dumps({"kind": "compare", **comparison.to_dict(),
                                    "config": {"run_a": str(run_a), "run_b": str(run_b), "min_overlap": min_overlap},

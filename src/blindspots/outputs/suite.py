@@ -36,14 +36,14 @@ from scipy.stats import norm
 
 from blindspots import __version__
 from blindspots.engine.executor import Executor, ModelSet
-from blindspots.engine.progress import ProgressFactory, silent_progress
 from blindspots.engine.sampling import judge_prediction
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
+from blindspots.progress import ProgressFactory, silent_progress
 from blindspots.safe_yaml import load_yaml
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
 from blindspots.store.images import ImageStore, write_atomic
-from blindspots.store.records import Candidate, Purpose
+from blindspots.store.records import Candidate
 
 SUITE_FORMAT = 1
 SUITE_KIND = "blindspots-suite"
@@ -93,10 +93,7 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
         config = stored_run_config(store)
         result = load_result(store)
         classes = run_classes(store)
-        used_seeds: dict[str, set[int]] = {}
-        for purpose in Purpose:
-            for sample in store.samples_of(purpose):
-                used_seeds.setdefault(sample.prompt, set()).add(sample.seed)
+        used_seeds = store.samples.seeds_by_prompt()
     margin = float(config.min_difference if margin is None else margin)
     per_case = images if images is not None else images_to_show_fixed(margin)
     if per_case < 1:
@@ -316,7 +313,7 @@ def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: 
               label_map: Mapping[str, Sequence[str]] | None = None, progress: ProgressFactory | None = None,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Generate (or reuse) the suite's images, classify them with every classifier and decide every case."""
-    from blindspots.api import package_versions
+    from blindspots.versions import package_versions
 
     progress = progress or silent_progress
     log = log or (lambda message: None)
@@ -421,20 +418,15 @@ def _count_failures(executor: Executor, images: list, accepted: set[str], top_k:
 
 def _accepted_labels(spec: str, labels: list[str], cases: list[dict[str, Any]],
                      label_map: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
-    from blindspots.pipeline.classes import closest_label, describe_missing_labels
+    from blindspots.pipeline.classes import LabelMapError, map_accepted_labels
 
-    known, accepted, missing = set(labels), {}, []
-    for case in cases:
-        mapped = {label for suite_label in case["accepted"] for label in label_map.get(suite_label, [suite_label])}
-        if not mapped & known:
-            missing += [(case["class"], label) for label in sorted(mapped - known)]
-        accepted[case["class"]] = mapped & known
-    if missing:
-        missing = list(dict.fromkeys(missing))
-        raise SuiteError(f"classifier {spec} lacks the suite's labels: {describe_missing_labels(missing, labels)}. "
-                         "Map each to the classifier's labels with --label-map SUITE_LABEL=ITS_LABEL[,...], e.g. "
-                         f"--label-map '{missing[0][1]}={closest_label(missing[0][1], labels)}'")
-    return accepted
+    accepted: dict[str, list[str]] = {}
+    for case in cases:  # a class's bug cases and baseline case accept the same labels
+        accepted[case["class"]] = list(case["accepted"])
+    try:
+        return map_accepted_labels(accepted, labels, label_map, spec, "suite")
+    except LabelMapError as err:
+        raise SuiteError(str(err)) from None
 
 
 # ---- JUnit ----------------------------------------------------------------------------------------------------

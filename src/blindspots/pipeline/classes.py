@@ -6,7 +6,7 @@ not one of the classifier's labels must say which labels it accepts, never match
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
 
@@ -67,6 +67,44 @@ def _select(pool: list[ClassSpec], selection, seed: int) -> list[ClassSpec]:
     label_set = LabelSet(names=[c.name for c in pool], accepted={})
     chosen = set(select_classes(label_set, selection, seed=seed))
     return [c for c in pool if c.name in chosen]
+
+
+class LabelMapError(ValueError):
+    """Another classifier cannot express some classes as mapped; the message names the labels and the fix."""
+
+
+def map_accepted_labels(accepted: Mapping[str, Sequence[str]], labels: Sequence[str],
+                        label_map: Mapping[str, Sequence[str]], spec: str, whose: str) -> dict[str, set[str]]:
+    """Class -> the labels of another classifier (`spec`, with `labels`) that count as correct for it: each
+    accepted label through `label_map` (a label the map does not name stands for itself), kept where the
+    classifier has it. `whose` names where the accepted labels come from in messages ("run", "suite").
+
+    An accepted label the classifier lacks can never be its answer, so leaving it out changes no outcome; two
+    things are refused, each with the `--label-map` that fixes it: a class left with no label the classifier
+    has (every image of it would count as a failure), and a map that names a label the classifier does not
+    have (a misspelt label would silently count nothing)."""
+    known = set(labels)
+    unknown_targets = [(source, target) for source, targets in label_map.items() for target in targets
+                       if target not in known]
+    if unknown_targets:
+        source, target = unknown_targets[0]
+        close = get_close_matches(target, list(labels), n=3)
+        hint = f" (close: {', '.join(repr(c) for c in close)})" if close else ""
+        raise LabelMapError(
+            f"--label-map maps {source!r} to {target!r}, which classifier {spec} does not have{hint}; map it to the "
+            f"classifier's own labels (`blindspots classify --classifier {spec} --list-labels` lists them)")
+    mapped, missing = {}, []
+    for class_name, class_labels in accepted.items():
+        wanted = {label for accepted_label in class_labels for label in label_map.get(accepted_label, [accepted_label])}
+        mapped[class_name] = wanted & known
+        if not mapped[class_name]:
+            missing += [(class_name, label) for label in sorted(wanted)]
+    if missing:
+        raise LabelMapError(
+            f"classifier {spec} cannot express the {whose}'s classes: {describe_missing_labels(missing, labels)}. "
+            f"Map each to the classifier's labels with --label-map {whose.upper()}_LABEL=ITS_LABEL[,ITS_LABEL...], "
+            f"e.g. --label-map '{missing[0][1]}={closest_label(missing[0][1], labels)}'")
+    return mapped
 
 
 def describe_missing_labels(missing: Sequence[tuple[str, str]], labels: Sequence[str]) -> str:
