@@ -282,7 +282,7 @@ def test_unknown_world_model_names_are_listed():
 
 
 def test_missing_world_folder_names_the_fix(tmp_path):
-    with pytest.raises(ModelUnavailableError, match="does not exist.*world train"):
+    with pytest.raises(ModelSpecError, match="does not exist.*world train"):
         load_model("classifier", f"world:classifier@{tmp_path / 'nowhere'}")
 
 

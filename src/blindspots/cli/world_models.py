@@ -42,7 +42,8 @@ def train(
     spec: Path | None = typer.Option(None, "--spec", help="World spec YAML to train from (default: the "
                                      "built-in spec, src/blindspots/world/default_spec.yaml)."),
     out: Path = typer.Option(..., "--out", help="Folder to write: spec.yaml, world.json and one .safetensors "
-                             "per model. Replaced atomically when training finishes."),
+                             "per model: a new or empty folder, or a world folder, which is replaced atomically "
+                             "when training finishes. A folder holding anything else is refused (see --replace)."),
     seed: int = typer.Option(0, "--seed", help="Training seed; the same spec, seed and scale give "
                              "bit-identical weights."),
     scale: float = typer.Option(1.0, "--scale", help="Fraction of the training images to render, in (0, 1]; "
@@ -60,6 +61,8 @@ def train(
     prior_models_from: Path | None = typer.Option(None, "--prior-models-from", help="World folder whose "
                                                   "captioner and embedder --reuse-prior-models copies "
                                                   "(default: the built-in world)."),
+    replace: bool = typer.Option(False, "--replace", help="Let --out be a folder that holds other files: they "
+                                 "are deleted when training finishes. A run folder is never replaced."),
 ) -> None:
     """Train the world's four models from a spec (under nine minutes on two CPU cores; about six with
     --reuse-prior-models).
@@ -71,16 +74,22 @@ def train(
     Use the result as world:classifier@OUT, world:captioner@OUT, ... and check it with
     `blindspots world card --world OUT --verify`.
     """
+    from blindspots.store.guard import run_folder_holding
     from blindspots.world.train import TrainPlan, train_world
 
     with friendly_errors():
         if hard_examples < 0:
             raise UserError(f"--hard-examples must be 0 (train once) or a number of images, got {hard_examples}")
+        holder = run_folder_holding(out.resolve())
+        if holder is not None:
+            raise UserError(f"--out {out} is inside the run folder {holder}; training would delete that run's "
+                            "results: name a folder of its own, e.g. --out my-world")
         plan = TrainPlan(max_steps=max_steps, hard_example_images=hard_examples).scaled(scale)
         started = time.perf_counter()
         with TaskBars(err_console) as bars:
             result = train_world(spec, out, seed=seed, plan=plan, progress=bars,
-                                 reuse_prior_models=reuse_prior_models, prior_models_from=prior_models_from)
+                                 reuse_prior_models=reuse_prior_models, prior_models_from=prior_models_from,
+                                 replace=replace)
         seconds = ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items())
         console.print(f"wrote {result.folder} in {time.perf_counter() - started:.0f}s ({seconds})")
         console.print(f"check it with: blindspots world card --world {result.folder} --verify")

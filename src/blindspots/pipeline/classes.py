@@ -69,6 +69,19 @@ def _select(pool: list[ClassSpec], selection, seed: int) -> list[ClassSpec]:
     return [c for c in pool if c.name in chosen]
 
 
+def check_drawable(executor, classes: Sequence[ClassUnderTest], generator_spec: str) -> None:
+    """Refuse, before the first image, classes the generator says it cannot draw: their images would show
+    something else, and every later step (baseline, validity check, clustering) would blame the wrong model."""
+    undrawable = executor.cannot_draw([c.name for c in classes])
+    if undrawable:
+        names = ", ".join(undrawable[:8]) + (f" and {len(undrawable) - 8} more" if len(undrawable) > 8 else "")
+        raise ConfigError(
+            f"the generator {generator_spec} cannot draw {names}: a prompt such as 'a photo of a {undrawable[0]}' "
+            "would show something else, so the classifier would be tested on the wrong pictures; test only "
+            "classes it draws, or name a text-to-image model that draws them, with a captioner and embedder "
+            "that know them (e.g. --generator diffusers:stabilityai/sd-turbo; see docs/real-models.md)")
+
+
 def describe_missing_labels(missing: Sequence[tuple[str, str]], labels: Sequence[str]) -> str:
     """One clause per (class, label) a classifier lacks, with its closest labels: for the error that asks
     for a label map."""

@@ -8,6 +8,7 @@ the same config and seed give the same bug list.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from blindspots.pipeline.baseline import run_baseline
 from blindspots.pipeline.confirm import confirm_planned, confirmation_waves, skip_refinements
@@ -22,11 +23,18 @@ from blindspots.pipeline.decisions import (
     surviving_shortest,
 )
 from blindspots.pipeline.explore import exploration_failures
-from blindspots.pipeline.health import EmbeddingCounts, RunCounts, count_captions, run_problems
+from blindspots.pipeline.health import (
+    EmbeddingCounts,
+    RunCounts,
+    SetupReview,
+    count_captions,
+    run_problems,
+    setup_review,
+)
 from blindspots.pipeline.propose import propose_candidates
 from blindspots.pipeline.shorten import shorten_round
 from blindspots.stats import wilson_interval
-from blindspots.store.records import RunSummary, SampleCounts
+from blindspots.store.records import Purpose, RunSummary, SampleCounts
 
 
 def run_discovery(ctx: RunContext) -> RunSummary:
@@ -36,35 +44,58 @@ def run_discovery(ctx: RunContext) -> RunSummary:
     missing = ctx.sampler.restore_missing(ctx.store.run_samples_with_images())
     if missing:
         ctx.log(f"{missing} image(s) were missing from the run folder and were drawn again")
-    # 1. The baseline failure rate of every class.
+    # 1. The baseline failure rate of every class, and whether the set-up can be tested at all.
     with ctx.timed("baseline"):
         baseline = run_baseline(ctx)
+    setup = review_setup(ctx, baseline)
     stop_reason = f"round limit ({ctx.config.rounds})"
     rounds_run = 0
-    for round_index in range(ctx.config.rounds):
+    for round_index in range(0 if setup.stops_run else ctx.config.rounds):
         rounds_run = round_index + 1
         # 2-6. One round: explore, propose, confirm, shorten, decide.
-        if not run_round(ctx, round_index, baseline):
+        if not run_round(ctx, round_index, baseline, setup.untestable):
             stop_reason = "a round confirmed nothing new"
             break
         if not ctx.can_test_another():
             stop_reason = f"image budget ({ctx.config.budget}) spent"
             break
+    if setup.stops_run:
+        stop_reason = "the set-up cannot be tested (see the problems)"
     # 7. The final bug list over the run's whole family of tests.
     finalise(ctx)
-    summary = summarise(ctx, baseline, rounds_run, stop_reason, time.time() - started)
+    summary = summarise(ctx, baseline, rounds_run, stop_reason, time.time() - started, setup)
     ctx.store.set_summary(summary)
     ctx.store.set_meta("status", "complete")
     return summary
 
 
-def run_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCounts]) -> list[int]:
-    """One round; returns the ids of the bugs it confirmed first. A finished round is not run again."""
+def review_setup(ctx: RunContext, baseline: dict[str, SampleCounts]) -> SetupReview:
+    """What the baseline shows about the set-up (pipeline/health.py): a classifier with one answer for every
+    image, or images outside its domain, stop the run; a class failing nearly always is left out."""
+    predicted = [s.predicted for s in ctx.store.samples_of(Purpose.BASELINE, generated=True)
+                 if s.predicted is not None]
+    rates = {name: (rate.failures, rate.valid) for name, rate in baseline.items()}
+    review = setup_review(predicted, rates, ctx.config.max_baseline_failure, ctx.config.classifier)
+    if not ctx.config.review_setup:
+        return SetupReview(warnings=[*review.problems, *review.warnings])
+    if review.stops_run:
+        ctx.log("the set-up cannot be tested: the run stops after the baseline (the reason follows at the end)")
+    elif review.untestable:
+        ctx.log(f"left out of the search (baseline failure above {ctx.config.max_baseline_failure:.0%}): "
+                f"{', '.join(review.untestable)}")
+    return review
+
+
+def run_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCounts],
+              untestable: Sequence[str] = ()) -> list[int]:
+    """One round; returns the ids of the bugs it confirmed first. A finished round is not run again.
+    Classes in `untestable` are not searched."""
     finished = ctx.store.round_result(round_index)
     if finished is not None:
         return finished
     with ctx.timed("explore"):
         failures = exploration_failures(ctx, round_index)
+    failures = {name: samples for name, samples in failures.items() if name not in untestable}
     with ctx.timed("describe"):
         propose_candidates(ctx, round_index, failures)
     # Sequential mode confirms and shortens in two waves: consensus descriptions first, then the captions
@@ -126,7 +157,8 @@ def health_problems(ctx: RunContext) -> list[str]:
 
 
 def summarise(ctx: RunContext, baseline: dict[str, SampleCounts], rounds_run: int, stop_reason: str,
-              session_seconds: float) -> RunSummary:
+              session_seconds: float, setup: SetupReview | None = None) -> RunSummary:
+    setup = setup or SetupReview()
     baseline_summary = {}
     for name, rate in baseline.items():
         low, high = wilson_interval(rate.failures, rate.valid)
@@ -147,5 +179,6 @@ def summarise(ctx: RunContext, baseline: dict[str, SampleCounts], rounds_run: in
         session_seconds=session_seconds,
         bugs=len(ctx.store.bugs()),
         model_seconds=ctx.store.get_meta_json("model_seconds", {}) or {},
-        problems=health_problems(ctx),
+        problems=[*setup.problems, *health_problems(ctx)],
+        warnings=list(setup.warnings),
     )
