@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.text import plain
+from blindspots.cli.text import inert, plain
 
 bench_app = typer.Typer(help="Benchmarks that score blindspots against a world whose truth is known.",
                         no_args_is_help=True)
@@ -106,7 +106,7 @@ def discovery(
 
 def results_table(result: dict) -> Table:
     modes = list(result["modes"])
-    table = Table(title=f"discovery benchmark on world {result['world']}, mean over {result['seeds']} seed(s)")
+    table = Table(title=inert(f"discovery benchmark on world {result['world']}, mean over {result['seeds']} seed(s)"))
     table.add_column("figure")
     for mode in modes:
         table.add_column(mode, justify="right")

@@ -88,8 +88,8 @@ def run(
         if report:
             report_path = _write_report(result.run_dir)
             if report_path:
-                shown.print(f"report: {report_path}")
-        shown.print(f"run: {result.run_dir}")
+                shown.print(plain(f"report: {report_path}"), markup=False, highlight=False)
+        shown.print(plain(f"run: {result.run_dir}"), markup=False, highlight=False)
         if as_json:
             typer.echo(json.dumps(result.to_json(top), indent=2, default=str))
     problems = result.summary.problems

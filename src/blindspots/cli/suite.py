@@ -42,8 +42,11 @@ def suite(
     Example: blindspots suite runs/run-ef7e711301 -o bugs.yaml
     """
     from blindspots.outputs.suite import build_suite, load_suite, load_thresholds, write_suite
+    from blindspots.store.guard import check_output_path
 
+    inputs = [thresholds_file] if thresholds_file else []
     with friendly_errors():
+        check_output_path(out, what="suite file", inputs=inputs)  # before the run is opened at all
         overrides = load_thresholds(thresholds_file) if thresholds_file else {}
         overrides.update(_parse_thresholds(threshold))
         if top is not None and top < 1:
@@ -52,8 +55,7 @@ def suite(
             raise UserError(f"--margin must lie between 0 and 1 (a share of images), not {margin}")
         suite_content = build_suite(run, images=images, margin=margin, thresholds=overrides, top=top,
                                     unfinished=unfinished)
-        written = write_suite(suite_content, out,
-                              inputs=[thresholds_file] if thresholds_file else [])
+        written = write_suite(suite_content, out, inputs=inputs)
         content = load_suite(written)  # what check will read: the file is valid before anyone relies on it
         console.print(plain(f"suite: {written} ({len(content['bugs'])} bug(s), {len(content['baselines'])} class "
                             f"baseline(s), {content['images_per_case']} images each)"), markup=False, highlight=False)

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.text import inert, plain
 
 console = Console()
 err_console = Console(stderr=True)
@@ -91,8 +92,10 @@ def train(
                                  reuse_prior_models=reuse_prior_models, prior_models_from=prior_models_from,
                                  replace=replace)
         seconds = ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items())
-        console.print(f"wrote {result.folder} in {time.perf_counter() - started:.0f}s ({seconds})")
-        console.print(f"check it with: blindspots world card --world {result.folder} --verify")
+        console.print(plain(f"wrote {result.folder} in {time.perf_counter() - started:.0f}s ({seconds})"),
+                      markup=False, highlight=False)
+        console.print(plain(f"check it with: blindspots world card --world {result.folder} --verify"),
+                      markup=False, highlight=False)
 
 
 def card(
@@ -139,8 +142,9 @@ def card(
 
 
 def _print_card(result: dict) -> None:
-    console.print(f"world {result['world']} (spec {result['spec_fingerprint']}), "
-                  f"{result['n']} fresh images per cell, seed {result['seed']}")
+    # Spot, axis and world names come from a spec file, which may come from someone else: shown inert.
+    console.print(plain(f"world {result['world']} (spec {result['spec_fingerprint']}), "
+                        f"{result['n']} fresh images per cell, seed {result['seed']}"), markup=False, highlight=False)
     table = Table(title="classifiers", show_lines=False)
     table.add_column("measure")
     for key in ("classifier", "classifier_b"):
@@ -151,13 +155,13 @@ def _print_card(result: dict) -> None:
         table.add_row(label, *(f"{result[k][field]:.3f}" for k in ("classifier", "classifier_b")))
     for index, spot in enumerate(result["classifier"]["blind_spots"]):
         other = result["classifier_b"]["blind_spots"][index]
-        table.add_row(f"failure in {spot['name']} (-> {spot['called']})", f"{spot['failure_rate']:.3f}",
+        table.add_row(inert(f"failure in {spot['name']} (-> {spot['called']})"), f"{spot['failure_rate']:.3f}",
                       f"{other['failure_rate']:.3f}")
     console.print(table)
     captions = Table(title="captioner accuracy per field")
     for field in result["captioner"]["per_axis_accuracy"]:
-        captions.add_column(field, justify="right")
+        captions.add_column(inert(field), justify="right")
     captions.add_row(*(f"{v:.3f}" for v in result["captioner"]["per_axis_accuracy"].values()))
     console.print(captions)
-    console.print(f"embedder zero-shot class accuracy ({result['embedder']['prompt']}): "
-                  f"{result['embedder']['zero_shot_accuracy']:.3f}")
+    console.print(plain(f"embedder zero-shot class accuracy ({result['embedder']['prompt']}): "
+                        f"{result['embedder']['zero_shot_accuracy']:.3f}"), markup=False, highlight=False)

@@ -67,12 +67,15 @@ def _print_rendering(target: Path, attributes: dict[str, str], unknown_words: li
     from rich.console import Console
     from rich.table import Table
 
+    from blindspots.cli.text import inert, plain
+
     console = Console()
-    table = Table(title=f"wrote {target}", show_header=True)
+    # Attribute values come from the world's spec and unknown words from the prompt: shown, never obeyed.
+    table = Table(title=inert(f"wrote {target}"), show_header=True)
     table.add_column("attribute")
     table.add_column("value")
     for key, value in attributes.items():
-        table.add_row(key, value)
+        table.add_row(inert(key), inert(value))
     console.print(table)
     if unknown_words:
-        console.print(f"unknown words (ignored): {', '.join(unknown_words)}", markup=False, highlight=False)
+        console.print(plain(f"unknown words (ignored): {', '.join(unknown_words)}"), markup=False, highlight=False)
