@@ -16,7 +16,6 @@ import blindspots
 from blindspots.cli.main import app
 from blindspots.evaluation.discovery_benchmark import _remove_run
 from blindspots.outputs.suite import build_suite, write_suite
-from blindspots.store import RunStore
 from blindspots.store.lock import RunLock, RunLockedError
 from blindspots.world.train import TrainPlan, train_world
 
@@ -48,18 +47,17 @@ def test_world_train_refuses_a_folder_that_holds_other_files(tmp_path):
     folder = tmp_path / "project"
     folder.mkdir()
     (folder / "notes.md").write_text("my notes")
-    build_run(folder / "a-run")
     result = _invoke("world", "train", "--out", folder, "--scale", "0.01", "--max-steps", "1",
                      "--hard-examples", "0")
     assert result.exit_code == 2, result.output
     assert "notes.md" in result.output and "--replace" in result.output
-    assert (folder / "notes.md").read_text() == "my notes" and RunStore.open(folder / "a-run", read_only=True)
+    assert (folder / "notes.md").read_text() == "my notes"
 
 
 def test_world_train_never_replaces_a_run_folder(tmp_path):
-    run = build_run(tmp_path / "run")
+    run = build_run(tmp_path / "project" / "runs" / "run")
     before = (run / "records.sqlite").read_bytes()
-    for target in (run, run / "images"):
+    for target in (run, run / "images", tmp_path / "project"):
         result = _invoke("world", "train", "--out", target, "--replace", "--scale", "0.01", "--max-steps", "1",
                          "--hard-examples", "0")
         assert result.exit_code == 2, result.output

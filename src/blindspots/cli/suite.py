@@ -49,10 +49,6 @@ def suite(
         check_output_path(out, what="suite file", inputs=inputs)  # before the run is opened at all
         overrides = load_thresholds(thresholds_file) if thresholds_file else {}
         overrides.update(_parse_thresholds(threshold))
-        if top is not None and top < 1:
-            raise UserError(f"--top must be a positive number of bugs, not {top}")
-        if margin is not None and not 0 < margin < 1:
-            raise UserError(f"--margin must lie between 0 and 1 (a share of images), not {margin}")
         suite_content = build_suite(run, images=images, margin=margin, thresholds=overrides, top=top,
                                     unfinished=unfinished)
         written = write_suite(suite_content, out, inputs=inputs)

@@ -1,7 +1,7 @@
 """Model-provided and user-provided text (class names, labels, captions, descriptions) as inert terminal text.
 
 Every table cell and line that prints such text goes through `plain` (a str, from blindspots.safe_text) or
-`inert` (a rich Text, never parsed as markup), so escape sequences are shown, not obeyed, and brackets are
+`inert` (a rich Text, never parsed as markup), so escape sequences are dropped, not obeyed, and brackets are
 shown, not read as rich markup.
 """
 

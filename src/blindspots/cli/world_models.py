@@ -75,16 +75,17 @@ def train(
     Use the result as world:classifier@OUT, world:captioner@OUT, ... and check it with
     `blindspots world card --world OUT --verify`.
     """
-    from blindspots.store.guard import run_folder_holding
+    from blindspots.store.guard import run_folder_holding, run_folders_within
     from blindspots.world.train import TrainPlan, train_world
 
     with friendly_errors():
         if hard_examples < 0:
             raise UserError(f"--hard-examples must be 0 (train once) or a number of images, got {hard_examples}")
         holder = run_folder_holding(out.resolve())
-        if holder is not None:
-            raise UserError(f"--out {out} is inside the run folder {holder}; training would delete that run's "
-                            "results: name a folder of its own, e.g. --out my-world")
+        runs = [holder] if holder is not None else run_folders_within(out)
+        if runs:
+            raise UserError(f"--out {out} is or holds the run folder {runs[0]}; training would delete that run's "
+                            "results, --replace or not: name a folder of its own, e.g. --out my-world")
         plan = TrainPlan(max_steps=max_steps, hard_example_images=hard_examples).scaled(scale)
         started = time.perf_counter()
         with TaskBars(err_console) as bars:

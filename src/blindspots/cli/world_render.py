@@ -40,6 +40,9 @@ def render(
 
 
 def _checked_output(output: Path) -> Path:
+    from blindspots.store.guard import check_output_path
+
+    check_output_path(output, what="output")
     if output.suffix.lower() != ".png":
         raise UserError(f"output {output} must end in .png, e.g. -o {output.with_suffix('.png').name}")
     if output.is_dir():

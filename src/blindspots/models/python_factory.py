@@ -15,13 +15,14 @@ is decided before anything is imported (`models/trust.py`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
 import os
 import sys
 import sysconfig
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ SIGNATURES = {
 
 def load_model(name: str, *, role: Role, **options: Any) -> Any:
     spec = f"python:{name}"
-    factory = import_factory(spec, name)
+    factory = _import_factory(spec, name)
     kwargs = _accepted_options(factory, options, spec)
     key = ("python", name, role, repr(sorted(kwargs.items())))
     return shared_model(key, lambda: _build(factory, kwargs, role, spec))
@@ -193,7 +194,7 @@ def _check_probabilities(probabilities: np.ndarray, n_images: int, n_labels: int
         )
 
 
-def import_factory(spec: str, name: str):
+def _import_factory(spec: str, name: str):
     """The factory `name` (MODULE:FACTORY) names, imported and checked to be a model factory."""
     module_name, _, factory_name = name.rpartition(":")
     if not module_name or not factory_name:
@@ -238,18 +239,16 @@ def _library_of(module_name: str) -> str:
 
 
 def _is_library_file(filename: str | None) -> bool:
-    """A module file inside the standard library or inside blindspots (reached by a path or a package alias)."""
+    """A module file of the standard library or of blindspots, reached by a path or under another name."""
     if not filename:
         return False
     path = Path(filename).resolve()
-    roots = {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")}
-    site = {Path(sysconfig.get_paths()[key]).resolve() for key in ("purelib", "platlib")}
-    package = Path(__file__).resolve().parents[1]
-    inside = [root for root in roots if root in path.parents]
-    # site-packages usually lies inside the standard library's folder: what is installed there is not stdlib.
-    if inside and not any(root in path.parents for root in site):
+    if Path(__file__).resolve().parents[1] in path.parents:
         return True
-    return package in path.parents
+    stdlib = {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")}
+    # Installed packages often live inside the standard library's folder (lib/pythonX.Y/site-packages).
+    installed = {"site-packages", "dist-packages"} & set(path.parts)
+    return not installed and any(root in path.parents for root in stdlib)
 
 
 def _import_module(spec: str, module_name: str):
@@ -274,19 +273,17 @@ def _import_module(spec: str, module_name: str):
         ) from err
 
 
-class _working_directory_on_path:
+@contextlib.contextmanager
+def _working_directory_on_path() -> Iterator[None]:
     """The working directory first on sys.path while a module is imported, as `python -m` has it (the
     `blindspots` console script starts with its own folder there instead)."""
-
-    def __enter__(self) -> None:
-        self.added = os.getcwd()
-        sys.path.insert(0, self.added)
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            sys.path.remove(self.added)
-        except ValueError:
-            pass
+    folder = os.getcwd()
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
 
 
 def _import_file(spec: str, path: Path):

@@ -9,6 +9,10 @@ from blindspots.store import RunStore
 COMPLETE = "complete"
 
 
+class UnfinishedRunError(ValueError):
+    """A lasting output was asked of an unfinished run without --unfinished."""
+
+
 def unfinished_status(store: RunStore) -> str | None:
     """The run's status when it is not finished (e.g. "running"), None when it is."""
     status = store.get_meta("status") or "unknown"
@@ -27,6 +31,6 @@ def require_finished(store: RunStore, allowed: bool, making: str) -> None:
     """Refuse to make `making` from an unfinished run unless `allowed` (the command's --unfinished)."""
     status = unfinished_status(store)
     if status is not None and not allowed:
-        raise ValueError(f"run {store.root} is not finished (status: {status}), so {making} could miss bugs or "
+        raise UnfinishedRunError(f"run {store.root} is not finished (status: {status}), so {making} could miss bugs or "
                          "keep ones the final decision drops; rerun the same `blindspots run` command to finish "
                          f"it, or pass --unfinished to make {making} from what it has found so far")

@@ -96,10 +96,7 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
 
     thresholds = dict(thresholds or {})
     with RunStore.open(run_dir, read_only=True) as store:
-        try:
-            require_finished(store, unfinished, "the suite")
-        except ValueError as err:
-            raise SuiteError(str(err)) from None
+        require_finished(store, unfinished, "the suite")
         config = stored_run_config(store)
         result = load_result(store)
         classes = run_classes(store)
@@ -108,6 +105,8 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
             for sample in store.samples_of(purpose):
                 used_seeds.setdefault(sample.prompt, set()).add(sample.seed)
     margin = float(config.min_difference if margin is None else margin)
+    if not 0 < margin < 1:
+        raise SuiteError(f"--margin must lie between 0 and 1 (a share of images), not {margin}")
     per_case = images if images is not None else images_to_show_fixed(margin)
     if per_case < 1:
         raise SuiteError(f"--images must be a positive number of images per case, not {per_case}")

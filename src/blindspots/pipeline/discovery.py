@@ -48,25 +48,28 @@ def run_discovery(ctx: RunContext) -> RunSummary:
     with ctx.timed("baseline"):
         baseline = run_baseline(ctx)
     setup = review_setup(ctx, baseline)
-    stop_reason = f"round limit ({ctx.config.rounds})"
-    rounds_run = 0
-    for round_index in range(0 if setup.stops_run else ctx.config.rounds):
-        rounds_run = round_index + 1
-        # 2-6. One round: explore, propose, confirm, shorten, decide.
-        if not run_round(ctx, round_index, baseline, setup.untestable):
-            stop_reason = "a round confirmed nothing new"
-            break
-        if not ctx.can_test_another():
-            stop_reason = f"image budget ({ctx.config.budget}) spent"
-            break
+    # 2-6. Rounds of explore, propose, confirm, shorten, decide, unless the set-up cannot be tested.
     if setup.stops_run:
-        stop_reason = "the set-up cannot be tested (see the problems)"
+        rounds_run, stop_reason = 0, "the set-up cannot be tested (see the problems)"
+    else:
+        rounds_run, stop_reason = run_rounds(ctx, baseline, setup.untestable)
     # 7. The final bug list over the run's whole family of tests.
     finalise(ctx)
     summary = summarise(ctx, baseline, rounds_run, stop_reason, time.time() - started, setup)
     ctx.store.set_summary(summary)
     ctx.store.set_meta("status", "complete")
     return summary
+
+
+def run_rounds(ctx: RunContext, baseline: dict[str, SampleCounts], untestable: Sequence[str]) -> tuple[int, str]:
+    """Rounds until one confirms nothing new, the budget is spent or the round limit is reached; returns how
+    many ran and why they stopped."""
+    for round_index in range(ctx.config.rounds):
+        if not run_round(ctx, round_index, baseline, untestable):
+            return round_index + 1, "a round confirmed nothing new"
+        if not ctx.can_test_another():
+            return round_index + 1, f"image budget ({ctx.config.budget}) spent"
+    return ctx.config.rounds, f"round limit ({ctx.config.rounds})"
 
 
 def review_setup(ctx: RunContext, baseline: dict[str, SampleCounts]) -> SetupReview:

@@ -10,6 +10,5 @@ from blindspots.store.records import Candidate, Purpose, RunSummary, Sample, Ver
 from blindspots.store.run_store import RunDamagedError, RunStore, RunStoreError
 
 __all__ = ["Candidate", "ImageDamagedError", "ImageMissingError", "ImageStore", "ImageStoreError", "LockFileError",
-           "Purpose",
-           "RunDamagedError", "RunLockedError", "RunStore", "RunStoreError", "RunSummary", "Sample", "Verdict",
-           "VerdictKind", "image_hash"]
+           "Purpose", "RunDamagedError", "RunLockedError", "RunStore", "RunStoreError", "RunSummary", "Sample",
+           "Verdict", "VerdictKind", "image_hash"]

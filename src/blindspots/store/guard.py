@@ -37,6 +37,17 @@ def run_folder_holding(path: Path) -> Path | None:
     return None
 
 
+def run_folders_within(folder: Path, depth: int = 2) -> list[Path]:
+    """Run folders inside `folder`, up to `depth` levels down (runs/<id> under a project folder)."""
+    found: list[Path] = []
+    level = [folder] if folder.is_dir() else []
+    for _ in range(depth):
+        level = [child for parent in level for child in sorted(parent.iterdir())
+                 if child.is_dir() and not child.is_symlink()]
+        found += [child for child in level if is_run_folder(child)]
+    return found
+
+
 def check_output_path(target: str | Path, *, what: str, inputs: Iterable[str | Path] = (),
                       may_write: Iterable[str] = ()) -> None:
     """Refuse `target` when it is one of `inputs`, a run folder, or a file a run folder keeps (its names in

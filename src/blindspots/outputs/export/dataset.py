@@ -26,6 +26,7 @@ from typing import Any
 from blindspots.outputs.finished import require_finished
 from blindspots.pipeline.config import stored_run_config
 from blindspots.store import RunStore
+from blindspots.store.guard import check_output_path
 from blindspots.store.images import current_umask
 from blindspots.store.records import Candidate, Origin
 
@@ -60,12 +61,10 @@ def export_dataset(run_dir: str | Path, out: str | Path, format: str = "imagefol
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
     out = Path(out)
+    check_output_path(out, what="export folder")
     _check_target(out)
     with RunStore.open(run_dir, read_only=True) as store:
-        try:
-            require_finished(store, unfinished, "the dataset")
-        except ValueError as err:
-            raise ExportError(str(err)) from None
+        require_finished(store, unfinished, "the dataset")
         records = list(_records(store, only_failures))
         if not records:
             what = "misclassified images of confirmed blind spots" if only_failures else "confirmed blind spots"
