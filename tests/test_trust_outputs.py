@@ -182,3 +182,14 @@ def test_a_planted_lock_that_is_a_folder_or_fifo_is_refused(tmp_path):
     os.mkfifo(folder / ".lock")
     with pytest.raises(Exception, match="not a regular file"):
         RunLock.acquire(folder)
+
+
+def test_check_never_writes_its_images_through_a_planted_cache_link(tmp_path):
+    run = build_run(tmp_path / "run")
+    suite = write_suite(build_suite(run, images=4), tmp_path / "bugs.yaml")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "bugs.images").symlink_to(elsewhere)
+    result = _invoke("check", suite, "--classifier", "world:classifier")
+    assert result.exit_code == 2 and "symbolic link" in result.output
+    assert not list(elsewhere.iterdir())

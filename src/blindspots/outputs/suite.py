@@ -462,6 +462,10 @@ def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: 
     if holder is not None:
         raise SuiteError(f"the image cache {cache.root} is inside the run folder {holder}; name a folder of its "
                          "own with --cache (default: SUITE.images beside the suite)")
+    links = [path for path in (cache.root, cache.root / "images", cache.root / "index") if path.is_symlink()]
+    if links:
+        raise SuiteError(f"the image cache {links[0]} is a symbolic link, and blindspots never writes through a "
+                         "link it did not make; pass the folder itself with --cache")
     _check_size(suite_path, cases, cache, generator, max_images)
     label_map = {key: list(value) for key, value in (label_map or {}).items()}
     executors, accepted = {}, {}
