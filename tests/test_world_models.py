@@ -108,7 +108,7 @@ def test_trained_folder_is_complete_and_replaces_an_old_one(tiny_world, tmp_path
     target = tmp_path / "world"
     target.mkdir()
     (target / "stale.txt").write_text("old")
-    train_world(None, target, seed=7, plan=TINY_PLAN)
+    train_world(None, target, seed=7, plan=TINY_PLAN, replace=True)  # a folder holding other files: only so
     assert not (target / "stale.txt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging folders left behind"
 
