@@ -10,12 +10,13 @@ found (proposed: 3, distinct from 1 = a failure and 2 = bad input).
 Thresholds: a problem is reported when a share reaches `DEGENERATE_SHARE` (90%) of at least `MIN_COUNT`
 images; below that the model may simply be poor at some images, which the report's rates already show.
 
-Some set-ups can be told untestable as soon as the baseline is in (`setup_problems`): a classifier that gives
-one answer to (nearly) every image, or one that fails the plain images of most classes more often than
+Some set-ups can be told untestable as soon as the baseline is in (`setup_review`): a classifier that gives one
+answer to (nearly) every image, or one that fails the plain images of most classes more often than
 `max_baseline_failure` allows, by the lower bound of its baseline's interval (the generator's pictures are not
-what it was trained on: a photo classifier on the built-in world's drawings). Then the run stops after the baseline, keeping it, instead of spending its
-budget on a search that cannot find anything and ending in "0 bugs". A class that alone fails that often is
-left out of the search with a warning: no description can fail much more often than its baseline already does.
+what it was trained on: a photo classifier on the built-in world's drawings). Then the run stops after the
+baseline, keeping it, instead of spending its budget on a search that cannot find anything and ending in
+"0 bugs". A class that alone fails that often is left out of the search with a warning: no description can
+fail much more often than its baseline already does.
 """
 
 from __future__ import annotations

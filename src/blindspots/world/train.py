@@ -279,7 +279,7 @@ def _save_weights(model: torch.nn.Module, path: Path) -> None:
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
 
 
-def foreign_entries(folder: Path) -> list[str]:
+def _foreign_entries(folder: Path) -> list[str]:
     """What `folder` holds besides a world's own files (all of it when it holds no world.json)."""
     if not folder.is_dir():
         return []
@@ -305,7 +305,7 @@ def _prepare_output(out_dir: Path, replace: bool = False) -> Path:
     if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
         raise WorldTrainingError(f"--out {out_dir} is a {'link' if out_dir.is_symlink() else 'file'}; name a "
                                  "folder (a new one, an empty one or a world folder, which is replaced)")
-    others = foreign_entries(out_dir)
+    others = _foreign_entries(out_dir)
     if others and not replace:
         shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         raise WorldTrainingError(
