@@ -6,7 +6,7 @@ records, with exact timestamps and no sampling:
 
 - every model-call interval, from the executor's own model clock (so "model" means what the run counts);
 - on the main thread (the single writer, which drives every stage), the entry and exit of the functions
-  that do a run's work outside the models: every `RunStore` and `ImageStore` method, the `Sampler`'s
+  that do a run's work outside the models: every method of the store's tables and of `ImageStore`, the `Sampler`'s
   stages, the statistics (`blindspots.stats`), clustering, caption parsing and the decision rules, and
   model loading (module-level functions: the public ones).
 
@@ -77,15 +77,17 @@ def instrument(recorder: Recorder) -> None:
     import blindspots.stats
     from blindspots.engine import executor as executor_module
     from blindspots.engine import sampling
-    from blindspots.store import images, run_store
+    from blindspots.store import candidates, database, images, run_log, samples, transfer
 
     # Model intervals, as the run's clock measures them.
     executor_module.ModelClock.timing = recording(
         executor_module.ModelClock.timing, lambda started, ended, role: recorder.model_intervals.append(
             (started, ended)))
 
-    for cls, label in ((run_store.RunStore, "store"), (images.ImageStore, "images"), (sampling.Sampler, "sampler"),
-                       (executor_module.ModelSet, "model loading")):
+    tables = (database.RunDatabase, samples.SampleTable, candidates.CandidateTable, run_log.RunLog,
+              transfer.TransferTable)
+    for cls, label in (*((table, "store") for table in tables), (images.ImageStore, "images"),
+                       (sampling.Sampler, "sampler"), (executor_module.ModelSet, "model loading")):
         for name, member in list(vars(cls).items()):
             if inspect.isfunction(member) and (not name.startswith("__")):
                 setattr(cls, name, recorder.wrap(member, f"{label}: {name}"))
@@ -142,13 +144,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import blindspots
-    from blindspots.pipeline import context
+    from blindspots.pipeline import discovery
 
     recorder = Recorder()
     instrument(recorder)
     stages: list[tuple[float, float, str]] = []
-    context.RunContext.timed = recording(context.RunContext.timed,
-                                         lambda started, ended, stage: stages.append((started, ended, stage)))
+    discovery.timed = recording(discovery.timed, lambda started, ended, stage: stages.append((started, ended, stage)))
     out = args.out or Path(tempfile.mkdtemp(prefix="blindspots-idle-"))
     result = blindspots.discover({"out": str(out), **json.loads(args.overrides)})
     by_stage, by_function, by_both = breakdown(recorder, stages)

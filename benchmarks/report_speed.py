@@ -43,7 +43,7 @@ def main(run_dir: Path | None) -> None:
             run_dir = timed("discovery (built-in world)", blindspots.discover,
                             dict(SMALL, out=str(scratch / "runs"))).run_dir
         with RunStore.open(run_dir) as store:
-            print(f"run {run_dir}: {len(store.bugs())} bugs, {store.images_generated()} images")
+            print(f"run {run_dir}: {len(store.candidates.bugs())} bugs, {store.samples.images_generated()} images")
         report = timed("report.html", write_report, run_dir)
         print(f"{'  size':<28} {report.stat().st_size / 1e6:>7.2f} MB")
         for format in ("imagefolder", "parquet"):

@@ -30,6 +30,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
+from blindspots.progress import silent_progress
 from blindspots.world import nets
 from blindspots.world.folder import BUNDLED_WORLD
 from blindspots.world.inference import images_to_array
@@ -60,7 +61,7 @@ def replay_set(spec, labels: list[str], n: int, seed: int) -> tuple[np.ndarray, 
     rng = np.random.default_rng([seed, 7])
     attributes = spec.sample_prior(rng, n)
     seeds = rng.integers(0, 2**31 - 1, size=n).tolist()
-    images = render_set(spec, attributes, seeds, "replay", lambda *args: None)
+    images = render_set(spec, attributes, seeds, "replay", silent_progress)
     return images, np.array([labels.index(a["class"]) for a in attributes], dtype=np.int64)
 
 

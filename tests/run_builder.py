@@ -23,7 +23,16 @@ from blindspots.pipeline.config import RunConfig
 from blindspots.stats.fdr import benjamini_hochberg
 from blindspots.stats.intervals import wilson_interval
 from blindspots.store import RunStore
-from blindspots.store.records import PlannedSample, Purpose, TestRecord, Verdict, VerdictKind
+from blindspots.store.records import (
+    NewCandidate,
+    Origin,
+    PlannedSample,
+    Purpose,
+    TestRecord,
+    Verdict,
+    VerdictKind,
+)
+from blindspots.store.results import Caption, GeneratedImage, Prediction, Validity
 
 COLOURS = {"blue": (30, 60, 220), "red": (220, 30, 30), "yellow": (230, 200, 20)}
 BACKGROUNDS = {"sky": (205, 210, 215), "road": (90, 90, 95), "night": (20, 20, 40)}
@@ -101,7 +110,7 @@ def build_run(root: Path, *, hostile: bool = False, per_candidate: int = 16, per
     `candidates` replaces the default candidate list (same tuple layout as CANDIDATES)."""
     config = RunConfig(classes=["boat", "car"], baseline_per_class=per_baseline, classifier=classifier,
                        generator=generator, confirm_per_candidate=per_candidate, budget=400,
-                       seed=seed).model_dump()
+                       seed=seed).model_dump(mode="json")
     rng = np.random.default_rng(seed)
     store = RunStore.create(root, config)
     baseline = {name: _add_images(store, rng, "baseline", 0, name, "a photo of a {label}".replace("{label}", name),
@@ -120,7 +129,7 @@ def build_run(root: Path, *, hostile: bool = False, per_candidate: int = 16, per
                                        short_colour, short_bg, short_share, per_candidate, short_id, hostile,
                                        image_size)
             tested.append((short_id, cls, short_counts, "confirmed"))
-            store.set_shortest(candidate_id, short_id)
+            store.candidates.set_shortest(candidate_id, short_id)
     _record_statistics(store, tested, baseline, hostile)
     _write_meta(store, baseline, complete)
     store.close()
@@ -131,14 +140,14 @@ def _add_images(store: RunStore, rng, purpose: str, round_: int, class_name: str
                 background: str, failure_share: float, count: int, candidate_id: int,
                 hostile: bool, image_size: int = 64) -> tuple[int, int]:
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=count)]
-    store.add_samples([PlannedSample(Purpose(purpose), round_, class_name, prompt, seed, "world:generator",
+    store.samples.plan([PlannedSample(Purpose(purpose), round_, class_name, prompt, seed, "world:generator",
                                      candidate_id) for seed in seeds])
-    rows = [s for s in store.samples_of(Purpose(purpose), round=round_, class_name=class_name,
+    rows = [s for s in store.samples.of(Purpose(purpose), round=round_, class_name=class_name,
                                         candidate_ids=[candidate_id] if candidate_id else None)
             if s.prompt == prompt and s.candidate_id == (candidate_id or None)]
     failures = max(1, round(failure_share * count))
     invalid = count // 2 + 1 if "fog" in prompt else 0
-    updates = []
+    results = []
     for index, sample in enumerate(rows):
         image = draw(class_name, colour, background, sample.seed)
         if image_size != image.width:
@@ -147,24 +156,26 @@ def _add_images(store: RunStore, rng, purpose: str, round_: int, class_name: str
         predicted = WRONG_LABEL[class_name] if failed else class_name
         if hostile and failed and index == 0:
             predicted = HOSTILE_CAPTION
-        updates.append({
-            "id": sample.id, "image_hash": store.images.put(image), "predicted": predicted,
-            "topk": [[predicted, 0.8], ["plane" if predicted != "plane" else "boat", 0.1]],
-            "is_failure": int(failed), "valid": int(index >= invalid), "validity_margin": 0.2,
-            "caption": HOSTILE_CAPTION if hostile else f"a {colour} {class_name} on {background}",
-        })
-    store.update_samples(updates)
+        results += [
+            GeneratedImage(sample.id, store.images.put(image)),
+            Prediction(sample.id, predicted, [[predicted, 0.8], ["plane" if predicted != "plane" else "boat", 0.1]],
+                       failed),
+            Validity(sample.id, np.random.default_rng(sample.seed).normal(size=8).astype(np.float32),
+                     index >= invalid, 0.2),
+            Caption(sample.id, HOSTILE_CAPTION if hostile else f"a {colour} {class_name} on {background}"),
+        ]
+    store.samples.record(results)
     return failures, count
 
 
 def _add_candidate(store: RunStore, round_: int, class_name: str, text: str, modifiers: list[str],
                    context: list[str], origin: str, parent_id: int | None) -> int:
-    candidate_id, _ = store.add_candidate({
-        "round": round_, "class_name": class_name, "key": " ".join(sorted(modifiers + context)),
-        "description": {"modifiers": modifiers, "context": context}, "text": text,
-        "prompt": f"a photo of a {text.replace('{label}', class_name)}", "origin": origin,
-        "parent_id": parent_id, "source_cluster": {"round": 0, "cluster": 0, "size": 5},
-    })
+    candidate_id, _ = store.candidates.add(NewCandidate(
+        round=round_, class_name=class_name, key=" ".join(sorted(modifiers + context)),
+        description={"modifiers": modifiers, "context": context}, text=text,
+        prompt=f"a photo of a {text.replace('{label}', class_name)}", origin=Origin(origin),
+        parent_id=parent_id, source_cluster={"round": 0, "cluster": 0, "size": 5},
+    ))
     return candidate_id
 
 
@@ -183,21 +194,23 @@ def _record_statistics(store: RunStore, tested, baseline, hostile: bool) -> None
         wrong = [[WRONG_LABEL[class_name], failures]]
         if hostile:
             wrong.append([HOSTILE_CAPTION, 1])
-        store.record_test(candidate_id, TestRecord(
+        store.candidates.record_test(candidate_id, TestRecord(
             n=n, failures=failures, generated_n=n, baseline_n=base_n,
             baseline_failures=base_failures, rate=failures / n, rate_low=low, rate_high=high,
             baseline_rate=base_failures / base_n, baseline_low=base_low, baseline_high=base_high,
             lift=(failures / n) / max(base_failures / base_n, 1e-9), difference=failures / n - base_failures / base_n,
             p=float(p), test="fisher", validity_rate=(n - invalid) / n, wrong_labels=wrong))
         decided = Verdict.parse(verdict)
-        store.set_decisions([(candidate_id, float(q), decided)])
         if decided.kind is VerdictKind.DUPLICATE:  # a duplicate stays confirmed; it is listed under its bug
-            with store.transaction():
-                store.db.execute("UPDATE candidates SET confirmed = 1 WHERE id = ?", (candidate_id,))
+            store.candidates.set_decisions([(candidate_id, float(q), Verdict(VerdictKind.CONFIRMED))])
+            store.candidates.set_verdicts({candidate_id: decided})
+        else:
+            store.candidates.set_decisions([(candidate_id, float(q), decided)])
     if hostile:
-        first = store.bugs()[0]
-        with store.transaction():
-            store.db.execute("UPDATE candidates SET text = ? WHERE id = ?", (f"{{label}} {HOSTILE_CAPTION}", first.id))
+        first = store.candidates.bugs()[0]
+        with store.database.transaction():
+            store.database.connection.execute("UPDATE candidates SET text = ? WHERE id = ?",
+                                              (f"{{label}} {HOSTILE_CAPTION}", first.id))
 
 
 def config_models(store: RunStore) -> dict[str, str]:
@@ -209,7 +222,7 @@ def _write_meta(store: RunStore, baseline, complete: bool) -> None:
     summary = {
         "classes": [{"name": "boat", "accepted": ["boat"]}, {"name": "car", "accepted": ["car"]}],
         "baseline": {},
-        "images_generated": store.images_generated(), "generation_errors": 0,
+        "images_generated": store.samples.images_generated(), "generation_errors": 0,
         "models": {role: {"spec": spec} for role, spec in config_models(store).items()},
         "fdr": 0.05, "rounds_run": 1, "stop_reason": "no new candidates confirmed", "seconds": 12.5,
     }
@@ -217,10 +230,10 @@ def _write_meta(store: RunStore, baseline, complete: bool) -> None:
         low, high = wilson_interval(failures, n)
         summary["baseline"][name] = {"n": n, "failures": failures, "rate": failures / n, "low": low,
                                      "high": high, "validity_rate": 1.0}
-    store.set_meta("summary", json.dumps(summary))
-    store.set_meta("stage_seconds", {"generate": 6.0, "classify": 2.5, "cluster": 0.5, "caption": 1.0,
-                                     "confirm": 2.5})
-    store.set_meta("status", "complete" if complete else "running")
+    store.database.set_meta("summary", json.dumps(summary))
+    store.database.set_meta("stage_seconds", {"generate": 6.0, "classify": 2.5, "cluster": 0.5, "caption": 1.0,
+                                              "confirm": 2.5})
+    store.database.set_meta("status", "complete" if complete else "running")
 
 
 # ---- a real run ------------------------------------------------------------------------------------------------

@@ -266,9 +266,11 @@ def test_python_factory_object_missing_a_method_is_named_at_load(role, factory, 
 
 
 def test_python_factory_returning_logits_is_caught_with_the_fix():
-    classifier = load_model("classifier", f"python:{TINY_FILE}:make_logits_classifier")
+    from blindspots.engine.executor import Executor, ModelSet
+
+    executor = Executor(ModelSet({"classifier": f"python:{TINY_FILE}:make_logits_classifier"}))
     with pytest.raises(ModelOutputError, match="softmax"):
-        classifier.predict([Image.new("RGB", (4, 4))])
+        executor.classify([Image.new("RGB", (4, 4))])
 
 
 def test_python_factory_spec_mistakes_say_what_to_write(tmp_path):

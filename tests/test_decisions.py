@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from blindspots.pipeline.confirm import stop_reason
 from blindspots.pipeline.decisions import (
     Thresholds,
     covers_by_test,
@@ -18,15 +19,17 @@ from blindspots.pipeline.decisions import (
     passes,
     refined_bug,
     sampling_finished,
+    stop_reason,
     subsumed_by,
     surviving_shortest,
     verdict,
     worth_shortening,
 )
-from blindspots.stats import benjamini_hochberg
-from blindspots.store.records import Candidate, Origin, Verdict, VerdictKind
+from blindspots.stats import KeepAnswer, StepDecision, benjamini_hochberg
+from blindspots.store.records import Candidate, Origin, StopReason, Verdict, VerdictKind
 
-RULES = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75)
+RULES = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75,
+                   confirmation="fixed")
 PHRASES = {1: {"on road"}, 2: {"on road", "at night"}, 3: {"small"}, 4: {"small", "in snow"}, 5: {"green"}}
 
 
@@ -54,12 +57,8 @@ def test_verdict_checks_validity_then_significance_then_effect():
 
 def test_passes_needs_a_tested_candidate_with_images():
     assert passes(_tested(1, 40), RULES)
-    untested = _tested(1, 40)
-    untested.status = "planned"
-    assert not passes(untested, RULES)
-    empty = _tested(1, 40)
-    empty.generated_n = 0
-    assert not passes(empty, RULES)
+    assert not passes(replace(_tested(1, 40), status="planned"), RULES)
+    assert not passes(replace(_tested(1, 40), generated_n=0), RULES)
 
 
 def test_a_shorter_description_must_keep_most_of_the_excess_failure_rate():
@@ -96,8 +95,7 @@ def test_fdr_decisions_use_benjamini_hochberg_over_the_whole_family():
     assert [q for _, q, _ in decisions] == pytest.approx(list(expected_q))
     assert [v.kind for _, _, v in decisions] == [VerdictKind.CONFIRMED, VerdictKind.CONFIRMED,
                                                  VerdictKind.CONFIRMED, VerdictKind.NOT_SIGNIFICANT]
-    no_images = _tested(1, 0, p=1.0)
-    no_images.generated_n = 0
+    no_images = replace(_tested(1, 0, p=1.0), generated_n=0)
     assert fdr_decisions([no_images], RULES)[0][2].kind is VerdictKind.NO_IMAGES
 
 
@@ -107,7 +105,7 @@ def test_surviving_shortest_walks_back_to_a_form_that_is_still_confirmed():
     shortest = _tested(4, 40, origin=Origin.SHORTENED, parent_id=3, confirmed=False)
     by_id = {c.id: c for c in (bug, middle, shortest)}
     assert surviving_shortest(bug, by_id) == 3
-    middle.confirmed = False
+    by_id[3] = replace(middle, confirmed=False)
     assert surviving_shortest(bug, by_id) == 2
     assert surviving_shortest(_tested(1, 40, confirmed=True), by_id) == 1
 
@@ -154,19 +152,22 @@ def test_a_shorter_form_stops_sampling_once_it_cannot_stand_for_its_bug():
     assert keeping_progress(unsettled, bug, sequential) == "open"
     assert keeping_progress(unsettled, bug, sequential, max_n=48) == "unsettled"
     assert keeping_progress(_tested(7, 6, n=8, baseline=(20, 120)), bug, sequential, max_n=48) == "open"
-    assert sampling_finished("confirm", "unsettled") and sampling_finished("continue", "unsettled")
-    assert stop_reason("confirm", "unsettled") == stop_reason("continue", "unsettled") == "keep unsettled"
-    assert stop_reason("futile", "unsettled") == "futile"
-    assert stop_reason("continue", "out of reach") == "effect out of reach"
+    confirm, futile, go_on = StepDecision.CONFIRM, StepDecision.FUTILE, StepDecision.CONTINUE
+    assert sampling_finished(confirm, KeepAnswer.UNSETTLED) and sampling_finished(go_on, KeepAnswer.UNSETTLED)
+    assert stop_reason(confirm, KeepAnswer.UNSETTLED) == stop_reason(go_on, KeepAnswer.UNSETTLED) \
+        == StopReason.KEEP_UNSETTLED == "keep unsettled"
+    assert stop_reason(futile, KeepAnswer.UNSETTLED) is StopReason.FUTILE
+    assert stop_reason(go_on, KeepAnswer.OUT_OF_REACH) is StopReason.EFFECT_OUT_OF_REACH
+    assert stop_reason(go_on, KeepAnswer.LOSES) is StopReason.LOSES_EFFECT
     # A description of its own stops when its excess test does.
-    assert not sampling_finished("continue", None)
-    assert sampling_finished("confirm", None) and sampling_finished("futile", None)
+    assert not sampling_finished(go_on, None)
+    assert sampling_finished(confirm, None) and sampling_finished(futile, None)
     # A shorter form must both confirm and keep the effect: it stops when either is out of reach.
-    assert sampling_finished("confirm", "keeps")
-    assert not sampling_finished("confirm", "open") and not sampling_finished("continue", "keeps")
-    for keeping in ("loses", "out of reach"):
-        assert sampling_finished("continue", keeping)
-    assert sampling_finished("futile", "open")
+    assert sampling_finished(confirm, KeepAnswer.KEEPS)
+    assert not sampling_finished(confirm, KeepAnswer.OPEN) and not sampling_finished(go_on, KeepAnswer.KEEPS)
+    for keeping in (KeepAnswer.LOSES, KeepAnswer.OUT_OF_REACH):
+        assert sampling_finished(go_on, keeping)
+    assert sampling_finished(futile, KeepAnswer.OPEN)
 
 
 def test_sequential_mode_shortens_only_descriptions_whose_own_test_confirmed():

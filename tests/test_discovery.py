@@ -51,8 +51,8 @@ def test_finds_the_planted_background_shortcut(small_run):
 def test_every_confirmation_image_is_fresh(small_run):
     with RunStore.open(small_run.run_dir) as store:
         explored = {(s.prompt, s.seed) for purpose in (Purpose.BASELINE, Purpose.EXPLORE)
-                    for s in store.samples_of(purpose)}
-        confirmed = {(s.prompt, s.seed) for s in store.samples_of(Purpose.CONFIRM)}
+                    for s in store.samples.of(purpose)}
+        confirmed = {(s.prompt, s.seed) for s in store.samples.of(Purpose.CONFIRM)}
     assert not explored & confirmed
 
 
@@ -73,7 +73,7 @@ def test_rerunning_a_finished_run_does_no_work(small_run):
     again = blindspots.discover(dict(SMALL, out=str(small_run.run_dir.parent)))
     assert _bug_list(again) == _bug_list(small_run)
     with RunStore.open(small_run.run_dir) as store:
-        assert int(store.get_meta("generator_outputs")) == store.images_generated()
+        assert int(store.database.get_meta("generator_outputs")) == store.samples.images_generated()
     assert before > 0
 
 
@@ -97,9 +97,9 @@ def test_a_killed_run_resumes_without_redoing_finished_work(small_run, tmp_path)
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     with RunStore.open(tmp_path / small_run.run_dir.name) as store:
-        assert store.get_meta("status") == "complete"
+        assert store.log.status() == "complete"
         # Every generator output ever stored is one sample's image: nothing finished was generated twice.
-        assert int(store.get_meta("generator_outputs")) == store.images_generated()
+        assert int(store.database.get_meta("generator_outputs")) == store.samples.images_generated()
     resumed = blindspots.discover(dict(SMALL, out=str(tmp_path)))
     assert _bug_list(resumed) == _bug_list(small_run)
 
@@ -152,7 +152,7 @@ def test_prompts_the_generator_refuses_are_recorded_not_fatal(tmp_path):
                                       out=str(tmp_path), rounds=1))
     assert result.summary.generation_errors > 0
     with RunStore.open(result.run_dir) as store:
-        error = store.first_generation_error()
+        error = store.samples.first_generation_error()
     assert "content filter refused" in error
 
 
@@ -203,7 +203,7 @@ def test_sequential_confirmation_finds_the_same_bugs_with_fewer_images(tmp_path)
     assert skipped, "the boat and fish consensus bugs make some of their clusters' captions refinements"
     by_id = {c.id: c for c in sequential.candidates}
     with RunStore.open(sequential.run_dir) as store:
-        assert not store.samples_of(Purpose.CONFIRM, candidate_ids=[c.id for c in skipped])
+        assert not store.samples.of(Purpose.CONFIRM, candidate_ids=[c.id for c in skipped])
         cards = read_content(store).bugs
     # The report shows them on their bug's card, apart from the confirmed refinements.
     on_cards = {c.id: card.candidate.id for card in cards for c in card.untested_refinements}

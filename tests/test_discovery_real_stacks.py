@@ -37,14 +37,14 @@ def test_a_discovery_run_completes_on_the_tiny_hugging_face_stack(tmp_path):
         out=str(tmp_path / "runs"),
     ))
     with RunStore.open(result.run_dir) as store:
-        samples = store.samples_of(Purpose.BASELINE)
+        samples = store.samples.of(Purpose.BASELINE)
         assert len(samples) == 24 and all(s.image_hash and s.predicted for s in samples)
         assert all(s.predicted in TINY_LABELS for s in samples)
         failures = [s for s in samples if s.is_failure]
         captioned = sum(s.caption is not None for purpose in (Purpose.BASELINE, Purpose.EXPLORE)
-                        for s in store.samples_of(purpose))
-        tested = store.tested_candidates()
-        assert store.get_meta("status") == "complete"
+                        for s in store.samples.of(purpose))
+        tested = store.candidates.tested()
+        assert store.log.status() == "complete"
     assert result.summary.models["generator"]["spec"].startswith("diffusers:")
     # Random weights fail often; the run is seeded, so these counts are the same on every machine.
     assert failures and captioned > 0, "the failures in clusters are captioned"
@@ -65,6 +65,6 @@ def test_a_short_discovery_run_with_efficientnet_lite0_under_test(tmp_path):
     from blindspots.models.labels import load_label_set
 
     with RunStore.open(result.run_dir) as store:
-        predicted = [s.predicted for s in store.samples_of(Purpose.BASELINE)]
+        predicted = [s.predicted for s in store.samples.of(Purpose.BASELINE)]
     assert len(predicted) == 32 and set(predicted) <= set(load_label_set("imagenet-1k").names)
     assert result.summary.baseline["boat"]["n"] + result.summary.baseline["car"]["n"] > 0

@@ -199,3 +199,15 @@ def test_safety_flags_survive_the_prompt_by_prompt_retry(registered_adapter):
     assert result.safety_blanked == [False, True, False, True]
     assert [error is None for error in result.errors] == [True, True, False, True]
     assert result.images[2] is None and "cannot draw this" in result.errors[2]
+
+
+def test_both_executors_offer_the_declared_protocol_close_included():
+    from blindspots.engine.executor import ModelExecutor
+    from blindspots.engine.ray_executor import RayExecutor
+
+    assert isinstance(Executor(ModelSet(specs=dict(WORLD))), ModelExecutor)
+    methods = {name for name, member in vars(ModelExecutor).items() if callable(member) and not name.startswith("_")}
+    assert "close" in methods
+    missing = {cls.__name__: sorted(m for m in methods if not callable(getattr(cls, m, None)))
+               for cls in (Executor, RayExecutor)}
+    assert missing == {"Executor": [], "RayExecutor": []}

@@ -30,8 +30,8 @@ def offline_datasets(tmp_path, monkeypatch):
 
 def _hard_set(run) -> list:
     with RunStore.open(run) as store:
-        confirmed = {c.id: c for c in store.candidates() if c.confirmed}
-        samples = store.samples_of(Purpose.CONFIRM, generated=True, valid=True)
+        confirmed = {c.id: c for c in store.candidates.all() if c.confirmed}
+        samples = store.samples.of(Purpose.CONFIRM, generated=True, valid=True)
     return [s for s in samples if s.candidate_id in confirmed]
 
 
@@ -150,7 +150,7 @@ def test_export_of_a_real_discovery_run_loads(tmp_path, offline_datasets):
     loaded = offline_datasets.load_dataset("imagefolder", data_dir=str(tmp_path / "hard"),
                                            cache_dir=str(tmp_path / "cache"))["train"]
     with RunStore.open(run) as store:
-        bug_ids = {b.id for b in store.bugs()}
+        bug_ids = {b.id for b in store.candidates.bugs()}
     assert loaded.num_rows == summary.images == len(_hard_set(run)) > 0
     assert set(loaded["bug_id"]) == bug_ids
     assert {image.size for image in loaded["image"]} == {(64, 64)}

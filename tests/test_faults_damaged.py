@@ -122,7 +122,7 @@ def test_report_export_and_compare_read_a_run_folder_they_may_not_write(read_onl
 
 def _hard_set_hashes(run: Path) -> list[str]:
     with RunStore.open(run, read_only=True) as store:
-        return [r[0] for r in store.db.execute(
+        return [r[0] for r in store.database.connection.execute(
             "SELECT DISTINCT image_hash FROM samples WHERE purpose = 'confirm' AND image_hash IS NOT NULL "
             "AND valid = 1 AND candidate_id IN (SELECT id FROM candidates WHERE confirmed = 1) ORDER BY id")]
 
@@ -203,12 +203,12 @@ def test_a_damaged_stored_image_is_drawn_again_when_the_run_reads_it(tmp_path):
     from blindspots.store.records import PlannedSample, Purpose
 
     store = RunStore.create(tmp_path / "run", {"seed": 0})
-    store.add_samples([PlannedSample(Purpose.BASELINE, 0, "boat", "a photo of a boat", 7, "world:generator")])
+    store.samples.plan([PlannedSample(Purpose.BASELINE, 0, "boat", "a photo of a boat", 7, "world:generator")])
     executor = Executor(ModelSet({"generator": "world:generator", "classifier": "world:classifier",
                                   "embedder": "world:embedder"}))
     sampler = Sampler(store, executor, {"boat": ["boat"]}, 1, None)
-    sampler.process(store.pending(Purpose.BASELINE), "baseline")
-    (sample,) = store.samples_of(Purpose.BASELINE)
+    sampler.process(store.samples.pending(Purpose.BASELINE), "baseline")
+    (sample,) = store.samples.of(Purpose.BASELINE)
     path = store.images.path(sample.image_hash)
     original = path.read_bytes()
     path.write_bytes(original[:40])  # a truncated copy: the read fails its check

@@ -42,9 +42,9 @@ def test_plain_strips_escape_sequences_and_controls():
 
 def test_compare_shows_hostile_descriptions_as_inert_text(tmp_path):
     run = build_run(tmp_path / "run")
-    with RunStore.open(run) as store, store.transaction():
+    with RunStore.open(run) as store, store.database.transaction():
         # Written as a captioner's text would arrive: every description of the run.
-        store.db.execute("UPDATE candidates SET text = ?", ("{label} \x1b[2J\x1b]0;pwned\x07 on a road \x9b31m[bold]x",))
+        store.database.connection.execute("UPDATE candidates SET text = ?", ("{label} \x1b[2J\x1b]0;pwned\x07 on a road \x9b31m[bold]x",))
     result = CliRunner().invoke(app, ["compare", str(run), str(run)], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     assert not any(code in result.output for code in ESCAPES), repr(result.output)

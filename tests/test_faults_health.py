@@ -123,7 +123,7 @@ def test_a_run_with_a_dead_captioner_says_so_and_exits_untrustworthy(tmp_path):
     assert "returned empty captions for 100%" in result.output
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     with RunStore.open(run_dir) as store:
-        (problem,) = store.summary().problems
+        (problem,) = store.log.summary().problems
     assert "python:faulty_models:make_empty_captioner" in problem
     assert "This run cannot be trusted" in (run_dir / "report.html").read_text()
 

@@ -93,7 +93,7 @@ def test_images_generated_before_a_failing_predict_are_kept(tmp_path):
     assert result.exit_code == 1
     (run_dir,) = out.iterdir()
     with RunStore.open(run_dir, read_only=True) as store:
-        assert store.images_generated() > 0, "the generated images were lost with the failing classifier"
+        assert store.samples.images_generated() > 0, "the generated images were lost with the failing classifier"
 
 
 def test_a_model_file_with_a_syntax_error(tmp_path):
@@ -170,8 +170,8 @@ def test_a_full_disk_stops_with_one_line_and_the_run_resumes(tmp_path, monkeypat
     resumed = _invoke(*command)
     assert resumed.exit_code == 0, resumed.output
     with RunStore.open(run_dir, read_only=True) as store:
-        assert store.get_meta("status") == "complete"
-        assert int(store.get_meta("generator_outputs")) == store.images_generated()
+        assert store.log.status() == "complete"
+        assert int(store.database.get_meta("generator_outputs")) == store.samples.images_generated()
 
 
 def test_debug_shows_the_traceback(tmp_path):

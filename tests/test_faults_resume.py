@@ -24,7 +24,7 @@ TESTS = Path(__file__).parent
 
 def _outputs(run_dir: Path) -> tuple[int, int]:
     with RunStore.open(run_dir, read_only=True) as store:
-        return int(store.get_meta("generator_outputs")), store.images_generated()
+        return int(store.database.get_meta("generator_outputs")), store.samples.images_generated()
 
 
 @pytest.fixture

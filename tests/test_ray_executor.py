@@ -180,6 +180,17 @@ def test_configured_resources_win_over_the_defaults():
     assert executor.placement("embedder") == (1.0, 2.0, 1)
 
 
+def test_the_documented_default_shares_are_the_placed_ones():
+    from pathlib import Path
+
+    gpus, cpus, _ = _unconnected({"CPU": 64.0, "GPU": 1.0}).placement("captioner")
+    docs = " ".join((Path(__file__).parents[1] / "docs" / "cluster.md").read_text().split())
+    assert f"the classifier, captioner and embedder take {gpus:g} GPU each" in docs
+    assert f"others {cpus:g} CPU" in docs
+    assert f"{gpus:g} for the classifier, captioner and embedder" in RoleResources.model_fields["num_gpus"].description
+    assert f"{cpus:g} for the others" in RoleResources.model_fields["num_cpus"].description
+
+
 def _unconnected(cluster, resources=None):
     """Placement is plain arithmetic over the cluster's resources: checked without starting Ray."""
     executor = RayExecutor.__new__(RayExecutor)

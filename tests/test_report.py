@@ -72,14 +72,14 @@ def test_summary_names_models_classes_budget_time_and_fdr(tmp_path):
                      "Time per stage", "generate", "6.0 s", "boat", "car", "12.5 s"):
         assert expected in text, expected
     with RunStore.open(tmp_path / "run") as store:
-        assert f"{store.images_generated()} of a 400 budget" in text
+        assert f"{store.samples.images_generated()} of a 400 budget" in text
 
 
 def test_bug_cards_most_severe_first_with_statistics_and_images(tmp_path):
     run = build_run(tmp_path / "run")
     with RunStore.open(run) as store:
-        expected = [b.display_text() for b in store.bugs()]
-        first = store.bugs()[0]
+        expected = [b.display_text() for b in store.candidates.bugs()]
+        first = store.candidates.bugs()[0]
     html, page = _parse(write_report(run))
     assert [t.strip() for t in page.card_titles] == expected
     assert expected[0] == "red boat on a road"
@@ -112,8 +112,8 @@ def test_cards_say_which_words_were_dropped_and_what_each_cost(tmp_path):
     html, _ = _parse(write_report(build_run(tmp_path / "run")))
     first_card = html.split("<article")[1].split("</article>")[0]
     with RunStore.open(tmp_path / "run") as store:
-        bug = store.bugs()[0]
-        shortest = store.candidate(bug.shortest_id)
+        bug = store.candidates.bugs()[0]
+        shortest = store.candidates.get(bug.shortest_id)
     # "red boat on a road" was shortened to "red boat": "on a road" was dropped, at the cost the rates show.
     assert (bug.display_text(), shortest.display_text()) == ("red boat on a road", "red boat")
     assert "Which words matter" in first_card
@@ -133,8 +133,8 @@ def test_model_strings_are_escaped(tmp_path):
 def test_unfinished_run_says_so(tmp_path):
     run = build_run(tmp_path / "run", complete=False)
     with RunStore.open(run) as store:  # killed before its summary was written
-        store.db.execute("DELETE FROM meta WHERE key IN ('summary', 'stage_seconds')")
-        store.db.commit()
+        store.database.connection.execute("DELETE FROM meta WHERE key IN ('summary', 'stage_seconds')")
+        store.database.connection.commit()
     html, page = _parse(write_report(run))
     assert "This run is not finished (status: running)" in html
     assert len(page.card_titles) == 3
@@ -162,7 +162,7 @@ def test_report_command_rejects_bad_run_folders(tmp_path, make_bad):
     elif make_bad == "old_schema":
         build_run(run)
         with RunStore.open(run) as store:
-            store.set_meta("schema_version", "0")
+            store.database.set_meta("schema_version", "0")
     result = CliRunner().invoke(app, ["report", str(run)])
     assert result.exit_code == 2
     message = " ".join(result.output.split())
@@ -186,8 +186,8 @@ def test_report_of_a_real_discovery_run(tmp_path):
     run = real_tiny_run(tmp_path / "run")
     html, page = _parse(write_report(run))
     with RunStore.open(run) as store:
-        bugs = store.bugs()
-        summary = store.summary()
+        bugs = store.candidates.bugs()
+        summary = store.log.summary()
     assert bugs, "the tiny world run should confirm at least one blind spot"
     assert [t.strip() for t in page.card_titles] == [b.display_text() for b in bugs]
     assert f"{summary.images_generated} of a 400 budget" in " ".join(page.text)

@@ -12,7 +12,8 @@ from blindspots.store.records import Candidate, Origin
 
 SEQUENTIAL = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75,
                         confirmation="sequential")
-FIXED = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75)
+FIXED = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75,
+                   confirmation="fixed")
 
 
 def _candidate(id: int, modifiers=(), context=(), *, failures: int, n: int, origin=Origin.CAPTION,

@@ -16,7 +16,7 @@ from blindspots.store.records import PlannedSample, Purpose
 
 def _store(tmp_path, n):
     store = RunStore.create(tmp_path / "run", {"seed": 0})
-    store.add_samples([PlannedSample(Purpose.BASELINE, 0, "boat", "a photo of a boat", seed, "world:generator")
+    store.samples.plan([PlannedSample(Purpose.BASELINE, 0, "boat", "a photo of a boat", seed, "world:generator")
                        for seed in range(n)])
     return store
 
@@ -31,16 +31,16 @@ def test_threads_are_started_once_and_ended_by_close(tmp_path):
                                   "embedder": "world:embedder"}))
     sampler = Sampler(store, executor, {"boat": ["boat"]}, 1, None, chunk=8)
     before = _sampler_threads()
-    pending = store.pending(Purpose.BASELINE)
+    pending = store.samples.pending(Purpose.BASELINE)
     sampler.process(pending[:16], "first")
     started = _sampler_threads() - before
     assert started, "process runs the stages on the sampler's threads"
     sampler.process(pending[16:], "second")
     assert _sampler_threads() - before == started, "a second call reuses the same threads"
-    assert store.counts(Purpose.BASELINE).valid == 32
+    assert store.samples.counts(Purpose.BASELINE).valid == 32
     sampler.close()
     assert not started & _sampler_threads(), "close ends every thread the sampler started"
-    sampler.process(store.pending(Purpose.BASELINE), "nothing left")  # a closed sampler still works
+    sampler.process(store.samples.pending(Purpose.BASELINE), "nothing left")  # a closed sampler still works
     sampler.close()
 
 
@@ -55,12 +55,12 @@ def test_a_model_failing_mid_stream_leaves_nothing_running_and_keeps_committed_c
     generator.generate = lambda prompts, seeds: calls.append(len(prompts)) or generate(prompts, seeds)
     sampler = Sampler(store, executor, {"boat": ["boat"]}, 1, None, chunk=8)
     with pytest.raises(ModelFailureError, match="device lost"):
-        sampler.process(store.pending(Purpose.BASELINE), "baseline")
+        sampler.process(store.samples.pending(Purpose.BASELINE), "baseline")
     drawn, files = len(calls), sorted(p.name for p in store.images.root.rglob("*.png"))
     time.sleep(0.3)
     assert len(calls) == drawn and sorted(p.name for p in store.images.root.rglob("*.png")) == files, \
         "no generator call and no PNG write may outlive the failed call"
-    samples = store.samples_of(Purpose.BASELINE)
+    samples = store.samples.of(Purpose.BASELINE)
     assert [s.id for s in samples if s.predicted is not None] == [s.id for s in samples[:8]], \
         "the first chunk's judgements were committed before the failure"
     stored = {s.image_hash for s in samples if s.image_hash is not None}
@@ -91,9 +91,9 @@ def test_a_finished_chunks_pixels_are_not_kept_while_later_chunks_stream(tmp_pat
 
     executor.generate = recording_generate
     sampler = Sampler(store, executor, {"boat": ["boat"]}, 1, None, chunk=8)
-    sampler.process(store.pending(Purpose.BASELINE), "baseline")
+    sampler.process(store.samples.pending(Purpose.BASELINE), "baseline")
     sampler.close()
-    assert len(drawn) == 8 and store.counts(Purpose.BASELINE).valid == 64
+    assert len(drawn) == 8 and store.samples.counts(Purpose.BASELINE).valid == 64
     assert alive_at_last_call == [0], "the first chunk's images outlived its commit"
 
 

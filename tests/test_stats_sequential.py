@@ -54,32 +54,25 @@ def _stopping_exactly(stop_table, value_table, rate):
 # ---- the e-value is what the module docstring says it is --------------------------------------------
 
 
-def _evalue_by_definition(k, n, ref_k, ref_n, margin):
-    """Mixture likelihood over {p > p_ref - margin} (uniform, by numerical integration) over the null's
-    maximised likelihood (on a fine grid of p_ref; the best p is the candidate's rate clipped into the null)."""
+def _evalue_by_definition(k, n, ref_k, ref_n):
+    """Mixture likelihood over {p > p_ref} (uniform, by numerical integration) over the null's maximised
+    likelihood (on a fine grid of p_ref; the best p is the candidate's rate clipped into the null)."""
     def likelihood(failures, total, rate):
         return rate**failures * (1 - rate) ** (total - failures)
 
-    area = 1 - (1 - margin) ** 2 / 2
     numerator, _ = integrate.dblquad(
         lambda p, p_ref: likelihood(ref_k, ref_n, p_ref) * likelihood(k, n, p),
-        0, 1, lambda p_ref: max(p_ref - margin, 0.0), 1, epsabs=0, epsrel=1e-10)
-    p_ref = np.linspace(margin, 1, 200_001)
-    best_p = np.clip(k / n, 0, p_ref - margin)
+        0, 1, lambda p_ref: p_ref, 1, epsabs=0, epsrel=1e-10)
+    p_ref = np.linspace(0, 1, 200_001)
+    best_p = np.clip(k / n, 0, p_ref)
     denominator = np.max(likelihood(ref_k, ref_n, p_ref) * likelihood(k, n, best_p))
-    return numerator / area / denominator
+    return numerator / 0.5 / denominator
 
 
 @pytest.mark.parametrize(("k", "n", "ref_k", "ref_n"), [(7, 8, 3, 20), (2, 8, 5, 20), (10, 16, 4, 24)])
-def test_excess_failure_evalue_matches_its_definition(k, n, ref_k, ref_n):
-    assert stats.excess_failure_evalue(k, n, ref_k, ref_n) == pytest.approx(
-        _evalue_by_definition(k, n, ref_k, ref_n, 0.0), rel=1e-4)
-
-
-@pytest.mark.parametrize(("k", "n", "ref_k", "ref_n", "margin"), [(8, 8, 14, 16, 0.2), (5, 8, 15, 16, 0.1)])
-def test_noninferiority_evalue_matches_its_definition(k, n, ref_k, ref_n, margin):
-    assert stats.noninferiority_evalue(k, n, ref_k, ref_n, margin) == pytest.approx(
-        _evalue_by_definition(k, n, ref_k, ref_n, margin), rel=1e-3)
+def test_the_evalue_matches_its_definition(k, n, ref_k, ref_n):
+    assert stats.evalues_table([k], [n], ref_k, ref_n)[0] == pytest.approx(
+        _evalue_by_definition(k, n, ref_k, ref_n), rel=1e-4)
 
 
 # ---- exact error control -------------------------------------------------------------------------
@@ -98,40 +91,6 @@ def test_evalue_expectation_under_the_null_is_at_most_one(baseline_rate):
     # ...and it does grow when the candidate really fails more often.
     k = np.arange(49)
     assert np.sum(sps.binom.pmf(k, 48, 0.6) * stats.evalues_table(k, np.full_like(k, 48), 24, 120)) > 1e3
-
-
-def test_noninferiority_evalue_expectation_at_the_margin_is_at_most_one():
-    reference_n, n, margin = 24, 16, 0.1
-    for reference_rate in (0.5, 0.9):
-        rate = reference_rate - margin
-        expectation = 0.0
-        for ref_k in range(reference_n + 1):
-            k = np.arange(n + 1)
-            e = stats.evalues_table(k, np.full_like(k, n), ref_k, reference_n, margin=margin)
-            expectation += sps.binom.pmf(ref_k, reference_n, reference_rate) * np.sum(sps.binom.pmf(k, n, rate) * e)
-        assert expectation <= 1 + 1e-4  # the quadrature's accuracy
-
-
-def test_noninferiority_error_with_a_peek_after_every_batch_is_at_most_alpha():
-    """Exact, at the null's boundary: the shorter form fails exactly `margin` less often than the
-    longer one (80 % vs 90 %, the longer measured on 24 images), peeking every 8 images up to 96."""
-    reference_n, reference_rate, margin = 24, 0.9, 0.1
-    k, n, valid = _states()
-    error = expected_e = 0.0
-    for ref_k in range(reference_n + 1):
-        weight = sps.binom.pmf(ref_k, reference_n, reference_rate)
-        if weight < 1e-9:
-            error += weight
-            continue
-        evalues = np.zeros(k.shape)
-        evalues[valid] = stats.evalues_table(k[valid], n[valid], ref_k, reference_n, margin=margin)
-        table = np.where(evalues >= 1 / ALPHA, "confirm", "continue")
-        table[:, -1] = np.where(table[:, -1] == "confirm", "confirm", "futile")
-        stopped, e_at_stop = _stopping_exactly(table, evalues, reference_rate - margin)
-        error += weight * stopped
-        expected_e += weight * e_at_stop
-    assert expected_e <= 1 + 1e-4
-    assert error <= ALPHA
 
 
 @pytest.mark.parametrize("baseline_rate", [0.05, 0.1, 0.2, 0.3, 0.5])
@@ -217,13 +176,18 @@ def test_confidence_sequence_covers_the_rate_at_every_image_at_once(rate):
     assert missed <= error
 
 
+def _step_interval(failures, n):
+    step = stats.sequential_step(failures, n, 20, 120, max_n=96, family_size=1)
+    return step.rate_low, step.rate_high
+
+
 def test_confidence_sequence_is_wider_than_a_fixed_n_interval_but_still_informative():
-    low, high = stats.anytime_rate_interval(30, 96, confidence=0.95)
+    low, high = _step_interval(30, 96)
     wilson_low, wilson_high = stats.wilson_interval(30, 96)
     assert low < wilson_low < 30 / 96 < wilson_high < high
     assert high - low < 0.35
-    assert stats.anytime_rate_interval(0, 0) == (0.0, 1.0)
-    assert stats.anytime_rate_interval(20, 20)[1] == 1.0 and stats.anytime_rate_interval(0, 20)[0] == 0.0
+    assert _step_interval(0, 0) == (0.0, 1.0)
+    assert _step_interval(20, 20)[1] == 1.0 and _step_interval(0, 20)[0] == 0.0
 
 
 def test_a_bound_is_the_same_float_alone_in_a_batch_and_asked_again():
@@ -392,8 +356,10 @@ def test_every_decision_follows_the_documented_rule(baseline_failures, family_si
 def test_sequential_step_reports_its_evidence_and_reason():
     step = stats.sequential_step(6, 16, 20, 120, max_n=48, family_size=1)
     assert step.decision == "continue" and step.threshold == 1 / ALPHA
-    assert step.evalue == pytest.approx(stats.excess_failure_evalue(6, 16, 20, 120))
-    assert (step.rate_low, step.rate_high) == pytest.approx(stats.anytime_rate_interval(6, 16, 1 - ALPHA))
+    assert step.evalue == pytest.approx(stats.evalues_table([6], [16], 20, 120)[0])
+    # Both ends of the (1 - alpha) sequence are upper bounds at alpha / 2, the lower one on the successes.
+    ends = stats.anytime_rate_upper_bounds([10, 6], [16, 16], ALPHA / 2)
+    assert (step.rate_low, step.rate_high) == pytest.approx((1 - ends[0], ends[1]))
     assert step.required_rate == pytest.approx(stats.required_failure_rate(20, 120))
     spent = stats.sequential_step(10, 48, 20, 120, max_n=48, family_size=1)
     assert spent.decision == "futile" and "48 images spent" in spent.reason
@@ -401,25 +367,11 @@ def test_sequential_step_reports_its_evidence_and_reason():
     assert hopeless.decision == "futile" and f"below the {hopeless.required_rate:.2f}" in hopeless.reason
 
 
-def test_a_steps_evalue_is_exactly_the_excess_failure_evalue():
+def test_a_steps_evalue_is_exactly_the_tabled_evalue():
     """The step reuses the e-value its decision was taken on; the stored p-value must be the same float."""
     for k, n, base_k, base_n in [(0, 0, 20, 120), (6, 16, 20, 120), (8, 8, 0, 120), (30, 48, 108, 120), (3, 24, 1, 10)]:
         step = stats.sequential_step(k, n, base_k, base_n, family_size=50)
-        assert step.evalue == stats.excess_failure_evalue(k, n, base_k, base_n)
-
-
-def test_noninferiority_keeps_a_shorter_form_that_fails_as_often_and_drops_one_that_does_not():
-    # The longer description failed 45 of 48; the shorter one fails every time: kept after 48 images
-    # (e = 75; 40 of 40 give 18). Showing "at least 94 % - 15 %" costs as many images as the fixed rule,
-    # because the reference's own 48 images leave its rate anywhere up to ~0.99.
-    assert stats.noninferiority_step(48, 48, 45, 48, margin=0.15, family_size=1).decision == "confirm"
-    assert stats.noninferiority_step(40, 40, 45, 48, margin=0.15, max_n=96, family_size=1).decision == "continue"
-    # Failing a third of the time is far below 94 % - 15 %: dropped early.
-    dropped = stats.noninferiority_step(3, 8, 45, 48, margin=0.15, family_size=1)
-    assert dropped.decision == "futile" and "below" in dropped.reason
-    assert stats.noninferiority_evalue(24, 24, 45, 48, 0.15) > stats.noninferiority_evalue(24, 24, 45, 48, 0.05)
-    # margin 0 is the excess-failure test against the longer description.
-    assert stats.noninferiority_evalue(9, 16, 20, 48, 0.0) == pytest.approx(stats.excess_failure_evalue(9, 16, 20, 48))
+        assert step.evalue == stats.evalues_table([k], [n], base_k, base_n)[0]
 
 
 # ---- bad input ------------------------------------------------------------------------------------
@@ -428,16 +380,15 @@ def test_noninferiority_keeps_a_shorter_form_that_fails_as_often_and_drops_one_t
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: stats.excess_failure_evalue(9, 8, 20, 120), "failures=9 exceeds n=8"),
-        (lambda: stats.excess_failure_evalue(1, 8, -1, 120), "must not be negative"),
-        (lambda: stats.noninferiority_evalue(1, 8, 4, 8, margin=1.0), "margin=1.0 must lie in"),
+        (lambda: stats.evalues_table([9], [8], 20, 120), "between 0 and its n"),
+        (lambda: stats.evalues_table([1], [8], -1, 120), "must not be negative"),
+        (lambda: stats.keeps_rate(1, 8, 0.9, margin=1.0), "margin=1.0 must lie in"),
         (lambda: stats.sequential_step(1, 8, 4, 120, alpha=0, family_size=1), "alpha=0 must be strictly between"),
         (lambda: stats.sequential_step(1, 8, 4, 120, max_n=0, family_size=1), "max_n=0 must be a whole number >= 1"),
         (lambda: stats.sequential_step(1, 8, 4, 120, family_size=2.5), "family_size=2.5"),
         (lambda: stats.sequential_step(1, 8, 4, 120, min_lift=-1, family_size=1), "min_lift=-1"),
         (lambda: stats.sequential_decisions([1, 2], [8], 4, 120, family_size=1), "one n per count"),
         (lambda: stats.anytime_rate_upper_bounds([3], [2], 0.1), "between 0 and its n"),
-        (lambda: stats.anytime_rate_interval(1, 2, confidence=1.0), "confidence=1.0"),
     ],
 )
 def test_bad_input_gets_one_clear_message(call, message):

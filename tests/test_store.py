@@ -5,8 +5,12 @@ import pytest
 from PIL import Image
 
 from blindspots.store import ImageStore, RunStore, RunStoreError, image_hash
+from blindspots.store.budget import BudgetCounts
+from blindspots.store.candidates import read_candidates
 from blindspots.store.images import pixels_hash
-from blindspots.store.records import PlannedSample, Purpose, Verdict, VerdictKind
+from blindspots.store.records import NewCandidate, Origin, PlannedSample, Purpose, Verdict, VerdictKind
+from blindspots.store.records import TestRecord as RecordedTest
+from blindspots.store.results import Caption, GeneratedImage, Prediction, TransferPrediction, Validity
 
 
 def _image(colour):
@@ -82,20 +86,22 @@ def test_a_wrong_pixel_array_is_refused_with_its_shape(tmp_path):
 def test_planning_the_same_samples_twice_keeps_one_row(tmp_path):
     store = RunStore.create(tmp_path / "run", {"seed": 0})
     rows = [PlannedSample(Purpose.BASELINE, 0, "boat", "a photo of a boat", s, "world:generator") for s in range(3)]
-    store.add_samples(rows)
-    store.add_samples(rows)  # a resumed run plans the same rows again
-    assert store.counts(Purpose.BASELINE).planned == 3 == store.images_used()
+    store.samples.plan(rows)
+    store.samples.plan(rows)  # a resumed run plans the same rows again
+    assert store.samples.counts(Purpose.BASELINE).planned == 3 == store.samples.images_used()
 
 
 def test_sample_updates_round_trip_embeddings_and_topk(tmp_path):
     store = RunStore.create(tmp_path / "run", {"seed": 0})
-    store.add_samples([PlannedSample(Purpose.BASELINE, 0, "boat", "p", 1, "g")])
-    (sample,) = store.pending(Purpose.BASELINE)
-    store.update_samples([{"id": sample.id, "embedding": np.arange(4, dtype=np.float32),
-                           "topk": [["car", 0.9]], "is_failure": 1, "valid": 1, "predicted": "car"}])
-    (sample,) = store.samples_of(Purpose.BASELINE, with_embeddings=True)
+    store.samples.plan([PlannedSample(Purpose.BASELINE, 0, "boat", "p", 1, "g")])
+    (sample,) = store.samples.pending(Purpose.BASELINE)
+    store.samples.record([GeneratedImage(sample.id, "ab" * 32), Prediction(sample.id, "car", [["car", 0.9]], True),
+                          Validity(sample.id, np.arange(4, dtype=np.float32), True, 0.3), Caption(sample.id, "")])
+    (sample,) = store.samples.of(Purpose.BASELINE, with_embeddings=True)
     assert sample.topk == [["car", 0.9]] and sample.is_failure and sample.predicted == "car"
+    assert (sample.image_hash, sample.valid, sample.validity_margin, sample.caption) == ("ab" * 32, True, 0.3, "")
     np.testing.assert_array_equal(sample.embedding, np.arange(4, dtype=np.float32))
+    assert store.database.get_meta("generator_outputs") == "1"
 
 
 def test_reopening_with_another_config_is_refused(tmp_path):
@@ -120,14 +126,12 @@ def test_missing_incomplete_and_incompatible_run_folders_are_named(tmp_path):
 
 def test_candidates_are_deduplicated_per_class(tmp_path):
     store = RunStore.create(tmp_path / "run", {"seed": 0})
-    row = dict(round=0, class_name="boat", key="on a road", description={"modifiers": [], "context": ["on a road"]},
-               text="{label} on a road", prompt="a photo of a boat on a road", origin="consensus")
-    first, inserted = store.add_candidate(row)
-    second, inserted_again = store.add_candidate(row)
-    other, _ = store.add_candidate({**row, "class_name": "car"})
+    first, inserted = store.candidates.add(_candidate("boat"))
+    second, inserted_again = store.candidates.add(_candidate("boat"))
+    other, _ = store.candidates.add(_candidate("car"))
     assert inserted and not inserted_again and first == second != other
-    assert store.candidate(first).description == {"modifiers": [], "context": ["on a road"]}
-    assert store.count_candidates() == len(store.candidates()) == 2
+    assert store.candidates.get(first).description == {"modifiers": [], "context": ["on a road"]}
+    assert store.candidates.count_to_test() == len(store.candidates.all()) == 2
 
 
 def test_verdicts_round_trip_with_the_bug_they_name():
@@ -141,6 +145,93 @@ def test_verdicts_round_trip_with_the_bug_they_name():
 
 def test_transfer_images_do_not_count_in_the_run_budget(tmp_path):
     store = RunStore.create(tmp_path / "run", {"seed": 0})
-    store.add_samples([PlannedSample(Purpose.BASELINE, 0, "boat", "p", 1, "g"),
+    store.samples.plan([PlannedSample(Purpose.BASELINE, 0, "boat", "p", 1, "g"),
                        PlannedSample(Purpose.REGENERATE, 0, "boat", "p", 2, "g")])
-    assert store.images_used() == 1
+    assert store.samples.images_used() == 1
+
+
+def _candidate(class_name: str, key: str = "on a road") -> NewCandidate:
+    return NewCandidate(round=0, class_name=class_name, key=key, description={"modifiers": [], "context": [key]},
+                        text=f"{{label}} {key}", prompt=f"a photo of a {class_name} {key}", origin=Origin.CONSENSUS)
+
+
+def _test(n: int = 8) -> RecordedTest:
+    return RecordedTest(n=n, failures=6, generated_n=n, baseline_n=20, baseline_failures=2, rate=0.75, rate_low=0.4,
+                      rate_high=0.95, baseline_rate=0.1, baseline_low=0.03, baseline_high=0.3, lift=5.0,
+                      difference=0.65, p=0.001, test="boschloo", validity_rate=1.0, wrong_labels=[("car", 6)])
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"id": 1, "caption": "a boat"}, "not dict"),
+    (Caption(1, "fine"), None),
+])
+def test_a_sample_write_takes_only_typed_results_and_stores_nothing_of_a_bad_batch(tmp_path, bad, message):
+    store = RunStore.create(tmp_path / "run", {"seed": 0})
+    store.samples.plan([PlannedSample(Purpose.BASELINE, 0, "boat", "p", 1, "g")])
+    (sample,) = store.samples.pending(Purpose.BASELINE)
+    if message is None:
+        store.samples.record([bad])
+        assert store.samples.captions() == ["fine"]
+        return
+    with pytest.raises(TypeError, match=message):
+        store.samples.record([Caption(sample.id, "kept?"), bad])
+    assert store.samples.captions() == [], "a batch with a bad record must store nothing"
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: Prediction(1, "car", [["car", 0.9]], 1), TypeError, "is_failure is True or False"),
+    (lambda: Prediction(1, None, [], True), TypeError, "predicted label is a text"),
+    (lambda: Validity(1, np.zeros((2, 4), dtype=np.float32), True, 0.1), TypeError, "1-d numpy array"),
+    (lambda: GeneratedImage(-1, "ab"), ValueError, "non-negative integer"),
+    (lambda: Caption(1, None), TypeError, "a caption is a text"),
+    (lambda: NewCandidate(round=0, class_name="boat", key="", description={}, text="t", prompt="p",
+                          origin=Origin.CAPTION), ValueError, "non-empty text key"),
+    (lambda: NewCandidate(round=0, class_name="boat", key="k", description={}, text="t", prompt="p",
+                          origin="consensus"), TypeError, "origin is an Origin"),
+    (lambda: TransferPrediction(1, "", "car", [], False), ValueError, "names its classifier"),
+])
+def test_a_bad_record_is_refused_when_it_is_made(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_candidate_and_transfer_writes_refuse_untyped_rows(tmp_path):
+    store = RunStore.create(tmp_path / "run", {"seed": 0})
+    with pytest.raises(TypeError, match="NewCandidate record, not dict"):
+        store.candidates.add({"round": 0, "class_name": "boat", "key": "k"})
+    with pytest.raises(TypeError, match="TransferPrediction record, not dict"):
+        store.transfer.add([{"sample_id": 1, "classifier": "x"}])
+    assert store.candidates.all() == [] and store.transfer.classifiers() == []
+
+
+def test_candidates_in_memory_follow_every_write_as_the_database_holds_them(tmp_path):
+    store = RunStore.create(tmp_path / "run", {"seed": 0})
+    boat, _ = store.candidates.add(_candidate("boat"))
+    car, _ = store.candidates.add(_candidate("car"))
+    short, _ = store.candidates.add(_candidate("boat", "on grass"))
+    store.candidates.record_test(boat, _test())
+    store.candidates.skip(car, Verdict(VerdictKind.REFINES, boat))
+    store.candidates.set_decisions([(boat, 0.01, Verdict(VerdictKind.CONFIRMED))])
+    store.candidates.set_shortest(boat, short)
+    assert store.candidates.all() == read_candidates(store.database)
+    assert [c.id for c in store.candidates.planned()] == [short] and store.candidates.bugs()[0].id == boat
+    with pytest.raises(RunStoreError, match="no candidate 99"):
+        store.candidates.set_shortest(99, boat)
+    store.close()
+    with RunStore.open(tmp_path / "run", read_only=True) as reopened:
+        assert reopened.candidates.all() == read_candidates(reopened.database)
+
+
+def test_budget_counts_follow_planning_and_candidates_as_a_recount_finds_them(tmp_path):
+    store = RunStore.create(tmp_path / "run", {"seed": 0})
+    store.samples.plan([PlannedSample(Purpose.BASELINE, 0, "boat", "p", s, "g") for s in range(5)])
+    first, _ = store.candidates.add(_candidate("boat"))
+    second, _ = store.candidates.add(_candidate("car"))
+    third, _ = store.candidates.add(_candidate("boat", "at night"))
+    assert store.budget == BudgetCounts(5, {first, second, third})
+    store.samples.plan([PlannedSample(Purpose.CONFIRM, 0, "boat", "q", s, "g", first) for s in range(3)])
+    store.samples.plan([PlannedSample(Purpose.CONFIRM, 0, "boat", "q", s, "g", first) for s in range(4)])
+    store.samples.plan([PlannedSample(Purpose.REGENERATE, 0, "boat", "p", 9, "g")])
+    store.candidates.skip(second, Verdict(VerdictKind.REFINES, first))
+    store.candidates.record_test(third, _test(4))
+    assert store.budget == BudgetCounts(9, set()) == BudgetCounts.read(store.database)

@@ -16,6 +16,7 @@ from blindspots.api import load_result
 from blindspots.cli.main import app
 from blindspots.models import registry
 from blindspots.outputs.suite import (
+    SuiteError,
     SuiteImageCache,
     build_suite,
     decide,
@@ -45,8 +46,8 @@ def test_suite_holds_the_runs_bugs_with_fresh_seeds_and_thresholds(tmp_path):
     suite = load_suite(write_suite(build_suite(run, images=20), tmp_path / "bugs.yaml"))
     with RunStore.open(run) as store:
         rows = load_result(store).bug_rows()
-        baseline = store.summary().baseline
-        used = {(s.prompt, s.seed) for purpose in Purpose for s in store.samples_of(purpose)}
+        baseline = store.log.summary().baseline
+        used = {(s.prompt, s.seed) for purpose in Purpose for s in store.samples.of(purpose)}
     assert [b["description"]["shortest"] for b in suite["bugs"]] == [r["shortest"] for r in rows]
     first = suite["bugs"][0]
     assert first["description"] == {"shortest": "red boat", "full": "red boat on a road"}
@@ -159,6 +160,11 @@ def test_bad_input_is_one_line_with_the_fix(suite_file, tmp_path, change, argume
 def test_label_map_lets_a_classifier_without_the_label_be_checked(suite_file):
     result = run_check(suite_file, ["colour:no-car"], label_map={"car": ["plane"]})
     assert {case["class"] for case in result["cases"]} == {"boat", "car"}
+
+
+def test_a_label_map_to_a_label_the_classifier_lacks_is_refused(suite_file):
+    with pytest.raises(SuiteError, match="maps 'car' to 'plain', which classifier colour:no-car does not have"):
+        run_check(suite_file, ["colour:no-car"], label_map={"car": ["plain"]})
 
 
 def test_suite_command_writes_a_readable_file(tmp_path):

@@ -37,15 +37,15 @@ def test_rates_follow_what_the_other_classifier_predicts(tmp_path):
     assert rates["yellow boat"]["colour:basic"]["rate"] == 1.0
     assert rates["car at night"]["colour:basic"]["rate"] == 0.0
     with RunStore.open(run) as store:
-        bug = store.bugs()[0]
+        bug = store.candidates.bugs()[0]
         assert rates["red boat on a road"]["world:classifier"]["failures"] == bug.failures
-        stored = store.transfer_predictions("colour:basic")
-        samples = store.samples_of(Purpose.CONFIRM, candidate_ids=[bug.id])
+        stored = store.transfer.of("colour:basic")
+        samples = store.samples.of(Purpose.CONFIRM, candidate_ids=[bug.id])
         images = [store.images.get(s.image_hash) for s in samples]
-        assert store.get_meta_json("transfer") == results
+        assert store.database.get_meta_json("transfer") == results
     labels = ColourClassifier().labels
     called = [labels[i] for i in ColourClassifier().predict(images).argmax(axis=1)]
-    assert [stored[s.id]["predicted"] for s in samples] == called
+    assert [stored[s.id].predicted for s in samples] == called
     cell = rates["red boat on a road"]["colour:basic"]
     assert (cell["low"], cell["high"]) == pytest.approx(wilson_interval(cell["failures"], cell["n"]))
 
@@ -54,20 +54,20 @@ def test_hard_set_accuracy_counts_every_confirmed_image(tmp_path):
     run = build_run(tmp_path / "run")
     hard = run_transfer(run, ["colour:basic"])["sources"]["stored"]["hard_set"]
     with RunStore.open(run) as store:
-        confirmed = [c.id for c in store.candidates() if c.confirmed]
-        hard_samples = [s for s in store.samples_of(Purpose.CONFIRM, valid=True) if s.candidate_id in confirmed]
-        colour = store.transfer_predictions("colour:basic")
+        confirmed = [c.id for c in store.candidates.all() if c.confirmed]
+        hard_samples = [s for s in store.samples.of(Purpose.CONFIRM, valid=True) if s.candidate_id in confirmed]
+        colour = store.transfer.of("colour:basic")
     assert hard["world:classifier"]["n"] == hard["colour:basic"]["n"] == len(hard_samples)
     assert hard["world:classifier"]["correct"] == sum(not s.is_failure for s in hard_samples)
-    assert hard["colour:basic"]["correct"] == sum(not colour[s.id]["is_failure"] for s in hard_samples)
+    assert hard["colour:basic"]["correct"] == sum(not colour[s.id].is_failure for s in hard_samples)
 
 
 def test_repeating_reuses_stored_predictions(tmp_path):
     run = build_run(tmp_path / "run")
     first = run_transfer(run, ["colour:basic"])
     with RunStore.open(run) as store:
-        store.db.execute("UPDATE transfer_predictions SET is_failure = 1 - is_failure")
-        store.db.commit()
+        store.database.connection.execute("UPDATE transfer_predictions SET is_failure = 1 - is_failure")
+        store.database.connection.commit()
     second = run_transfer(run, ["colour:basic"])  # scored from the stored (here flipped) predictions
     assert _bug_rates(second)["car at night"]["colour:basic"]["rate"] == 1.0
     assert _bug_rates(first)["car at night"]["colour:basic"]["rate"] == 0.0
@@ -81,8 +81,14 @@ def test_missing_labels_are_named_with_the_fix(tmp_path):
     assert "colour:no-car" in message and "no label 'car' for class 'car'" in message
     assert "--label-map" in message
     with RunStore.open(run) as store:  # checked before any classifier ran: nothing half done
-        assert store.db.execute("SELECT COUNT(*) FROM transfer_predictions").fetchone()[0] == 0
-        assert store.get_meta("transfer") is None
+        assert store.database.connection.execute("SELECT COUNT(*) FROM transfer_predictions").fetchone()[0] == 0
+        assert store.database.get_meta("transfer") is None
+
+
+def test_a_label_map_to_a_label_the_classifier_lacks_is_refused(tmp_path):
+    run = build_run(tmp_path / "run")
+    with pytest.raises(TransferError, match="maps 'car' to 'plain', which classifier colour:no-car does not have"):
+        run_transfer(run, ["colour:no-car"], label_map={"car": ["plain"]})
 
 
 def test_label_map_lets_another_label_space_stand_in(tmp_path):
@@ -92,9 +98,9 @@ def test_label_map_lets_another_label_space_stand_in(tmp_path):
     # Red cars come out as 'boat' or 'plane' under a model without 'car'; with plane accepted, the baseline
     # failure rate is the share called boat.
     with RunStore.open(run) as store:
-        cars = store.samples_of(Purpose.BASELINE, class_name="car", valid=True)
-        predicted = store.transfer_predictions("colour:no-car")
-    boat_share = np.mean([predicted[s.id]["predicted"] == "boat" for s in cars])
+        cars = store.samples.of(Purpose.BASELINE, class_name="car", valid=True)
+        predicted = store.transfer.of("colour:no-car")
+    boat_share = np.mean([predicted[s.id].predicted == "boat" for s in cars])
     assert results["sources"]["stored"]["baseline"]["car"]["colour:no-car"]["rate"] == pytest.approx(boat_share)
 
 
@@ -103,10 +109,10 @@ def test_regenerate_makes_fresh_images_for_every_model(tmp_path):
     results = run_transfer(run, ["colour:no-car"], regenerate=3, label_map={"car": ["plane"]})
     fresh = results["sources"]["regenerated"]
     with RunStore.open(run) as store:
-        bugs = store.bugs()
-        regenerated = store.samples_of(Purpose.REGENERATE)
-        base_seeds = {s.seed for purpose in (Purpose.BASELINE, Purpose.CONFIRM) for s in store.samples_of(purpose)}
-        outputs = store.get_meta("generator_outputs")
+        bugs = store.candidates.bugs()
+        regenerated = store.samples.of(Purpose.REGENERATE)
+        base_seeds = {s.seed for purpose in (Purpose.BASELINE, Purpose.CONFIRM) for s in store.samples.of(purpose)}
+        outputs = store.database.get_meta("generator_outputs")
     assert len(fresh["bugs"]) == len(bugs)
     assert all(bug["rates"][spec]["n"] == 3 for bug in fresh["bugs"] for spec in ("colour:basic", "colour:no-car"))
     assert len(regenerated) == 3 * len(bugs) + 3 * 2  # and one baseline prompt per class
@@ -114,8 +120,8 @@ def test_regenerate_makes_fresh_images_for_every_model(tmp_path):
     assert not {s.seed for s in regenerated} & base_seeds
     run_transfer(run, ["colour:no-car"], regenerate=3, label_map={"car": ["plane"]})
     with RunStore.open(run) as store:
-        assert store.counts(Purpose.REGENERATE).planned == len(regenerated)
-        assert store.get_meta("generator_outputs") == outputs  # nothing generated twice
+        assert store.samples.counts(Purpose.REGENERATE).planned == len(regenerated)
+        assert store.database.get_meta("generator_outputs") == outputs  # nothing generated twice
 
 
 def test_transfer_command_prints_rates_and_rewrites_report(tmp_path):
@@ -140,7 +146,7 @@ def test_transfer_command_errors_are_one_clear_line(tmp_path, arguments, expecte
     assert result.exit_code == 2
     assert expected in " ".join(result.output.split()) and "Traceback" not in result.output
     with RunStore.open(run) as store:
-        assert store.get_meta("transfer") is None
+        assert store.database.get_meta("transfer") is None
     assert not (run / "report.html").exists()
 
 
@@ -161,15 +167,15 @@ def test_real_run_transfers_to_world_classifier_b(tmp_path):
     results = run_transfer(run, ["world:classifier-b"])
     stored = results["sources"]["stored"]
     with RunStore.open(run) as store:
-        bugs = store.bugs()
-        predictions = store.transfer_predictions("world:classifier-b")
-        accepted = {name: set(labels) for name, labels in store.summary().accepted_labels().items()}
-        samples = {s.id: s for purpose in Purpose for s in store.samples_of(purpose)}
+        bugs = store.candidates.bugs()
+        predictions = store.transfer.of("world:classifier-b")
+        accepted = {name: set(labels) for name, labels in store.log.summary().accepted_labels().items()}
+        samples = {s.id: s for purpose in Purpose for s in store.samples.of(purpose)}
     assert [b["id"] for b in stored["bugs"]] == [b.id for b in bugs]
     hard = stored["hard_set"]
     assert hard["world:classifier-b"]["n"] == hard[results["target"]]["n"] > 0
     for sample_id, prediction in predictions.items():  # top-1 runs: a failure is a label outside the accepted
-        assert prediction["is_failure"] == (prediction["predicted"] not in accepted[samples[sample_id].class_name])
+        assert prediction.is_failure == (prediction.predicted not in accepted[samples[sample_id].class_name])
 
 
 def test_transfer_command_prints_model_text_literally(tmp_path):

@@ -116,9 +116,9 @@ def test_compare_says_not_tested_rather_than_only_in(tmp_path):
     both = build_run(tmp_path / "both")
     boats_only = build_run(tmp_path / "boats", candidates=[c for c in CANDIDATES if c[0] == "boat"])
     with RunStore.open(boats_only) as store:  # a run that tested boats alone
-        summary = store.summary()
+        summary = store.log.summary()
         summary.classes = [c for c in summary.classes if c["name"] == "boat"]
-        store.set_summary(summary)
+        store.log.finish(summary)
     comparison = compare_runs(both, boats_only)
     assert all(bug.class_name != "car" for bug in comparison.only_a)
     assert comparison.not_tested_in_b and all(bug.class_name == "car" for bug in comparison.not_tested_in_b)

@@ -10,6 +10,7 @@ import pytest
 import blindspots
 from blindspots.cli.errors import FAILURE, describe_error
 from blindspots.store import RunStore
+from blindspots.store.candidates import CandidateTable
 
 SETTINGS = dict(classes=["boat", "car", "bird", "plane"], baseline_per_class=60, confirm_per_candidate=16,
                 budget=3000, rounds=1, max_candidates_per_class=2, captions_per_cluster=2)
@@ -18,7 +19,7 @@ SETTINGS = dict(classes=["boat", "car", "bird", "plane"], baseline_per_class=60,
 def _candidates(run_dir):
     with RunStore.open(run_dir, read_only=True) as store:
         return [(c.id, c.round, c.class_name, c.key, c.origin.value, c.n, c.failures, c.verdict and c.verdict.kind)
-                for c in store.candidates()]
+                for c in store.candidates.all()]
 
 
 class Killed(BaseException):
@@ -32,19 +33,19 @@ def test_a_run_killed_while_proposing_resumes_to_the_same_candidates(tmp_path, m
     per_class = {name: sum(c[2] == name for c in proposed) for name in SETTINGS["classes"]}
     assert max(per_class.values()) == SETTINGS["max_candidates_per_class"], "no class reaches the limit"
 
-    add_candidate = RunStore.add_candidate
+    add = CandidateTable.add
     calls = []
 
-    def killed_after_some(store, row):
-        calls.append(row["key"])
+    def killed_after_some(table, candidate):
+        calls.append(candidate.key)
         if len(calls) == kill_at:
             raise Killed
-        return add_candidate(store, row)
+        return add(table, candidate)
 
-    monkeypatch.setattr(RunStore, "add_candidate", killed_after_some)
+    monkeypatch.setattr(CandidateTable, "add", killed_after_some)
     with pytest.raises(Killed):
         blindspots.discover(dict(SETTINGS, out=str(tmp_path / "killed")))
-    monkeypatch.setattr(RunStore, "add_candidate", add_candidate)
+    monkeypatch.setattr(CandidateTable, "add", add)
     resumed = blindspots.discover(dict(SETTINGS, out=str(tmp_path / "killed")))
     assert _candidates(resumed.run_dir) == _candidates(reference.run_dir)
     assert [b["shortest"] for b in resumed.bug_rows()] == [b["shortest"] for b in reference.bug_rows()]

@@ -76,8 +76,8 @@ def test_a_classifier_with_one_answer_for_everything_stops_the_run_with_exit_3(t
     assert "stopped after the baseline" in result.output and "bug(s) confirmed" not in result.output
     (run_dir,) = (tmp_path / "runs").glob("run-*")
     with RunStore.open(run_dir, read_only=True) as store:
-        summary = store.summary()
-        assert store.images_generated() == 120 and summary.rounds_run == 0
+        summary = store.log.summary()
+        assert store.samples.images_generated() == 120 and summary.rounds_run == 0
         assert "cannot be tested" in summary.stop_reason and summary.problems
 
 
@@ -97,7 +97,7 @@ def test_one_class_failing_nearly_always_is_left_out_with_a_warning(tmp_path):
     assert warning.startswith("left out of the search: the classifier fails the plain images of boat 100% (at "
                               "least 8")
     with RunStore.open(result.run_dir, read_only=True) as store:
-        assert not [c for c in store.candidates() if c.class_name == "boat"]
+        assert not [c for c in store.candidates.all() if c.class_name == "boat"]
 
 
 def test_a_photo_classifier_on_the_worlds_drawings_is_not_its_domain(tmp_path):

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from blindspots.engine.progress import silent_progress
+from blindspots.pipeline.budget import budget_shortfall
 from blindspots.pipeline.config import EXECUTION_SETTINGS, ConfigError, RunConfig, load_config
+from blindspots.progress import silent_progress
 from blindspots.stats.intervals import newcombe_difference_interval
+from blindspots.store.database import RunStoreError
 from blindspots.store.lock import RunLock
 from blindspots.store.records import Candidate, Purpose, RunSummary
-from blindspots.store.run_store import RunStore, RunStoreError
+from blindspots.store.run_store import RunStore
+from blindspots.versions import package_versions
+
+if TYPE_CHECKING:
+    from blindspots.engine.executor import ModelExecutor
 
 
 @dataclass
@@ -82,20 +87,6 @@ def run_id_for(config: RunConfig) -> str:
     return "run-" + hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-def package_versions() -> dict[str, str]:
-    """Python and the installed versions of the packages a result depends on (absent ones left out)."""
-    from importlib import metadata
-
-    versions = {"python": platform.python_version()}
-    for package in ("blindspots", "numpy", "scipy", "torch", "diffusers", "transformers",
-                    "timm", "open_clip_torch"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
 def resolved_config(config: RunConfig) -> dict[str, Any]:
     # Execution settings stay out of the stored config, so a run resumes under either executor.
     return {**config.model_dump(mode="json", exclude=set(EXECUTION_SETTINGS)), "versions": package_versions()}
@@ -115,7 +106,7 @@ def discover(
     only with `trust_code=True` (docs/security.md); a dict or RunConfig is the caller's own and trusted."""
     from blindspots.models.registry import adapter_factory, split_spec
     from blindspots.pipeline.classes import check_drawable, resolve_classes
-    from blindspots.pipeline.context import RunContext
+    from blindspots.pipeline.context import open_run
     from blindspots.pipeline.discovery import run_discovery
 
     config = load_config(config, trust_code=trust_code, **overrides)
@@ -129,7 +120,10 @@ def discover(
             # Load what every run needs before any work is spent, so a bad spec fails in seconds, not mid-run.
             classifier = models.get("classifier")
             classes = resolve_classes(config, classifier.labels)
-            check_budget_fits(config, len(classes))
+            shortfall = budget_shortfall(config.budget, len(classes), config.baseline_per_class,
+                                         config.confirm_per_candidate)
+            if shortfall is not None:  # refused before anything is stored
+                raise ConfigError(shortfall)
             models.get("generator")
             check_drawable(executor, classes, config.generator)
             models.get("embedder")
@@ -140,8 +134,8 @@ def discover(
             store = RunStore.create(run_dir, resolved_config(config), lock=lock)
             lock = None  # the store holds it now, and releases it when it closes
             try:
-                context = RunContext(config, store, executor, classes, list(classifier.labels),
-                                     progress or silent_progress, log or (lambda message: None))
+                context = open_run(config, store, executor, classes, list(classifier.labels),
+                                   progress or silent_progress, log or (lambda message: None))
                 try:
                     run_discovery(context)
                 finally:
@@ -150,8 +144,7 @@ def discover(
             finally:
                 store.close()
         finally:
-            if hasattr(executor, "close"):
-                executor.close()
+            executor.close()
     finally:
         if lock is not None:
             abandon_run_folder(run_dir, lock)
@@ -175,7 +168,7 @@ def abandon_run_folder(run_dir: Path, lock: RunLock) -> None:
         pass  # it holds an earlier session's work, or someone else's files: left as it is
 
 
-def make_executor(config: RunConfig):
+def make_executor(config: RunConfig) -> ModelExecutor:
     """The executor the config names, over the config's four models."""
     specs = {"generator": config.generator, "classifier": config.classifier,
              "captioner": config.captioner, "embedder": config.embedder}
@@ -189,21 +182,11 @@ def make_executor(config: RunConfig):
     return Executor(ModelSet(specs=specs, options=options))
 
 
-def check_budget_fits(config: RunConfig, n_classes: int) -> None:
-    """Refuse, before a run folder exists, a budget the baseline alone would overspend."""
-    needed = n_classes * config.baseline_per_class
-    if needed > config.budget:
-        raise ConfigError(
-            f"the baseline alone needs {needed} images ({n_classes} classes x {config.baseline_per_class}) but "
-            f"the budget is {config.budget}; raise --budget to at least "
-            f"{needed + config.confirm_per_candidate}, test fewer classes, or lower baseline_per_class"
-        )
-
-
 def load_result(store: RunStore) -> DiscoveryResult:
-    bugs = store.bugs()
-    examples = {bug.id: [s.image_hash for s in store.samples_of(
+    bugs = store.candidates.bugs()
+    examples = {bug.id: [s.image_hash for s in store.samples.of(
         Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True, failing=True, limit=8)]
         for bug in bugs}
-    return DiscoveryResult(run_dir=store.root, bugs=bugs, candidates=store.candidates(), summary=store.summary(),
-                           stage_seconds=store.stage_seconds(), examples=examples, config=store.config())
+    return DiscoveryResult(run_dir=store.root, bugs=bugs, candidates=store.candidates.all(),
+                           summary=store.log.summary(), stage_seconds=store.log.stage_seconds(), examples=examples,
+                           config=store.config())

@@ -80,8 +80,8 @@ def discovery(
                                    fresh_images=fresh_images, progress=progress,
                                    log=lambda m: console.print(plain(m), markup=False))
         if as_json:
-            from blindspots.api import package_versions
             from blindspots.store import RunStore
+            from blindspots.versions import package_versions
 
             first = result["modes"][modes[0]]["seeds"][0]  # the first mode's seed 0: its resolved run config
             with RunStore.open(first["run_dir"], read_only=True) as store:

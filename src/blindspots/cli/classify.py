@@ -57,11 +57,12 @@ def classify(
             raise UserError("name at least one image file to classify, e.g. blindspots classify photo.jpg "
                             "(or pass --list-labels)")
         pictures = [_open_image(path) for path in images or []]
-        model = _load_classifier(classifier, options)
+        executor = _load_classifier(classifier, options)
+        model = executor.models.get("classifier")
         if list_labels:
             _print_labels(model.labels, as_json)
             return
-        probabilities = _predict_with_progress(model, pictures, options.get("batch_size", 32))
+        probabilities = _predict_with_progress(executor, pictures, options.get("batch_size", 32))
         results = [_top_labels(list(model.labels), row, top) for row in probabilities]
         if as_json:
             _print_json(classifier, images or [], results, model)
@@ -94,14 +95,16 @@ def _open_image(path: Path):
 
 
 def _load_classifier(spec: str, options: dict[str, Any]):
-    from blindspots.engine.executor import ModelSet
+    from blindspots.engine.executor import Executor, ModelSet
 
     with err_console.status(f"loading {spec} ..."):
-        # Through ModelSet, so a model is checked against the classifier protocol as a run checks it.
-        return ModelSet(specs={"classifier": spec}, options={"classifier": options}).get("classifier")
+        # Through the executor, so the model and its outputs are checked as a run checks them.
+        executor = Executor(ModelSet(specs={"classifier": spec}, options={"classifier": options}))
+        executor.models.get("classifier")
+        return executor
 
 
-def _predict_with_progress(model, pictures: list, batch_size: int):
+def _predict_with_progress(executor, pictures: list, batch_size: int):
     import numpy as np
     from rich.progress import Progress
 
@@ -110,7 +113,7 @@ def _predict_with_progress(model, pictures: list, batch_size: int):
         task = progress.add_task("classifying", total=len(pictures))
         for start in range(0, len(pictures), batch_size):
             batch = pictures[start : start + batch_size]
-            rows.append(np.asarray(model.predict(batch), dtype=np.float64))
+            rows.append(executor.classify(batch)[0])
             progress.advance(task, len(batch))
     return np.concatenate(rows, axis=0)
 

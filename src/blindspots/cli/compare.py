@@ -22,10 +22,10 @@ def compare(
     min_overlap: float = typer.Option(0.6, "--min-overlap", help="Share of words (Jaccard) two shortest "
                                       "descriptions of the same class must have in common to count as one bug."),
 ) -> None:
-    """Compare the blind spots of two runs: found by both, only by A, only by B, and bugs of classes the other
-    run did not test.
+    """Compare the blind spots of two runs: found by both, only by A, only by B, or not testable in the other.
 
-    Failure rates are shown side by side. Bugs match when they are of the same class and have the same description, or shortest
+    A bug of a class the other run did not test is listed apart, not as "only in". Failure rates are shown
+    side by side. Bugs match when they are of the same class and have the same description, or shortest
     descriptions that share most words.
 
     Example: blindspots compare runs/resnet runs/vit --json > diff.json
@@ -37,7 +37,7 @@ def compare(
         for run in (run_a, run_b):
             warn_if_unfinished(run)
         if as_json:
-            from blindspots.api import package_versions
+            from blindspots.versions import package_versions
 
             typer.echo(json.dumps({"kind": "compare", **comparison.to_dict(),
                                    "config": {"run_a": str(run_a), "run_b": str(run_b), "min_overlap": min_overlap},

@@ -103,7 +103,7 @@ def _image_message(err: BaseException) -> str:
 
 
 def _disk_full(err: BaseException) -> bool:
-    from blindspots.store.run_store import is_disk_full
+    from blindspots.store.database import is_disk_full
 
     return (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or is_disk_full(err)
 

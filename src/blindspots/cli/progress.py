@@ -1,4 +1,5 @@
-"""Rich progress bars for the pipeline's stages."""
+"""Rich progress bars for every long command (`blindspots.progress`): a run's stages, transfer, suites, the
+benchmark, and the world's training and model card."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from blindspots.cli.text import markup_safe
 
 
 class RichProgress:
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, enabled: bool = True):
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=console, transient=False,
+            TimeRemainingColumn(), console=console, transient=False, disable=not enabled,
         )
 
     def __enter__(self) -> RichProgress:
@@ -43,10 +44,11 @@ class _Bar:
 
     def close(self) -> None:
         """Print the finished bar once, as it looks now, and drop it from the live display. A run opens many
-        bars (one per confirmation test and shortening step: 14 of the default run's 18), and the live display
-        re-renders every bar it holds on each refresh and each new bar."""
+        bars (one per confirmation test and shortening step), and the live display re-renders every bar it
+        holds on each refresh and each new bar."""
         task = next((task for task in self.progress.tasks if task.id == self.task_id), None)
         if task is None:  # closed already
             return
-        self.progress.console.print(self.progress.make_tasks_table([task]))
+        if not self.progress.disable:
+            self.progress.console.print(self.progress.make_tasks_table([task]))
         self.progress.remove_task(self.task_id)

@@ -57,8 +57,8 @@ def transfer(
 
             shown.print(f"report: {write_report(run)}", markup=False, highlight=False)
         if as_json:
-            from blindspots.api import package_versions
             from blindspots.store import RunStore
+            from blindspots.versions import package_versions
 
             with RunStore.open(run, read_only=True) as store:
                 run_config = store.config()

@@ -8,35 +8,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.progress import RichProgress
 from blindspots.cli.text import inert, plain
 
 console = Console()
 err_console = Console(stderr=True)
-
-
-class TaskBars:
-    """Adapts the (task, done, total) callbacks of training and the card to one rich bar per task."""
-
-    def __init__(self, console: Console, enabled: bool = True):
-        self.progress = Progress(TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, disable=not enabled)
-        self.tasks: dict[str, object] = {}
-
-    def __enter__(self) -> TaskBars:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
-
-    def __call__(self, task: str, done: int, total: int) -> None:
-        if task not in self.tasks:
-            self.tasks[task] = self.progress.add_task(task, total=total)
-        self.progress.update(self.tasks[task], completed=done, total=total)
 
 
 def train(
@@ -88,7 +67,7 @@ def train(
                             "results, --replace or not: name a folder of its own, e.g. --out my-world")
         plan = TrainPlan(max_steps=max_steps, hard_example_images=hard_examples).scaled(scale)
         started = time.perf_counter()
-        with TaskBars(err_console) as bars:
+        with RichProgress(err_console) as bars:
             result = train_world(spec, out, seed=seed, plan=plan, progress=bars,
                                  reuse_prior_models=reuse_prior_models, prior_models_from=prior_models_from,
                                  replace=replace)
@@ -123,7 +102,7 @@ def card(
     with friendly_errors():
         if n <= 0:
             raise UserError(f"--n must be a positive number of images per cell, got {n}; try --n 200")
-        with TaskBars(err_console, enabled=not as_json) as bars:
+        with RichProgress(err_console, enabled=not as_json) as bars:
             result = model_card(world, n=n, seed=seed, device=resolve_device(device), progress=bars)
         failures = failed_thresholds(result) if verify else []
         if verify:

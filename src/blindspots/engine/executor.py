@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image as PILImage
@@ -33,6 +33,41 @@ from blindspots.models.registry import load_model
 
 # PIL images, or the uint8 pixels of n same-sized RGB images, shape (n, H, W, 3).
 ImageBatch = Sequence[Image] | np.ndarray
+
+
+class ModelSource(Protocol):
+    """The models of a run by role, loaded (or started) on first use."""
+
+    specs: dict[str, str]
+
+    def get(self, role: str) -> Any: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ModelExecutor(Protocol):
+    """What a run asks of an executor: the four roles' calls, with every output checked, the time spent in
+    them, and `close` to free what it holds. `Executor` runs the models in this process, `RayExecutor` on Ray
+    actors; the run cannot tell them apart."""
+
+    models: ModelSource
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> GenerationResult: ...
+
+    def classify(self, images: ImageBatch) -> tuple[np.ndarray, list[str]]: ...
+
+    def caption(self, images: ImageBatch) -> list[str]: ...
+
+    def embed_images(self, images: ImageBatch) -> np.ndarray: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def model_seconds(self) -> dict[str, float]: ...
+
+    def model_busy_seconds(self) -> float: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -154,16 +189,34 @@ def _generate_one_call(generator: Any, spec: str, prompts: list[str],
     return images, blanked
 
 
-def check_probabilities(spec: str, scores: Any, n_images: int, n_labels: int) -> np.ndarray:
+def check_probabilities(spec: str, scores: Any, n_images: int, n_labels: int,
+                        dtype_of: Callable[[], str | None] | None = None) -> np.ndarray:
+    """A classifier's output as every executor takes it, whatever the adapter: one row per image, one column
+    per label, finite, each row a probability distribution. `dtype_of` names the model's dtype for the NaN
+    message (asked only then: low precision overflows)."""
     probabilities = np.asarray(scores, dtype=np.float64)
     if probabilities.shape != (n_images, n_labels):
         raise ModelOutputError(
-            f"classifier {spec} returned shape {probabilities.shape} for {n_images} images; the protocol "
-            f"needs (n_images, n_labels) = ({n_images}, {n_labels}) probabilities"
+            f"classifier {spec} returned shape {probabilities.shape} for {n_images} images; it must return "
+            f"({n_images}, {n_labels}): one row per image, one column per label (check that the model is an "
+            "image classifier with those labels)"
         )
     if not np.all(np.isfinite(probabilities)):
-        raise ModelOutputError(f"classifier {spec} returned NaN or infinite scores; check its weights and input")
+        dtype = dtype_of() if dtype_of is not None else None
+        fix = ("check its weights and input" if dtype in (None, "float32")
+               else f"in {dtype} the model may overflow, try dtype=float32")
+        raise ModelOutputError(f"classifier {spec} returned NaN or infinite scores; {fix}")
+    if n_images and (probabilities.min() < -1e-6 or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)):
+        raise ModelOutputError(
+            f"classifier {spec} must return probabilities (rows of non-negative numbers summing to 1); these look "
+            "like logits or scores: apply softmax, e.g. torch.softmax(logits, dim=-1)"
+        )
     return probabilities
+
+
+def _described_dtype(model: Any) -> str | None:
+    describe = getattr(model, "describe", None)
+    return describe().get("dtype") if callable(describe) else None
 
 
 def check_embedding(spec: str, array: Any, n: int,
@@ -351,7 +404,8 @@ class Executor:
         with self._clock.timing("classifier"), model_call("classifier", self.models.specs["classifier"],
                                                           f"{n} images"):
             scores = run_classifier(classifier, images)
-        return check_probabilities(self.models.specs["classifier"], scores, n, len(labels)), labels
+        return check_probabilities(self.models.specs["classifier"], scores, n, len(labels),
+                                   lambda: _described_dtype(classifier)), labels
 
     def caption(self, images: ImageBatch) -> list[str]:
         captioner = self.models.get("captioner")
@@ -375,3 +429,6 @@ class Executor:
         with self._clock.timing("embedder"), model_call("embedder", spec, f"{len(texts)} texts"):
             array = embedder.embed_texts(list(texts))
         return check_embedding(spec, array, len(texts), list(texts))
+
+    def close(self) -> None:
+        """Nothing to free: the models live as long as this process holds them."""

@@ -15,8 +15,9 @@ so a run gives the same bug list on either executor. What travels:
   `ModelSet` does, so a model that lacks a member is the same one-line error on either executor.
 
 Placement: `ray.ROLE.num_gpus` / `num_cpus` / `replicas` in the config. Unset, the small roles (classifier,
-captioner, embedder) take 0.1 GPU each when the cluster has GPUs, and the generator takes the rest of a GPU
-on a one-GPU cluster or a whole GPU per actor otherwise, with as many generator actors as the GPUs hold.
+captioner, embedder) take `SMALL_ROLE_GPUS` each when the cluster has GPUs (`engine/resources.py`), and the
+generator takes the rest of a GPU on a one-GPU cluster or a whole GPU per actor otherwise, with as many
+generator actors as the GPUs hold.
 
 Faults are one line each (`RayExecutorError`): an address that does not answer, a cluster without room for an
 actor, a worker that dies mid-batch, an out-of-memory in one actor. Finished chunks are in the store already,
@@ -54,12 +55,16 @@ from blindspots.engine.executor import (
     run_image_embedder,
     undrawable_checked,
 )
-from blindspots.engine.resources import RaySettings, RoleResources
+from blindspots.engine.resources import (
+    GENERATOR_CPUS,
+    SMALL_ROLE_CPUS,
+    SMALL_ROLE_GPUS,
+    RaySettings,
+    RoleResources,
+)
 from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
 
 ROLES = ("generator", "classifier", "captioner", "embedder")
-SMALL_ROLE_GPUS = 0.1
-SMALL_ROLE_CPUS = 0.25
 CONNECT_TIMEOUT_S = 5.0
 RESUME_HINT = "what was stored is kept: rerun the same command to resume"
 
@@ -238,7 +243,8 @@ class RayExecutor:
         n = batch_size_of(images)
         scores = np.concatenate(self._spread("classifier", "classify", _to_wire_batch(images))) if n else \
             np.zeros((0, len(labels)))
-        return check_probabilities(self.models.specs["classifier"], scores, n, len(labels)), labels
+        return check_probabilities(self.models.specs["classifier"], scores, n, len(labels),
+                                   lambda: self.models.get("classifier").describe().get("dtype")), labels
 
     def caption(self, images: ImageBatch) -> list[str]:
         self.models.get("captioner")
@@ -281,7 +287,7 @@ class RayExecutor:
             replicas = chosen.replicas
             if replicas is None:
                 replicas = max(1, math.floor((cluster_gpus - small_gpus) / gpus + 1e-9)) if gpus > 0 else 1
-            cpus = 1.0 if chosen.num_cpus is None else chosen.num_cpus
+            cpus = GENERATOR_CPUS if chosen.num_cpus is None else chosen.num_cpus
         else:
             gpus = self._role_gpus(role)
             cpus = SMALL_ROLE_CPUS if chosen.num_cpus is None else chosen.num_cpus

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 from PIL.Image import Image
 
-from blindspots.engine.executor import Executor, images_to_pixels
-from blindspots.engine.progress import ProgressFactory, silent_progress
+from blindspots.engine.executor import ModelExecutor, images_to_pixels
 from blindspots.models.protocols import fill_template
+from blindspots.progress import ProgressFactory, silent_progress
 from blindspots.store.images import ImageStoreError, image_hash
 from blindspots.store.records import Sample
+from blindspots.store.results import GeneratedImage, GenerationFailure, Prediction, SampleResult, Validity
 from blindspots.store.run_store import RunStore
 
 
@@ -36,14 +37,14 @@ def judge_prediction(probabilities: np.ndarray, labels: Sequence[str], accepted:
 def judge_predictions(probabilities: np.ndarray, labels: Sequence[str], accepted: Sequence[Sequence[str]],
                       top_k: int) -> list[dict[str, Any]]:
     """`judge_prediction` for each row of an (n, classes) batch, row i held to `accepted[i]`: one sort for the
-    batch (a sort per image was a fifth of the judging thread's time outside the models)."""
+    batch (a sort per image was a large share of the judging thread's time outside the models)."""
     orders = np.argsort(-probabilities, axis=1, kind="stable")[:, : max(5, top_k)]
     judged = []
     for row, order, accepted_labels in zip(probabilities, orders, accepted, strict=True):
         top = [[labels[i], round(float(row[i]), 6)] for i in order]
         accepted_set = set(accepted_labels)
         in_top_k = any(label in accepted_set for label, _ in top[:top_k])
-        judged.append({"predicted": top[0][0], "topk": top, "is_failure": int(not in_top_k)})
+        judged.append({"predicted": top[0][0], "topk": top, "is_failure": not in_top_k})
     return judged
 
 
@@ -57,7 +58,7 @@ def _batch(images: list[Image]) -> np.ndarray | list[Image]:
 class ZeroShotCheck:
     """Does an image show its class? Its class's zero-shot prompt must be the most similar of all classes'."""
 
-    def __init__(self, executor: Executor, class_names: Sequence[str]):
+    def __init__(self, executor: ModelExecutor, class_names: Sequence[str]):
         self.executor = executor
         self.index = {name: i for i, name in enumerate(class_names)}
         self.class_names = list(class_names)
@@ -104,7 +105,7 @@ class Sampler:
     still storing embeddings for clustering; `embed` False skips embedding and validity altogether.
     """
 
-    def __init__(self, store: RunStore | None, executor: Executor, accepted: Mapping[str, Sequence[str]],
+    def __init__(self, store: RunStore | None, executor: ModelExecutor, accepted: Mapping[str, Sequence[str]],
                  top_k: int, validity: ZeroShotCheck | None, progress: ProgressFactory = silent_progress,
                  chunk: int = 64, embed: bool = True, lookahead: int = 2, encoders: int = 2):
         self.store = store
@@ -132,7 +133,7 @@ class Sampler:
         def submit(pool: ThreadPoolExecutor, work, *args) -> Future:
             # Only futures that may still run are kept (for the cleanup below): a finished one holds its
             # result, a chunk's pixels, and keeping them all made memory grow with the images of one call
-            # (a 10,000-image baseline: 694 MiB peak at budget 5,000, 849 MiB at 20,000).
+            # (`benchmarks/memory_flat.py`).
             submitted[:] = [future for future in submitted if not future.done()]
             submitted.append(pool.submit(work, *args))
             return submitted[-1]
@@ -163,9 +164,8 @@ class Sampler:
 
     def _pools(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor, ThreadPoolExecutor]:
         """The generator, PNG and judging threads, started once and kept for every `process` call: a run makes
-        a call per confirmation batch, and starting and joining four threads each time cost 0.1-0.2 s of
-        the default run's time outside the models. Idle threads are ended by `close` (or when the sampler is
-        garbage collected)."""
+        a call per confirmation batch, and starting and joining four threads each time adds up. Idle threads
+        are ended by `close` (or when the sampler is garbage collected)."""
         if self._threads is None:
             self._threads = (ThreadPoolExecutor(1, thread_name_prefix="blindspots-generate"),
                              ThreadPoolExecutor(self.encoders, thread_name_prefix="blindspots-encode"),
@@ -205,7 +205,7 @@ class Sampler:
             for sample, image in zip(batch, result.images, strict=True):
                 if image is None or self.store.images.put(image) != sample.image_hash:
                     forgotten.append(sample.id)
-            self.store.forget_results(forgotten)
+            self.store.samples.forget_results(forgotten)
         return len(missing)
 
     # ---- the stages ------------------------------------------------------------------------------------------
@@ -226,9 +226,8 @@ class Sampler:
 
     def _commit_images(self, generated: _Generated, write: Callable[[list[Image]], Future]) -> None:
         """Hash, encode and write the chunk's new images in parallel, then record them in one transaction.
-        Each encoding thread gets one share of the chunk, not a task per image: two hand-overs instead of 64
-        (about 9 us each, against 0.27 ms to write a 64 px world image), so the threads wake the main thread
-        less often while the models run."""
+        Each encoding thread gets one share of the chunk, not a task per image: a hand-over costs a fair part of
+        writing a small image, and fewer of them wake the main thread less often while the models run."""
         ids = list(generated.fresh)
         images = [generated.fresh[i] for i in ids]
         # Thread t writes images t, t + encoders, ...: its hashes go back to the same places.
@@ -236,19 +235,19 @@ class Sampler:
         hashes: list[str] = [""] * len(ids)
         for start, task in enumerate(writes):
             hashes[start :: self.encoders] = task.result()
-        updates = [{"id": i, "image_hash": digest, "error": None} for i, digest in zip(ids, hashes, strict=True)]
-        updates += [{"id": i, "error": error} for i, error in generated.errors.items()]
-        self.store.update_samples(updates, images_generated=len(ids))
+        results: list[SampleResult] = [GeneratedImage(i, digest) for i, digest in zip(ids, hashes, strict=True)]
+        results += [GenerationFailure(i, error) for i, error in generated.errors.items()]
+        self.store.samples.record(results)
 
     def _write(self, images: list[Image]) -> list[str]:
         return [self.store.images.put(image) for image in images]
 
-    def _judge(self, generated: _Generated) -> tuple[int, list[dict[str, Any]]]:
+    def _judge(self, generated: _Generated) -> tuple[int, list[SampleResult]]:
         chunk, images = generated.chunk, dict(generated.fresh)
         for sample in chunk:
             if sample.image_hash is not None:
                 images[sample.id] = self.load_stored(sample)
-        updates: dict[int, dict[str, Any]] = {}
+        results: list[SampleResult] = []
         ready = [s for s in chunk if s.id in images]
         batches: dict[tuple[int, ...], np.ndarray | list[Image]] = {}
 
@@ -264,8 +263,7 @@ class Sampler:
             probabilities, labels = self.executor.classify(batch_of(to_classify))
             judged = judge_predictions(np.asarray(probabilities), labels,
                                        [self.accepted[s.class_name] for s in to_classify], self.top_k)
-            for sample, judgement in zip(to_classify, judged, strict=True):
-                updates.setdefault(sample.id, {"id": sample.id}).update(judgement)
+            results += [Prediction(sample.id, **judgement) for sample, judgement in zip(to_classify, judged, strict=True)]
         to_check = [s for s in ready if s.valid is None] if self.embed else []
         if to_check:
             embeddings = self.executor.embed_images(batch_of(to_check))
@@ -279,13 +277,12 @@ class Sampler:
                     # make-up, and a resumed chunk need not be made up as the first one was.
                     margin = float(self.validity.margins(sample.class_name, embedding[None, :])[0])
                     valid = margin > 0
-                updates.setdefault(sample.id, {"id": sample.id}).update(
-                    embedding=embedding, valid=int(valid), validity_margin=margin)
-        return len(chunk), list(updates.values())
+                results.append(Validity(sample.id, np.asarray(embedding), bool(valid), margin))
+        return len(chunk), results
 
-    def _commit_judgements(self, judged: tuple[int, list[dict[str, Any]]], bar) -> None:
-        size, updates = judged
-        self.store.update_samples(updates)
+    def _commit_judgements(self, judged: tuple[int, list[SampleResult]], bar) -> None:
+        size, results = judged
+        self.store.samples.record(results)
         bar.advance(size)
 
     def judge_fresh(self, class_name: str, prompts: Sequence[str], seeds: Sequence[int],

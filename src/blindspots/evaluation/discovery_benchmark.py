@@ -46,6 +46,7 @@ import numpy as np
 from blindspots.evaluation import regions
 from blindspots.models.protocols import fill_template
 from blindspots.pipeline.config import ConfigError, RunConfig, load_config
+from blindspots.pipeline.decisions import ConfirmationMode
 from blindspots.store.guard import is_run_folder
 from blindspots.store.lock import RunLock
 
@@ -56,7 +57,7 @@ REPLICATION_ALPHA = 0.05
 # most 0.05, so an equal pair is called different about 2% of the time; a phrase that matters (a planted
 # conjunction's, or a context the class fails only in) moves the rate by 0.3 or more.
 MINIMALITY_MARGIN = 0.10
-CONFIRMATION_MODES = ("fixed", "sequential")
+CONFIRMATION_MODES = tuple(mode.value for mode in ConfirmationMode)
 MEAN_KEYS = ("recall", "replication", "exactness", "precision", "unplanted_replication", "region_recall",
              "region_precision", "minimality", "planted_region_precision", "planted_minimality", "images",
              "images_per_bug", "bugs", "refinements", "unreplicated_bugs", "seconds")
@@ -117,7 +118,7 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
             # The shortest form is the claim a reader gets, so its own confirmation images decide what it
             # credits: "fish on sand" credits every weather, though it was found as "fish on sand in fog".
             shortest = by_id.get(finding.shortest_id, finding)
-            failures = store.samples_of(Purpose.CONFIRM, candidate_ids=[shortest.id], valid=True, failing=True)
+            failures = store.samples.of(Purpose.CONFIRM, candidate_ids=[shortest.id], valid=True, failing=True)
             renders = renderer.render_prompts([s.prompt for s in failures], [s.seed for s in failures])
             text = Description.from_dict(shortest.description).prompt(finding.class_name)
             cells = parse_prompt(text, spec).attributes

@@ -19,7 +19,7 @@ from PIL.Image import Image
 from blindspots.models import hub, runtime
 from blindspots.models.errors import ModelOutputError
 from blindspots.models.protocols import Generation
-from blindspots.models.runtime import batched, check_batch_size, resolve_device, resolve_dtype
+from blindspots.models.runtime import batched, check_batch_size, resolve_device_dtype
 
 
 @dataclass(frozen=True)
@@ -140,10 +140,8 @@ def _as_images(output: Any) -> list[Image]:
     """The pipeline's images as PIL images. A tensor batch (output_type="pt": floats in [0, 1], (n, 3, H, W))
     becomes uint8 on the pipeline's device with diffusers' own "pil" arithmetic, x * 255 rounded half to even
     in float32, so the pixels are those of output_type="pil". Only the uint8 batch crosses to the CPU, where
-    "pil" copies 4-byte floats and scales them there. Measured with `benchmarks/run_throughput.py` on an H200
-    (SD-Turbo architecture, 1 step, 512 px, batch 32, bf16): the generator alone went from 48.3 to 55.6-56.1
-    images/s (about 90 ms less per batch), and a whole run from 0.77 to 0.82-0.84 of that rate, since the
-    CPU work it no longer does competed with the sampler's other threads.
+    "pil" copies 4-byte floats and scales them there, CPU work that competed with the sampler's other threads
+    (`benchmarks/run_throughput.py` measures both).
     A pipeline that ignores output_type and returns PIL images or arrays is taken as it is."""
     import torch
     from PIL import Image as PILImage
@@ -203,8 +201,7 @@ def load_generator(
 ) -> DiffusersGenerator:
     """`diffusers:<id>` -> Generator. `size` sets height and width together; unset options take the model's defaults."""
     spec = f"diffusers:{name}"
-    device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, device)
+    device, torch_dtype = resolve_device_dtype(device, dtype)
     check_batch_size(batch_size)
     hub.check_available(spec, name, marker_files=("model_index.json",))
     pipeline_class = _pipeline_class_name(spec, name)

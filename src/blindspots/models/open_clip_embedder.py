@@ -21,13 +21,13 @@ from blindspots.models import hub, runtime
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
 from blindspots.models.pixels import pixel_tensor, tensor_preprocess
 from blindspots.models.protocols import DEFAULT_PROMPT_TEMPLATE, check_template
-from blindspots.models.runtime import batched, check_batch_size, resolve_device, resolve_dtype
-from blindspots.models.transformers_embedder import ZeroShotTexts, normalised_float32
+from blindspots.models.runtime import batched, check_batch_size, resolve_device_dtype
+from blindspots.models.transformers_embedder import normalised_float32
 
 HUB_CHECKPOINTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
-class OpenClipEmbedder(ZeroShotTexts):
+class OpenClipEmbedder:
     """Wraps an open_clip model, its image transform and tokenizer as an Embedder."""
 
     def __init__(self, model: Any, preprocess: Any, tokenizer: Any, *, spec: str = "open_clip:<in memory>",
@@ -140,8 +140,7 @@ def load_embedder(
     import open_clip
 
     spec = f"open_clip:{name}"
-    device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, device)
+    device, torch_dtype = resolve_device_dtype(device, dtype)
     check_template(zero_shot_template, "zero_shot_template")
     if model_config is not None:
         hub.check_local_path(spec, model_config)

@@ -30,7 +30,6 @@ import numpy as np
 
 from blindspots.models.errors import (
     ModelFailureError,
-    ModelOutputError,
     ModelSpecError,
     ModelUnavailableError,
 )
@@ -143,25 +142,21 @@ class UserEmbedder(UserModel):
 
 
 class UserClassifier(UserModel):
-    """A user's classifier whose outputs are checked, so a shape or logits mistake is named where it happens."""
+    """A user's classifier; the executor checks what it returns, as it checks every classifier's output."""
 
     @property
     def labels(self) -> list[str]:
         return [str(label) for label in self._model.labels]
 
     def predict(self, images: Sequence[Any]) -> np.ndarray:
-        probabilities = np.asarray(self._model.predict(images), dtype=np.float32)
-        _check_probabilities(probabilities, len(images), len(self._model.labels), self._spec)
-        return probabilities
+        return self._model.predict(images)
 
 
 class UserPixelClassifier(UserClassifier):
     """A user's classifier that also takes uint8 pixel batches (models.protocols.PixelClassifier)."""
 
     def predict_pixels(self, pixels: Any) -> np.ndarray:
-        probabilities = np.asarray(self._model.predict_pixels(pixels), dtype=np.float32)
-        _check_probabilities(probabilities, len(pixels), len(self._model.labels), self._spec)
-        return probabilities
+        return self._model.predict_pixels(pixels)
 
 
 class UserPixelEmbedder(UserEmbedder):
@@ -177,21 +172,6 @@ PIXEL_WRAPPERS: dict[str, tuple[str, type[UserModel]]] = {
 WRAPPERS: dict[str, type[UserModel]] = {
     "generator": UserGenerator, "classifier": UserClassifier, "captioner": UserCaptioner, "embedder": UserEmbedder,
 }
-
-
-def _check_probabilities(probabilities: np.ndarray, n_images: int, n_labels: int, spec: str) -> None:
-    if probabilities.shape != (n_images, n_labels):
-        raise ModelOutputError(
-            f"{spec}.predict returned shape {probabilities.shape} for {n_images} images; it must return "
-            f"({n_images}, {n_labels}): one row per image, one column per label"
-        )
-    if not np.isfinite(probabilities).all():
-        raise ModelOutputError(f"{spec}.predict returned NaN or infinite values; return probabilities")
-    if n_images and (probabilities.min() < -1e-6 or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)):
-        raise ModelOutputError(
-            f"{spec}.predict must return probabilities (rows of non-negative numbers summing to 1); it looks like "
-            f"logits or scores: apply softmax, e.g. torch.softmax(logits, dim=-1)"
-        )
 
 
 def _import_factory(spec: str, name: str):

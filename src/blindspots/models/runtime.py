@@ -56,6 +56,12 @@ def resolve_dtype(dtype: str = "auto", device: str = "cpu"):
     return getattr(torch, dtype)
 
 
+def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str, Any]:
+    """The device and torch dtype an adapter loads its model with, from the `device` and `dtype` options."""
+    resolved_device = resolve_device(device)
+    return resolved_device, resolve_dtype(dtype, resolved_device)
+
+
 def check_batch_size(batch_size: Any, error: type[Exception] = ValueError) -> int:
     """A batch size is a positive integer; anything else is refused with `error` before a model loads."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -19,13 +19,12 @@ from blindspots.models.errors import ModelSpecError, ModelUnavailableError
 from blindspots.models.hub import load_errors_explained, use_cache_only_without_network
 from blindspots.models.labels import LabelSet, load_label_set
 from blindspots.models.pixels import tensor_preprocess
-from blindspots.models.runtime import library_versions, shared_model
+from blindspots.models.runtime import library_versions, resolve_device_dtype, shared_model
 from blindspots.models.torch_classifier import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DTYPE,
     TorchClassifier,
     choose_labels,
-    resolve_device_dtype,
     stack_transformed,
 )
 

@@ -1,5 +1,5 @@
-"""What every torch-based classifier adapter shares: batching, device and dtype, softmax, output checks,
-label choice and `describe()`. Torch is imported only inside functions."""
+"""What every torch-based classifier adapter shares: batching, device and dtype, softmax, label choice and
+`describe()` (the executor checks what comes out, as it does for every classifier). Torch is imported only inside functions."""
 
 from __future__ import annotations
 
@@ -91,11 +91,11 @@ class TorchClassifier:
         # The next batch is preprocessed on the CPU while the network runs on the current one.
         pending = _pool().submit(self._preprocess, batches[0])
         rows = []
-        for index, batch in enumerate(batches):
+        for index in range(len(batches)):
             pixels = pending.result()
             if index + 1 < len(batches):
                 pending = _pool().submit(self._preprocess, batches[index + 1])
-            rows.append(self._predict_batch(pixels, len(batch)))
+            rows.append(self._predict_batch(pixels))
         return np.concatenate(rows, axis=0)
 
     def predict_pixels(self, pixels: Any) -> np.ndarray:
@@ -106,31 +106,22 @@ class TorchClassifier:
         batch = pixel_tensor(pixels)
         if self._pixel_preprocess is None:
             return self.predict([Image.fromarray(row) for row in batch.numpy()])
-        rows = [np.zeros((0, len(self.labels)), dtype=np.float32)]
+        rows = []
         for start in range(0, batch.shape[0], self.batch_size):
             chunk = batch[start : start + self.batch_size].to(self.device, non_blocking=True).permute(0, 3, 1, 2)
             with torch.inference_mode():
                 inputs = self._pixel_preprocess(chunk)
-            rows.append(self._predict_batch(inputs, chunk.shape[0]))
-        return np.concatenate(rows, axis=0)
+            rows.append(self._predict_batch(inputs))
+        return np.concatenate(rows, axis=0) if rows else np.zeros((0, len(self.labels)), dtype=np.float32)
 
-    def _predict_batch(self, pixels: Any, n_images: int) -> np.ndarray:
+    def _predict_batch(self, pixels: Any) -> np.ndarray:
+        """Softmax of the network's scores; the executor checks their shape and values."""
         import torch
 
         pixels = pixels.to(self.device, dtype=self.dtype, non_blocking=True)
         with torch.inference_mode():
             logits = self._forward(pixels)
-        if logits.ndim != 2 or logits.shape != (n_images, len(self.labels)):
-            raise ModelOutputError(
-                f"{self.spec} returned scores of shape {tuple(logits.shape)} for {n_images} images; expected "
-                f"({n_images}, {len(self.labels)}). Check that the model is an image classifier"
-            )
-        probabilities = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-        if not np.isfinite(probabilities).all():
-            fix = ("check its weights and input" if dtype_name(self.dtype) == "float32"
-                   else f"in {dtype_name(self.dtype)} the model may overflow, try dtype=float32")
-            raise ModelOutputError(f"{self.spec} returned NaN or infinite scores; {fix}")
-        return probabilities
+        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -181,10 +172,3 @@ def _as_rgb(image: Any, index: int) -> Image.Image:
         raise TypeError(f"image {index} is a {type(image).__name__}, not a PIL image; open files with PIL.Image.open")
     # Greyscale, palette and alpha images would otherwise reach the network with the wrong channel count.
     return image if image.mode == "RGB" else image.convert("RGB")
-
-
-def resolve_device_dtype(device: str, dtype: str) -> tuple[str, Any]:
-    from blindspots.models.runtime import resolve_device, resolve_dtype
-
-    resolved_device = resolve_device(device)
-    return resolved_device, resolve_dtype(dtype, resolved_device)

@@ -18,7 +18,7 @@ from PIL.Image import Image
 
 from blindspots.models import hub, runtime
 from blindspots.models.errors import ModelOutputError, ModelSpecError
-from blindspots.models.runtime import batched, check_batch_size, resolve_device, resolve_dtype
+from blindspots.models.runtime import batched, check_batch_size, resolve_device_dtype
 
 DEFAULT_INSTRUCTION = (
     "Describe this image in one sentence: the main object, its colour and material, the background, "
@@ -166,8 +166,7 @@ def load_captioner(
     if prompt is not None and instruction is not None and prompt != instruction:
         raise ValueError("give either prompt or instruction (they are the same option), not both")
     spec = f"transformers:{name}"
-    device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, device)
+    device, torch_dtype = resolve_device_dtype(device, dtype)
     hub.check_available(spec, name)
     model_class = _captioning_class(spec, name, trust_remote_code)
     key = ("transformers-captioner", name, device, str(torch_dtype), trust_remote_code)

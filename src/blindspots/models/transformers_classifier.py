@@ -14,13 +14,12 @@ from typing import Any
 from blindspots.models.hub import check_available, load_errors_explained
 from blindspots.models.labels import LabelSet, load_label_set
 from blindspots.models.pixels import processor_on_tensors
-from blindspots.models.runtime import library_versions, shared_model
+from blindspots.models.runtime import library_versions, resolve_device_dtype, shared_model
 from blindspots.models.torch_classifier import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DTYPE,
     TorchClassifier,
     choose_labels,
-    resolve_device_dtype,
 )
 
 _PLACEHOLDER_LABEL = re.compile(r"LABEL_\d+")

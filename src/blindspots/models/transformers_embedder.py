@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,8 +11,8 @@ from PIL.Image import Image
 from blindspots.models import hub, runtime
 from blindspots.models.errors import ModelOutputError, ModelSpecError
 from blindspots.models.pixels import pixel_tensor, processor_on_tensors
-from blindspots.models.protocols import DEFAULT_PROMPT_TEMPLATE, check_template, fill_template
-from blindspots.models.runtime import batched, check_batch_size, resolve_device, resolve_dtype
+from blindspots.models.protocols import DEFAULT_PROMPT_TEMPLATE, check_template
+from blindspots.models.runtime import batched, check_batch_size, resolve_device_dtype
 
 # SigLIP was trained on texts padded to the full length; shorter padding changes its text embeddings.
 PAD_TO_MAX_LENGTH = {"siglip", "siglip2"}
@@ -29,17 +29,7 @@ def normalised_float32(features: Any, what: str, spec: str) -> np.ndarray:
     return (array / norms).astype(np.float32)
 
 
-class ZeroShotTexts:
-    """Class names -> embeddings of the zero-shot sentences, e.g. 'a photo of a {label}'."""
-
-    zero_shot_template: str = DEFAULT_PROMPT_TEMPLATE
-    embed_texts: Callable[[Sequence[str]], np.ndarray]  # provided by the embedder class
-
-    def embed_class_names(self, names: Sequence[str]) -> np.ndarray:
-        return self.embed_texts([fill_template(self.zero_shot_template, name) for name in names])
-
-
-class TransformersEmbedder(ZeroShotTexts):
+class TransformersEmbedder:
     """Wraps a loaded dual encoder (CLIP, SigLIP, ...) and its processor as an Embedder."""
 
     def __init__(self, model: Any, processor: Any, *, spec: str = "transformers:<in memory>", batch_size: int = 32,
@@ -138,8 +128,7 @@ def load_embedder(
 ) -> TransformersEmbedder:
     """`transformers:<id>` -> Embedder, for dual encoders that have get_image_features and get_text_features."""
     spec = f"transformers:{name}"
-    device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, device)
+    device, torch_dtype = resolve_device_dtype(device, dtype)
     check_template(zero_shot_template, "zero_shot_template")
     hub.check_available(spec, name)
     key = ("transformers-embedder", name, device, str(torch_dtype))

@@ -15,7 +15,7 @@ class UnfinishedRunError(ValueError):
 
 def unfinished_status(store: RunStore) -> str | None:
     """The run's status when it is not finished (e.g. "running"), None when it is."""
-    status = store.get_meta("status") or "unknown"
+    status = store.log.status() or "unknown"
     return None if status == COMPLETE else status
 
 

@@ -37,17 +37,17 @@ from scipy.stats import norm
 
 from blindspots import __version__
 from blindspots.engine.executor import Executor, ModelSet
-from blindspots.engine.progress import ProgressFactory, silent_progress
 from blindspots.engine.sampling import judge_prediction
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
 from blindspots.outputs.finished import require_finished
+from blindspots.progress import ProgressFactory, silent_progress
 from blindspots.safe_text import xml_text
 from blindspots.safe_yaml import load_yaml
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
 from blindspots.store.guard import check_output_path, run_folder_holding
 from blindspots.store.images import ImageStore, write_atomic
-from blindspots.store.records import Candidate, Purpose
+from blindspots.store.records import Candidate
 
 SUITE_FORMAT = 1
 SUITE_KIND = "blindspots-suite"
@@ -100,10 +100,7 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
         config = stored_run_config(store)
         result = load_result(store)
         classes = run_classes(store)
-        used_seeds: dict[str, set[int]] = {}
-        for purpose in Purpose:
-            for sample in store.samples_of(purpose):
-                used_seeds.setdefault(sample.prompt, set()).add(sample.seed)
+        used_seeds = store.samples.seeds_by_prompt()
     margin = float(config.min_difference if margin is None else margin)
     if not 0 < margin < 1:
         raise SuiteError(f"--margin must lie between 0 and 1 (a share of images), not {margin}")
@@ -443,8 +440,8 @@ def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: 
 
     The suite's generator is a model spec read from a file: it may name code to run only with `trust_code`
     (models/trust.py). A suite that needs more than `max_images` new images is refused before any is made."""
-    from blindspots.api import package_versions
     from blindspots.models.trust import check_file_code, code_requests
+    from blindspots.versions import package_versions
 
     progress = progress or silent_progress
     log = log or (lambda message: None)
@@ -589,27 +586,17 @@ def _count_failures(executor: Executor, images: list, accepted: set[str], top_k:
 
 def _accepted_labels(spec: str, labels: list[str], cases: list[dict[str, Any]],
                      label_map: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
-    """Case id -> the classifier's labels that count as correct for that case. Per case, never per class: a
-    baseline case that accepts more labels must not widen what a bug case of its class accepts."""
-    from blindspots.pipeline.classes import closest_label, describe_missing_labels
+    from blindspots.pipeline.classes import LabelMapError, map_accepted_labels
 
-    suite_labels = sorted({label for case in cases for label in case["accepted"]})
-    unused = sorted(set(label_map) - set(suite_labels))
-    if unused:
-        raise SuiteError(f"--label-map names {', '.join(map(repr, unused))}, which is not a label of the suite; "
-                         f"map the suite's labels: {', '.join(suite_labels)}")
-    known, accepted, missing = set(labels), {}, []
-    for case in cases:
-        mapped = {label for suite_label in case["accepted"] for label in label_map.get(suite_label, [suite_label])}
-        if not mapped & known:
-            missing += [(case["class"], label) for label in sorted(mapped - known)]
-        accepted[case["id"]] = mapped & known
-    if missing:
-        missing = list(dict.fromkeys(missing))
-        raise SuiteError(f"classifier {spec} lacks the suite's labels: {describe_missing_labels(missing, labels)}. "
-                         "Map each to the classifier's labels with --label-map SUITE_LABEL=ITS_LABEL[,...], e.g. "
-                         f"--label-map '{missing[0][1]}={closest_label(missing[0][1], labels)}'")
-    return accepted
+    # Per case, never per class: a baseline case that accepts more labels must not widen what a bug case of
+    # its class accepts. A case is named by its class and id where a label is missing.
+    names = {f"{case['class']} (case {case['id']})": case["id"] for case in cases}
+    accepted = {name: list(case["accepted"]) for name, case in zip(names, cases, strict=True)}
+    try:
+        mapped = map_accepted_labels(accepted, labels, label_map, spec, "suite")
+    except LabelMapError as err:
+        raise SuiteError(str(err)) from None
+    return {names[name]: found for name, found in mapped.items()}
 
 
 # ---- JUnit ----------------------------------------------------------------------------------------------------

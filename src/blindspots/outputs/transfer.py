@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from blindspots.engine.executor import Executor, ModelSet
-from blindspots.engine.progress import ProgressFactory, silent_progress
 from blindspots.engine.sampling import Sampler, judge_prediction
 from blindspots.engine.seeds import derive_seed
-from blindspots.pipeline.classes import closest_label, describe_missing_labels
+from blindspots.pipeline.classes import LabelMapError, map_accepted_labels
 from blindspots.pipeline.config import stored_run_config
+from blindspots.progress import ProgressFactory, silent_progress
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
 from blindspots.store.records import Candidate, PlannedSample, Purpose, Sample
+from blindspots.store.results import TransferPrediction
 
 BATCH = 32
 SOURCES = {
@@ -61,7 +62,7 @@ def run_transfer(run_dir: str | Path, classifiers: Sequence[str], regenerate: in
         for spec, executor in others.items():
             stage.classify_with(spec, executor)
         results = transfer_results(store, stage.label_maps)
-        store.set_meta("transfer", results)
+        store.database.set_meta("transfer", results)
     return results
 
 
@@ -73,7 +74,7 @@ class _TransferStage:
         self.top_k = self.config.top_k
         self.accepted = run_classes(store)
         self.accepted_by_spec: dict[str, dict[str, set[str]]] = {}
-        previous = store.get_meta_json("transfer", {}) or {}
+        previous = store.database.get_meta_json("transfer", {}) or {}
         self.label_maps: dict[str, dict[str, list[str]]] = dict(previous.get("label_maps") or {})
 
     def check_run_models(self, trust_code: bool) -> None:
@@ -96,27 +97,14 @@ class _TransferStage:
         return Executor(models)
 
     def _accepted_for(self, spec: str, labels: list[str]) -> dict[str, set[str]]:
-        run_labels = sorted({label for accepted in self.accepted.values() for label in accepted})
-        unused = sorted(set(self.label_map) - set(run_labels))
-        if unused:
-            raise TransferError(f"--label-map names {', '.join(map(repr, unused))}, which is not a label of the "
-                                f"run; map the run's labels: {', '.join(run_labels)}")
-        known = set(labels)
-        accepted, missing = {}, []
-        for class_name, run_labels in self.accepted.items():
-            mapped = {label for run_label in run_labels for label in self.label_map.get(run_label, [run_label])}
-            missing += [(class_name, label) for label in sorted(mapped - known)]
-            accepted[class_name] = mapped & known
-        if missing:
-            raise TransferError(f"classifier {spec} cannot express the run's classes: {describe_missing_labels(missing, labels)}. "
-                                "Map each missing label to labels the classifier has with --label-map "
-                                "RUN_LABEL=ITS_LABEL[,ITS_LABEL...], e.g. --label-map "
-                                f"'{missing[0][1]}={closest_label(missing[0][1], labels)}'")
-        return accepted
+        try:
+            return map_accepted_labels(self.accepted, labels, self.label_map, spec, "run")
+        except LabelMapError as err:
+            raise TransferError(str(err)) from None
 
     # ---- classification of stored images ---------------------------------------------------------------------
     def classify_with(self, spec: str, executor: Executor) -> None:
-        done = set(self.store.transfer_predictions(spec))
+        done = set(self.store.transfer.of(spec))
         todo = [s for s in self._transfer_samples() if s.id not in done]
         if not todo:
             return
@@ -125,18 +113,18 @@ class _TransferStage:
             for start in range(0, len(todo), BATCH):
                 batch = todo[start : start + BATCH]
                 probabilities, labels = executor.classify([self.store.images.get(s.image_hash) for s in batch])
-                self.store.add_transfer_predictions([
-                    {"sample_id": sample.id, "classifier": spec,
-                     **judge_prediction(row, labels, self.accepted_by_spec[spec][sample.class_name], self.top_k)}
+                self.store.transfer.add([
+                    TransferPrediction(sample.id, spec, **judge_prediction(
+                        row, labels, self.accepted_by_spec[spec][sample.class_name], self.top_k))
                     for sample, row in zip(batch, probabilities, strict=True)])
                 bar.advance(len(batch))
         finally:
             bar.close()
 
     def _transfer_samples(self) -> list[Sample]:
-        samples = {s.id: s for s in self.store.samples_of(Purpose.BASELINE, generated=True, valid=True)}
-        samples.update((s.id, s) for s in self.store.hard_set())
-        samples.update((s.id, s) for s in self.store.samples_of(Purpose.REGENERATE, generated=True, classified=True))
+        samples = {s.id: s for s in self.store.samples.of(Purpose.BASELINE, generated=True, valid=True)}
+        samples.update((s.id, s) for s in self.store.samples.hard_set())
+        samples.update((s.id, s) for s in self.store.samples.of(Purpose.REGENERATE, generated=True, classified=True))
         return [samples[i] for i in sorted(samples)]
 
     # ---- fresh images -----------------------------------------------------------------------------------------
@@ -149,8 +137,8 @@ class _TransferStage:
                               derive_seed("transfer", class_name, prompt, candidate_id, index), generator,
                               candidate_id)
                 for class_name, prompt, candidate_id in self._regeneration_prompts() for index in range(per_prompt)]
-        self.store.add_samples(rows)
-        pending = self.store.pending(Purpose.REGENERATE, needs_validity=False)
+        self.store.samples.plan(rows)
+        pending = self.store.samples.pending(Purpose.REGENERATE, needs_validity=False)
         if not pending:
             return
         models = ModelSet({"generator": generator, "classifier": self.config.classifier},
@@ -163,18 +151,18 @@ class _TransferStage:
             sampler.close()
 
     def _regeneration_prompts(self) -> list[tuple[str, str, int]]:
-        prompts = [(bug.class_name, bug.prompt, bug.id) for bug in self.store.bugs()]
+        prompts = [(bug.class_name, bug.prompt, bug.id) for bug in self.store.candidates.bugs()]
         for class_name in self.accepted:
-            prompts += [(class_name, prompt, 0) for prompt in self.store.prompts_of(Purpose.BASELINE, class_name)]
+            prompts += [(class_name, prompt, 0) for prompt in self.store.samples.prompts_of(Purpose.BASELINE, class_name)]
         return prompts
 
 
 def run_classes(store: RunStore) -> dict[str, list[str]]:
     """Class name -> labels the run's classifier counted as correct, as the discovery loop resolved them."""
-    summary = store.summary()
+    summary = store.log.summary()
     if summary is not None and summary.classes:
         return summary.accepted_labels()
-    return {name: [name] for name in store.class_names()}
+    return {name: [name] for name in store.samples.class_names()}
 
 
 # ---- results ----------------------------------------------------------------------------------------------------
@@ -182,9 +170,9 @@ def transfer_results(store: RunStore, label_maps: dict[str, dict[str, list[str]]
     """Failure rates per bug and per class baseline, and hard-set accuracy, for the classifier under test and
     every classifier with stored transfer predictions. Each model is scored on the images it classified."""
     target = stored_run_config(store).classifier
-    others = [spec for spec in store.transfer_classifiers() if spec != target]
-    predictions = {spec: store.transfer_predictions(spec) for spec in others}
-    bugs = store.bugs()
+    others = [spec for spec in store.transfer.classifiers() if spec != target]
+    predictions = {spec: store.transfer.of(spec) for spec in others}
+    bugs = store.candidates.bugs()
     sources = {}
     for source, selections in (("stored", _stored_selections(store, bugs)),
                                ("regenerated", _regenerated_selections(store, bugs))):
@@ -197,17 +185,17 @@ def transfer_results(store: RunStore, label_maps: dict[str, dict[str, list[str]]
 
 def _stored_selections(store: RunStore, bugs: list[Candidate]) -> dict[str, Any]:
     return {
-        "bugs": [(bug, store.samples_of(Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True))
+        "bugs": [(bug, store.samples.of(Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True))
                  for bug in bugs],
-        "baseline": {name: store.samples_of(Purpose.BASELINE, class_name=name, generated=True, valid=True)
+        "baseline": {name: store.samples.of(Purpose.BASELINE, class_name=name, generated=True, valid=True)
                      for name in run_classes(store)},
-        "hard_set": store.hard_set(),
+        "hard_set": store.samples.hard_set(),
     }
 
 
 def _regenerated_selections(store: RunStore, bugs: list[Candidate]) -> dict[str, Any]:
     def ready(**scope: Any) -> list[Sample]:
-        return store.samples_of(Purpose.REGENERATE, generated=True, classified=True, **scope)
+        return store.samples.of(Purpose.REGENERATE, generated=True, classified=True, **scope)
 
     by_bug = [(bug, ready(candidate_ids=[bug.id])) for bug in bugs]
     return {
@@ -219,11 +207,11 @@ def _regenerated_selections(store: RunStore, bugs: list[Candidate]) -> dict[str,
 
 
 def _score(source: str, selections: dict[str, Any], target: str, others: list[str],
-           predictions: dict[str, dict[int, dict[str, Any]]]) -> dict[str, Any]:
+           predictions: dict[str, dict[int, TransferPrediction]]) -> dict[str, Any]:
     def outcomes(spec: str, samples: list[Sample]) -> list[bool]:
         if spec == target:
             return [bool(s.is_failure) for s in samples if s.is_failure is not None]
-        return [predictions[spec][s.id]["is_failure"] for s in samples if s.id in predictions[spec]]
+        return [predictions[spec][s.id].is_failure for s in samples if s.id in predictions[spec]]
 
     specs = [target, *others]
     bugs = [{"id": bug.id, "class_name": bug.class_name, "text": bug.text,

@@ -6,7 +6,7 @@ not one of the classifier's labels must say which labels it accepts, never match
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
 
@@ -80,6 +80,50 @@ def check_drawable(executor, classes: Sequence[ClassUnderTest], generator_spec: 
             "would show something else, so the classifier would be tested on the wrong pictures; test only "
             "classes it draws, or name a text-to-image model that draws them, with a captioner and embedder "
             "that know them (e.g. --generator diffusers:stabilityai/sd-turbo; see docs/real-models.md)")
+
+
+class LabelMapError(ValueError):
+    """Another classifier cannot express some classes as mapped; the message names the labels and the fix."""
+
+
+def map_accepted_labels(accepted: Mapping[str, Sequence[str]], labels: Sequence[str],
+                        label_map: Mapping[str, Sequence[str]], spec: str, whose: str) -> dict[str, set[str]]:
+    """Class -> the labels of another classifier (`spec`, with `labels`) that count as correct for it: each
+    accepted label through `label_map` (a label the map does not name stands for itself), kept where the
+    classifier has it. `whose` names where the accepted labels come from in messages ("run", "suite").
+
+    An accepted label the classifier lacks can never be its answer, so leaving it out changes no outcome; three
+    things are refused, each with the `--label-map` that fixes it: a class left with no label the classifier
+    has (every image of it would count as a failure), a map that names a label the classifier does not have
+    (a misspelt label would silently count nothing), and a map from a label the classes do not accept (it
+    would silently change nothing)."""
+    own_labels = sorted({label for class_labels in accepted.values() for label in class_labels})
+    unused = sorted(set(label_map) - set(own_labels))
+    if unused:
+        raise LabelMapError(f"--label-map names {', '.join(map(repr, unused))}, which is not a label of the {whose}; "
+                            f"map the {whose}'s labels: {', '.join(own_labels)}")
+    known = set(labels)
+    unknown_targets = [(source, target) for source, targets in label_map.items() for target in targets
+                       if target not in known]
+    if unknown_targets:
+        source, target = unknown_targets[0]
+        close = get_close_matches(target, list(labels), n=3)
+        hint = f" (close: {', '.join(repr(c) for c in close)})" if close else ""
+        raise LabelMapError(
+            f"--label-map maps {source!r} to {target!r}, which classifier {spec} does not have{hint}; map it to the "
+            f"classifier's own labels (`blindspots classify --classifier {spec} --list-labels` lists them)")
+    mapped, missing = {}, []
+    for class_name, class_labels in accepted.items():
+        wanted = {label for accepted_label in class_labels for label in label_map.get(accepted_label, [accepted_label])}
+        mapped[class_name] = wanted & known
+        if not mapped[class_name]:
+            missing += [(class_name, label) for label in sorted(wanted)]
+    if missing:
+        raise LabelMapError(
+            f"classifier {spec} cannot express the {whose}'s classes: {describe_missing_labels(missing, labels)}. "
+            f"Map each to the classifier's labels with --label-map {whose.upper()}_LABEL=ITS_LABEL[,ITS_LABEL...], "
+            f"e.g. --label-map '{missing[0][1]}={closest_label(missing[0][1], labels)}'")
+    return mapped
 
 
 def describe_missing_labels(missing: Sequence[tuple[str, str]], labels: Sequence[str]) -> str:

@@ -17,9 +17,9 @@ def cluster_failures(
 
     The Ward tree is built once and cut at every k (cutting at k keeps the clusters that exist after the first
     n - k merges, which is what scikit-learn's AgglomerativeClustering returns for n_clusters=k), and the
-    silhouette is computed here from one cosine distance matrix. Measured on the default run: scikit-learn
-    rebuilt the tree for each k and its import alone (it loads pandas) took 0.4 s, about a fifth of the run's
-    time outside the models; the clusters are the same (tests/test_clustering.py compares them).
+    silhouette is computed here from one cosine distance matrix. scikit-learn rebuilt the tree for each k, and
+    its import alone (it loads pandas) was a large share of a run's time outside the models; the clusters are
+    the same (tests/test_clustering.py compares them).
     """
     n = len(embeddings)
     if n < min_cluster_size:

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from blindspots.engine.resources import RaySettings
 from blindspots.models.protocols import ROLES
+from blindspots.pipeline.budget import budget_shortfall
+from blindspots.pipeline.decisions import DEFAULT_CONFIRMATION, ConfirmationMode
 from blindspots.safe_yaml import DuplicateKeyError, load_yaml
 
 
@@ -67,13 +69,13 @@ class RunConfig(BaseModel):
     max_clusters: int = Field(default=8, ge=1)
     consensus_share: float = Field(default=0.5, gt=0, le=1)
 
-    confirmation: Literal["fixed", "sequential"] = Field(
-        default="sequential", description="fixed: confirm_per_candidate images per candidate and an exact test; "
+    confirmation: ConfirmationMode = Field(
+        default=DEFAULT_CONFIRMATION, description="fixed: confirm_per_candidate images per candidate and an exact test; "
         "sequential: batches of confirm_batch images until an anytime-valid e-value confirms it, shows it cannot "
         "reach the minimum effect, or confirm_per_candidate images are spent")
-    # 4, not 8: a shorter form that fails every image keeps its bug's effect at 12 images, not 16, where 8/8 falls
-    # just short of the bound; on the built-in world (5 seeds) 2,947 instead of 3,099 images per run, the same
-    # bugs. The e-process is valid for any batch schedule, and every open candidate's batch goes in one model call.
+    # 4, not 8: a shorter form that fails every image shows it keeps its bug's effect a batch sooner, where a
+    # batch of 8 falls just short of the bound; the world's runs find the same bugs from fewer images. The
+    # e-process is valid for any batch schedule, and every open candidate's batch goes in one model call.
     confirm_batch: int = Field(default=4, ge=1, description="images per candidate per step of sequential "
                                "confirmation")
     futility_error: float = Field(default=0.2, gt=0, lt=1, description="sequential confirmation: the most "
@@ -156,12 +158,10 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _budget_fits_something(self) -> RunConfig:
-        if self.budget < self.baseline_per_class + self.confirm_per_candidate:
-            raise ValueError(
-                f"budget {self.budget} cannot test anything: one class needs baseline_per_class "
-                f"({self.baseline_per_class}) + confirm_per_candidate ({self.confirm_per_candidate}) images; "
-                "raise --budget or lower those"
-            )
+        # For one class here; a run checks its own number of classes once they are known.
+        shortfall = budget_shortfall(self.budget, 1, self.baseline_per_class, self.confirm_per_candidate)
+        if shortfall is not None:
+            raise ValueError(shortfall)
         return self
 
     @model_validator(mode="after")

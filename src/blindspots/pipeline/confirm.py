@@ -18,14 +18,16 @@ from dataclasses import replace
 from blindspots.engine.seeds import derive_seed
 from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import (
-    Thresholds,
+    ConfirmationMode,
     keeping_progress,
     main_wrong_label,
     refined_bug,
     sampling_finished,
+    stop_reason,
     worth_shortening,
 )
 from blindspots.stats import (
+    KeepAnswer,
     SequentialDecision,
     excess_failures,
     rate_difference,
@@ -36,8 +38,10 @@ from blindspots.stats import (
 from blindspots.store.records import (
     Candidate,
     Origin,
+    PlannedSample,
     Purpose,
     SampleCounts,
+    StopReason,
     TestRecord,
     Verdict,
     VerdictKind,
@@ -47,16 +51,16 @@ from blindspots.store.records import (
 def confirm_planned(ctx: RunContext, baseline: dict[str, SampleCounts],
                     origins: frozenset[Origin] | None = None) -> None:
     """Test every planned candidate (of the given origins, when given), in the run's confirmation mode."""
-    if ctx.config.confirmation == "sequential":
+    if ctx.config.confirmation is ConfirmationMode.SEQUENTIAL:
         confirm_sequentially(ctx, baseline, origins)
         return
-    planned = [c for c in ctx.store.planned_candidates() if origins is None or c.origin in origins]
+    planned = [c for c in ctx.candidates.planned() if origins is None or c.origin in origins]
     plan_confirmation(ctx, planned, ctx.config.confirm_per_candidate)
     if planned:
-        ctx.sampler.process(ctx.store.pending(Purpose.CONFIRM, candidate_ids=[c.id for c in planned]),
+        ctx.sampler.process(ctx.samples.pending(Purpose.CONFIRM, candidate_ids=[c.id for c in planned]),
                             confirming(planned))
     for candidate in planned:
-        ctx.store.record_test(candidate.id, fixed_test(ctx, candidate, baseline[candidate.class_name]))
+        ctx.candidates.record_test(candidate.id, fixed_test(ctx, candidate, baseline[candidate.class_name]))
 
 
 def confirming(candidates: list[Candidate]) -> str:
@@ -66,12 +70,12 @@ def confirming(candidates: list[Candidate]) -> str:
     return f"confirming {len(candidates)} description(s)"
 
 
-def confirmation_waves(confirmation: str) -> tuple[frozenset[Origin] | None, ...]:
+def confirmation_waves(confirmation: ConfirmationMode) -> tuple[frozenset[Origin] | None, ...]:
     """Which planned candidates each wave of a round tests (None: all that are left). Fixed mode tests a
     round's candidates at once. Sequential mode tests the clusters' consensus descriptions first; once they
     are shortened, a caption description that only refines a bug of the first wave is skipped
     (`skip_refinements`), as later rounds never propose one, and the rest are tested."""
-    if confirmation == "sequential":
+    if confirmation is ConfirmationMode.SEQUENTIAL:
         return (frozenset({Origin.CONSENSUS}), None)
     return (None,)
 
@@ -79,36 +83,35 @@ def confirmation_waves(confirmation: str) -> tuple[frozenset[Origin] | None, ...
 def skip_refinements(ctx: RunContext, round_index: int) -> int:
     """Before a round's second wave: mark the planned candidates that are more specific forms of a bug the
     round has shortened, in the same failure mode (`decisions.refined_bug`), as skipped. Returns how many."""
-    thresholds = Thresholds.of(ctx.config)
-    by_id = {c.id: c for c in ctx.store.candidates()}
     bugs: dict[str, list] = {}
-    for candidate in by_id.values():
+    for candidate in ctx.candidates.all():
         if candidate.round == round_index and candidate.tested and candidate.origin is not Origin.SHORTENED \
-                and worth_shortening(candidate, thresholds):
+                and worth_shortening(candidate, ctx.thresholds):
             bugs.setdefault(candidate.class_name, []).append(
-                (candidate.id, ctx.shortest_phrases(candidate, by_id), main_wrong_label(candidate)))
+                (candidate.id, ctx.phrases.shortest(candidate), main_wrong_label(candidate)))
     skipped = 0
-    for candidate in ctx.store.planned_candidates():
+    for candidate in ctx.candidates.planned():
         if candidate.round != round_index or candidate.class_name not in bugs:
             continue
         # What the classifier called its cluster's failures, stored when it was proposed.
         called = (candidate.source_cluster or {}).get("called")
-        bug = refined_bug(ctx.phrases(candidate), called, bugs[candidate.class_name])
+        bug = refined_bug(ctx.phrases.of(candidate), called, bugs[candidate.class_name])
         if bug is not None:
-            ctx.store.skip_candidate(candidate.id, Verdict(VerdictKind.REFINES, bug))
+            ctx.candidates.skip(candidate.id, Verdict(VerdictKind.REFINES, bug))
             skipped += 1
     return skipped
 
 
 def plan_confirmation(ctx: RunContext, candidates: list[Candidate], up_to: int, start: int = 0) -> None:
-    ctx.store.add_samples(
-        ctx.planned(Purpose.CONFIRM, c.round, c.class_name, c.prompt,
-                    derive_seed(ctx.config.seed, "confirm", c.class_name, c.key, i), c.id)
+    config = ctx.config
+    ctx.samples.plan(
+        PlannedSample(Purpose.CONFIRM, c.round, c.class_name, c.prompt,
+                      derive_seed(config.seed, "confirm", c.class_name, c.key, i), config.generator, c.id)
         for c in candidates for i in range(start, up_to))
 
 
 def fixed_test(ctx: RunContext, candidate: Candidate, baseline: SampleCounts) -> TestRecord:
-    counts = ctx.store.counts(Purpose.CONFIRM, candidate_id=candidate.id)
+    counts = ctx.samples.counts(Purpose.CONFIRM, candidate_id=candidate.id)
     test = excess_failures(counts.failures, counts.valid, baseline.failures, baseline.valid, ctx.config.test)
     low, high = wilson_interval(counts.failures, counts.valid)
     return _record(ctx, candidate, counts, baseline, test.pvalue, test.method, (low, high))
@@ -119,47 +122,44 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
     """Batch after batch for every open candidate at once (so each model call stays a full batch), until
     each is decided. Decisions are taken at batch boundaries from stored counts, so a resumed run replays
     them exactly."""
-    open_candidates = {c.id: c for c in ctx.store.planned_candidates() if origins is None or c.origin in origins}
+    open_candidates = {c.id: c for c in ctx.candidates.planned() if origins is None or c.origin in origins}
     if not open_candidates:
         return
     # The stopping threshold assumes the final e-BH combines about this many tests: those of the run so far.
     # (A skipped candidate is never tested, so it is not one of them.)
-    family = ctx.store.count_candidates()
-    thresholds = Thresholds.of(ctx.config)
+    family = ctx.candidates.count_to_test()
     batch, most = ctx.config.confirm_batch, ctx.config.confirm_per_candidate
-    # The bugs shorter forms are held to are tested already, so each is read once, not after every batch.
-    references = {c.reference_id: ctx.store.candidate(c.reference_id)
+    # The bugs shorter forms are held to are tested already: their records do not change while these sample.
+    references = {c.reference_id: ctx.candidates.get(c.reference_id)
                   for c in open_candidates.values() if c.reference_id is not None}
     plan_confirmation(ctx, [c for c in open_candidates.values()
-                            if not ctx.store.counts(Purpose.CONFIRM, candidate_id=c.id).planned], min(batch, most))
-    # One bar for the whole test, in descriptions decided: a bar per batch printed a line per batch (77 in
-    # the default run on the world's earlier classifiers, against 16) and cost about 0.05 s of rendering.
+                            if not ctx.samples.counts(Purpose.CONFIRM, candidate_id=c.id).planned], min(batch, most))
+    # One bar for the whole test, in descriptions decided: a bar per batch would print a line per batch.
     bar = ctx.progress(confirming(list(open_candidates.values())), len(open_candidates))
     try:
-        _decide_batch_by_batch(ctx, baseline, open_candidates, family, thresholds, references, bar)
+        _decide_batch_by_batch(ctx, baseline, open_candidates, family, references, bar)
     finally:
         bar.close()
 
 
 def _decide_batch_by_batch(ctx: RunContext, baseline: dict[str, SampleCounts],
-                           open_candidates: dict[int, Candidate], family: int, thresholds: Thresholds,
-                           references: dict[int, Candidate], bar) -> None:
+                           open_candidates: dict[int, Candidate], family: int, references: dict[int, Candidate],
+                           bar) -> None:
     """Sample a batch for every open candidate, decide each, plan the next batch of those still open."""
     batch, most = ctx.config.confirm_batch, ctx.config.confirm_per_candidate
     while open_candidates:
-        ctx.sampler.process(ctx.store.pending(Purpose.CONFIRM, candidate_ids=list(open_candidates)), None)
+        ctx.sampler.process(ctx.samples.pending(Purpose.CONFIRM, candidate_ids=list(open_candidates)), None)
         for candidate in list(open_candidates.values()):
-            counts = ctx.store.counts(Purpose.CONFIRM, candidate_id=candidate.id)
+            counts = ctx.samples.counts(Purpose.CONFIRM, candidate_id=candidate.id)
             step, keeping = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family,
-                                                thresholds, references)
+                                                references)
             finished = sampling_finished(step.decision, keeping)
-            # The budget (two store queries) is read only for a candidate that wants more images.
-            if not finished and counts.planned < most and ctx.remaining_budget() >= batch:
+            if not finished and counts.planned < most and ctx.budget.remaining() >= batch:
                 plan_confirmation(ctx, [candidate], min(counts.planned + batch, most), start=counts.planned)
                 continue
             stop = stop_reason(step.decision, keeping) if finished \
-                else ("max images" if counts.planned >= most else "budget")
-            ctx.store.record_test(candidate.id, _record(
+                else (StopReason.MAX_IMAGES if counts.planned >= most else StopReason.BUDGET)
+            ctx.candidates.record_test(candidate.id, _record(
                 ctx, candidate, counts, baseline[candidate.class_name], step.pvalue, "e-process",
                 (step.rate_low, step.rate_high), evalue=step.evalue, decision=stop))
             del open_candidates[candidate.id]
@@ -167,8 +167,7 @@ def _decide_batch_by_batch(ctx: RunContext, baseline: dict[str, SampleCounts],
 
 
 def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts,
-                        family: int, thresholds: Thresholds,
-                        references: dict[int, Candidate]) -> tuple[SequentialDecision, str | None]:
+                        family: int, references: dict[int, Candidate]) -> tuple[SequentialDecision, KeepAnswer | None]:
     """The candidate's step against the baseline and, for a shortened form, where it stands on keeping the
     effect of the bug it stands for (`decisions.keeping_progress`; `references`: those bugs by id)."""
     config = ctx.config
@@ -178,19 +177,9 @@ def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCou
     if candidate.reference_id is None:
         return step, None
     shorter = replace(candidate, n=counts.valid, failures=counts.failures,
-                      wrong_labels=ctx.store.wrong_labels(candidate.id))
-    return step, keeping_progress(shorter, references[candidate.reference_id], thresholds,
+                      wrong_labels=ctx.samples.wrong_labels(candidate.id))
+    return step, keeping_progress(shorter, references[candidate.reference_id], ctx.thresholds,
                                   max_n=config.confirm_per_candidate)
-
-
-def stop_reason(step_decision: str, keeping: str | None) -> str:
-    """The stored `decision` of a finished sequential test: the excess test's, unless a shorter form stopped
-    because it cannot stand for its bug while that test was still open."""
-    if keeping == "unsettled" and step_decision != "futile":
-        return "keep unsettled"  # whatever the excess test says, whether it keeps cannot be told by the cap
-    if step_decision == "continue" and keeping in ("loses", "out of reach"):
-        return "loses effect" if keeping == "loses" else "effect out of reach"
-    return step_decision
 
 
 def _record(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts, p: float,
@@ -204,5 +193,5 @@ def _record(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baselin
         lift=smoothed_lift(failures, valid, baseline.failures, baseline.valid),
         difference=rate_difference(failures, valid, baseline.failures, baseline.valid),
         p=p, test=method, validity_rate=counts.validity_rate,
-        wrong_labels=ctx.store.wrong_labels(candidate.id), **sequential,
+        wrong_labels=ctx.samples.wrong_labels(candidate.id), **sequential,
     )

@@ -24,16 +24,29 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from blindspots.stats import (
+    KeepAnswer,
+    StepDecision,
     benjamini_hochberg,
     cannot_keep_rate,
     cannot_keep_rate_by_cap,
     keeps_rate,
     meets_minimum_effect,
 )
-from blindspots.store.records import Candidate, Origin, Verdict, VerdictKind
+from blindspots.store.records import Candidate, Origin, StopReason, Verdict, VerdictKind
+from blindspots.text_enum import TextEnum
 
 Phrases = frozenset[str]
 KnownBugs = dict[str, list[tuple[int, Phrases]]]  # class name -> [(bug id, shortest phrases)]
+
+
+class ConfirmationMode(TextEnum):
+    """How a candidate is tested (`RunConfig.confirmation`)."""
+
+    FIXED = "fixed"            # `confirm_per_candidate` images, then an exact test
+    SEQUENTIAL = "sequential"  # batches until an anytime-valid e-value decides
+
+
+DEFAULT_CONFIRMATION = ConfirmationMode.SEQUENTIAL
 
 
 @dataclass(frozen=True)
@@ -45,9 +58,12 @@ class Thresholds:
     min_difference: float
     min_validity: float
     shorten_keep: float
-    confirmation: str = "fixed"
+    confirmation: ConfirmationMode = DEFAULT_CONFIRMATION
     keep_margin: float = 0.5
     futility_error: float = 0.2
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "confirmation", ConfirmationMode(self.confirmation))
 
     @classmethod
     def of(cls, config) -> Thresholds:
@@ -77,15 +93,15 @@ def rate_called(candidate: Candidate, label: str | None) -> float:
     return failures_called(candidate, label) / candidate.n if candidate.n else 0.0
 
 
-def keeps_effect(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> str:
-    """Sequential mode's non-inferiority: "keeps" when `shorter` provably keeps the bug's failure rate within
-    `keep_margin`, "loses" when it provably does not, "open" when its images do not tell yet.
+def keeps_effect(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> KeepAnswer:
+    """Sequential mode's non-inferiority: KEEPS when `shorter` provably keeps the bug's failure rate within
+    `keep_margin`, LOSES when it provably does not, OPEN when its images do not tell yet.
 
     The effect is the bug's failure mode: only failures called what the bug's failures are mostly called
     count, on both sides. "Small lamps indoors are called bottles" is not kept by "lamps indoors", though
     large lamps indoors fail too: they are called houses, another failure mode."""
     if not shorter.n:
-        return "open"
+        return KeepAnswer.OPEN
     return keeps_rate(*_keep_question(shorter, bug, thresholds), thresholds.fdr)
 
 
@@ -96,36 +112,53 @@ def _keep_question(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -
             keep_margin(thresholds.keep_margin, bug))
 
 
-def keeping_progress(shorter: Candidate, bug: Candidate, thresholds: Thresholds, max_n: int | None = None) -> str:
+def keeping_progress(shorter: Candidate, bug: Candidate, thresholds: Thresholds,
+                     max_n: int | None = None) -> KeepAnswer:
     """Where a shorter form's sampling stands on keeping the bug's effect: `keeps_effect`'s answer; or, while
-    that is open, "out of reach" when the futility bound (`cannot_keep_rate`) says its rate is likely below
-    what keeping needs, and "unsettled" when its rate may be enough but cannot be shown to be within `max_n`
+    that is open, OUT_OF_REACH when the futility bound (`cannot_keep_rate`) says its rate is likely below
+    what keeping needs, and UNSETTLED when its rate may be enough but cannot be shown to be within `max_n`
     images (`cannot_keep_rate_by_cap`). Only for deciding when to stop sampling: neither is evidence of a
     loss, so "refines #k" decisions use `keeps_effect` alone."""
     if not shorter.n:
-        return "open"
+        return KeepAnswer.OPEN
     failures, n, reference, margin = _keep_question(shorter, bug, thresholds)
     answer = keeps_rate(failures, n, reference, margin, thresholds.fdr)  # `keeps_effect`, asked once
-    if answer != "open":
+    if answer is not KeepAnswer.OPEN:
         return answer
     if cannot_keep_rate(failures, n, reference, margin, thresholds.futility_error):
-        return "out of reach"
+        return KeepAnswer.OUT_OF_REACH
     if max_n is not None and cannot_keep_rate_by_cap(failures, n, max_n, reference, margin, thresholds.fdr,
                                                      thresholds.futility_error):
-        return "unsettled"
+        return KeepAnswer.UNSETTLED
     return answer
 
 
-def sampling_finished(step_decision: str, keeping: str | None) -> bool:
+# Keeping answers that end a shorter form's sampling without it standing for its bug.
+_KEEPING_ENDS = frozenset({KeepAnswer.LOSES, KeepAnswer.OUT_OF_REACH, KeepAnswer.UNSETTLED})
+
+
+def sampling_finished(step_decision: StepDecision, keeping: KeepAnswer | None) -> bool:
     """Is a candidate's sequential sampling over? A description stops when its excess test confirms or is
     futile. A shorter form stands for its bug only when it both confirms and keeps the bug's effect, so it
     stops as soon as either is out of reach (futile; the effect lost or out of reach) or both are settled;
     sampling on could not make it stand for the bug."""
     if keeping is None:
-        return step_decision != "continue"
-    if step_decision == "futile" or keeping in ("loses", "out of reach", "unsettled"):
+        return step_decision is not StepDecision.CONTINUE
+    if step_decision is StepDecision.FUTILE or keeping in _KEEPING_ENDS:
         return True
-    return step_decision == "confirm" and keeping == "keeps"
+    return step_decision is StepDecision.CONFIRM and keeping is KeepAnswer.KEEPS
+
+
+def stop_reason(step_decision: StepDecision, keeping: KeepAnswer | None) -> StopReason:
+    """The stored `decision` of a finished sequential test: the excess test's, unless a shorter form stopped
+    because it cannot stand for its bug while that test was still open."""
+    if keeping is KeepAnswer.UNSETTLED and step_decision is not StepDecision.FUTILE:
+        return StopReason.KEEP_UNSETTLED  # whatever the excess test says, keeping cannot be told by the cap
+    if step_decision is StepDecision.CONTINUE and keeping is KeepAnswer.LOSES:
+        return StopReason.LOSES_EFFECT
+    if step_decision is StepDecision.CONTINUE and keeping is KeepAnswer.OUT_OF_REACH:
+        return StopReason.EFFECT_OUT_OF_REACH
+    return StopReason(step_decision.value)
 
 
 def verdict(candidate: Candidate, level_value: float, thresholds: Thresholds) -> Verdict:
@@ -150,13 +183,11 @@ def passes(candidate: Candidate, thresholds: Thresholds) -> bool:
 def worth_shortening(candidate: Candidate, thresholds: Thresholds) -> bool:
     """Is a passing description shortened? Fixed mode: every one. Sequential mode: one whose own test stopped
     because it confirmed. A description that stopped futile or at the image cap may still pass on its p-value
-    (and the final e-BH), but its excess is too weak for the shortening tests to settle within their cap:
-    on the built-in world with its earlier classifiers (trained once on 24,000 images; 5 seeds) the shorter
-    forms of such descriptions took 1,568 of 17,264 images and mostly ended at the cap undecided. It is
-    listed as it was measured."""
+    (and the final e-BH), but its excess is too weak for the shortening tests to settle within their cap: its
+    shorter forms would spend their images and mostly end undecided. It is listed as it was measured."""
     if not passes(candidate, thresholds):
         return False
-    return thresholds.confirmation != "sequential" or candidate.decision == "confirm"
+    return thresholds.confirmation is not ConfirmationMode.SEQUENTIAL or candidate.decision is StopReason.CONFIRM
 
 
 def keeps_bug(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> bool:
@@ -166,8 +197,8 @@ def keeps_bug(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> boo
     the bug's excess."""
     if not passes(shorter, thresholds):
         return False
-    if thresholds.confirmation == "sequential":
-        return keeps_effect(shorter, bug, thresholds) == "keeps"
+    if thresholds.confirmation is ConfirmationMode.SEQUENTIAL:
+        return keeps_effect(shorter, bug, thresholds) is KeepAnswer.KEEPS
     label = main_wrong_label(bug)
     excess = rate_called(bug, label) - bug.baseline_rate
     return rate_called(shorter, label) - shorter.baseline_rate >= thresholds.shorten_keep * excess
@@ -192,9 +223,10 @@ def covers_by_test(by_id: Mapping[int, Candidate], shortest_of: Callable[[Candid
     test (`keeps_effect`) shows that k's shortest form clearly loses its failure rate: a specific description
     that provably fails more often is a failure mode of its own. Without such evidence it stays under k.
     Fixed mode keeps the phrase rule alone."""
-    if thresholds.confirmation != "sequential":
+    if thresholds.confirmation is not ConfirmationMode.SEQUENTIAL:
         return None
-    return lambda bug_id, candidate: keeps_effect(shortest_of(by_id[bug_id]), candidate, thresholds) != "loses"
+    return lambda bug_id, candidate: keeps_effect(shortest_of(by_id[bug_id]), candidate, thresholds) \
+        is not KeepAnswer.LOSES
 
 
 def refined_bug(phrases: Phrases, wrong_label: str | None,

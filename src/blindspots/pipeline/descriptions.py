@@ -39,7 +39,7 @@ def _by_first_word(forms: Iterable[tuple[str, ...]]) -> dict[str, tuple[tuple[st
 
 
 # Prepositions as words, indexed by their first word (each group in matching order), made once rather than on
-# every token of every caption: parsing captions was a tenth of a default run's time outside the models.
+# every token of every caption: parsing captions was a noticeable share of a run's time outside the models.
 _PREPOSITIONS_IN_ORDER = _by_first_word(tuple(p.split()) for p in PREPOSITIONS)
 _PREPOSITIONS_LONGEST_FIRST = _by_first_word(sorted((tuple(p.split()) for p in PREPOSITIONS), key=len, reverse=True))
 
@@ -155,19 +155,6 @@ class Description:
             if isinstance(value, str) or not all(isinstance(p, str) for p in value):
                 raise ValueError(f"description field {field!r} must be a list of strings, got {value!r}.")
         return cls(tuple(data.get("modifiers", ())), tuple(data.get("context", ())))
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> Description:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"description JSON is not valid JSON ({err.msg}): {text[:80]!r}") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"description JSON must be an object with 'modifiers' and 'context', got {text[:80]!r}")
-        return cls.from_dict(data)
 
 
 def _fix_article(before: str, subject: str) -> str:

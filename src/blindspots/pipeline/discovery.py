@@ -12,9 +12,8 @@ from collections.abc import Sequence
 
 from blindspots.pipeline.baseline import run_baseline
 from blindspots.pipeline.confirm import confirm_planned, confirmation_waves, skip_refinements
-from blindspots.pipeline.context import RunContext
+from blindspots.pipeline.context import RunContext, timed
 from blindspots.pipeline.decisions import (
-    Thresholds,
     covers_by_test,
     fdr_decisions,
     final_verdicts,
@@ -41,11 +40,11 @@ def run_discovery(ctx: RunContext) -> RunSummary:
     """Run (or resume) the whole method over the context's store and return the run summary."""
     started = time.time()
     # 0. A resumed run first draws again any stored image whose file has gone missing.
-    missing = ctx.sampler.restore_missing(ctx.store.run_samples_with_images())
+    missing = ctx.sampler.restore_missing(ctx.samples.with_images())
     if missing:
         ctx.log(f"{missing} image(s) were missing from the run folder and were drawn again")
     # 1. The baseline failure rate of every class, and whether the set-up can be tested at all.
-    with ctx.timed("baseline"):
+    with timed(ctx, "baseline"):
         baseline = run_baseline(ctx)
     setup = review_setup(ctx, baseline)
     # 2-6. Rounds of explore, propose, confirm, shorten, decide, unless the set-up cannot be tested.
@@ -56,8 +55,7 @@ def run_discovery(ctx: RunContext) -> RunSummary:
     # 7. The final bug list over the run's whole family of tests.
     finalise(ctx)
     summary = summarise(ctx, baseline, rounds_run, stop_reason, time.time() - started, setup)
-    ctx.store.set_summary(summary)
-    ctx.store.set_meta("status", "complete")
+    ctx.run_log.finish(summary)
     return summary
 
 
@@ -67,7 +65,7 @@ def run_rounds(ctx: RunContext, baseline: dict[str, SampleCounts], untestable: S
     for round_index in range(ctx.config.rounds):
         if not run_round(ctx, round_index, baseline, untestable):
             return round_index + 1, "a round confirmed nothing new"
-        if not ctx.can_test_another():
+        if not ctx.budget.can_test_another():
             return round_index + 1, f"image budget ({ctx.config.budget}) spent"
     return ctx.config.rounds, f"round limit ({ctx.config.rounds})"
 
@@ -75,7 +73,7 @@ def run_rounds(ctx: RunContext, baseline: dict[str, SampleCounts], untestable: S
 def review_setup(ctx: RunContext, baseline: dict[str, SampleCounts]) -> SetupReview:
     """What the baseline shows about the set-up (pipeline/health.py): a classifier with one answer for every
     image, or images outside its domain, stop the run; a class failing nearly always is left out."""
-    predicted = [s.predicted for s in ctx.store.samples_of(Purpose.BASELINE, generated=True)
+    predicted = [s.predicted for s in ctx.samples.of(Purpose.BASELINE, generated=True)
                  if s.predicted is not None]
     rates = {name: (rate.failures, rate.valid) for name, rate in baseline.items()}
     review = setup_review(predicted, rates, ctx.config.max_baseline_failure, ctx.config.classifier)
@@ -93,64 +91,62 @@ def run_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCount
               untestable: Sequence[str] = ()) -> list[int]:
     """One round; returns the ids of the bugs it confirmed first. A finished round is not run again.
     Classes in `untestable` are not searched."""
-    finished = ctx.store.round_result(round_index)
+    finished = ctx.run_log.round_result(round_index)
     if finished is not None:
         return finished
-    with ctx.timed("explore"):
+    with timed(ctx, "explore"):
         failures = exploration_failures(ctx, round_index)
     failures = {name: samples for name, samples in failures.items() if name not in untestable}
-    with ctx.timed("describe"):
+    with timed(ctx, "describe"):
         propose_candidates(ctx, round_index, failures)
     # Sequential mode confirms and shortens in two waves: consensus descriptions first, then the captions
     # that do not merely refine a bug of the first wave.
     for wave, origins in enumerate(confirmation_waves(ctx.config.confirmation)):
-        with ctx.timed("confirm"):
+        with timed(ctx, "confirm"):
             if wave > 0:
                 skip_refinements(ctx, round_index)
             confirm_planned(ctx, baseline, origins)
         if ctx.config.shorten:
-            with ctx.timed("shorten"):
+            with timed(ctx, "shorten"):
                 shorten_round(ctx, round_index, baseline)
     found = decide_round(ctx, round_index)
-    ctx.store.finish_round(round_index, found)
+    ctx.run_log.finish_round(round_index, found)
     ctx.log(f"round {round_index + 1}: {len(found)} new bug(s) confirmed")
     return found
 
 
 def decide_round(ctx: RunContext, round_index: int) -> list[int]:
     """BH over every test so far, then the round's confirmed descriptions that are not a known bug."""
-    ctx.store.set_decisions(fdr_decisions(ctx.store.tested_candidates(), Thresholds.of(ctx.config)))
-    by_id = {c.id: c for c in ctx.store.candidates()}
-    confirmed = [c for c in by_id.values() if c.round == round_index and is_confirmed_description(c)]
-    return new_bugs(confirmed, ctx.known_bugs(before_round=round_index), lambda c: ctx.shortest_phrases(c, by_id),
-                    _covers(ctx, by_id))
+    ctx.candidates.set_decisions(fdr_decisions(ctx.candidates.tested(), ctx.thresholds))
+    confirmed = [c for c in ctx.candidates.all() if c.round == round_index and is_confirmed_description(c)]
+    return new_bugs(confirmed, ctx.phrases.known_bugs(before_round=round_index), ctx.phrases.shortest,
+                    _covers(ctx))
 
 
 def finalise(ctx: RunContext) -> None:
     """Final BH, the shortest forms that survive it, and one bug per failure mode (duplicates and
     refinements listed under their bug)."""
-    ctx.store.set_decisions(fdr_decisions(ctx.store.tested_candidates(), Thresholds.of(ctx.config)))
-    by_id = {c.id: c for c in ctx.store.candidates()}
+    ctx.candidates.set_decisions(fdr_decisions(ctx.candidates.tested(), ctx.thresholds))
+    by_id = ctx.candidates.by_id()
     bugs = [c for c in by_id.values() if is_confirmed_description(c)]
     for bug in bugs:
-        bug.shortest_id = surviving_shortest(bug, by_id)
-        ctx.store.set_shortest(bug.id, bug.shortest_id)
-    verdicts = final_verdicts(bugs, lambda c: ctx.shortest_phrases(c, by_id), _covers(ctx, by_id))
-    for bug_id, verdict in verdicts.items():
-        ctx.store.set_verdict(bug_id, verdict)
+        ctx.candidates.set_shortest(bug.id, surviving_shortest(bug, by_id))
+    bugs = [ctx.candidates.get(bug.id) for bug in bugs]
+    ctx.candidates.set_verdicts(final_verdicts(bugs, ctx.phrases.shortest, _covers(ctx)))
 
 
-def _covers(ctx: RunContext, by_id: dict):
-    return covers_by_test(by_id, lambda c: by_id.get(c.shortest_id, c), Thresholds.of(ctx.config))
+def _covers(ctx: RunContext):
+    by_id = ctx.candidates.by_id()
+    return covers_by_test(by_id, lambda c: by_id.get(c.shortest_id, c), ctx.thresholds)
 
 
 def health_problems(ctx: RunContext) -> list[str]:
     """What makes this run's result untrustworthy (a captioner that returned nothing, a validity check that
     rejected every image, a top_k no image can fail), in words that name the fix; empty when none."""
-    embedded, distinct_images, distinct_vectors = ctx.store.embedding_counts()
-    checked, valid = ctx.store.validity_counts()
+    embedded, distinct_images, distinct_vectors = ctx.samples.embedding_counts()
+    checked, valid = ctx.samples.validity_counts()
     return run_problems(RunCounts(
-        captions=count_captions(ctx.store.captions()),
+        captions=count_captions(ctx.samples.captions()),
         embeddings=EmbeddingCounts(total=embedded, zero=0, distinct_inputs=distinct_images,
                                    distinct_vectors=distinct_vectors),
         validity_checked=checked if ctx.sampler.validity is not None else 0, validity_valid=valid,
@@ -170,18 +166,18 @@ def summarise(ctx: RunContext, baseline: dict[str, SampleCounts], rounds_run: in
     return RunSummary(
         classes=[c.as_dict() for c in ctx.classes],
         baseline=baseline_summary,
-        images_generated=ctx.store.images_generated(),
-        images_planned=ctx.store.images_used(),
-        generation_errors=ctx.store.generation_errors(),
+        images_generated=ctx.samples.images_generated(),
+        images_planned=ctx.samples.images_used(),
+        generation_errors=ctx.samples.generation_errors(),
         models=ctx.executor.models.describe(),
         fdr=ctx.config.fdr,
         rounds_run=rounds_run,
         stop_reason=stop_reason,
         # Stage times accumulate over every session of a resumed run; session_seconds is this one alone.
-        seconds=sum(ctx.store.stage_seconds().values()),
+        seconds=sum(ctx.run_log.stage_seconds().values()),
         session_seconds=session_seconds,
-        bugs=len(ctx.store.bugs()),
-        model_seconds=ctx.store.get_meta_json("model_seconds", {}) or {},
+        bugs=len(ctx.candidates.bugs()),
+        model_seconds=ctx.run_log.model_seconds(),
         problems=[*setup.problems, *health_problems(ctx)],
         warnings=list(setup.warnings),
     )

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from blindspots.engine.seeds import derive_seed
 from blindspots.pipeline.context import RunContext
-from blindspots.store.records import Purpose, Sample
+from blindspots.store.records import PlannedSample, Purpose, Sample
 
 
 def exploration_failures(ctx: RunContext, round_index: int) -> dict[str, list[Sample]]:
     """The valid failing images to cluster and describe this round, per class."""
     if round_index == 0:
-        samples = ctx.store.samples_of(Purpose.BASELINE, valid=True, failing=True, with_embeddings=True)
+        samples = ctx.samples.of(Purpose.BASELINE, valid=True, failing=True, with_embeddings=True)
     else:
         explore_confirmed_bugs(ctx, round_index)
-        samples = ctx.store.samples_of(Purpose.EXPLORE, round=round_index, valid=True, failing=True,
-                                       with_embeddings=True)
+        samples = ctx.samples.of(Purpose.EXPLORE, round=round_index, valid=True, failing=True, with_embeddings=True)
         samples += unexplained_baseline_failures(ctx)
     grouped: dict[str, list[Sample]] = {}
     for sample in samples:
@@ -25,33 +24,34 @@ def exploration_failures(ctx: RunContext, round_index: int) -> dict[str, list[Sa
 
 def explore_confirmed_bugs(ctx: RunContext, round_index: int) -> None:
     """`explore_per_bug` fresh images from each new bug's shortest description, within the budget."""
+    config = ctx.config
     rows = []
     # Nothing is stored until the loop ends, so the budget it plans within is read once.
-    room = ctx.remaining_budget() - ctx.config.confirm_per_candidate
-    for bug_id in ctx.store.round_result(round_index - 1) or []:
-        bug = ctx.store.candidate(bug_id)
-        seed_description = ctx.store.candidate(bug.shortest_id or bug_id)
-        for i in range(ctx.config.explore_per_bug):
+    room = ctx.budget.remaining() - config.confirm_per_candidate
+    for bug_id in ctx.run_log.round_result(round_index - 1) or []:
+        bug = ctx.candidates.get(bug_id)
+        seed_description = ctx.candidates.get(bug.shortest_id or bug_id)
+        for i in range(config.explore_per_bug):
             if len(rows) >= room:
                 break
-            rows.append(ctx.planned(Purpose.EXPLORE, round_index, bug.class_name, seed_description.prompt,
-                                    derive_seed(ctx.config.seed, "explore", round_index, bug_id, i)))
-    ctx.store.add_samples(rows)
-    ctx.sampler.process(ctx.store.pending(Purpose.EXPLORE, round=round_index), f"round {round_index + 1} images")
+            rows.append(PlannedSample(Purpose.EXPLORE, round_index, bug.class_name, seed_description.prompt,
+                                      derive_seed(config.seed, "explore", round_index, bug_id, i), config.generator))
+    ctx.samples.plan(rows)
+    ctx.sampler.process(ctx.samples.pending(Purpose.EXPLORE, round=round_index), f"round {round_index + 1} images")
 
 
 def unexplained_baseline_failures(ctx: RunContext) -> list[Sample]:
     """Baseline failures whose caption does not contain a confirmed bug's phrases."""
     bug_phrases: dict[str, list[frozenset[str]]] = {}
-    for bug in ctx.store.candidates():
+    for bug in ctx.candidates.all():
         if bug.confirmed:
-            bug_phrases.setdefault(bug.class_name, []).append(ctx.phrases(bug))
+            bug_phrases.setdefault(bug.class_name, []).append(ctx.phrases.of(bug))
     unexplained = []
-    for sample in ctx.store.samples_of(Purpose.BASELINE, valid=True, failing=True, with_embeddings=True):
+    for sample in ctx.samples.of(Purpose.BASELINE, valid=True, failing=True, with_embeddings=True):
         if sample.caption is None:
             unexplained.append(sample)
             continue
-        phrases = set(ctx.describe_caption(sample.caption, sample.class_name).phrases)
+        phrases = set(ctx.phrases.describe_caption(sample.caption, sample.class_name).phrases)
         if not any(bug <= phrases for bug in bug_phrases.get(sample.class_name, [])):
             unexplained.append(sample)
     return unexplained

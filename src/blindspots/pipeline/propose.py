@@ -13,8 +13,9 @@ from PIL.Image import Image
 from blindspots.pipeline.clustering import cluster_failures, split_by_label
 from blindspots.pipeline.context import CHUNK, RunContext
 from blindspots.pipeline.decisions import refined_bug
-from blindspots.pipeline.descriptions import consensus_description
-from blindspots.store.records import Origin, Sample
+from blindspots.pipeline.descriptions import Description, consensus_description
+from blindspots.store.records import NewCandidate, Origin, Sample
+from blindspots.store.results import Caption, ClusterLabel
 
 
 def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, list[Sample]]) -> None:
@@ -23,11 +24,11 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
     A class's failures are clustered, and clusters whose failures the classifier calls different things are
     split by that label: they are different failure modes even where their images look alike."""
     stage = f"r{round_index}/describe"
-    if ctx.store.stage_done(stage):
+    if ctx.run_log.stage_done(stage):
         return
     # Bugs are decided after confirmation, never while proposing: one read serves every class.
-    known_by_class = ctx.known_bug_modes()
-    stored_this_round = {(c.class_name, c.key): c.id for c in ctx.store.candidates()
+    known_by_class = ctx.phrases.known_bug_modes()
+    stored_this_round = {(c.class_name, c.key): c.id for c in ctx.candidates.all()
                          if c.round == round_index and c.origin in (Origin.CONSENSUS, Origin.CAPTION)}
     groups_by_class = {cls.name: cluster_pool(ctx, round_index, failures.get(cls.name, [])) for cls in ctx.classes}
     # Every class's clustered failures in one captioning pass: full batches, and a chunk's images are read
@@ -36,7 +37,7 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
     for cls in ctx.classes:
         groups = groups_by_class[cls.name]
         clustered = [m for group in groups for m in group]
-        captions = {s.id: s.caption for s in ctx.store.samples_by_id(m.id for m in clustered)}
+        captions = {s.id: s.caption for s in ctx.samples.by_id(m.id for m in clustered)}
         per_cluster = [cluster_proposals(ctx, round_index, cls.name, index, group, captions)
                        for index, group in enumerate(groups)]
         proposals = [proposal for group in per_cluster for proposal in group]
@@ -49,17 +50,17 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
                 continue  # a known bug, or a more specific form of one in its failure mode: nothing new to test
             # A session killed in this step stored some of these candidates already: they count, as they did
             # when they were added, and were within the budget then, so a resumed run adds the same ones.
-            stored = stored_this_round.get((cls.name, proposal["row"]["key"]))
+            stored = stored_this_round.get((cls.name, proposal["candidate"].key))
             if stored is not None:
                 added.add(stored)
                 continue
-            if not ctx.can_test_another():
+            if not ctx.budget.can_test_another():
                 ctx.log("image budget reached: remaining candidates are not tested")
                 break
-            candidate_id, inserted = ctx.store.add_candidate(proposal["row"])
+            candidate_id, inserted = ctx.candidates.add(proposal["candidate"])
             if inserted:
                 added.add(candidate_id)
-    ctx.store.mark_stage(stage)
+    ctx.run_log.mark_stage(stage)
 
 
 def cluster_pool(ctx: RunContext, round_index: int, members: list[Sample]) -> list[list[Sample]]:
@@ -70,7 +71,7 @@ def cluster_pool(ctx: RunContext, round_index: int, members: list[Sample]) -> li
                               ctx.config.max_clusters)
     labels = split_by_label(labels, [m.predicted or "" for m in members], ctx.config.min_cluster_size)
     if round_index == 0:
-        ctx.store.update_samples([{"id": m.id, "cluster": int(label)} for m, label in zip(members, labels, strict=True)])
+        ctx.samples.record([ClusterLabel(m.id, int(label)) for m, label in zip(members, labels, strict=True)])
     return [[m for m, label in zip(members, labels, strict=True) if label == cluster]
             for cluster in range(int(labels.max()) + 1 if len(labels) else 0)]
 
@@ -81,8 +82,8 @@ def caption_samples(ctx: RunContext, samples: list[Sample]) -> None:
         return
     chunks = [todo[start : start + CHUNK] for start in range(0, len(todo), CHUNK)]
     bar = ctx.progress("captioning failures", len(todo))
-    # Reading and checking a stored PNG is CPU work the captioner need not wait for (about 0.1 ms per world
-    # image; 5-10% of the default run's time outside the models): one thread reads chunk k + 1 meanwhile.
+    # Reading and checking a stored PNG is CPU work the captioner need not wait for: one thread reads chunk
+    # k + 1 meanwhile.
     reader = ThreadPoolExecutor(1, thread_name_prefix="blindspots-read")
     try:
         reading = reader.submit(_read_images, ctx, chunks[0])
@@ -91,7 +92,7 @@ def caption_samples(ctx: RunContext, samples: list[Sample]) -> None:
             if k + 1 < len(chunks):
                 reading = reader.submit(_read_images, ctx, chunks[k + 1])
             captions = ctx.executor.caption(images)
-            ctx.store.update_samples([{"id": s.id, "caption": c} for s, c in zip(chunk, captions, strict=True)])
+            ctx.samples.record([Caption(s.id, c) for s, c in zip(chunk, captions, strict=True)])
             bar.advance(len(chunk))
     finally:
         reader.shutdown(wait=True, cancel_futures=True)
@@ -105,7 +106,7 @@ def _read_images(ctx: RunContext, samples: list[Sample]) -> list[Image]:
 def cluster_proposals(ctx: RunContext, round_index: int, class_name: str, cluster: int, group: list[Sample],
                       captions: dict[int, str]) -> list[dict]:
     """The cluster's consensus description, then its captions nearest the centre."""
-    descriptions = [ctx.describe_caption(captions[m.id], class_name) for m in group]
+    descriptions = [ctx.phrases.describe_caption(captions[m.id], class_name) for m in group]
     # What the classifier called most of the cluster's images: the failure mode its proposals stand for.
     most_called = Counter(m.predicted for m in group if m.predicted).most_common(1)
     called = most_called[0][0] if most_called else None
@@ -121,5 +122,14 @@ def cluster_proposals(ctx: RunContext, round_index: int, class_name: str, cluste
         if not descriptions[index].is_empty:
             chosen.append((descriptions[index], Origin.CAPTION))
     return [{"phrases": frozenset(description.phrases), "called": called,
-             "row": ctx.candidate_row(round_index, class_name, description, origin, None, source)}
+             "candidate": candidate_record(ctx, round_index, class_name, description, origin, source_cluster=source)}
             for description, origin in chosen]
+
+
+def candidate_record(ctx: RunContext, round_index: int, class_name: str, description: Description, origin: Origin,
+                     **links) -> NewCandidate:
+    """A description as a candidate to test, its prompt on the run's first template. `links`: parent_id,
+    source_cluster (its cluster), reference_id (the bug a shorter form must keep)."""
+    return NewCandidate(round=round_index, class_name=class_name, key=description.key,
+                        description=description.to_dict(), text=description.text(),
+                        prompt=description.prompt(class_name, ctx.config.templates[0]), origin=origin, **links)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from blindspots.pipeline.confirm import confirm_planned
 from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import (
-    Thresholds,
     keeps_bug,
     main_wrong_label,
     refined_bug,
@@ -14,6 +13,7 @@ from blindspots.pipeline.decisions import (
     worth_shortening,
 )
 from blindspots.pipeline.descriptions import Description
+from blindspots.pipeline.propose import candidate_record
 from blindspots.store.records import Candidate, Origin, SampleCounts
 
 # Shortening tests its own shorter forms only: candidates of the round's later wave wait for their turn.
@@ -24,23 +24,22 @@ def shorten_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleC
     """Shorten the round's passing candidates, most general first. A candidate that contains the shortest
     form of a bug already shortened, in the same failure mode (`decisions.refined_bug`), is a more specific
     form of it and is not shortened again."""
-    thresholds = Thresholds.of(ctx.config)
-    known = ctx.known_bug_modes(before_round=round_index)
-    passing = [c for c in ctx.store.tested_candidates()
-               if c.round == round_index and c.origin is not Origin.SHORTENED and worth_shortening(c, thresholds)]
-    for candidate in shortening_order(passing, ctx.phrases):
+    known = ctx.phrases.known_bug_modes(before_round=round_index)
+    passing = [c for c in ctx.candidates.tested() if c.round == round_index and c.origin is not Origin.SHORTENED
+               and worth_shortening(c, ctx.thresholds)]
+    for candidate in shortening_order(passing, ctx.phrases.of):
         mode = main_wrong_label(candidate)
-        if candidate.shortest_id is None and refined_bug(ctx.phrases(candidate), mode,
+        if candidate.shortest_id is None and refined_bug(ctx.phrases.of(candidate), mode,
                                                          known.get(candidate.class_name, [])) is not None:
-            ctx.store.set_shortest(candidate.id, candidate.id)
+            ctx.candidates.set_shortest(candidate.id, candidate.id)
             continue
         if candidate.shortest_id is None:
-            shorten(ctx, candidate, baseline, thresholds)
+            shorten(ctx, candidate, baseline)
         known.setdefault(candidate.class_name, []).append(
-            (candidate.id, ctx.shortest_phrases(ctx.store.candidate(candidate.id)), mode))
+            (candidate.id, ctx.phrases.shortest(ctx.candidates.get(candidate.id)), mode))
 
 
-def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts], thresholds: Thresholds) -> None:
+def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts]) -> None:
     """Test each single drop, then all droppable phrases at once; fall back to the best single drop when the
     joint drop does not confirm. Stops when nothing can be dropped or the budget is spent."""
     current = bug
@@ -53,8 +52,8 @@ def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts], 
         if any(v is None for v in variant_ids):
             break  # out of budget
         confirm_planned(ctx, baseline, SHORTER_FORMS)
-        variants = [ctx.store.candidate(v) for v in variant_ids]
-        keeping = [(p, v) for p, v in zip(phrases, variants, strict=True) if keeps_bug(v, bug, thresholds)]
+        variants = [ctx.candidates.get(v) for v in variant_ids]
+        keeping = [(p, v) for p, v in zip(phrases, variants, strict=True) if keeps_bug(v, bug, ctx.thresholds)]
         if not keeping:
             break
         if len(keeping) > 1:
@@ -66,23 +65,22 @@ def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts], 
                 if joint_id is None:
                     break
                 confirm_planned(ctx, baseline, SHORTER_FORMS)
-                joint_candidate = ctx.store.candidate(joint_id)
-                if keeps_bug(joint_candidate, bug, thresholds):
+                joint_candidate = ctx.candidates.get(joint_id)
+                if keeps_bug(joint_candidate, bug, ctx.thresholds):
                     current = joint_candidate
                     continue
         current = max((v for _, v in keeping), key=lambda v: (v.rate, -v.p, -v.id))
-    ctx.store.set_shortest(bug.id, current.id)
+    ctx.candidates.set_shortest(bug.id, current.id)
 
 
 def shortened(ctx: RunContext, description: Description, parent: Candidate, bug: Candidate) -> int | None:
     """The candidate id of a shorter form (planned now unless it exists), or None when the budget is spent.
     `bug` is the confirmed description whose effect the shorter form must keep."""
-    existing = ctx.store.candidate_id_for(parent.class_name, description.key)
+    existing = ctx.candidates.id_for(parent.class_name, description.key)
     if existing is not None:
         return existing
-    if not ctx.can_test_another():
+    if not ctx.budget.can_test_another():
         return None
-    candidate_id, _ = ctx.store.add_candidate(
-        {**ctx.candidate_row(parent.round, parent.class_name, description, Origin.SHORTENED, parent.id, None),
-         "reference_id": bug.id})
+    candidate_id, _ = ctx.candidates.add(candidate_record(ctx, parent.round, parent.class_name, description,
+                                                          Origin.SHORTENED, parent_id=parent.id, reference_id=bug.id))
     return candidate_id

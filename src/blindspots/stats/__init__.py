@@ -13,7 +13,6 @@ from blindspots.stats.effects import (
 )
 from blindspots.stats.exact_tests import (
     MAX_BOSCHLOO_TABLES,
-    METHODS,
     ExcessFailuresResult,
     boschloo_pvalue,
     excess_failures,
@@ -22,20 +21,16 @@ from blindspots.stats.exact_tests import (
 from blindspots.stats.fdr import benjamini_hochberg, benjamini_hochberg_reject
 from blindspots.stats.intervals import newcombe_difference_interval, wilson_interval, wilson_intervals
 from blindspots.stats.sequential import (
-    DECISIONS,
+    KeepAnswer,
     SequentialDecision,
-    anytime_rate_interval,
+    StepDecision,
     anytime_rate_upper_bounds,
     cannot_keep_rate,
     cannot_keep_rate_by_cap,
     e_benjamini_hochberg,
     e_benjamini_hochberg_qvalues,
     evalues_table,
-    excess_failure_evalue,
     keeps_rate,
-    noninferiority_decisions,
-    noninferiority_evalue,
-    noninferiority_step,
     required_failure_rate,
     sequential_decisions,
     sequential_step,
@@ -43,13 +38,12 @@ from blindspots.stats.sequential import (
 from blindspots.stats.validation import StatsInputError
 
 __all__ = [
-    "DECISIONS",
     "ExcessFailuresResult",
+    "KeepAnswer",
     "MAX_BOSCHLOO_TABLES",
-    "METHODS",
     "SequentialDecision",
     "StatsInputError",
-    "anytime_rate_interval",
+    "StepDecision",
     "anytime_rate_upper_bounds",
     "benjamini_hochberg",
     "benjamini_hochberg_reject",
@@ -57,7 +51,6 @@ __all__ = [
     "e_benjamini_hochberg",
     "e_benjamini_hochberg_qvalues",
     "evalues_table",
-    "excess_failure_evalue",
     "excess_failures",
     "cannot_keep_rate",
     "cannot_keep_rate_by_cap",
@@ -66,9 +59,6 @@ __all__ = [
     "lift",
     "meets_minimum_effect",
     "newcombe_difference_interval",
-    "noninferiority_decisions",
-    "noninferiority_evalue",
-    "noninferiority_step",
     "rate_difference",
     "required_failure_rate",
     "sequential_decisions",

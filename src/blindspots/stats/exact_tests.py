@@ -7,7 +7,7 @@ tail probability over the unknown common failure rate, which makes it uniformly 
 Fisher's test (which conditions on the total number of failures) while still holding its level exactly.
 
 scipy's `boschloo_exact` computes Fisher's p-value for every one of the (n + 1) * (baseline_n + 1)
-possible outcomes, which takes about a second at n = 100 against baseline_n = 1000. The implementation
+possible outcomes, which is slow at the sample sizes a run reaches. The implementation
 here uses that Fisher's one-sided p-value falls as the candidate's failures rise (for fixed baseline
 failures), so the rejection region is "candidate failures >= a critical count" for each baseline count:
 a bisection finds those counts, and the tail probability is then a sum of binomial terms. It agrees
@@ -27,9 +27,9 @@ from blindspots.stats.validation import StatsInputError, check_counts
 
 METHODS: tuple[str, ...] = ("boschloo", "fisher")
 
-# Beyond about this many possible tables, (n + 1) * (baseline_n + 1), one Boschloo call takes more than
-# ~0.2 s on one CPU core (benchmarks/stats_speed.py). Fisher's test is the safe fallback: valid, slightly
-# conservative, and at such sample sizes its p-values are close to Boschloo's.
+# Beyond about this many possible tables, (n + 1) * (baseline_n + 1), one Boschloo call gets slow
+# (benchmarks/stats_speed.py). Fisher's test is the safe fallback: valid, slightly conservative, and at such
+# sample sizes its p-values are close to Boschloo's.
 MAX_BOSCHLOO_TABLES = 250_000
 # The worst-case common failure rate is found on this grid, then refined between its neighbours.
 _NUISANCE_GRID_POINTS = 101

@@ -1,3 +1,4 @@
+from blindspots.store.database import RunDamagedError, RunStoreError
 from blindspots.store.images import (
            ImageDamagedError,
            ImageMissingError,
@@ -7,7 +8,7 @@ from blindspots.store.images import (
 )
 from blindspots.store.lock import LockFileError, RunLockedError
 from blindspots.store.records import Candidate, Purpose, RunSummary, Sample, Verdict, VerdictKind
-from blindspots.store.run_store import RunDamagedError, RunStore, RunStoreError
+from blindspots.store.run_store import RunStore
 
 __all__ = ["Candidate", "ImageDamagedError", "ImageMissingError", "ImageStore", "ImageStoreError", "LockFileError",
            "Purpose", "RunDamagedError", "RunLockedError", "RunStore", "RunStoreError", "RunSummary", "Sample",

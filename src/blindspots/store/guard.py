@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from blindspots.store.lock import LOCK_NAME
-from blindspots.store.run_store import CONFIG_NAME, DATABASE_NAME, RUN_FILES
+from blindspots.store.schema import CONFIG_NAME, DATABASE_NAME, RUN_FILES
 
 REPORT_NAME = "report.html"
 # Images lie in images/ab/<hash>.png: a run folder is at most three levels above a file of it.

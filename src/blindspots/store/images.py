@@ -3,27 +3,12 @@
 The id is the SHA-256 of mode, size and raw RGB pixels, never of the PNG bytes, so the compression level (or
 a PNG encoder's version) cannot change an image's id, and with it a run's results.
 
-Encoding, by measurement (`python benchmarks/png_levels.py`, Pillow 13 on this project's 2-core CPU; median
-ms to encode one image, mean KiB per image; the rows but the last are Pillow's encoder at a zlib level, "rle"
-and "huffman" with that zlib strategy):
-
-    encoder      world 64x64          noise 512x512         smooth 512x512
-                 ms     KiB           ms      KiB           ms      KiB
-      0          0.17   12.1          14.2    768.8         12.7    768.8
-      1          0.31    9.6          24.4    768.8         20.0    443.4
-      3          0.30    9.6          24.0    768.8         28.2    436.4
-      6          0.31    9.4          25.9    769.6         65.1    378.3   (zlib's and Pillow's default)
-      1 rle      0.25    9.4          18.2    769.6         17.2    376.0
-      1 huffman  0.24    9.4          17.0    769.0         16.3    375.6
-      store      0.07    9.7           3.9    768.8          4.8    378.0   (`encode_png`, used)
-
 The store writes its PNGs itself: every row filtered with PNG's Up filter (the byte above subtracted, one
-numpy operation), then zlib at level 1 with the run-length strategy (zlib's advice for PNG image data). It is
-as small as level 6 on a smooth 512 px picture (the statistics of a photo) at 1/13 of its time, and 4-6x
-faster than Pillow's level 1 on every kind, which chooses a filter per row in C and compresses 15% worse on
-photos. A PNG encoder is plain: signature, IHDR, one IDAT, IEND; a test reads every shape back through
-Pillow. At a 20,000-image run of 512 px pictures that is ~1.6 min of encoding on one core, against ~6.7 min
-at Pillow's level 1.
+numpy operation), then zlib at level 1 with the run-length strategy (zlib's advice for PNG image data). On a
+smooth picture (the statistics of a photo) that is as small as zlib's default level at a fraction of its
+time, and faster than Pillow's level 1 on every kind of picture, which chooses a filter per row in C and
+compresses photos worse (`python benchmarks/png_levels.py` measures each encoder). A PNG encoder is plain:
+signature, IHDR, one IDAT, IEND; a test reads every shape back through Pillow.
 
 `put` may be called from many threads at once (zlib and hashlib release the GIL while they work, so encoding on
 a pool of threads overlaps the models): each writer uses its own temporary file and an atomic rename, and two

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import numpy as np
 
+from blindspots.text_enum import TextEnum
 
-class Purpose(str, Enum):
+
+class Purpose(TextEnum):
     """Why an image was generated. Only the first three belong to the discovery run and its budget."""
 
     BASELINE = "baseline"      # plain class templates: the class's failure rate
@@ -23,7 +24,7 @@ class Purpose(str, Enum):
 RUN_PURPOSES: tuple[Purpose, ...] = (Purpose.BASELINE, Purpose.EXPLORE, Purpose.CONFIRM)
 
 
-class Origin(str, Enum):
+class Origin(TextEnum):
     """Where a candidate description came from."""
 
     CONSENSUS = "consensus"    # the phrases most captions of a failure cluster share
@@ -31,7 +32,7 @@ class Origin(str, Enum):
     SHORTENED = "shortened"    # a confirmed description with a phrase dropped
 
 
-class VerdictKind(str, Enum):
+class VerdictKind(TextEnum):
     CONFIRMED = "confirmed"
     NOT_SIGNIFICANT = "not significant"
     EFFECT_TOO_SMALL = "effect too small"
@@ -39,6 +40,24 @@ class VerdictKind(str, Enum):
     DUPLICATE = "duplicate"
     REFINES = "refines"
     NO_IMAGES = "no images generated"
+
+
+class CandidateStatus(TextEnum):
+    PLANNED = "planned"    # proposed; its confirmation images are planned or still to come
+    TESTED = "tested"      # its test is recorded
+    SKIPPED = "skipped"    # never tested: the verdict says why (e.g. it refines a bug found first)
+
+
+class StopReason(TextEnum):
+    """Why a sequential confirmation stopped sampling a candidate (its stored `decision`)."""
+
+    CONFIRM = "confirm"                          # the excess test confirmed (and a shorter form keeps the effect)
+    FUTILE = "futile"                            # the excess test shows the minimum effect is out of reach
+    LOSES_EFFECT = "loses effect"                # a shorter form provably loses its bug's failure rate
+    EFFECT_OUT_OF_REACH = "effect out of reach"  # ... or likely cannot keep it
+    KEEP_UNSETTLED = "keep unsettled"            # ... or cannot show it keeps it within the image cap
+    MAX_IMAGES = "max images"                    # every image it may use was used
+    BUDGET = "budget"                            # the run's image budget ran out
 
 
 @dataclass(frozen=True)
@@ -128,7 +147,7 @@ class Sample:
     error: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Candidate:
     """A candidate description of a class's failure mode and, once tested, its test. A confirmed candidate
     that is not a shortened form, a duplicate or a refinement is a bug."""
@@ -143,7 +162,7 @@ class Candidate:
     origin: Origin
     parent_id: int | None = None
     source_cluster: dict[str, Any] | None = None
-    status: str = "planned"           # planned | tested | skipped (never tested)
+    status: CandidateStatus = CandidateStatus.PLANNED
     n: int | None = None              # valid confirmation images (the test's sample size)
     failures: int | None = None
     valid_n: int | None = None
@@ -167,12 +186,19 @@ class Candidate:
     verdict: Verdict | None = None
     shortest_id: int | None = None
     evalue: float | None = None
-    decision: str | None = None
+    decision: StopReason | None = None       # sequential confirmation only
     reference_id: int | None = None
+
+    def __post_init__(self) -> None:
+        # Stored text (or a caller's plain string) becomes the enum, so every comparison is between members.
+        object.__setattr__(self, "origin", Origin(self.origin))
+        object.__setattr__(self, "status", CandidateStatus(self.status))
+        if self.decision is not None:
+            object.__setattr__(self, "decision", StopReason(self.decision))
 
     @property
     def tested(self) -> bool:
-        return self.status == "tested"
+        return self.status is CandidateStatus.TESTED
 
     def display_text(self) -> str:
         """The description with its class put in; `replace`, not `format`, since captions may hold braces."""
@@ -181,6 +207,35 @@ class Candidate:
     def label_shares(self, top: int = 3) -> list[tuple[str, float]]:
         """The labels its failures are called most, with their share of the failures."""
         return [(str(label), count / max(self.failures or 0, 1)) for label, count in self.wrong_labels[:top]]
+
+
+@dataclass(frozen=True)
+class NewCandidate:
+    """A description a step proposes for testing; the store gives it an id (`CandidateTable.add`).
+    `reference_id` names the bug whose effect a shortened form must keep."""
+
+    round: int
+    class_name: str
+    key: str
+    description: dict[str, Any]
+    text: str
+    prompt: str
+    origin: Origin
+    parent_id: int | None = None
+    source_cluster: dict[str, Any] | None = None
+    reference_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.origin, Origin):
+            raise TypeError(f"a candidate's origin is an Origin ({', '.join(o.value for o in Origin)}), "
+                            f"not {self.origin!r}")
+        for name in ("class_name", "key", "text", "prompt"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"a candidate needs a non-empty text {name}, not {getattr(self, name)!r}")
+        if not isinstance(self.description, dict):
+            raise TypeError(f"a candidate's description is a dict (Description.to_dict()), not "
+                            f"{type(self.description).__name__}")
+        check_ids(self, "round", "parent_id", "reference_id")
 
 
 @dataclass(frozen=True)
@@ -205,7 +260,7 @@ class TestRecord:
     validity_rate: float
     wrong_labels: list[tuple[str, int]]
     evalue: float | None = None          # sequential confirmation only
-    decision: str | None = None
+    decision: StopReason | None = None
 
 
 @dataclass
@@ -238,3 +293,11 @@ class RunSummary:
     def accepted_labels(self) -> dict[str, list[str]]:
         """Class name -> the classifier labels the run counted as correct."""
         return {c["name"]: list(c.get("accepted") or [c["name"]]) for c in self.classes}
+
+
+def check_ids(record: Any, *names: str) -> None:
+    """Each named field of `record` is None or a non-negative integer (an id, a round)."""
+    for name in names:
+        value = getattr(record, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ValueError(f"{type(record).__name__}.{name} is a non-negative integer, not {value!r}")

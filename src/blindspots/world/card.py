@@ -14,12 +14,15 @@ The card is the world's ground truth, so it opens the folder and runs the networ
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from blindspots.progress import ProgressFactory, silent_progress
 
 CLASSIFIERS = {"classifier": "classifier", "classifier_b": "classifier-b"}
 # The pipeline's default zero-shot template (models.protocols.DEFAULT_PROMPT_TEMPLATE, kept equal by a test):
@@ -41,11 +44,6 @@ class Thresholds:
 
 
 THRESHOLDS = Thresholds()
-Progress = Callable[[str, int, int], None]
-
-
-def _no_progress(task: str, done: int, total: int) -> None:
-    pass
 
 
 @dataclass
@@ -60,7 +58,7 @@ class Cell:
 class _CellRenderer:
     """Fresh renders for the card: one RNG draws attributes and seeds, so the card seed fixes every image."""
 
-    def __init__(self, spec, seed: int, size: int, progress: Progress):
+    def __init__(self, spec, seed: int, size: int, progress: ProgressFactory):
         self.spec = spec
         self.size = size
         # A stream apart from the training's ([seed, 1]), so card images are not training images.
@@ -72,10 +70,9 @@ class _CellRenderer:
 
         from blindspots.world.renderer import render_attributes
 
-        self.progress(task, 0, 1)
-        seeds = self.rng.integers(0, 2**31 - 1, size=len(attributes)).tolist()
-        pixels = render_attributes(attributes, seeds, size=self.size, spec=self.spec)
-        self.progress(task, 1, 1)
+        with _one_step(self.progress, task):
+            seeds = self.rng.integers(0, 2**31 - 1, size=len(attributes)).tolist()
+            pixels = render_attributes(attributes, seeds, size=self.size, spec=self.spec)
         truth = expected if expected is not None else [a["class"] for a in attributes]
         return Cell([Image.fromarray(row) for row in pixels], attributes, truth)
 
@@ -87,7 +84,7 @@ class _CellRenderer:
 
 
 def model_card(world: str | Path | None = None, n: int = 200, seed: int = 0, device: str = "cpu",
-               progress: Progress = _no_progress, batch_size: int = 256) -> dict[str, Any]:
+               progress: ProgressFactory = silent_progress, batch_size: int = 256) -> dict[str, Any]:
     """Measure the four world models on fresh renders, N images per cell; returns a JSON-ready dict.
     `device` is a torch device name (the CLI resolves `auto` before it calls)."""
     from blindspots.world.folder import open_world
@@ -110,16 +107,25 @@ def model_card(world: str | Path | None = None, n: int = 200, seed: int = 0, dev
     card: dict[str, Any] = {"world": "bundled" if folder is None else str(opened.weights),
                             "spec_fingerprint": spec.fingerprint(), "n": n, "seed": seed}
     for key, model in CLASSIFIERS.items():
-        progress(f"classify ({model})", 0, 1)
-        classifier = WorldClassifier(opened, model, device, batch_size)
-        card[key] = _classifier_section(classifier, spec, in_distribution, outside, spots)
-        progress(f"classify ({model})", 1, 1)
-    progress("caption and embed", 0, 1)
-    card["captioner"] = _captioner_section(WorldCaptioner(opened, "captioner", device, batch_size), prior)
-    card["embedder"] = _embedder_section(WorldEmbedder(opened, "embedder", device, batch_size), prior, spec)
-    progress("caption and embed", 1, 1)
+        with _one_step(progress, f"classify ({model})"):
+            classifier = WorldClassifier(opened, model, device, batch_size)
+            card[key] = _classifier_section(classifier, spec, in_distribution, outside, spots)
+    with _one_step(progress, "caption and embed"):
+        card["captioner"] = _captioner_section(WorldCaptioner(opened, "captioner", device, batch_size), prior)
+        card["embedder"] = _embedder_section(WorldEmbedder(opened, "embedder", device, batch_size), prior, spec)
     card["thresholds"] = asdict(THRESHOLDS)
     return card
+
+
+@contextmanager
+def _one_step(progress: ProgressFactory, task: str) -> Iterator[None]:
+    """A bar of one step for work that reports no progress of its own."""
+    bar = progress(task, 1)
+    try:
+        yield
+        bar.advance(1)
+    finally:
+        bar.close()
 
 
 def _predicted_labels(classifier, cell: Cell) -> list[str]:

@@ -74,11 +74,11 @@ class TrainingSpec:
     (`WorldSpec.neighbour_cells`) and labelled as any image there is: with its own class outside every spot.
     Everything else is drawn from the prior.
 
-    Why the boundary: a spot oversampled to 3.5% of the set while its neighbours get only their prior mass
-    (0.4% for "medium lamp indoors") teaches a small CNN the spot's coarse features, not its edge. The
-    touching world's classifier, trained without it, called 46% of medium lamps indoors a bottle or a house
-    (base rate 5%; `benchmarks/world_leaks.py`), so its two lamp spots were in truth one region "lamp
-    indoors". Drawing the neighbours as densely as the spot, labelled right, puts the edge in the data.
+    Why the boundary: a spot oversampled far above its neighbours, which get only their prior mass, teaches a
+    small CNN the spot's coarse features, not its edge. The touching world's classifier, trained without it,
+    called many medium lamps indoors a bottle or a house (`benchmarks/world_leaks.py`), so its two lamp spots
+    were in truth one region "lamp indoors". Drawing the neighbours as densely as the spot, labelled right,
+    puts the edge in the data.
     The default 0 leaves the rows drawn (and so the built-in world's weights) exactly as before."""
 
     spot_share: float = DEFAULT_SPOT_SHARE

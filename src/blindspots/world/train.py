@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from blindspots.progress import ProgressFactory, silent_progress
 from blindspots.world import nets
 from blindspots.world.folder import FILES, META_FILE, SPEC_FILE, WORLD_FORMAT
 from blindspots.world.spec import CLASS_KEY
@@ -54,12 +55,10 @@ class WorldTrainingError(ValueError):
 class TrainPlan:
     """How much data and how many passes each model gets. `scaled` shrinks the rendered sets for quick trials."""
 
-    # 48,000 rather than 24,000. With 24,000 the touching world's classifier failed significantly above its
-    # class's base rate, outside its spots, in 241 of 4,846 cells of one class with one or two axis values
-    # (`benchmarks/world_leaks.py --audit 60000`; small planes on a road 13%, base rate 2%, mostly called
-    # car), and discovery rightly reported such unplanted bugs; with 48,000, in 54, none by more than 0.053.
-    # The default world's went from 277 of 4,763 to 97, but not its worst (blue planes on water: 26% -> 24%
-    # called bird): that one took the hard examples below (21 cells, none by more than 0.053; touching: 0).
+    # Twice the prior set: with fewer biased images the classifiers failed significantly above their class's
+    # base rate in many cells outside their spots (`benchmarks/world_leaks.py --audit`), and discovery rightly
+    # reported such unplanted bugs. More images cleared most of them but not the worst, which took the hard
+    # examples below.
     biased_images: int = 48000
     prior_images: int = 24000
     # Fresh prior images the first classifiers classify to find hard examples (0: train once, no search),
@@ -73,7 +72,7 @@ class TrainPlan:
     learning_rate: float = 3e-3
     max_steps: int | None = None
     # One thread: it fixes the order of floating-point reductions, and on a busy machine two OpenMP threads
-    # waiting on each other made training steps up to 30 times slower than one.
+    # waiting on each other made training steps many times slower than one.
     threads: int = 1
     # Bit-identical weights are promised on the CPU; a GPU trains faster but not bit-identically.
     device: str = "cpu"
@@ -101,13 +100,6 @@ class TrainPlan:
             raise WorldTrainingError(f"max_steps must be at least 1 or unset, got {self.max_steps}")
 
 
-Progress = Callable[[str, int, int], None]
-
-
-def _no_progress(task: str, done: int, total: int) -> None:
-    pass
-
-
 @contextmanager
 def deterministic_torch(threads: int, device: str = "cpu"):
     """Deterministic kernels and a fixed thread count for the duration; the caller's settings come back after.
@@ -129,17 +121,20 @@ def deterministic_torch(threads: int, device: str = "cpu"):
 # ----------------------------------------------------------------------------------------------- rendering
 
 def render_set(spec, attributes: Sequence[dict[str, str]], seeds: Sequence[int], task: str,
-               progress: Progress, chunk: int = 1000) -> np.ndarray:
+               progress: ProgressFactory, chunk: int = 1000) -> np.ndarray:
     """Render in chunks (the progress bar moves); pixels depend only on (attributes, seed)."""
     from blindspots.world.renderer import render_attributes
 
     out = np.empty((len(attributes), nets.IMAGE_SIZE, nets.IMAGE_SIZE, 3), dtype=np.uint8)
-    progress(task, 0, len(attributes))
-    for start in range(0, len(attributes), chunk):
-        stop = min(start + chunk, len(attributes))
-        out[start:stop] = render_attributes(attributes[start:stop], seeds[start:stop], size=nets.IMAGE_SIZE,
-                                            spec=spec)
-        progress(task, stop, len(attributes))
+    bar = progress(task, len(attributes))
+    try:
+        for start in range(0, len(attributes), chunk):
+            stop = min(start + chunk, len(attributes))
+            out[start:stop] = render_attributes(attributes[start:stop], seeds[start:stop], size=nets.IMAGE_SIZE,
+                                                spec=spec)
+            bar.advance(stop - start)
+    finally:
+        bar.close()
     return out
 
 
@@ -158,7 +153,7 @@ def _schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim
 
 def _fit(model: torch.nn.Module, n_items: int, epochs: int, plan: TrainPlan, seed: int,
          batch_loss: Callable[[np.ndarray, np.random.Generator], torch.Tensor], task: str,
-         progress: Progress) -> float:
+         progress: ProgressFactory) -> float:
     """AdamW with a one-cycle schedule over shuffled mini-batches; returns the mean loss of the last epoch."""
     rng = np.random.default_rng(seed)
     steps_per_epoch = max(n_items // plan.batch_size, 1)
@@ -167,7 +162,7 @@ def _fit(model: torch.nn.Module, n_items: int, epochs: int, plan: TrainPlan, see
     scheduler = _schedule(optimizer, total)
     model.train()
     step, last_losses = 0, []
-    progress(task, 0, total)
+    bar = progress(task, total)
     while step < total:
         order = rng.permutation(n_items)
         last_losses = []
@@ -182,13 +177,14 @@ def _fit(model: torch.nn.Module, n_items: int, epochs: int, plan: TrainPlan, see
             scheduler.step()
             last_losses.append(loss.item())
             step += 1
-            progress(task, step, total)
+            bar.advance(1)
+    bar.close()
     model.eval()
     return float(np.mean(last_losses)) if last_losses else float("nan")
 
 
 def train_classifier(images: torch.Tensor, labels: np.ndarray, n_labels: int, arch: dict[str, Any],
-                     epochs: int, plan: TrainPlan, seed: int, task: str, progress: Progress):
+                     epochs: int, plan: TrainPlan, seed: int, task: str, progress: ProgressFactory):
     torch.manual_seed(seed)
     model = nets.build_model("classifier", arch, {"n_labels": n_labels}).to(images.device)
     targets = torch.from_numpy(labels).to(images.device)
@@ -202,7 +198,7 @@ def train_classifier(images: torch.Tensor, labels: np.ndarray, n_labels: int, ar
 
 
 def train_captioner(images: torch.Tensor, codes: np.ndarray, field_sizes: dict[str, int], arch: dict[str, Any],
-                    plan: TrainPlan, seed: int, progress: Progress):
+                    plan: TrainPlan, seed: int, progress: ProgressFactory):
     torch.manual_seed(seed)
     model = nets.build_model("captioner", arch, {"field_sizes": field_sizes}).to(images.device)
     targets = torch.from_numpy(codes).to(images.device)
@@ -241,7 +237,7 @@ def sample_texts(codes: np.ndarray, offsets: np.ndarray, vocabulary_size: int,
 
 
 def train_embedder(images: torch.Tensor, codes: np.ndarray, field_sizes: dict[str, int], arch: dict[str, Any],
-                   plan: TrainPlan, seed: int, progress: Progress):
+                   plan: TrainPlan, seed: int, progress: ProgressFactory):
     """CLIP-style training where every text that an image satisfies counts as a positive for it."""
     torch.manual_seed(seed)
     offsets = concept_offsets(field_sizes)
@@ -361,7 +357,7 @@ def label_indices(spec, names: Sequence[str]) -> np.ndarray:
     return np.array([index[name] for name in names], dtype=np.int64)
 
 
-def render_training_data(spec, seed: int, plan: TrainPlan, progress: Progress = _no_progress,
+def render_training_data(spec, seed: int, plan: TrainPlan, progress: ProgressFactory = silent_progress,
                          with_prior: bool = True) -> TrainingData:
     """The classifiers' biased set (spec.sample_training) and the captioner's and embedder's prior set
     (left empty, unrendered, when `with_prior` is False). The biased set is the same either way."""
@@ -385,15 +381,15 @@ def render_training_data(spec, seed: int, plan: TrainPlan, progress: Progress = 
 
 
 def find_hard_examples(spec, classifiers: dict[str, torch.nn.Module], seed: int, plan: TrainPlan,
-                       progress: Progress = _no_progress, chunk: int = 1000) -> tuple[list[dict[str, str]],
+                       progress: ProgressFactory = silent_progress, chunk: int = 1000) -> tuple[list[dict[str, str]],
                                                                                      dict[str, int]]:
     """Attribute rows of fresh prior images that any of `classifiers` gets wrong outside every planted spot,
     in draw order, and how many each classifier got wrong.
 
     Why: a classifier trained on the biased set learns each spot's coarse features and fails in conjunctions
-    nobody planted. Trained once on 48,000 images, the default world's classifier called 16 of 16 green
-    striped planes on water at dusk in the rain, sketch style, a bird (the spot is planes at night), and the
-    default run reported it as a seventh bug, one the spec does not plant. Such conjunctions are too narrow
+    nobody planted (the default world's, trained once, called green striped planes on water at dusk in the
+    rain, sketch style, birds, though its spot is planes at night), and discovery reports each as a bug the
+    spec does not plant. Such conjunctions are too narrow
     for the training set to hold many of, and too many to list by hand; the classifier's own failures find
     them. Images inside a spot are never taken: there the failure is the point. The rows come from their own
     stream ([seed, 3]), so the training set drawn before is unchanged.
@@ -409,7 +405,7 @@ def find_hard_examples(spec, classifiers: dict[str, torch.nn.Module], seed: int,
     truth = label_indices(spec, [row[CLASS_KEY] for row in rows])
     for network in classifiers.values():
         network.eval()
-    progress("find hard examples", 0, len(rows))
+    bar = progress("find hard examples", len(rows))
     with torch.inference_mode():
         for start in range(0, len(rows), chunk):
             stop = min(start + chunk, len(rows))
@@ -419,12 +415,13 @@ def find_hard_examples(spec, classifiers: dict[str, torch.nn.Module], seed: int,
                 wrong = (network(pixels).argmax(dim=1).cpu().numpy() != truth[start:stop]) & outside[start:stop]
                 per_model[name] += int(wrong.sum())
                 failed[start:stop] |= wrong
-            progress("find hard examples", stop, len(rows))
+            bar.advance(stop - start)
+    bar.close()
     return [row for row, hard in zip(rows, failed, strict=True) if hard], per_model
 
 
 def with_hard_examples(spec, data: TrainingData, rows: Sequence[dict[str, str]], seed: int, plan: TrainPlan,
-                       progress: Progress = _no_progress) -> TrainingData:
+                       progress: ProgressFactory = silent_progress) -> TrainingData:
     """The training data with each hard row rendered `plan.hard_example_copies` times (fresh seeds from their
     own stream, [seed, 4]) and appended to the classifiers' set, labelled with its class."""
     repeated = [row for row in rows for _ in range(plan.hard_example_copies)]
@@ -437,7 +434,7 @@ def with_hard_examples(spec, data: TrainingData, rows: Sequence[dict[str, str]],
                    biased_labels=np.concatenate([data.biased_labels, labels]), hard_rows=len(repeated))
 
 
-def train_models(data: TrainingData, seed: int, plan: TrainPlan, progress: Progress = _no_progress,
+def train_models(data: TrainingData, seed: int, plan: TrainPlan, progress: ProgressFactory = silent_progress,
                  architectures: dict[str, dict[str, Any]] = ARCHITECTURES,
                  names: Sequence[str] = tuple(FILES), round_name: str = "") -> dict[str, TrainedModel]:
     """Train the named models (default: all four) on rendered data; each model's seed is derived from `seed`
@@ -524,7 +521,7 @@ def _prior_source(spec, folder: Path | None) -> tuple[Path, dict[str, Any]]:
 
 
 def train_world(spec_path: str | Path | None, out_dir: str | Path, seed: int = 0, plan: TrainPlan | None = None,
-                progress: Progress = _no_progress, reuse_prior_models: bool = False,
+                progress: ProgressFactory = silent_progress, reuse_prior_models: bool = False,
                 prior_models_from: str | Path | None = None, replace: bool = False) -> TrainedWorld:
     """Render the training sets, train the four models and write DIR atomically (spec.yaml, world.json, weights).
     With `plan.hard_example_images`, the classifiers are trained a second time with their hard examples

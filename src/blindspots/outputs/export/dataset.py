@@ -149,10 +149,10 @@ def _check_target(out: Path) -> None:
 
 
 def _records(store: RunStore, only_failures: bool) -> Iterator[dict[str, Any]]:
-    candidates = {c.id: c for c in store.candidates()}
-    summary = store.summary()
+    candidates = {c.id: c for c in store.candidates.all()}
+    summary = store.log.summary()
     accepted = summary.accepted_labels() if summary is not None else {}
-    for sample in store.hard_set(only_failures):
+    for sample in store.samples.hard_set(only_failures):
         candidate = candidates[sample.candidate_id]
         bug_id = bug_of(candidate, candidates)
         top = sample.topk[0] if sample.topk else [sample.predicted, None]
@@ -241,7 +241,7 @@ def _summary(out: Path, format: str, records: list[dict[str, Any]]) -> ExportSum
 
 
 def _card(store: RunStore, summary: ExportSummary, only_failures: bool) -> str:
-    run_summary = store.summary()
+    run_summary = store.log.summary()
     config = stored_run_config(store)
     models = run_summary.models if run_summary is not None else {}
     spec = {role: (models.get(role) or {}).get("spec") or getattr(config, role)
@@ -250,7 +250,7 @@ def _card(store: RunStore, summary: ExportSummary, only_failures: bool) -> str:
               else 'load_dataset("parquet", data_dir="<this folder>")')
     bug_lines = "\n".join(f"| {_md(name)} | {count} |" for name, count in sorted(summary.per_bug.items()))
     chosen = "only the misclassified images" if only_failures else "all images"
-    status = store.get_meta("status")
+    status = store.log.status()
     if summary.left_out:
         chosen += (f"; {summary.left_out} image(s) were left out because their files in the run folder were "
                    "missing or damaged")

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from blindspots.pipeline.config import stored_run_config
+from blindspots.pipeline.descriptions import FILLER_WORDS
 from blindspots.store import RunStore
 
 DEFAULT_MIN_OVERLAP = 0.6
-# Words that carry no meaning of their own in a description; prepositions stay ("on" vs "under" matters).
-FILLER_WORDS = frozenset({"a", "an", "the", "of", "with", "and", "label"})
 
 
 class CompareError(ValueError):
@@ -70,6 +69,8 @@ class Comparison:
 
 
 def description_words(text: str) -> frozenset[str]:
+    """The words that carry a description's meaning: the descriptions' filler words left out, prepositions
+    kept ("on" vs "under" matters)."""
     words = re.findall(r"[a-z0-9]+", text.casefold())
     return frozenset(w for w in words if w not in FILLER_WORDS)
 
@@ -119,16 +120,16 @@ def compare_runs(run_a: str | Path, run_b: str | Path, min_overlap: float = DEFA
 def _read_bugs(run_dir: str | Path) -> tuple[list[RunBug], str, set[str]]:
     """The run's bugs, its classifier and the classes it tested."""
     with RunStore.open(run_dir, read_only=True) as store:
-        summary = store.summary()
+        summary = store.log.summary()
         tested = set(summary.accepted_labels()) if summary is not None and summary.classes else \
-            set(store.class_names())
+            set(store.samples.class_names())
         model = (summary.models.get("classifier") if summary is not None else None) or {}
         classifier = str(model.get("spec") or stored_run_config(store).classifier)
         bugs = []
-        for bug in store.bugs():
+        for bug in store.candidates.bugs():
             shortest = bug
             if bug.shortest_id and bug.shortest_id != bug.id:
-                shortest = store.candidate(bug.shortest_id)
+                shortest = store.candidates.get(bug.shortest_id)
             bugs.append(RunBug(
                 id=bug.id, class_name=bug.class_name, description=bug.display_text(),
                 shortest=shortest.display_text(), keys=tuple(dict.fromkeys([bug.key, shortest.key])),

@@ -7,10 +7,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blindspots.pipeline.config import RunConfig, stored_run_config
-from blindspots.pipeline.decisions import Thresholds, keeps_effect, main_wrong_label, passes
+from blindspots.pipeline.decisions import ConfirmationMode, Thresholds, keeps_effect, main_wrong_label, passes
 from blindspots.pipeline.descriptions import Description
+from blindspots.stats import KeepAnswer
 from blindspots.store import RunStore
-from blindspots.store.records import Candidate, Purpose, RunSummary, Sample, Verdict, VerdictKind
+from blindspots.store.records import (
+    Candidate,
+    CandidateStatus,
+    Purpose,
+    RunSummary,
+    Sample,
+    StopReason,
+    Verdict,
+    VerdictKind,
+)
 
 IMAGES_PER_GRID = 12
 # Rejection reasons a reader can act on, in the order the report lists them.
@@ -26,7 +36,7 @@ VERDICT_EXPLANATIONS = {
 
 # Sequential stops that end a shorter form's test without an answer: its images ran out, or would have
 # before one could be given ("keep unsettled").
-UNDECIDED_STOPS = ("max images", "budget", "keep unsettled")
+UNDECIDED_STOPS = frozenset({StopReason.MAX_IMAGES, StopReason.BUDGET, StopReason.KEEP_UNSETTLED})
 
 
 @dataclass(frozen=True)
@@ -106,30 +116,30 @@ def read_content(store: RunStore) -> ReportContent:
     config = stored_run_config(store)
     thresholds = Thresholds.of(config)
     baseline_cache: dict[str, list[Sample]] = {}
-    by_id = {c.id: c for c in store.candidates()}
+    by_id = {c.id: c for c in store.candidates.all()}
     cards = []
-    for bug in store.bugs():
+    for bug in store.candidates.bugs():
         if bug.class_name not in baseline_cache:
-            baseline_cache[bug.class_name] = store.samples_of(
+            baseline_cache[bug.class_name] = store.samples.of(
                 Purpose.BASELINE, class_name=bug.class_name, generated=True, valid=True, limit=IMAGES_PER_GRID)
-        failing = store.samples_of(Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True,
+        failing = store.samples.of(Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True,
                                    failing=True, limit=IMAGES_PER_GRID)
         shortest = by_id.get(bug.shortest_id) if bug.shortest_id and bug.shortest_id != bug.id else None
         related = [c for c in by_id.values() if c.verdict is not None and c.verdict.related_bug == bug.id]
         cards.append(BugCard(bug, shortest, failing, baseline_cache[bug.class_name],
                              phrase_steps(bug, by_id, thresholds), [c for c in related if c.tested],
-                             [c for c in related if c.status == "skipped"]))
+                             [c for c in related if c.status is CandidateStatus.SKIPPED]))
     # Duplicates and refinements are confirmed, and shown on their bug's card; the rest did not confirm.
-    rejected = sorted((c for c in store.not_bugs() if c.verdict is None or c.verdict.related_bug is None),
+    rejected = sorted((c for c in store.candidates.not_bugs() if c.verdict is None or c.verdict.related_bug is None),
                       key=lambda c: (_verdict_order(c.verdict), c.class_name, c.p if c.p is not None else 1.0))
-    status = store.get_meta("status") or "unknown"
+    status = store.log.status() or "unknown"
     notes = [] if status == "complete" else [
         f"This run is not finished (status: {status}); the results below are what it had found so far."]
     return ReportContent(
         run_id=store.root.name, status=status, config=config,
-        summary=store.summary() or RunSummary(), stage_seconds=store.stage_seconds(), bugs=cards,
-        rejected=rejected, candidates_by_id=by_id, transfer=store.get_meta_json("transfer", None),
-        images_generated=store.images_generated(), notes=notes,
+        summary=store.log.summary() or RunSummary(), stage_seconds=store.log.stage_seconds(), bugs=cards,
+        rejected=rejected, candidates_by_id=by_id, transfer=store.database.get_meta_json("transfer", None),
+        images_generated=store.samples.images_generated(), notes=notes,
     )
 
 
@@ -163,13 +173,13 @@ def drop_outcome(variant: Candidate, bug: Candidate, thresholds: Thresholds) -> 
     images ran out first. A description tested for another reason (reused from another bug's shortening, or
     proposed on its own) is asked this bug's question on the images it has: needed when it fails the excess
     test or provably loses the bug's effect, else undecided."""
-    if thresholds.confirmation != "sequential":
+    if thresholds.confirmation is not ConfirmationMode.SEQUENTIAL:
         return "needed"
     if variant.reference_id == bug.id:
         return "undecided" if variant.decision in UNDECIDED_STOPS else "needed"
-    if variant.decision == "futile" or keeps_effect(variant, bug, thresholds) == "loses":
+    if variant.decision is StopReason.FUTILE or keeps_effect(variant, bug, thresholds) is KeepAnswer.LOSES:
         return "needed"
-    if passes(variant, thresholds) or variant.decision != "confirm":
+    if passes(variant, thresholds) or variant.decision is not StopReason.CONFIRM:
         return "undecided"  # it confirms but keeping is open, or its test stopped on another bug's question
     return "needed"  # it stopped on "confirm" yet fails the final rule (too few valid images, too small an effect)
 
@@ -179,7 +189,7 @@ def shortening_note(bug: Candidate, steps: list[PhraseStep]) -> str | None:
     has a single phrase and so nothing to drop)."""
     if steps or len(_phrases(bug)) < 2:
         return None
-    if bug.decision is not None and bug.decision != "confirm":
+    if bug.decision is not None and bug.decision is not StopReason.CONFIRM:
         return (f"Not shortened: its own sequential test did not stop early on “confirm” (it stopped at "
                 f"“{bug.decision}” after {bug.n} images), an effect too weak for the tests of its shorter forms "
                 f"to settle within their images. Any of its words may be filler.")
