@@ -9,8 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
+from typing import TYPE_CHECKING
 
 from blindspots.pipeline.config import ClassSpec, ConfigError, RunConfig
+
+if TYPE_CHECKING:
+    from blindspots.engine.executor import ModelExecutor
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ def _select(pool: list[ClassSpec], selection, seed: int) -> list[ClassSpec]:
     return [c for c in pool if c.name in chosen]
 
 
-def check_drawable(executor, classes: Sequence[ClassUnderTest], generator_spec: str) -> None:
+def check_drawable(executor: ModelExecutor, classes: Sequence[ClassUnderTest], generator_spec: str) -> None:
     """Refuse, before the first image, classes the generator says it cannot draw: their images would show
     something else, and every later step (baseline, validity check, clustering) would blame the wrong model."""
     undrawable = executor.cannot_draw([c.name for c in classes])
