@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.text import inert, plain
 
 bench_app = typer.Typer(help="Benchmarks that score blindspots against a world whose truth is known.",
                         no_args_is_help=True)
@@ -34,8 +35,9 @@ def discovery(
                                 "embedder, comma-separated: clean (every prompt drawn, every attribute "
                                 "captioned in the spec's first words), real (as off-the-shelf models do; "
                                 "docs/world-realism.md). Several run on the same seeds, side by side."),
-    out: str = typer.Option("runs/bench", help="Folder for the benchmark's run folders (replaced each time)."),
-    budget: int | None = typer.Option(None, help="Image budget per run (default: the run default)."),
+    out: str = typer.Option("runs/bench", help="Folder for the benchmark's run folders (replaced each time); one "
+                            "benchmark at a time may use it."),
+    budget: int | None = typer.Option(None, min=1, help="Image budget per run (default: the run default)."),
     fresh_images: int = typer.Option(200, "--fresh-images", min=20, help="Fresh images per bug for replication "
                                      "and per shorter form for minimality."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON on stdout."),
@@ -79,18 +81,18 @@ def discovery(
     with friendly_errors():
         modes = _names(confirmation, "--confirmation", "fixed,sequential")
         levels = _names(realism, "--realism", "clean,real")
-        overrides = {"budget": budget} if budget else {}
+        overrides = {"budget": budget} if budget is not None else {}
         with RichProgress(console) as progress:
             result = run_benchmark(seeds=seeds, world=world, out=out, overrides=overrides, modes=modes,
                                    fresh_images=fresh_images, progress=progress,
-                                   log=lambda m: console.print(m, markup=False), realism=levels)
+                                   log=lambda m: console.print(plain(m), markup=False), realism=levels)
         if as_json:
             from blindspots.store import RunStore
             from blindspots.versions import package_versions
 
             # The first level's first mode's seed 0: its resolved run config.
             first = result["realism"][levels[0]]["modes"][modes[0]]["seeds"][0]
-            with RunStore.open(first["run_dir"]) as store:
+            with RunStore.open(first["run_dir"], read_only=True) as store:
                 run_config = {k: v for k, v in store.config().items() if k != "versions"}
             config = {"world": world, "seeds": seeds, "confirmation": modes, "realism": levels, "out": out,
                       "overrides": overrides, "fresh_images": fresh_images, "run": run_config}
@@ -106,7 +108,8 @@ def discovery(
                                 f"replicate: {null['seeds_with_unreplicated_bug']:.2f} (FDR level {null['fdr']})")
             for run in figures["seeds"]:
                 if run.get("recall") is not None:
-                    Console().print(f"{name} seed {run['seed']}: missed {', '.join(run['spots_missed']) or 'none'}")
+                    Console().print(plain(f"{name} seed {run['seed']}: missed "
+                                          f"{', '.join(run['spots_missed']) or 'none'}"), markup=False)
 
 
 def _names(given: str, option: str, example: str) -> list[str]:
@@ -125,7 +128,7 @@ def _columns(result: dict) -> list[tuple[str, dict]]:
 
 def results_table(result: dict) -> Table:
     columns = _columns(result)
-    table = Table(title=f"discovery benchmark on world {result['world']}, mean over {result['seeds']} seed(s)")
+    table = Table(title=inert(f"discovery benchmark on world {result['world']}, mean over {result['seeds']} seed(s)"))
     table.add_column("figure")
     for name, _ in columns:
         table.add_column(name, justify="right")
