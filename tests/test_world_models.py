@@ -108,7 +108,7 @@ def test_trained_folder_is_complete_and_replaces_an_old_one(tiny_world, tmp_path
     target = tmp_path / "world"
     target.mkdir()
     (target / "stale.txt").write_text("old")
-    train_world(None, target, seed=7, plan=TINY_PLAN)
+    train_world(None, target, seed=7, plan=TINY_PLAN, replace=True)  # a folder holding other files: only so
     assert not (target / "stale.txt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging folders left behind"
 
@@ -282,7 +282,7 @@ def test_unknown_world_model_names_are_listed():
 
 
 def test_missing_world_folder_names_the_fix(tmp_path):
-    with pytest.raises(ModelUnavailableError, match="does not exist.*world train"):
+    with pytest.raises(ModelSpecError, match="does not exist.*world train"):
         load_model("classifier", f"world:classifier@{tmp_path / 'nowhere'}")
 
 
@@ -327,6 +327,24 @@ def test_cli_card_verify_names_each_missed_target(tiny_world):
     card = model_card(tiny_world, n=10, seed=0)
     for failure in failed_thresholds(card):
         assert failure.split()[0] in result.output
+
+
+def _card_with_spots(*spots: tuple[float, float]) -> dict:
+    """A passing card whose classifiers have spots of (train_share, failure_rate)."""
+    section = {"in_distribution_accuracy": 0.99, "outside_failure_rate": 0.01,
+               "blind_spots": [{"name": f"spot{i}", "train_share": share, "failure_rate": rate}
+                               for i, (share, rate) in enumerate(spots)]}
+    return {"classifier": section, "classifier_b": section, "captioner": {"per_axis_accuracy": {"class": 0.99}},
+            "embedder": {"zero_shot_accuracy": 0.99}}
+
+
+def test_a_partial_spot_is_held_to_its_train_share_and_a_full_one_to_the_floor():
+    assert failed_thresholds(_card_with_spots((1.0, 0.9), (0.5, 0.42), (0.3, 0.4))) == []
+    missed = failed_thresholds(_card_with_spots((1.0, 0.45), (0.5, 0.9), (0.3, 0.1)))
+    assert [m.split(".")[1] for m in missed[:3]] == ["blind_spots[spot0]", "blind_spots[spot1]",
+                                                    "blind_spots[spot2]"]
+    assert "failure_rate 0.450 < 0.5" in missed[0]
+    assert "failure_rate 0.900 is not within 0.15 of the spot's train_share 0.5" in missed[1]
 
 
 def test_cli_card_rejects_a_non_positive_n():

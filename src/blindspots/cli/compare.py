@@ -10,7 +10,7 @@ from rich.console import Console
 
 from blindspots.cli.errors import friendly_errors
 from blindspots.cli.tables import print_table
-from blindspots.cli.text import plain
+from blindspots.cli.text import plain, warn_if_unfinished
 
 console = Console()
 
@@ -22,11 +22,12 @@ def compare(
     min_overlap: float = typer.Option(0.6, "--min-overlap", help="Share of words (Jaccard) two shortest "
                                       "descriptions of the same class must have in common to count as one bug."),
 ) -> None:
-    """Compare the blind spots of two runs: found by both, only by A, only by B.
+    """Compare the blind spots of two runs: found by both, only by A, only by B, or not testable in the other.
 
     Each bug is shown by its id and headline (its shortest confirmed description) with that description's own
-    failure rate, side by side. Bugs match when they are of the same class and have the same description, or
-    headlines that share most words.
+    failure rate, side by side. A bug of a class the other run did not test is listed apart, not as "only in".
+    Bugs match when they are of the same class and have the same description, or headlines that share most
+    words.
 
     Example: blindspots compare runs/resnet runs/vit --json > diff.json
     """
@@ -34,6 +35,8 @@ def compare(
         from blindspots.outputs.report.compare import compare_runs
 
         comparison = compare_runs(run_a, run_b, min_overlap=min_overlap)
+        for run in (run_a, run_b):
+            warn_if_unfinished(run)
         if as_json:
             from blindspots.versions import package_versions
 
@@ -54,13 +57,16 @@ def _print(comparison) -> None:
                     ["class", "id in A", "bug in A", "rate in A", "id in B", "bug in B", "rate in B", "match"], rows)
     else:
         say("In both runs: none")
-    for side, bugs in (("A", comparison.only_a), ("B", comparison.only_b)):
+    for title, bugs in (("Only in A", comparison.only_a), ("Only in B", comparison.only_b),
+                        ("In A, of classes not tested in B", comparison.not_tested_in_b),
+                        ("In B, of classes not tested in A", comparison.not_tested_in_a)):
         if not bugs:
-            say(f"Only in {side}: none")
+            if title.startswith("Only"):
+                say(f"{title}: none")
             continue
         rows = [[bug.id, bug.class_name, bug.description, _rate(bug), _pct(bug.baseline["rate"]),
                  "–" if bug.q is None else f"{bug.q:.2g}", bug.found_as] for bug in bugs]
-        print_table(console, f"Only in {side} ({len(bugs)})",
+        print_table(console, f"{title} ({len(bugs)})",
                     ["id", "class", "bug", "failure rate", "baseline", "q", "found as"], rows)
 
 

@@ -17,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from blindspots.cli.text import plain
+from blindspots.cli.text import markup_safe, plain
 from blindspots.progress import RunPosition
 
 
@@ -34,7 +34,7 @@ def position_text(position: RunPosition) -> str:
 class RichProgress:
     def __init__(self, console: Console, enabled: bool = True):
         self.progress = Progress(
-            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TimeRemainingColumn(), console=console, transient=False, disable=not enabled,
         )
         self._overall = None
@@ -49,7 +49,8 @@ class RichProgress:
         self.progress.stop()
 
     def __call__(self, description: str, total: int) -> _Bar:
-        return _Bar(self.progress, self.progress.add_task(plain(description), total=total))
+        # A description can quote a model spec or a class name from a file: shown, never read as markup.
+        return _Bar(self.progress, self.progress.add_task(markup_safe(description), total=total))
 
     def position(self, position: RunPosition) -> None:
         """One bar over the whole run, kept above the stages' bars: images used of the budget, and the round."""

@@ -71,15 +71,18 @@ class Comparison:
     classifier_a: str
     classifier_b: str
     both: list[BugMatch] = field(default_factory=list)
-    only_a: list[RunBug] = field(default_factory=list)
+    only_a: list[RunBug] = field(default_factory=list)  # B tested the class and did not find the bug
     only_b: list[RunBug] = field(default_factory=list)
+    not_tested_in_b: list[RunBug] = field(default_factory=list)  # A's bugs of classes B never tested
+    not_tested_in_a: list[RunBug] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"run_a": self.run_a, "run_b": self.run_b, "classifier_a": self.classifier_a,
                 "classifier_b": self.classifier_b,
                 "both": [{"a": m.a.to_json(), "b": m.b.to_json(), "reason": m.reason, "overlap": m.overlap}
                          for m in self.both],
-                "only_a": [bug.to_json() for bug in self.only_a], "only_b": [bug.to_json() for bug in self.only_b]}
+                **{side: [bug.to_json() for bug in getattr(self, side)]
+                   for side in ("only_a", "only_b", "not_tested_in_b", "not_tested_in_a")}}
 
 
 def description_words(text: str) -> frozenset[str]:
@@ -98,8 +101,8 @@ def word_overlap(first: frozenset[str], second: frozenset[str]) -> float:
 def compare_runs(run_a: str | Path, run_b: str | Path, min_overlap: float = DEFAULT_MIN_OVERLAP) -> Comparison:
     if not 0.0 < min_overlap <= 1.0:
         raise CompareError(f"min_overlap must be in (0, 1], e.g. {DEFAULT_MIN_OVERLAP}; got {min_overlap}")
-    bugs_a, classifier_a = _read_bugs(run_a)
-    bugs_b, classifier_b = _read_bugs(run_b)
+    bugs_a, classifier_a, classes_a = _read_bugs(run_a)
+    bugs_b, classifier_b, classes_b = _read_bugs(run_b)
     comparison = Comparison(str(run_a), str(run_b), classifier_a, classifier_b)
     pairs = []
     for a in bugs_a:
@@ -125,15 +128,23 @@ def compare_runs(run_a: str | Path, run_b: str | Path, min_overlap: float = DEFA
         comparison.both.append(BugMatch(a, b, reason, min(score, word_overlap(a.words, b.words))))
     # Each list in its run's ranking, matches in A's.
     comparison.both.sort(key=lambda match: rank_a[match.a.id])
-    comparison.only_a = [bug for bug in bugs_a if bug.id not in used_a]
-    comparison.only_b = [bug for bug in bugs_b if bug.id not in used_b]
+    # A bug of a class the other run never tested is not "only in" this run: the other run could not find it.
+    for bugs, used, other_classes, only, untested in (
+            (bugs_a, used_a, classes_b, comparison.only_a, comparison.not_tested_in_b),
+            (bugs_b, used_b, classes_a, comparison.only_b, comparison.not_tested_in_a)):
+        for bug in bugs:
+            if bug.id not in used:
+                (only if bug.class_name in other_classes else untested).append(bug)
     return comparison
 
 
-def _read_bugs(run_dir: str | Path) -> tuple[list[RunBug], str]:
+def _read_bugs(run_dir: str | Path) -> tuple[list[RunBug], str, set[str]]:
+    """The run's bugs, its classifier and the classes it tested."""
     with RunStore.open(run_dir, read_only=True) as store:
         summary = store.log.summary()
+        tested = set(summary.accepted_labels()) if summary is not None and summary.classes else \
+            set(store.samples.class_names())
         model = (summary.models.get("classifier") if summary is not None else None) or {}
         classifier = str(model.get("spec") or stored_run_config(store).classifier)
         bugs = [RunBug.of(bug) for bug in read_bugs(store, examples=0)]
-    return bugs, classifier
+    return bugs, classifier, tested
