@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.model_options import batch_size_option, device_option, model_options, role_option
 from blindspots.cli.text import inert, plain
 
 console = Console()
@@ -22,7 +23,9 @@ CLASSIFY_EPILOG = (
     "  blindspots classify photo.jpg\n\n"
     "  blindspots classify --classifier efficientnet-lite:lite0 cat.jpg dog.png\n\n"
     "  blindspots classify --classifier timm:resnet50.a1_in1k --top 3 --json *.jpg\n\n"
-    "  blindspots classify --classifier python:./my_model.py:make_classifier --list-labels"
+    "  blindspots classify --classifier python:./my_model.py:make_classifier --list-labels\n\n"
+    "  blindspots classify --classifier timm:resnet18 --classifier-option weights_path=ckpt.pt "
+    "--classifier-option num_classes=10 --labels labels.txt photo.jpg"
 )
 
 
@@ -41,9 +44,10 @@ def classify(
         None, "--labels", help="Class names for a model that has none: a label set (imagenet-1k) or a TXT/YAML/JSON "
                                "file, one name per output in order.",
     ),
-    device: str | None = typer.Option(None, help="auto, cpu, cuda, cuda:N or mps (default: the adapter's, auto)."),
+    device: str | None = device_option(),
     dtype: str | None = typer.Option(None, help="float32, bfloat16, float16 or auto (default: the adapter's)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Images per forward pass."),
+    batch_size: int | None = batch_size_option(),
+    classifier_option: list[str] = role_option("classifier"),
     list_labels: bool = typer.Option(False, "--list-labels", help="Print the classifier's labels with their "
                                                                   "indices and exit."),
 ) -> None:
@@ -52,7 +56,9 @@ def classify(
     Use it to see that a model spec loads, that its labels are the names you expect, and that its preprocessing is right (a photo of a daisy should come out as a daisy) before you start a run.
     """
     with friendly_errors():
-        options = _model_options(labels=labels, device=device, dtype=dtype, batch_size=batch_size)
+        options = model_options({"classifier": classifier_option}, device=device,
+                                batch_size=batch_size).get("classifier", {})
+        options.update((key, value) for key, value in (("labels", labels), ("dtype", dtype)) if value is not None)
         if not list_labels and not images:
             raise UserError("name at least one image file to classify, e.g. blindspots classify photo.jpg "
                             "(or pass --list-labels)")
@@ -69,11 +75,6 @@ def classify(
         else:
             console.print(plain(f"classifier: {classifier}"), style="bold", markup=False, highlight=False)
             _print_tables(images or [], results)
-
-
-def _model_options(**given: Any) -> dict[str, Any]:
-    # Only what the user set: each adapter keeps its own defaults for the rest.
-    return {key: value for key, value in given.items() if value is not None}
 
 
 def _open_image(path: Path):

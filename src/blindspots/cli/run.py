@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.model_options import batch_size_option, device_option, model_options, role_option
 from blindspots.cli.progress import make_progress
 from blindspots.cli.tables import print_table
 from blindspots.cli.text import plain
@@ -19,7 +20,8 @@ console = Console()
 
 
 def run(
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of run settings (see configs/)."),
+    config: str | None = typer.Option(None, "--config", "-c", help="YAML file of run settings, or a preset's "
+                                      "name (`blindspots config show` lists them and prints one to start from)."),
     classifier: str | None = typer.Option(None, help="Classifier under test, e.g. world:classifier, "
                                           "timm:resnet50.a1_in1k, python:my_pkg.models:make_model."),
     generator: str | None = typer.Option(None, help="Text-to-image model, e.g. world:generator, "
@@ -53,12 +55,22 @@ def run(
                                        "Ray on this machine)."),
     trust_code: bool = typer.Option(False, "--trust-code", help="Let the --config file name code to run: "
                                     "python:MODULE:FACTORY models, trust_remote_code, a Ray cluster "
-                                    "(docs/security.md). Specs given as options here are always allowed."),
+                                    "(docs/security.md). Specs and options given here are always allowed."),
+    classifier_option: list[str] = role_option("classifier"),
+    generator_option: list[str] = role_option("generator"),
+    captioner_option: list[str] = role_option("captioner"),
+    embedder_option: list[str] = role_option("embedder"),
+    device: str | None = device_option(),
+    batch_size: int | None = batch_size_option(),
 ) -> None:
     """Run discovery: generate images per class, classify them, cluster and describe the failures, and keep
     the descriptions that cause significantly more failures than the class baseline on fresh images.
 
     With no options it runs on the built-in world. A killed run resumes when the same command is rerun.
+    --config takes a YAML file or the name of a preset (`blindspots config show` lists them).
+
+    Example: blindspots run --classifier timm:resnet18 --classifier-option weights_path=ckpt.pt
+    --classifier-option num_classes=10 --generator diffusers:stabilityai/sd-turbo ...
     """
     from blindspots.api import discover
     from blindspots.pipeline.health import exit_code as health_exit_code
@@ -77,13 +89,17 @@ def run(
                                 "it out to test every label of the classifier")
             class_list = parts if len(parts) > 1 or not _is_label_set(parts[0]) else parts[0]
         selection = [s.strip() for s in select.split(",")] if select else None
+        options = model_options({"classifier": classifier_option, "generator": generator_option,
+                                 "captioner": captioner_option, "embedder": embedder_option},
+                                device=device, batch_size=batch_size)
         with make_progress(shown) as progress:
             result = discover(
-                str(config) if config else None, progress=progress,
+                config, progress=progress,
                 log=lambda m: shown.print(plain(m), style="dim", markup=False, highlight=False, soft_wrap=True),
                 classifier=classifier, generator=generator, captioner=captioner, embedder=embedder,
                 classes=class_list, class_selection=selection, budget=budget, rounds=rounds, seed=seed,
                 out=out, run_id=run_id, executor=executor, ray_address=address, trust_code=trust_code,
+                models=options or None,
             )
         stopped_early = bool(result.summary.problems) and result.summary.rounds_run == 0
         if stopped_early:

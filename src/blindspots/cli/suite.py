@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.text import Text
 
 from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.model_options import batch_size_option, device_option, model_options, role_option
 from blindspots.cli.tables import Row, print_table
 from blindspots.cli.text import inert, plain
 
@@ -87,12 +88,19 @@ def check(
                                           "(default 20,000); a larger suite is refused before any image is made."),
     trust_code: bool = typer.Option(False, "--trust-code", help="Let the suite's generator run code: a "
                                     "python:MODULE:FACTORY spec or trust_remote_code (docs/security.md)."),
+    classifier_option: list[str] = role_option("classifier"),
+    device: str | None = device_option("every classifier named here"),
+    batch_size: int | None = batch_size_option("every classifier named here"),
 ) -> None:
     """Check classifiers against a suite: is every bug fixed, and is every class still recognised?
 
     Exit code 0 when every case passes for every classifier, 1 when any fails, 2 on bad input. A case passes
     when the upper bound of the 95% Wilson interval of its failure rate is at or below its threshold: the
     check asks for evidence of the fix, so too few images fail as "inconclusive" rather than pass.
+
+    The --classifier-option, --device and --batch-size options go to every classifier named here, e.g. your
+    fine-tuned weights: --classifier timm:resnet18 --classifier-option weights_path=ckpt.pt
+    --classifier-option num_classes=10 --classifier-option labels=labels.txt
 
     Example: blindspots check bugs.yaml --classifier world:classifier --classifier world:classifier@fixed --junit check.xml
     """
@@ -104,6 +112,7 @@ def check(
 
     with friendly_errors():
         mapping = parse_label_map(label_map)
+        options = model_options({"classifier": classifier_option}, device=device, batch_size=batch_size)
         if junit:
             check_output_path(junit, what="JUnit file", inputs=[suite_file])
         with make_progress(err_console) as progress:
@@ -111,7 +120,7 @@ def check(
                                log=lambda message: err_console.print(plain(message), style="dim", markup=False,
                                                                      soft_wrap=True),
                                max_images=DEFAULT_MAX_IMAGES if max_images is None else max_images,
-                               trust_code=trust_code)
+                               trust_code=trust_code, options=options.get("classifier"))
         if junit:
             junit.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(junit, junit_xml(result).encode())

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.model_options import batch_size_option, device_option, model_options, role_option
 from blindspots.cli.tables import Row, print_table
 from blindspots.cli.text import warn_if_unfinished
 
@@ -30,6 +31,9 @@ def transfer(
     trust_code: bool = typer.Option(False, "--trust-code", help="With --regenerate: let the run folder's "
                                     "config.yaml name code to run (a python:MODULE:FACTORY generator or "
                                     "classifier, trust_remote_code; docs/security.md)."),
+    classifier_option: list[str] = role_option("classifier"),
+    device: str | None = device_option("every classifier named here"),
+    batch_size: int | None = batch_size_option("every classifier named here"),
 ) -> None:
     """Re-test a run's blind spots on other classifiers: do they fail there too?
 
@@ -38,6 +42,8 @@ def transfer(
     intervals), plus every model's accuracy on the whole hard set. Predictions are stored in the run, so a
     repeated command only classifies what is new.
 
+    The --classifier-option, --device and --batch-size options go to every classifier named here.
+
     Example: blindspots transfer runs/my-run --classifier world:classifier-b --regenerate 16
     """
     with friendly_errors():
@@ -45,9 +51,10 @@ def transfer(
         from blindspots.outputs.transfer import run_transfer
 
         shown = Console(stderr=True) if as_json else console
+        options = model_options({"classifier": classifier_option}, device=device, batch_size=batch_size)
         with make_progress(shown) as progress:
             results = run_transfer(run, classifier, regenerate=regenerate, label_map=parse_label_map(label_map),
-                                   progress=progress, trust_code=trust_code)
+                                   options=options.get("classifier"), progress=progress, trust_code=trust_code)
         if not as_json:
             for source in results["sources"].values():
                 print_source(source, results["target"])
@@ -68,7 +75,8 @@ def transfer(
             typer.echo(json.dumps({
                 "kind": "transfer", "run": str(run), **results,
                 "config": {"run": {k: v for k, v in run_config.items() if k != "versions"},
-                           "classifiers": classifier, "regenerate": regenerate,
+                           "classifiers": classifier, "classifier_options": options.get("classifier", {}),
+                           "regenerate": regenerate,
                            "label_map": parse_label_map(label_map)},
                 "versions": package_versions()}, indent=2))
 

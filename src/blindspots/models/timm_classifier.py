@@ -5,6 +5,9 @@
 Preprocessing comes from the model's own data config (`timm.data.resolve_data_config` + `create_transform`),
 so input size, crop, interpolation, mean and std always match how the weights were trained. Class names come
 from the model config's `label_names`, else from the ImageNet label set that matches its number of classes.
+
+Your own fine-tuned weights load with `weights_path=FILE` (a state dict saved with `torch.save(model.state_dict(),
+FILE)`, as torchvision's adapter takes it) and `num_classes=N`; they keep the named architecture's preprocessing.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from blindspots.models.errors import ModelSpecError, ModelUnavailableError
+from blindspots.models.errors import ModelSpecError
 from blindspots.models.hub import load_errors_explained, use_cache_only_without_network
 from blindspots.models.labels import LabelSet, load_label_set
 from blindspots.models.pixels import tensor_preprocess
@@ -25,6 +28,7 @@ from blindspots.models.torch_classifier import (
     DEFAULT_DTYPE,
     TorchClassifier,
     choose_labels,
+    load_weights_file,
     stack_transformed,
 )
 
@@ -38,17 +42,17 @@ def load_classifier(
     dtype: str = DEFAULT_DTYPE,
     batch_size: int = DEFAULT_BATCH_SIZE,
     pretrained: bool = True,
-    checkpoint_path: str | None = None,
+    weights_path: str | None = None,
     num_classes: int | None = None,
     labels: Any = None,
 ) -> TorchClassifier:
-    """`checkpoint_path` loads your own weights into a named architecture with `num_classes` outputs."""
+    """`weights_path` loads your own weights into a named architecture with `num_classes` outputs."""
     spec = f"timm:{name}"
     model_name = _timm_model_name(name)
     torch_device, torch_dtype = resolve_device_dtype(device, dtype)
-    key = ("timm", model_name, pretrained, checkpoint_path, num_classes, torch_device, str(torch_dtype))
+    key = ("timm", model_name, pretrained, weights_path, num_classes, torch_device, str(torch_dtype))
     network, transform, data_config = shared_model(
-        key, lambda: _build(spec, model_name, pretrained, (checkpoint_path, num_classes), torch_device, torch_dtype)
+        key, lambda: _build(spec, model_name, pretrained, (weights_path, num_classes), torch_device, torch_dtype)
     )
     return TorchClassifier(
         spec=spec,
@@ -79,7 +83,8 @@ def _timm_model_name(name: str) -> str:
 
 
 def _build(
-    spec: str, model_name: str, pretrained: bool, checkpoint: tuple[str | None, int | None], device: str, dtype: Any
+    spec: str, model_name: str, pretrained: bool, own_weights: tuple[str | None, int | None], device: str,
+    dtype: Any
 ):
     import timm
 
@@ -89,29 +94,17 @@ def _build(
             f"timm has no model named {model_name!r}"
             + (f"; close names: {', '.join(close)}" if close else "; list them with timm.list_models()")
         )
-    checkpoint_path, num_classes = checkpoint
-    if checkpoint_path is not None:
-        return _with_transform(_from_checkpoint(model_name, checkpoint_path, num_classes), device, dtype)
+    weights_path, num_classes = own_weights
+    if weights_path is not None:
+        extra = {} if num_classes is None else {"num_classes": num_classes}
+        network = timm.create_model(model_name, pretrained=False, **extra)
+        load_weights_file(network, Path(weights_path), f"timm {model_name}")
+        return _with_transform(network, device, dtype)
     if pretrained and not model_name.startswith("local-dir:"):
         use_cache_only_without_network()  # timm downloads from the Hub: fail in seconds, not after retries
     with load_errors_explained(spec, model_name.removeprefix("hf-hub:")):
         network = timm.create_model(model_name, pretrained=pretrained)
     return _with_transform(network, device, dtype)
-
-
-def _from_checkpoint(model_name: str, checkpoint_path: str, num_classes: int | None):
-    import timm
-
-    if not Path(checkpoint_path).is_file():
-        raise ModelUnavailableError(f"checkpoint {checkpoint_path} does not exist; pass an existing file")
-    try:
-        extra = {} if num_classes is None else {"num_classes": num_classes}
-        return timm.create_model(model_name, pretrained=False, checkpoint_path=checkpoint_path, **extra)
-    except RuntimeError as err:
-        raise ModelUnavailableError(
-            f"checkpoint {checkpoint_path} does not fit timm model {model_name} ({str(err).splitlines()[0]}); "
-            f"name the architecture it was trained as and pass num_classes=N if its head is not 1000-way"
-        ) from err
 
 
 def _with_transform(network: Any, device: str, dtype: Any):

@@ -7,12 +7,13 @@ import functools
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
 
-from blindspots.models.errors import ModelOutputError, ModelUnavailableError
+from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
 from blindspots.models.labels import LabelSet, label_set_from_names, load_label_set
 from blindspots.models.pixels import pixel_tensor
 from blindspots.models.runtime import check_batch_size, dtype_name
@@ -48,6 +49,42 @@ def choose_labels(
             f"names; pass a label file with exactly one name per output"
         )
     return label_set
+
+
+def load_weights_file(network: Any, path: Path, architecture: str) -> None:
+    """Your own weights, a state dict saved with `torch.save(model.state_dict(), path)`, into `network`
+    (`architecture` names it in the errors). A wrong file is bad input (ModelSpecError). Every key must fit: a checkpoint of another architecture or head
+    size is refused, naming the first keys that differ, rather than half loaded."""
+    import torch
+
+    if not path.is_file():
+        raise ModelSpecError(f"weights file {path} does not exist; pass weights_path= an existing "
+                                    "state-dict file (saved with torch.save(model.state_dict(), path))")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated file, a pickle of a whole model: torch says which in its message
+        raise ModelSpecError(
+            f"{path} is not a state dict torch can load safely ({_first_line(err)}); save the weights with "
+            "torch.save(model.state_dict(), path)") from err
+    # Training scripts often save {"state_dict": ...} or {"model": ...} around the weights.
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict):
+        raise ModelSpecError(f"{path} holds a {type(state).__name__}, not a state dict; save the weights "
+                                    "with torch.save(model.state_dict(), path)")
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ModelSpecError(
+            f"{path} does not fit {architecture} ({_first_line(err)}); name the architecture it was trained as "
+            f"and pass num_classes=N if its head is not the default size"
+        ) from err
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return " ".join(lines[:2])[:300] if lines else type(err).__name__
 
 
 class TorchClassifier:

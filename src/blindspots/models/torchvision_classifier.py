@@ -21,6 +21,7 @@ from blindspots.models.torch_classifier import (
     DEFAULT_DTYPE,
     TorchClassifier,
     choose_labels,
+    load_weights_file,
     stack_transformed,
 )
 
@@ -87,7 +88,7 @@ def _build(architecture: str, weights: Any, weights_path: str | None, num_classe
     if weights_path is not None:
         n = num_classes or len(weights.meta["categories"])
         network = get_model(architecture, weights=None, num_classes=n)
-        _load_own_weights(network, Path(weights_path), architecture)
+        load_weights_file(network, Path(weights_path), f"torchvision {architecture}")
     else:
         network = _with_downloaded_weights(architecture, weights)
     return network.eval().to(device=device, dtype=dtype)
@@ -105,25 +106,6 @@ def _with_downloaded_weights(architecture: str, weights: Any):
             f"cannot get torchvision weights {weights} ({str(err).splitlines()[0]}); download {weights.url} "
             f"where there is network and put it at {target} (TORCH_HOME moves that folder), or pass "
             f"weights_path=FILE"
-        ) from err
-
-
-def _load_own_weights(network: Any, path: Path, architecture: str) -> None:
-    import torch
-
-    if not path.is_file():
-        raise ModelUnavailableError(f"weights file {path} does not exist; pass an existing state-dict file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    # Training scripts often save {"state_dict": ...} or {"model": ...} around the weights.
-    for wrapper in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-    try:
-        network.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ModelUnavailableError(
-            f"{path} does not fit torchvision {architecture} ({str(err).splitlines()[0]}); name the architecture "
-            f"it was trained as and pass num_classes=N if its head is not the weights' size"
         ) from err
 
 

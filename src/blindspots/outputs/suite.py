@@ -469,8 +469,9 @@ def default_cache_dir(suite_path: str | Path) -> Path:
 def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: str | Path | None = None,
               label_map: Mapping[str, Sequence[str]] | None = None, progress: ProgressFactory | None = None,
               log: Callable[[str], None] | None = None, max_images: int = DEFAULT_MAX_IMAGES,
-              trust_code: bool = False) -> dict[str, Any]:
+              trust_code: bool = False, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Generate (or reuse) the suite's images, classify them with every classifier and decide every case.
+    `options` go to every classifier's adapter (device, batch_size, weights_path, ...).
 
     The suite's generator is a model spec read from a file: it may name code to run only with `trust_code`
     (models/trust.py). A suite that needs more than `max_images` new images is refused before any is made."""
@@ -501,7 +502,7 @@ def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: 
     label_map = {key: list(value) for key, value in (label_map or {}).items()}
     executors, accepted = {}, {}
     for spec in dict.fromkeys(classifiers):  # every classifier checked before any image is made
-        executor = Executor(ModelSet({"classifier": spec}))
+        executor = Executor(ModelSet({"classifier": spec}, {"classifier": dict(options or {})}))
         labels = list(executor.models.get("classifier").labels)
         accepted[spec] = _accepted_labels(spec, labels, cases, label_map)
         _check_top_k(spec, top_k, labels, accepted[spec])
@@ -536,6 +537,7 @@ def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: 
                    "cache": str(cache.root)},
         "config": {"suite": str(suite_path), "suite_format": suite["format_version"],
                    "suite_blindspots_version": suite.get("blindspots_version"), "classifiers": list(executors),
+                   "classifier_options": dict(options or {}),
                    "generator": generator, "top_k": top_k, "label_map": label_map,
                    "cache": str(cache.root), "decision": suite.get("decision"),
                    "confidence": CONFIDENCE},

@@ -214,7 +214,10 @@ def load_config(source: RunConfig | dict | str | Path | None = None, *, trust_co
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
         _check_file_code(path, data, overrides, trust_code)
-    data.update({key: value for key, value in overrides.items() if value is not None})
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if "models" in given:
+        given["models"] = merged_model_options(data.get("models"), given["models"])
+    data.update(given)
     try:
         return RunConfig(**data)
     except ValidationError as err:
@@ -229,12 +232,30 @@ def load_config(source: RunConfig | dict | str | Path | None = None, *, trust_co
         raise ConfigError(f"{origin}invalid run config — " + "; ".join(problems)) from None
 
 
+def merged_model_options(base: Any, given: dict[str, dict[str, Any]]) -> Any:
+    """Per-role options given as an override (`--classifier-option` ...) on top of a config's: a role's
+    options are merged key by key, so `--classifier-option device=cpu` keeps the file's batch_size."""
+    if not isinstance(base, dict):
+        return given
+    merged = dict(base)
+    for role, options in given.items():
+        own = base.get(role)
+        merged[role] = {**own, **options} if isinstance(own, dict) else options
+    return merged
+
+
 def _check_file_code(path: Path, data: dict[str, Any], overrides: dict[str, Any], trust_code: bool) -> None:
     from blindspots.models.trust import check_file_code, code_requests
 
     from_file = {key: value for key, value in data.items() if overrides.get(key) is None}
     specs = {role: from_file[role] for role in ROLES if role in from_file}
-    options = from_file.get("models") if isinstance(from_file.get("models"), dict) else {}
+    # An option given as an override is the caller's; the file's other options of that role stay the file's.
+    given = overrides.get("models") or {}
+    file_options = data.get("models") if isinstance(data.get("models"), dict) else {}
+    options = {}
+    for role, role_options in file_options.items():
+        if isinstance(role_options, dict):
+            options[role] = {key: value for key, value in role_options.items() if key not in given.get(role, {})}
     check_file_code(f"config file {path}", code_requests(specs, options, from_file.get("ray_address")), trust_code)
 
 
