@@ -1,10 +1,11 @@
-"""Progress for every long command (`blindspots.progress`): a run's stages, transfer, suites, the benchmark,
-and the world's training and model card. Rich bars on a terminal; where no terminal shows them (a CI log,
-`| cat`), one plain line per stage as it ends, with its counts and time and, in a discovery run, the round and
-the images used of the budget."""
+"""Progress for every long command (`blindspots.progress`) and for `blindspots.discover`: a run's stages,
+transfer, suites, the benchmark, and the world's training and model card. Rich bars on a terminal and in a
+notebook; where nothing draws them (a CI log, `| cat`), one plain line per stage as it ends, with its counts
+and time and, in a discovery run, the round and the images used of the budget."""
 
 from __future__ import annotations
 
+import importlib.util
 import time
 
 from rich.console import Console
@@ -22,8 +23,10 @@ from blindspots.progress import RunPosition
 
 
 def make_progress(console: Console, enabled: bool = True) -> RichProgress | LineProgress:
-    """The progress that reads on `console`: bars on a terminal, lines elsewhere; nothing when not `enabled`."""
-    return RichProgress(console, enabled) if console.is_terminal else LineProgress(console, enabled)
+    """The progress that reads on `console`: bars on a terminal and in a notebook that can draw them (rich
+    draws live output there through ipywidgets), lines elsewhere; nothing when not `enabled`."""
+    live = console.is_terminal or (console.is_jupyter and importlib.util.find_spec("ipywidgets") is not None)
+    return RichProgress(console, enabled) if live else LineProgress(console, enabled)
 
 
 def position_text(position: RunPosition) -> str:

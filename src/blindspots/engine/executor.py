@@ -29,7 +29,7 @@ from PIL.Image import Image
 
 from blindspots.models.errors import ModelFailureError, ModelOutputError, ModelSpecError
 from blindspots.models.protocols import PROTOCOLS, Generation, PixelClassifier, PixelEmbedder, missing_members
-from blindspots.models.registry import load_model
+from blindspots.models.registry import check_unique_labels, load_model
 
 # PIL images, or the uint8 pixels of n same-sized RGB images, shape (n, H, W, 3).
 ImageBatch = Sequence[Image] | np.ndarray
@@ -75,18 +75,25 @@ class ModelExecutor(Protocol):
 @dataclass
 class ModelSet:
     """The four models of a run, loaded on first use so a run that needs no captions loads no captioner.
-    `on_load(role, spec)` is told before a model loads: loading a real model can take a minute."""
+    `on_load(role, spec)` is told before a model loads: loading a real model can take a minute. `objects` are
+    models given ready-made (models/objects.py), used as they are instead of loading their role's spec."""
 
     specs: dict[str, str]
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     on_load: Callable[[str, str], None] | None = None
+    objects: dict[str, Any] = field(default_factory=dict)
     _loaded: dict[str, Any] = field(default_factory=dict)
 
     def get(self, role: str):
         if role not in self._loaded:
-            if self.on_load is not None:
-                self.on_load(role, self.specs[role])
-            model = load_model(role, self.specs[role], **self.options.get(role, {}))
+            if role in self.objects:
+                model = self.objects[role]
+                if role == "classifier":
+                    check_unique_labels(self.specs[role], model.labels)
+            else:
+                if self.on_load is not None:
+                    self.on_load(role, self.specs[role])
+                model = load_model(role, self.specs[role], **self.options.get(role, {}))
             _check_protocol(model, role, self.specs[role])
             self._loaded[role] = model
         return self._loaded[role]

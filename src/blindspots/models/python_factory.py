@@ -69,6 +69,11 @@ def _build(factory: Any, kwargs: dict[str, Any], role: Role, spec: str) -> UserM
         raise ModelFailureError(
             f"{spec}: the factory raised {_where(err)}; fix it and rerun the same command (run with "
             "`blindspots --debug ...` to see the traceback)") from err
+    return as_role_model(model, role, spec)
+
+
+def as_role_model(model: Any, role: Role, spec: str) -> UserModel:
+    """A user's object, checked to serve as `role` and wrapped so it offers all the role's protocol."""
     check_role(model, role, spec)
     optional = PIXEL_WRAPPERS.get(role)
     if optional is not None and callable(getattr(model, optional[0], None)):

@@ -49,6 +49,11 @@ BUILT_IN: dict[tuple[str, Role], str] = {
     ("python", "classifier"): "blindspots.models.python_factory:load_model",
     ("python", "captioner"): "blindspots.models.python_factory:load_model",
     ("python", "embedder"): "blindspots.models.python_factory:load_model",
+    # What a run records for a model given as an object (models/objects.py): loading it again is refused.
+    ("object", "generator"): "blindspots.models.objects:load_model",
+    ("object", "classifier"): "blindspots.models.objects:load_model",
+    ("object", "captioner"): "blindspots.models.objects:load_model",
+    ("object", "embedder"): "blindspots.models.objects:load_model",
 }
 _REGISTERED: dict[tuple[str, Role], str | Factory] = {}
 # Lower-case letters, digits, '-', '_' (as the built-in prefixes): no ':' (it ends the prefix in a spec) and

@@ -15,7 +15,7 @@ from PIL import Image
 
 from blindspots.models.errors import ModelOutputError, ModelSpecError, ModelUnavailableError
 from blindspots.models.labels import LabelSet, label_set_from_names, load_label_set
-from blindspots.models.pixels import pixel_tensor
+from blindspots.models.pixels import pixel_tensor, tensor_preprocess
 from blindspots.models.runtime import check_batch_size, dtype_name
 
 # Classifiers under test are measured at full precision unless the user asks for speed: half precision can
@@ -104,9 +104,11 @@ class TorchClassifier:
         versions: dict[str, str],
         forward: Callable[[Any], Any] | None = None,
         pixel_preprocess: Callable[[Any], Any] | None = None,
+        name: str | None = None,
     ) -> None:
         check_batch_size(batch_size)
         self.spec = spec
+        self.name = name or spec  # what a run records when the classifier is given as an object
         self.network = network
         self.label_set = label_set
         self.labels: list[str] = list(label_set.names)
@@ -175,6 +177,88 @@ class TorchClassifier:
 
     def __repr__(self) -> str:
         return f"TorchClassifier({self.spec!r}, device={self.device!r}, dtype={dtype_name(self.dtype)})"
+
+
+def wrap_torch_classifier(
+    module: Any,
+    transform: Callable[[Image.Image], Any],
+    labels: Sequence[str] | str | os.PathLike,
+    *,
+    name: str | None = None,
+    device: str = "auto",
+    dtype: str = DEFAULT_DTYPE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> TorchClassifier:
+    """A torch network and its preprocessing as a classifier that `blindspots.discover` takes.
+
+    The network is put in eval mode and moved to `device` and `dtype` (in place, as ``module.to`` does); images
+    are preprocessed with `transform` on CPU threads, batched, run without gradients, and the logits turned
+    into probabilities with a softmax. One blank image is run through it here, so a network whose outputs do
+    not match `labels` fails now, not in the middle of a run.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network: a float batch (n, 3, H, W) in, logits (n, len(labels)) out.
+    transform : callable
+        One PIL image (RGB) to a (3, H, W) tensor, e.g. a torchvision ``Compose`` or timm's
+        ``create_transform(**resolve_data_config(model=net))``.
+    labels : sequence of str, or str
+        Class names in output order, or a label set: ``"imagenet-1k"``, a TXT/YAML/JSON file.
+    name : str, optional
+        What names the model in the run's config and so in its run id (``object:NAME``); default the
+        network's class path. Give each set of weights its own name (``"resnet18-pets-v3"``): the same name
+        resumes the same run folder.
+    device : str, default "auto"
+        auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.
+    dtype : str, default "float32"
+        float32, bfloat16, float16 or auto. Half precision is faster on a GPU but can flip borderline
+        predictions, which would look like blind spots of the model.
+    batch_size : int, default 32
+        Images per forward pass.
+
+    Returns
+    -------
+    TorchClassifier
+        A classifier (``labels``, ``predict(images)``, ``describe()``) for ``discover(classifier=...)``.
+
+    Raises
+    ------
+    ValueError
+        An unknown device or dtype, or a batch size below 1.
+    ModelOutputError
+        The network's number of outputs differs from the number of labels.
+
+    Examples
+    --------
+    >>> import torchvision  # doctest: +SKIP
+    >>> net = torchvision.models.resnet18(num_classes=3)  # doctest: +SKIP
+    >>> net.load_state_dict(torch.load("pets-v3.pt", weights_only=True))  # doctest: +SKIP
+    >>> transform = torchvision.models.ResNet18_Weights.DEFAULT.transforms()  # doctest: +SKIP
+    >>> classifier = blindspots.wrap_torch_classifier(net, transform, ["cat", "dog", "fox"],
+    ...                                               name="resnet18-pets-v3")  # doctest: +SKIP
+    >>> result = blindspots.discover("pets.yaml", classifier=classifier)  # doctest: +SKIP
+    """
+    import torch
+
+    from blindspots.models.objects import OBJECT_PREFIX
+    from blindspots.models.runtime import library_versions, resolve_device_dtype
+
+    check_batch_size(batch_size)
+    torch_device, torch_dtype = resolve_device_dtype(device, dtype)
+    network = module.eval().to(device=torch_device, dtype=torch_dtype)
+    kind = type(module)
+    class_path = f"{kind.__module__}.{kind.__qualname__}"
+    preprocess = stack_transformed(transform)
+    with torch.inference_mode():
+        probe = network(preprocess([Image.new("RGB", (224, 224))]).to(torch_device, dtype=torch_dtype))
+    spec = f"{OBJECT_PREFIX}:{name or class_path}"
+    return TorchClassifier(
+        spec=spec, network=network, preprocess=preprocess, pixel_preprocess=tensor_preprocess(transform),
+        label_set=choose_labels(None, int(probe.shape[-1]), labels, spec),
+        device=torch_device, dtype=torch_dtype, batch_size=batch_size,
+        preprocessing=" ".join(repr(transform).split()), versions=library_versions(),
+        name=name or class_path)
 
 
 def stack_transformed(transform: Callable[[Image.Image], Any]) -> Callable[[list[Image.Image]], Any]:

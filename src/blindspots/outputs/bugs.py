@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from blindspots.pipeline.descriptions import Description
@@ -49,6 +50,40 @@ def measured(n: int | None, failures: int | None, low: float | None, high: float
     return {"n": int(n or 0), "failures": int(failures or 0), "rate": rate, "interval": interval}
 
 
+@dataclass(frozen=True)
+class MeasuredRate:
+    """A failure rate as measured: `failures` of `n` images, the `rate` and its 95% `interval` (low, high).
+
+    Attributes
+    ----------
+    n : int
+        Images counted (the valid ones).
+    failures : int
+        Of them, the images the classifier got wrong.
+    rate : float or None
+        ``failures / n``; None when n is 0.
+    interval : tuple of float, or None
+        The 95% interval (low, high) of the rate: anytime-valid for a sequential test, Wilson's for a fixed one.
+    """
+
+    n: int
+    failures: int
+    rate: float | None
+    interval: tuple[float, float] | None
+
+    @classmethod
+    def of(cls, n: int | None, failures: int | None, low: float | None, high: float | None) -> MeasuredRate:
+        fields = measured(n, failures, low, high)
+        return cls(fields["n"], fields["failures"], fields["rate"],
+                   None if fields["interval"] is None else tuple(fields["interval"]))
+
+    def __str__(self) -> str:
+        if self.rate is None:
+            return "no images"
+        span = "" if self.interval is None else f" ({self.interval[0]:.0%}-{self.interval[1]:.0%})"
+        return f"{self.rate:.0%}{span} n={self.n}"
+
+
 def interval_name(candidate: Candidate) -> str:
     """What the interval of a candidate's rate is: a sequential test's is anytime-valid, a fixed one's Wilson."""
     return "anytime-valid 95% interval" if candidate.test == "e-process" else "95% Wilson interval"
@@ -62,7 +97,34 @@ def _phrases(candidate: Candidate) -> tuple[str, ...]:
 class Bug:
     """One failure mode of a class, stated by its headline. `found_as` is the confirmed description the run
     found (its candidate id is the bug's id); `headline` its shortest confirmed form, the same candidate when
-    nothing could be dropped."""
+    nothing could be dropped.
+
+    Attributes
+    ----------
+    id : str
+        ``bug-<n>``, the same in every output (report, JSON, suite, export, compare, transfer).
+    class_name : str
+        The class whose images fail.
+    description : str
+        The headline: the shortest description that still confirms.
+    called : list of (str, float)
+        What the classifier calls the failing images instead, with each label's share of them.
+    failure_rate, baseline_rate : MeasuredRate
+        The headline's failure rate on fresh images, and its class's on plain prompts, with 95% intervals.
+    q : float or None
+        The false-discovery-adjusted p-value of the headline's test.
+    rank : int
+        1 for the most severe bug (by the lower bound of its excess failure rate over the baseline).
+    image_paths : tuple of pathlib.Path
+        The headline's failing fresh images, as PNG files in the run folder.
+    found_as, headline : Candidate
+        The records of the description the bug was found as and of its headline, with every number.
+
+    Examples
+    --------
+    >>> for bug in result.bugs:  # doctest: +SKIP
+    ...     print(bug.id, bug.class_name, bug.description, bug.failure_rate, bug.q, bug.image_paths[:1])
+    """
 
     found_as: Candidate
     headline: Candidate
@@ -71,6 +133,7 @@ class Bug:
     listed_under: tuple[Candidate, ...] = ()      # confirmed duplicates and refinements of it
     not_tested: tuple[Candidate, ...] = ()        # refinements proposed with it and skipped
     examples: tuple[str, ...] = ()                # image hashes of the headline's failing fresh images
+    image_paths: tuple[Path, ...] = ()            # every failing fresh image of the headline, on disk
 
     @property
     def id(self) -> str:
@@ -99,15 +162,50 @@ class Bug:
     def shortened(self) -> bool:
         return self.headline.id != self.found_as.id
 
+    @property
+    def failure_rate(self) -> MeasuredRate:
+        test = self.headline
+        return MeasuredRate.of(test.n, test.failures, test.rate_low, test.rate_high)
+
+    @property
+    def baseline_rate(self) -> MeasuredRate:
+        test = self.headline
+        return MeasuredRate.of(test.baseline_n, test.baseline_failures, test.baseline_low, test.baseline_high)
+
+    @property
+    def q(self) -> float | None:
+        return self.headline.q
+
     def rate(self) -> dict[str, Any]:
+        """The headline's failure rate in the JSON vocabulary.
+
+        Returns
+        -------
+        dict
+            ``n``, ``failures``, ``rate`` and ``interval`` ([low, high]).
+        """
         test = self.headline
         return measured(test.n, test.failures, test.rate_low, test.rate_high)
 
     def baseline(self) -> dict[str, Any]:
+        """The class baseline the headline was tested against, in the JSON vocabulary.
+
+        Returns
+        -------
+        dict
+            ``n``, ``failures``, ``rate`` and ``interval`` ([low, high]).
+        """
         test = self.headline
         return measured(test.baseline_n, test.baseline_failures, test.baseline_low, test.baseline_high)
 
     def to_json(self) -> dict[str, Any]:
+        """The bug as plain JSON data, as every output writes it (see the module docstring for the fields).
+
+        Returns
+        -------
+        dict
+            ``id``, ``rank``, ``class``, ``description``, the rate fields, ``baseline``, ``q``, ``history``, ...
+        """
         test = self.headline
         return {
             "id": self.id, "rank": self.rank, "class": self.class_name, "description": self.description,
@@ -166,11 +264,11 @@ def read_bugs(store: RunStore, *, top: int | None = None, examples: int = EXAMPL
     bugs = []
     for rank, found_as, headline, excess in ranked:
         listed = related.get(found_as.id, [])
-        failing = by_outcome(_valid_confirmation_images(store, headline))[0][:examples] if examples else []
+        failing = [s.image_hash for s in by_outcome(_valid_confirmation_images(store, headline))[0] if s.image_hash]
         bugs.append(Bug(found_as, headline, rank, excess,
                         tuple(c for c in listed if c.tested),
                         tuple(c for c in listed if c.status is CandidateStatus.SKIPPED),
-                        tuple(s.image_hash for s in failing if s.image_hash)))
+                        tuple(failing[:examples]), image_paths=tuple(store.images.path(h) for h in failing)))
     return bugs
 
 

@@ -4,6 +4,7 @@ wrong and what is allowed. Same config + seed => same results."""
 from __future__ import annotations
 
 import string
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -187,14 +188,17 @@ def template_fields(template: str) -> set[str]:
 
 
 def load_config(source: RunConfig | dict | str | Path | None = None, *, trust_code: bool = False,
-                **overrides: Any) -> RunConfig:
+                object_roles: Collection[str] = (), **overrides: Any) -> RunConfig:
     """Build a RunConfig from a RunConfig, dict or YAML path, with keyword overrides (None means unset).
 
     Settings read from a YAML file may name code to run (models/trust.py) only with `trust_code`; a
-    RunConfig, a dict and the overrides come from the caller and are trusted."""
+    RunConfig, a dict and the overrides come from the caller and are trusted. `object_roles` are the roles
+    given as Python objects (their override is the `object:` spec that records them): `source` naming a
+    spec for one of them is an error, since it is unclear which of the two the caller meant."""
     origin = ""
     if isinstance(source, RunConfig):
         data = source.model_dump()
+        _check_no_spec_for_objects(object_roles, source.model_fields_set, data, "the RunConfig")
     elif source is None:
         data = {}
     elif isinstance(source, dict):
@@ -214,6 +218,8 @@ def load_config(source: RunConfig | dict | str | Path | None = None, *, trust_co
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
         _check_file_code(path, data, overrides, trust_code)
+    if not isinstance(source, RunConfig):
+        _check_no_spec_for_objects(object_roles, set(data), data, origin.removesuffix(": ") or "the config")
     given = {key: value for key, value in overrides.items() if value is not None}
     if "models" in given:
         given["models"] = merged_model_options(data.get("models"), given["models"])
@@ -230,6 +236,15 @@ def load_config(source: RunConfig | dict | str | Path | None = None, *, trust_co
                 message = f"unknown setting; allowed settings are: {allowed}"
             problems.append(f"{where}: {message}")
         raise ConfigError(f"{origin}invalid run config — " + "; ".join(problems)) from None
+
+
+def _check_no_spec_for_objects(object_roles: Collection[str], given: Collection[str], data: dict[str, Any],
+                               source: str) -> None:
+    for role in object_roles:
+        if role in given:
+            raise ConfigError(
+                f"the {role} is given twice: as a Python object ({role}=...) and as the spec {data[role]!r} in "
+                f"{source}; give one of them (remove `{role}` from the config, or the {role}= argument)")
 
 
 def merged_model_options(base: Any, given: dict[str, dict[str, Any]]) -> Any:
