@@ -157,7 +157,7 @@ def main() -> None:
     stages: list[tuple[float, float, str]] = []
     discovery.timed = recording(discovery.timed, lambda started, ended, stage: stages.append((started, ended, stage)))
     out = args.out or Path(tempfile.mkdtemp(prefix="blindspots-idle-"))
-    result = blindspots.discover({"out": str(out), **overrides})
+    result = blindspots.discover({"out": str(out), **overrides}, progress=False)
     by_stage, by_function, by_both = breakdown(recorder, stages)
     stage_seconds, models = result.stage_seconds, result.summary.model_seconds
     total = sum(stage_seconds.values())

@@ -28,7 +28,7 @@ RUN = """
 import resource, sys, blindspots
 budget = int(sys.argv[1])
 result = blindspots.discover({"budget": budget, "baseline_per_class": budget // 2 // CLASSES, "rounds": 20,
-                              "out": sys.argv[2]})
+                              "out": sys.argv[2]}, progress=False)
 print(result.summary.images_generated, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """.replace("CLASSES", str(CLASSES))
 

@@ -38,7 +38,8 @@ def main() -> None:
         config = dict(config, classes=["boat", "car"], baseline_per_class=30, rounds=1)
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
-        local = blindspots.discover(config, budget=args.budget, out=str(Path(scratch) / "local"))
+        local = blindspots.discover(config, budget=args.budget, out=str(Path(scratch) / "local"),
+                                    progress=False)
         local_seconds = time.perf_counter() - started
 
         ray_started = time.perf_counter()
@@ -48,7 +49,8 @@ def main() -> None:
             ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
         ray_start_seconds = time.perf_counter() - ray_started
         started = time.perf_counter()
-        on_ray = blindspots.discover(config, budget=args.budget, out=str(Path(scratch) / "ray"), executor="ray")
+        on_ray = blindspots.discover(config, budget=args.budget, out=str(Path(scratch) / "ray"), executor="ray",
+                                     progress=False)
         ray_seconds = time.perf_counter() - started
         ray.shutdown()
 

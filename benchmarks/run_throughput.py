@@ -256,8 +256,8 @@ def whole_run(stack: dict[str, Any], args: argparse.Namespace, out: Path, sample
     calls: list[tuple[int, float]] = []  # (images, seconds) of each generator call in the run
     make_executor = api.make_executor
 
-    def capturing(config, on_load=None):
-        executor = make_executor(config, on_load)
+    def capturing(config, on_load=None, objects=None):
+        executor = make_executor(config, on_load, objects)
         generate = executor.generate
 
         def tagged_generate(prompts, seeds):
@@ -290,7 +290,7 @@ def whole_run(stack: dict[str, Any], args: argparse.Namespace, out: Path, sample
     try:
         with ThreadProfile(every=args.profile_every) as profile:
             started = time.perf_counter()
-            result = blindspots.discover(config)
+            result = blindspots.discover(config, progress=False)
             wall = time.perf_counter() - started
     finally:
         api.make_executor = make_executor

@@ -67,7 +67,7 @@ def main() -> None:
 
     ImageBudget.remaining = counted
     out = args.out or Path(tempfile.mkdtemp(prefix="blindspots-queries-"))
-    result = blindspots.discover({"out": str(out), **overrides})
+    result = blindspots.discover({"out": str(out), **overrides}, progress=False)
     figures = {"overrides": overrides, "images": result.summary.images_generated, "budget_asks": asks["budget"],
                "statements": sum(kinds.values()), "by_kind": dict(kinds.most_common())}
     print(json.dumps(figures, indent=1))

@@ -248,12 +248,11 @@ def test_cuda_auto_dtype_images_do_not_depend_on_the_batch(sd_folder):
 @pytest.mark.parametrize("config_name", ["imagenet-sdturbo-blip-clip-resnet50", "imagenet-sdturbo-blip-clip-vitb16"])
 def test_real_stack_configs_name_registered_adapters_and_options_they_take(config_name):
     import inspect
-    from pathlib import Path
 
     from blindspots.models.registry import adapter_factory, split_spec
     from blindspots.pipeline.config import load_config
 
-    config = load_config(Path(__file__).parents[1] / "configs" / f"{config_name}.yaml")
+    config = load_config(config_name)  # a preset, by its name
     for role in ("generator", "classifier", "captioner", "embedder"):
         prefix, _ = split_spec(getattr(config, role))
         factory = adapter_factory(prefix, role)

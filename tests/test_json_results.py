@@ -1,5 +1,5 @@
 """Machine-readable results: `run`, `transfer`, `compare`, `check` and `bench discovery` print JSON on stdout
-that validates against its schema in docs/schemas/, carrying the resolved config and package versions, and
+that validates against its schema in src/blindspots/schemas/ (shipped with the package), carrying the resolved config and package versions, and
 every one of them names the same things with the same words: a bug's `id`, `class` and `description` (its
 headline), a failure rate's `n`, `failures`, `rate` and `interval`."""
 
@@ -18,7 +18,7 @@ from blindspots.outputs.bugs import read_bugs
 from blindspots.outputs.suite import build_suite, write_suite
 from blindspots.store import RunStore
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+SCHEMAS = Path(__file__).resolve().parent.parent / "src" / "blindspots" / "schemas"
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from blindspots.cli import (
     bench,
     classify,
     compare,
+    config,
     export,
     report,
     run,
@@ -65,3 +66,4 @@ world_app.command("train")(world_models.train)
 world_app.command("card")(world_models.card)
 app.add_typer(world_app, name="world")
 app.add_typer(bench.bench_app, name="bench")
+app.add_typer(config.config_app, name="config")

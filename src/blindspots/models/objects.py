@@ -14,7 +14,7 @@ its own `run_id`.
 
 An object lives in the process that made it. It is not picklable in general, so it cannot go to Ray workers
 (`executor: ray` needs a spec), and a run folder or suite that records `object:NAME` cannot load it again: the
-`object:` adapter below says so, where `transfer --regenerate` or a spec typed by hand meets it.
+model registry says so (`not_loadable`) where `transfer --regenerate` or a spec typed by hand meets it.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from typing import Any
 from blindspots.models.errors import ModelSpecError
 from blindspots.models.protocols import Role
 from blindspots.models.python_factory import as_role_model
-
-OBJECT_PREFIX = "object"
+from blindspots.models.registry import OBJECT_PREFIX
 
 
 def object_spec(model: Any) -> str:
@@ -44,9 +43,9 @@ def adopt(model: Any, role: Role) -> Any:
     return as_role_model(model, role, object_spec(model))
 
 
-def load_model(name: str, *, role: Role, **options: Any) -> Any:
-    """The `object:` adapter: an object cannot be rebuilt from the name a run recorded for it."""
-    raise ModelSpecError(
-        f"{OBJECT_PREFIX}:{name} names a Python object that was passed to blindspots.discover({role}=...); it "
-        "exists only in the process that made it and cannot be loaded from its name: pass the object again "
-        "from Python, or name the model by a spec (e.g. python:MODULE:FACTORY, timm:NAME)")
+def not_loadable(spec: str, role: Role) -> ModelSpecError:
+    """The error for a spec `object:NAME` met where a model is loaded: an object cannot be rebuilt from it."""
+    return ModelSpecError(
+        f"{spec} names a Python object that was passed to blindspots.discover({role}=...); it exists only in "
+        "the process that made it and cannot be loaded from its name: pass the object again from Python, or "
+        "name the model by a spec (e.g. python:MODULE:FACTORY, timm:NAME)")

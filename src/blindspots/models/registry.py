@@ -30,6 +30,8 @@ from blindspots.models.errors import ModelSpecError, ModelUnavailableError
 from blindspots.models.protocols import ROLES, Role
 
 ENTRY_POINT_GROUP = "blindspots.adapters"
+# What a run's config records for a model given as a Python object (models/objects.py); no adapter loads it.
+OBJECT_PREFIX = "object"
 Factory = Callable[..., Any]
 
 BUILT_IN: dict[tuple[str, Role], str] = {
@@ -49,11 +51,6 @@ BUILT_IN: dict[tuple[str, Role], str] = {
     ("python", "classifier"): "blindspots.models.python_factory:load_model",
     ("python", "captioner"): "blindspots.models.python_factory:load_model",
     ("python", "embedder"): "blindspots.models.python_factory:load_model",
-    # What a run records for a model given as an object (models/objects.py): loading it again is refused.
-    ("object", "generator"): "blindspots.models.objects:load_model",
-    ("object", "classifier"): "blindspots.models.objects:load_model",
-    ("object", "captioner"): "blindspots.models.objects:load_model",
-    ("object", "embedder"): "blindspots.models.objects:load_model",
 }
 _REGISTERED: dict[tuple[str, Role], str | Factory] = {}
 # Lower-case letters, digits, '-', '_' (as the built-in prefixes): no ':' (it ends the prefix in a spec) and
@@ -126,6 +123,10 @@ def adapter_factory(prefix: str, role: Role, spec: str | None = None) -> Factory
     given) if there is none."""
     table = _table()
     if (prefix, role) not in table:
+        if prefix == OBJECT_PREFIX:
+            from blindspots.models.objects import not_loadable
+
+            raise not_loadable(spec or f"{prefix}:...", role)
         if any(p == prefix for p, _ in table):
             roles = sorted(r for (p, r) in table if p == prefix)
             raise ModelSpecError(

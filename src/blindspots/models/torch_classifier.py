@@ -241,7 +241,7 @@ def wrap_torch_classifier(
     """
     import torch
 
-    from blindspots.models.objects import OBJECT_PREFIX
+    from blindspots.models.registry import OBJECT_PREFIX
     from blindspots.models.runtime import library_versions, resolve_device_dtype
 
     check_batch_size(batch_size)

@@ -14,7 +14,7 @@ same ids, in the same order, with the same numbers.
   interval of the difference): a bug is ranked by how much worse than its class the evidence shows it is at
   least, so 20 of 20 against a 10% baseline does not outrank 45 of 48 on a point estimate. Ties by id.
 
-JSON field names (docs/schemas/*.json use the same ones): a measured failure rate is `n`, `failures`,
+JSON field names (the schemas in blindspots/schemas/ use the same ones): a measured failure rate is `n`, `failures`,
 `rate`, `interval` ([low, high]); a bug is `id`, `rank`, `class`, `description` (and the `prompt` its images
 are generated from), `called`, its headline's rate fields, `baseline` (a measured rate), `excess_interval`, `lift`, `p`, `q`, `evalue`, `validity`,
 `test`, `history`.

@@ -15,6 +15,7 @@ from blindspots.engine.resources import RaySettings
 from blindspots.models.protocols import ROLES
 from blindspots.pipeline.budget import budget_shortfall
 from blindspots.pipeline.decisions import DEFAULT_CONFIRMATION, ConfirmationMode
+from blindspots.pipeline.presets import preset_names, preset_path
 from blindspots.safe_yaml import DuplicateKeyError, load_yaml
 
 
@@ -40,10 +41,14 @@ EXECUTION_SETTINGS = ("executor", "ray_address", "ray")
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    generator: str = "world:generator"
-    classifier: str = "world:classifier"
-    captioner: str = "world:captioner"
-    embedder: str = "world:embedder"
+    generator: str = Field(default="world:generator", description="text-to-image model spec, e.g. "
+                           "diffusers:stabilityai/sd-turbo")
+    classifier: str = Field(default="world:classifier", description="the classifier under test, e.g. "
+                            "timm:resnet50.a1_in1k, torchvision:resnet50:IMAGENET1K_V2, python:MODULE:FACTORY")
+    captioner: str = Field(default="world:captioner", description="captioning model spec, e.g. "
+                           "transformers:Salesforce/blip-image-captioning-large")
+    embedder: str = Field(default="world:embedder", description="image-text embedder spec (clustering and the "
+                          "validity check), e.g. open_clip:ViT-B-32/laion2b_s34b_b79k")
     models: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-role adapter options, e.g. {generator: {steps: 1, batch_size: 8}}"
     )
@@ -56,19 +61,26 @@ class RunConfig(BaseModel):
     class_selection: str | list[str | int] | None = Field(
         default=None, description="pick classes of a label set: names, indices, 'a-b' ranges or 'random:N'"
     )
-    templates: list[str] = Field(default_factory=lambda: ["a photo of a {label}"], min_length=1)
+    templates: list[str] = Field(default_factory=lambda: ["a photo of a {label}"], min_length=1,
+                                 description="prompt templates of the baseline images; {label} is the class")
 
-    seed: int = 0
+    seed: int = Field(default=0, description="seed of every image drawn: the same config and seed give the same "
+                      "bugs")
     budget: int = Field(default=20000, gt=0, description="most images generated in the whole run")
-    rounds: int = Field(default=3, ge=1, le=20)
-    baseline_per_class: int = Field(default=120, ge=4)
-    confirm_per_candidate: int = Field(default=48, ge=4)
-    explore_per_bug: int = Field(default=32, ge=0)
+    rounds: int = Field(default=3, ge=1, le=20, description="most rounds of explore, describe, confirm")
+    baseline_per_class: int = Field(default=120, ge=4, description="images per class on the plain templates, "
+                                    "for the class's baseline failure rate")
+    confirm_per_candidate: int = Field(default=48, ge=4, description="most fresh images that test one candidate "
+                                       "description")
+    explore_per_bug: int = Field(default=32, ge=0, description="images drawn in the next round from each "
+                                 "confirmed bug's shortest description, whose failures are described again")
     max_candidates_per_class: int = Field(default=6, ge=1, description="new candidates tested per class per round")
     captions_per_cluster: int = Field(default=1, ge=0, description="single captions tested besides the consensus")
-    min_cluster_size: int = Field(default=3, ge=2)
-    max_clusters: int = Field(default=8, ge=1)
-    consensus_share: float = Field(default=0.5, gt=0, le=1)
+    min_cluster_size: int = Field(default=3, ge=2, description="fewest failures that make a cluster worth "
+                                  "describing")
+    max_clusters: int = Field(default=8, ge=1, description="most clusters of failures per class and round")
+    consensus_share: float = Field(default=0.5, gt=0, le=1, description="least share of a cluster's captions that "
+                                   "name a phrase for the cluster's consensus description to keep it")
 
     confirmation: ConfirmationMode = Field(
         default=DEFAULT_CONFIRMATION, description="fixed: confirm_per_candidate images per candidate and an exact test; "
@@ -86,9 +98,12 @@ class RunConfig(BaseModel):
                                "share of the bug's excess failure rate (over the baseline) of the bug's rate")
     top_k: int = Field(default=1, ge=1, description="an image fails when no accepted label is in the top k")
     fdr: float = Field(default=0.05, gt=0, lt=1, description="Benjamini-Hochberg false discovery rate")
-    test: Literal["boschloo", "fisher"] = "boschloo"
-    min_lift: float = Field(default=1.5, ge=1)
-    min_difference: float = Field(default=0.15, ge=0, le=1)
+    test: Literal["boschloo", "fisher"] = Field(default="boschloo", description="exact test of fixed-size "
+                                                 "confirmation: boschloo (more power) or fisher")
+    min_lift: float = Field(default=1.5, ge=1, description="least ratio of a bug's failure rate to its class "
+                            "baseline")
+    min_difference: float = Field(default=0.15, ge=0, le=1, description="least difference between a bug's failure "
+                                  "rate and its class baseline")
     min_validity: float = Field(default=0.5, ge=0, le=1, description="below this share of valid images a "
                                 "description is reported as mostly invalid, not as a bug")
     max_baseline_failure: float = Field(default=0.8, gt=0, le=1, description="a class whose plain baseline "
@@ -99,13 +114,16 @@ class RunConfig(BaseModel):
                                "cannot be tested (one answer for every image, most classes above "
                                "max_baseline_failure); false searches every class anyway and only warns, e.g. "
                                "to measure the pipeline's speed on random weights")
-    validity_check: bool = True
-    shorten: bool = True
+    validity_check: bool = Field(default=True, description="leave out images the embedder's zero-shot check "
+                                 "says do not show their class")
+    shorten: bool = Field(default=True, description="drop words of a confirmed description while a test says the "
+                          "shorter one keeps the failure")
     shorten_keep: float = Field(default=0.75, gt=0, le=1, description="share of a bug's excess failure rate "
                                 "(over the baseline) that a shorter description must keep to stand for it")
 
-    out: str = "runs"
-    run_id: str | None = None
+    out: str = Field(default="runs", description="folder that holds run folders")
+    run_id: str | None = Field(default=None, description="name of the run folder; default: a hash of the config, "
+                               "so the same config resumes the same folder")
 
     executor: Literal["local", "ray"] = Field(
         default="local", description="'local': every model in this process; 'ray': model roles in Ray actors "
@@ -189,7 +207,8 @@ def template_fields(template: str) -> set[str]:
 
 def load_config(source: RunConfig | dict | str | Path | None = None, *, trust_code: bool = False,
                 object_roles: Collection[str] = (), **overrides: Any) -> RunConfig:
-    """Build a RunConfig from a RunConfig, dict or YAML path, with keyword overrides (None means unset).
+    """Build a RunConfig from a RunConfig, dict, YAML path or preset name (pipeline/presets.py), with keyword
+    overrides (None means unset).
 
     Settings read from a YAML file may name code to run (models/trust.py) only with `trust_code`; a
     RunConfig, a dict and the overrides come from the caller and are trusted. `object_roles` are the roles
@@ -205,9 +224,12 @@ def load_config(source: RunConfig | dict | str | Path | None = None, *, trust_co
         data = dict(source)
     else:
         path = Path(source)
+        if not path.is_file() and preset_path(str(source)) is not None:
+            path = preset_path(str(source))
         origin = f"config file {path}: "
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; pass a YAML file with run settings")
+            raise ConfigError(f"config file {path} does not exist; pass a YAML file with run settings, or a "
+                              f"preset's name: {', '.join(preset_names())} (blindspots config show NAME prints one)")
         try:
             data = load_yaml(path.read_text(encoding="utf-8"))
         except DuplicateKeyError as err:
