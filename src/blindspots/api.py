@@ -51,8 +51,8 @@ class DiscoveryResult:
     Examples
     --------
     >>> result = blindspots.discover({"classes": ["boat", "car"], "budget": 3000})  # doctest: +SKIP
-    >>> result.bugs[0].description, str(result.bugs[0].failure_rate)  # doctest: +SKIP
-    ('boat on road', '100% (72%-100%) n=16')
+    >>> bug = result.bugs[0]  # doctest: +SKIP
+    >>> print(bug.id, bug.description, bug.failure_rate, bug.q)  # doctest: +SKIP
     >>> result.to_pandas()  # doctest: +SKIP
     >>> result.report()  # doctest: +SKIP
     PosixPath('runs/run-1a2b3c4d5e/report.html')
