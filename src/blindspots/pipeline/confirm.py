@@ -16,11 +16,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from blindspots.engine.seeds import derive_seed
+from blindspots.pipeline.conditions import Relation
 from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import (
     ConfirmationMode,
     keeping_progress,
     main_wrong_label,
+    passes,
     refined_bug,
     sampling_finished,
     stop_reason,
@@ -154,16 +156,35 @@ def _decide_batch_by_batch(ctx: RunContext, baseline: dict[str, SampleCounts],
             step, keeping = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family,
                                                 references)
             finished = sampling_finished(step.decision, keeping)
-            if not finished and counts.planned < most and ctx.budget.remaining() >= batch:
+            same = not finished and keeping is None and shows_passing_condition(ctx, candidate)
+            if not finished and not same and counts.planned < most and ctx.budget.remaining() >= batch:
                 plan_confirmation(ctx, [candidate], min(counts.planned + batch, most), start=counts.planned)
                 continue
-            stop = stop_reason(step.decision, keeping) if finished \
+            stop = stop_reason(step.decision, keeping) if finished else StopReason.SAME_CONDITION if same \
                 else (StopReason.MAX_IMAGES if counts.planned >= most else StopReason.BUDGET)
             ctx.candidates.record_test(candidate.id, _record(
                 ctx, candidate, counts, baseline[candidate.class_name], step.pvalue, "e-process",
                 (step.rate_low, step.rate_high), evalue=step.evalue, decision=stop))
             del open_candidates[candidate.id]
             bar.advance(1)
+
+
+def shows_passing_condition(ctx: RunContext, candidate: Candidate) -> bool:
+    """Do the candidate's images so far show the condition of a passing description of its class, in the same
+    failure mode, as often as that description's own images do, and the other way round? Then it words a
+    failure mode already confirmed ("boat on street" beside "boat on road"), and its images are better spent
+    elsewhere; the run lists it under that bug (`discovery.same_condition_verdicts`)."""
+    called = ctx.samples.wrong_labels(candidate.id)
+    if not called:
+        return False
+    mode = called[0][0]
+    for other in ctx.candidates.tested():
+        if other.class_name != candidate.class_name or other.id == candidate.id \
+                or main_wrong_label(other) != mode or not passes(other, ctx.thresholds):
+            continue
+        if ctx.conditions.relation(other, candidate) is Relation.SAME:
+            return True
+    return False
 
 
 def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts,

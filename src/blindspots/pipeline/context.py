@@ -1,5 +1,5 @@
 """The run every step works in: its settings and classes, the store's tables, the image budget, the sampler,
-the decision thresholds and the phrases of its descriptions.
+the decision thresholds, and the phrases and image conditions of its descriptions.
 
 A step is a function of a `RunContext` (and the records earlier steps produced). It reads and writes the
 store's tables through their typed API and calls models only through `ctx.sampler` or `ctx.executor`, so no
@@ -20,6 +20,7 @@ from blindspots.pipeline.budget import ImageBudget
 from blindspots.pipeline.classes import ClassUnderTest
 from blindspots.pipeline.config import RunConfig
 from blindspots.pipeline.decisions import Thresholds
+from blindspots.pipeline.evidence import ConditionBook
 from blindspots.pipeline.phrases import PhraseBook
 from blindspots.progress import ProgressFactory, silent_progress
 from blindspots.store.candidates import CandidateTable
@@ -50,6 +51,7 @@ class RunContext:
     executor: ModelExecutor
     thresholds: Thresholds
     phrases: PhraseBook
+    conditions: ConditionBook
     progress: ProgressFactory
     log: Callable[[str], None]
 
@@ -68,6 +70,7 @@ def open_run(config: RunConfig, store: RunStore, executor: ModelExecutor, classe
         budget=ImageBudget(config.budget, config.confirm_per_candidate, store.budget), sampler=sampler,
         executor=executor, thresholds=Thresholds.of(config),
         phrases=PhraseBook([*classifier_labels, *(c.name for c in classes)], store.candidates),
+        conditions=ConditionBook(store.samples, executor, config.templates[0]),
         progress=progress, log=log)
 
 

@@ -12,17 +12,24 @@
 - `subsumed_by` / `most_general_first`: one bug per failure mode. A description that contains a known bug's
   phrases is the same bug or a more specific form of it; `refined_bug` asks the same before a test, within
   the failure mode.
+- `listed_under_by_images` / `wider_bugs`: the same question asked of the images (`ImageEvidence`, see
+  `pipeline/conditions.py`), for descriptions that word one failure mode differently: a paraphrase is the same
+  bug, a narrower condition refines a bug that stands for it, a wider phrasing whose failures mostly show a
+  narrower bug's condition is listed under that bug.
 - `fdr_decisions` / `final_verdicts`: the run's whole family of tests under Benjamini-Hochberg, then the
   shortest forms that survive it and the duplicates and refinements listed under their bug.
 
-Phrases are passed in as a function (candidate -> its phrases), so these rules need no store and no model.
+Phrases are passed in as a function (candidate -> its phrases), and image evidence as an object answering
+about candidate ids, so these rules need no store and no model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from blindspots.pipeline.conditions import Relation
 from blindspots.stats import (
     KeepAnswer,
     StepDecision,
@@ -229,6 +236,80 @@ def covers_by_test(by_id: Mapping[int, Candidate], shortest_of: Callable[[Candid
         is not KeepAnswer.LOSES
 
 
+class ImageEvidence(Protocol):
+    """What a run's images say about its confirmed descriptions, by candidate id (each read on its shortest
+    form, the description a reader gets)."""
+
+    def relation(self, a: int, b: int) -> Relation:
+        """How b's condition stands to a's."""
+
+    def explained_share(self, a: int, b: int) -> float:
+        """The share of b's failures in its failure mode whose images show a's condition."""
+
+    def failure_mode(self, a: int) -> str | None:
+        """What the classifier calls most of a's failures."""
+
+
+# A wider description is a phrasing of a narrower bug when at least this share of its failures show the
+# narrower bug's condition: its failures then live in the narrower bug's region, which says where the class
+# fails more exactly.
+WIDER_EXPLAINED_SHARE = 0.75
+
+
+def listed_under_by_images(candidate: int, accepted: Iterable[int], evidence: ImageEvidence,
+                           covers: Covers | None = None,
+                           candidate_of: Callable[[int], Candidate] | None = None) -> Verdict | None:
+    """The verdict of a confirmed description that words an accepted bug's failure mode differently, judged on
+    the images: the same condition (a paraphrase: "duplicate of #k"), a narrower condition the bug stands for
+    ("refines #k", as `covers` decides for phrases), or a wider phrasing whose failures mostly show the bug's
+    condition ("duplicate of #k"). None when no accepted bug of its failure mode relates so."""
+    mode = evidence.failure_mode(candidate)
+    if mode is None:
+        return None
+    for bug in accepted:
+        if evidence.failure_mode(bug) != mode:
+            continue
+        relation = evidence.relation(bug, candidate)
+        if relation is Relation.SAME:
+            return Verdict(VerdictKind.DUPLICATE, bug)
+        if relation is Relation.NARROWER and (covers is None or candidate_of is None
+                                              or covers(bug, candidate_of(candidate))):
+            return Verdict(VerdictKind.REFINES, bug)
+        if relation is Relation.WIDER and evidence.explained_share(bug, candidate) >= WIDER_EXPLAINED_SHARE:
+            return Verdict(VerdictKind.DUPLICATE, bug)
+    return None
+
+
+def wider_bugs(bugs: Sequence[int], evidence: ImageEvidence) -> dict[int, int]:
+    """Bugs that are wider phrasings of another bug of theirs: wide id -> narrow id. A bug stays its own when a
+    narrower bug of its failure mode was kept apart (it fails clearly more) but holds only part of its
+    failures ("fish on sand" beside "fish on sand at night"); when the narrower one holds most of them, the
+    wider one only said less exactly where the class fails ("bird in snow" beside "small bird in snow")."""
+    wider: dict[int, int] = {}
+    for wide in bugs:
+        mode = evidence.failure_mode(wide)
+        for narrow in bugs:
+            if narrow == wide or narrow in wider or evidence.failure_mode(narrow) != mode or mode is None:
+                continue
+            if evidence.relation(wide, narrow) is Relation.NARROWER \
+                    and evidence.explained_share(narrow, wide) >= WIDER_EXPLAINED_SHARE:
+                wider[wide] = narrow
+                break
+    return wider
+
+
+def leaves_room_for_narrower(bug: Candidate, thresholds: Thresholds) -> bool:
+    """Could a narrower description in the bug's failure mode be a failure mode of its own? Only where the
+    bug could be shown to lose its rate against it (sequential mode's `covers_by_test`): that needs the bug's
+    rate below what keeping asks of a narrower description failing always, 1 - keep_margin * (1 - baseline).
+    A bug failing nearly always leaves no room: whatever narrower description its failures suggest can only be
+    listed under it. Fixed mode lists every narrower description under its bug."""
+    if thresholds.confirmation is not ConfirmationMode.SEQUENTIAL or not bug.n:
+        return False
+    baseline = bug.baseline_rate or 0.0
+    return rate_called(bug, main_wrong_label(bug)) < 1.0 - thresholds.keep_margin * (1.0 - baseline)
+
+
 def refined_bug(phrases: Phrases, wrong_label: str | None,
                 bugs: Iterable[tuple[int, Phrases, str | None]]) -> int | None:
     """The bug (id, shortest phrases, what the classifier calls its failures) that an untested description is
@@ -254,16 +335,24 @@ def shortening_order(candidates: Iterable[Candidate], phrases: Callable[[Candida
 
 
 def new_bugs(round_candidates: Sequence[Candidate], known: KnownBugs,
-             shortest_phrases: Callable[[Candidate], Phrases], covers: Covers | None = None) -> list[int]:
+             shortest_phrases: Callable[[Candidate], Phrases], covers: Covers | None = None,
+             evidence: ImageEvidence | None = None) -> list[int]:
     """Bugs first confirmed in a round: candidates whose shortest form neither equals nor refines a known bug
-    of their class (nor one confirmed earlier in the same round, most general first)."""
+    of their class (nor one confirmed earlier in the same round, most general first), in words or, with
+    `evidence`, in images."""
     known = {name: list(bugs) for name, bugs in known.items()}
+    by_id = {c.id: c for c in round_candidates}
     found = []
     for candidate in most_general_first(round_candidates, shortest_phrases):
         phrases = shortest_phrases(candidate)
-        if subsumed_by(phrases, known.get(candidate.class_name, []), candidate, covers) is None:
-            known.setdefault(candidate.class_name, []).append((candidate.id, phrases))
-            found.append(candidate.id)
+        accepted = known.get(candidate.class_name, [])
+        if subsumed_by(phrases, accepted, candidate, covers) is not None:
+            continue
+        if evidence is not None and listed_under_by_images(candidate.id, [bug_id for bug_id, _ in accepted],
+                                                           evidence, covers, by_id.get) is not None:
+            continue
+        known.setdefault(candidate.class_name, []).append((candidate.id, phrases))
+        found.append(candidate.id)
     return found
 
 
@@ -290,22 +379,39 @@ def surviving_shortest(candidate: Candidate, by_id: Mapping[int, Candidate]) -> 
 
 
 def final_verdicts(bugs: Sequence[Candidate], shortest_phrases: Callable[[Candidate], Phrases],
-                   covers: Covers | None = None) -> dict[int, Verdict]:
+                   covers: Covers | None = None, evidence: ImageEvidence | None = None) -> dict[int, Verdict]:
     """One bug per failure mode: a confirmed description whose shortest form repeats or refines a more general
-    bug of its class is listed under that bug ("duplicate of #k", "refines #k"), not beside it."""
+    bug of its class is listed under that bug ("duplicate of #k", "refines #k"), not beside it; with
+    `evidence`, so is one that words the bug's failure mode differently (`listed_under_by_images`), and a bug
+    that is a wider phrasing of another (`wider_bugs`) is listed under the narrower one."""
     accepted: KnownBugs = {}
+    by_id = {c.id: c for c in bugs}
     phrases_of = {c.id: shortest_phrases(c) for c in bugs}
     verdicts = {}
     for candidate in most_general_first(bugs, shortest_phrases):
         phrases = phrases_of[candidate.id]
         general = subsumed_by(phrases, accepted.get(candidate.class_name, []), candidate, covers)
-        if general is None:
-            verdicts[candidate.id] = Verdict(VerdictKind.CONFIRMED)
-            accepted.setdefault(candidate.class_name, []).append((candidate.id, phrases))
-        elif phrases_of[general] == phrases:
-            verdicts[candidate.id] = Verdict(VerdictKind.DUPLICATE, general)
-        else:
-            verdicts[candidate.id] = Verdict(VerdictKind.REFINES, general)
+        if general is not None:
+            kind = VerdictKind.DUPLICATE if phrases_of[general] == phrases else VerdictKind.REFINES
+            verdicts[candidate.id] = Verdict(kind, general)
+            continue
+        listed = None if evidence is None else listed_under_by_images(
+            candidate.id, [bug_id for bug_id, _ in accepted.get(candidate.class_name, [])], evidence, covers,
+            by_id.get)
+        if listed is not None:
+            verdicts[candidate.id] = listed
+            continue
+        verdicts[candidate.id] = Verdict(VerdictKind.CONFIRMED)
+        accepted.setdefault(candidate.class_name, []).append((candidate.id, phrases))
+    if evidence is not None:
+        for bugs_of_class in accepted.values():
+            wider = wider_bugs([bug_id for bug_id, _ in bugs_of_class], evidence)
+            for wide, narrow in wider.items():
+                verdicts[wide] = Verdict(VerdictKind.DUPLICATE, narrow)
+            # What was listed under a wider phrasing is listed under the bug that stands for it now.
+            for bug_id, listed in list(verdicts.items()):
+                if listed.related_bug in wider:
+                    verdicts[bug_id] = Verdict(listed.kind, wider[listed.related_bug])
     return verdicts
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from blindspots.pipeline.baseline import run_baseline
+from blindspots.pipeline.conditions import Relation
 from blindspots.pipeline.confirm import confirm_planned, confirmation_waves, skip_refinements
 from blindspots.pipeline.context import RunContext, timed
 from blindspots.pipeline.decisions import (
@@ -20,12 +21,13 @@ from blindspots.pipeline.decisions import (
     new_bugs,
     surviving_shortest,
 )
+from blindspots.pipeline.evidence import RunImageEvidence
 from blindspots.pipeline.explore import exploration_failures
 from blindspots.pipeline.health import EmbeddingCounts, RunCounts, count_captions, run_problems
 from blindspots.pipeline.propose import propose_candidates
 from blindspots.pipeline.shorten import shorten_round
 from blindspots.stats import wilson_interval
-from blindspots.store.records import RunSummary, SampleCounts
+from blindspots.store.records import RunSummary, SampleCounts, StopReason, Verdict, VerdictKind
 
 
 def run_discovery(ctx: RunContext) -> RunSummary:
@@ -86,7 +88,7 @@ def decide_round(ctx: RunContext, round_index: int) -> list[int]:
     ctx.candidates.set_decisions(fdr_decisions(ctx.candidates.tested(), ctx.thresholds))
     confirmed = [c for c in ctx.candidates.all() if c.round == round_index and is_confirmed_description(c)]
     return new_bugs(confirmed, ctx.phrases.known_bugs(before_round=round_index), ctx.phrases.shortest,
-                    _covers(ctx))
+                    _covers(ctx), image_evidence(ctx))
 
 
 def finalise(ctx: RunContext) -> None:
@@ -98,7 +100,30 @@ def finalise(ctx: RunContext) -> None:
     for bug in bugs:
         ctx.candidates.set_shortest(bug.id, surviving_shortest(bug, by_id))
     bugs = [ctx.candidates.get(bug.id) for bug in bugs]
-    ctx.candidates.set_verdicts(final_verdicts(bugs, ctx.phrases.shortest, _covers(ctx)))
+    ctx.candidates.set_verdicts(final_verdicts(bugs, ctx.phrases.shortest, _covers(ctx), image_evidence(ctx)))
+    ctx.candidates.set_verdicts(same_condition_verdicts(ctx))
+
+
+def image_evidence(ctx: RunContext) -> RunImageEvidence:
+    return RunImageEvidence(ctx.conditions, ctx.candidates.get)
+
+
+def same_condition_verdicts(ctx: RunContext) -> dict[int, Verdict]:
+    """Candidates whose sampling stopped because their images showed a passing description's condition are
+    listed under the bug of that condition they still show ("duplicate of #k"), whatever their own test
+    reached before it stopped."""
+    bugs = ctx.candidates.bugs()
+    evidence = image_evidence(ctx)
+    verdicts = {}
+    for candidate in ctx.candidates.tested():
+        if candidate.decision is not StopReason.SAME_CONDITION or candidate.confirmed:
+            continue
+        same = [bug.id for bug in bugs if bug.class_name == candidate.class_name
+                and evidence.failure_mode(bug.id) == evidence.failure_mode(candidate.id)
+                and evidence.relation(bug.id, candidate.id) is Relation.SAME]
+        if same:
+            verdicts[candidate.id] = Verdict(VerdictKind.DUPLICATE, same[0])
+    return verdicts
 
 
 def _covers(ctx: RunContext):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from blindspots.engine.seeds import derive_seed
 from blindspots.pipeline.context import RunContext
+from blindspots.pipeline.remainder import explaining_bugs
 from blindspots.store.records import PlannedSample, Purpose, Sample
 
 
@@ -41,17 +42,7 @@ def explore_confirmed_bugs(ctx: RunContext, round_index: int) -> None:
 
 
 def unexplained_baseline_failures(ctx: RunContext) -> list[Sample]:
-    """Baseline failures whose caption does not contain a confirmed bug's phrases."""
-    bug_phrases: dict[str, list[frozenset[str]]] = {}
-    for bug in ctx.candidates.all():
-        if bug.confirmed:
-            bug_phrases.setdefault(bug.class_name, []).append(ctx.phrases.of(bug))
-    unexplained = []
-    for sample in ctx.samples.of(Purpose.BASELINE, valid=True, failing=True, with_embeddings=True):
-        if sample.caption is None:
-            unexplained.append(sample)
-            continue
-        phrases = set(ctx.phrases.describe_caption(sample.caption, sample.class_name).phrases)
-        if not any(bug <= phrases for bug in bug_phrases.get(sample.class_name, [])):
-            unexplained.append(sample)
-    return unexplained
+    """Baseline failures no confirmed bug explains (`remainder.explaining_bugs`)."""
+    failures = ctx.samples.of(Purpose.BASELINE, valid=True, failing=True, with_embeddings=True)
+    explained = explaining_bugs(ctx, failures)
+    return [s for s in failures if explained[s.id] is None]

@@ -12,7 +12,12 @@ from PIL.Image import Image
 
 from blindspots.pipeline.clustering import cluster_failures, split_by_label
 from blindspots.pipeline.context import CHUNK, RunContext
-from blindspots.pipeline.decisions import refined_bug
+from blindspots.pipeline.decisions import (
+    is_confirmed_description,
+    leaves_room_for_narrower,
+    main_wrong_label,
+    refined_bug,
+)
 from blindspots.pipeline.descriptions import Description, consensus_description
 from blindspots.store.records import NewCandidate, Origin, Sample
 from blindspots.store.results import Caption, ClusterLabel
@@ -37,7 +42,7 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
         clustered = [m for group in groups for m in group]
         captions = {s.id: s.caption for s in ctx.samples.by_id(m.id for m in clustered)}
         per_cluster = [cluster_proposals(ctx, round_index, cls.name, index, group, captions)
-                       for index, group in enumerate(groups)]
+                       for index, group in enumerate(groups) if explaining_bug(ctx, group) is None]
         proposals = [proposal for group in per_cluster for proposal in group]
         known = known_by_class.get(cls.name, [])
         added = 0
@@ -52,6 +57,30 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
             _, inserted = ctx.candidates.add(proposal["candidate"])
             added += int(inserted)
     ctx.run_log.mark_stage(stage)
+
+
+# A cluster is a known bug's failures when at least this share of them show its condition in its failure mode.
+EXPLAINED_CLUSTER_SHARE = 0.5
+
+
+def explaining_bug(ctx: RunContext, group: list[Sample]) -> int | None:
+    """The known bug whose failures a cluster is: most of its members show the bug's condition (its shortest
+    form's, on the images) and are called what the bug's failures are called. Its captions can only word that
+    bug again, however differently ("ship on a highway" for "boat on road"), so it proposes nothing; unless the
+    bug fails seldom enough that a narrower description could fail clearly more
+    (`decisions.leaves_room_for_narrower`)."""
+    called = Counter(m.predicted for m in group if m.predicted).most_common(1)
+    if not called:
+        return None
+    mode = called[0][0]
+    for bug in ctx.candidates.all():
+        if not is_confirmed_description(bug) or bug.class_name != group[0].class_name \
+                or main_wrong_label(bug) != mode or leaves_room_for_narrower(bug, ctx.thresholds):
+            continue
+        headline = ctx.candidates.get(bug.shortest_id) if bug.shortest_id else bug
+        if ctx.conditions.explained(group, headline, mode).mean() >= EXPLAINED_CLUSTER_SHARE:
+            return bug.id
+    return None
 
 
 def cluster_pool(ctx: RunContext, round_index: int, members: list[Sample]) -> list[list[Sample]]:

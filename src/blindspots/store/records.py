@@ -58,6 +58,7 @@ class StopReason(TextEnum):
     KEEP_UNSETTLED = "keep unsettled"            # ... or cannot show it keeps it within the image cap
     MAX_IMAGES = "max images"                    # every image it may use was used
     BUDGET = "budget"                            # the run's image budget ran out
+    SAME_CONDITION = "same condition"            # its images show a passing description's condition
 
 
 @dataclass(frozen=True)
