@@ -209,6 +209,31 @@ def lies_within(images: np.ndarray, condition: Condition, keep: float = KEEP_SHA
     return condition.share(images) >= keep * condition.own_share
 
 
+# Two phrases are wordings of one condition when the images' scores along their text directions rise and fall
+# together (Pearson's r over a class's plain images): "on a street" and "on the road" do, "flat style" and
+# "shaded style" do not, however often a group of failures shows both.
+SYNONYM_CORRELATION = 0.9
+
+
+def wordings(directions: Mapping[str, np.ndarray], images: np.ndarray,
+             correlation: float = SYNONYM_CORRELATION) -> list[list[str]]:
+    """Phrases grouped into wordings of one condition, each group in the order given (the first is the group's
+    wording of choice): a phrase joins the first group whose first phrase's scores over `images` correlate
+    with its own at least `correlation`. A phrase with no direction the images vary along stands alone."""
+    images = np.asarray(images, dtype=np.float64)
+    groups: list[tuple[np.ndarray | None, list[str]]] = []
+    for phrase, direction in directions.items():
+        scores = images @ np.asarray(direction, dtype=np.float64) if len(images) else np.zeros(0)
+        varies = len(scores) > 2 and float(np.std(scores)) > 0
+        for head, members in groups:
+            if varies and head is not None and float(np.corrcoef(head, scores)[0, 1]) >= correlation:
+                members.append(phrase)
+                break
+        else:
+            groups.append((scores if varies else None, [phrase]))
+    return [members for _, members in groups]
+
+
 def explained(embeddings: np.ndarray, called: Sequence[str | None], condition: Condition,
               failure_mode: str | None) -> np.ndarray:
     """Per failing image: is it explained by a bug, that is called what the bug's failures are mostly called

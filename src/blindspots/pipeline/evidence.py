@@ -15,15 +15,16 @@ import numpy as np
 
 from blindspots.engine.executor import ModelExecutor
 from blindspots.models.protocols import fill_template
-from blindspots.pipeline.conditions import Condition, Relation, calibrate, explained, relate
+from blindspots.pipeline.conditions import Condition, Relation, calibrate, explained, relate, wordings
 from blindspots.pipeline.decisions import main_wrong_label
 from blindspots.pipeline.descriptions import Description
 from blindspots.store.records import Candidate, Purpose, Sample
 from blindspots.store.samples import SampleTable
 
 # A relation is read from at least this many valid images of each description: with fewer, a nested
-# condition passes for the same one too often (one time in six from four images each on the built-in world).
-MIN_IMAGES = 8
+# condition passes for the same one too often (one time in six from four images each on the built-in world,
+# one in twenty-five from eight).
+MIN_IMAGES = 6
 
 
 class ConditionBook:
@@ -64,6 +65,12 @@ class ConditionBook:
                           for phrase in description.phrases}
             self._conditions[key] = calibrate(directions, own, self.plain_images(candidate.class_name))
         return self._conditions[key]
+
+    def wordings(self, class_name: str, description: Description, phrases: Sequence[str]) -> list[list[str]]:
+        """The phrases grouped into wordings of one condition (`conditions.wordings`) over the class's plain
+        images, each group led by the first of its phrases in `phrases`."""
+        directions = {p: self._direction(class_name, description, p) for p in phrases}
+        return wordings(directions, self.plain_images(class_name))
 
     def relation(self, a: Candidate, b: Candidate) -> Relation:
         """How b's condition stands to a's; APART until each has `MIN_IMAGES` valid images."""

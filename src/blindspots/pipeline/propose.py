@@ -18,7 +18,7 @@ from blindspots.pipeline.decisions import (
     main_wrong_label,
     refined_bug,
 )
-from blindspots.pipeline.descriptions import Description, consensus_description
+from blindspots.pipeline.descriptions import Description
 from blindspots.store.records import NewCandidate, Origin, Sample
 from blindspots.store.results import Caption, ClusterLabel
 
@@ -133,7 +133,7 @@ def cluster_proposals(ctx: RunContext, round_index: int, class_name: str, cluste
     source = {"round": round_index, "cluster": cluster, "size": len(group), "sample_ids": [m.id for m in group],
               "called": called}
     chosen = []
-    consensus = consensus_description(descriptions, ctx.config.consensus_share)
+    consensus = pooled_consensus(ctx, class_name, descriptions)
     if not consensus.is_empty:
         chosen.append((consensus, Origin.CONSENSUS))
     centre = np.mean([m.embedding for m in group], axis=0)
@@ -144,6 +144,43 @@ def cluster_proposals(ctx: RunContext, round_index: int, class_name: str, cluste
     return [{"phrases": frozenset(description.phrases), "called": called,
              "candidate": candidate_record(ctx, round_index, class_name, description, origin, source_cluster=source)}
             for description, origin in chosen]
+
+
+def pooled_consensus(ctx: RunContext, class_name: str, descriptions: list[Description]) -> Description:
+    """The conditions most of the cluster's captions name together, whatever words each caption used:
+    captioners word one thing many ways ("on the street", "by a highway", "on a road"), and no single wording
+    need be in most captions. Phrases are pooled into wordings of one condition by the images
+    (`conditions.wordings`: never by a list of synonyms), each pooled condition is worded as the cluster's
+    captions word it most, and a condition joins when, with those kept already, at least `consensus_share` of
+    the captions still name all of them: so the kept set is said together by most captions, and never holds two
+    values of one attribute that no caption names at once."""
+    used: dict[str, int] = {}
+    modifiers: set[str] = set()
+    positions: dict[str, list[int]] = {}
+    named: dict[str, np.ndarray] = {}
+    for member, description in enumerate(descriptions):
+        for index, phrase in enumerate(description.phrases):
+            used[phrase] = used.get(phrase, 0) + 1
+            positions.setdefault(phrase, []).append(index)
+            named.setdefault(phrase, np.zeros(len(descriptions), dtype=bool))[member] = True
+        modifiers.update(description.modifiers)
+    if not used:
+        return Description()
+    every = Description(tuple(p for p in used if p in modifiers), tuple(p for p in used if p not in modifiers))
+    by_use = sorted(used, key=lambda p: (-used[p], p))
+    pooled = []
+    for group in ctx.conditions.wordings(class_name, every, by_use):
+        said = np.logical_or.reduce([named[p] for p in group])
+        pooled.append((group[0], said))
+    pooled.sort(key=lambda item: (-int(item[1].sum()), -used[item[0]], item[0]))
+    kept, together = [], np.ones(len(descriptions), dtype=bool)
+    for phrase, said in pooled:
+        joint = together & said
+        if joint.mean() >= ctx.config.consensus_share:
+            kept.append(phrase)
+            together = joint
+    in_order = sorted(kept, key=lambda p: (sum(positions[p]) / len(positions[p]), p))
+    return Description(tuple(p for p in in_order if p in modifiers), tuple(p for p in in_order if p not in modifiers))
 
 
 def candidate_record(ctx: RunContext, round_index: int, class_name: str, description: Description, origin: Origin,
