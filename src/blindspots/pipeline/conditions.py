@@ -234,6 +234,60 @@ def wordings(directions: Mapping[str, np.ndarray], images: np.ndarray,
     return [members for _, members in groups]
 
 
+def shown_together(phrases: Sequence[tuple[str, np.ndarray, np.ndarray]], members: np.ndarray, plain: np.ndarray,
+                   share: float) -> list[str]:
+    """The phrases most of a group of images show together, chosen step by step.
+
+    `phrases` come in order of preference, each with its text direction and which members' captions name it.
+    At each step a phrase is judged on what is new in it: its direction less its projection on the directions
+    already kept. A group of failures differs from the plain images in its condition, and every direction
+    correlated with that condition would seem to separate the two ("flat style" on planes at night because
+    night images score differently along it); once "at night" is kept, only what the style adds is left to
+    judge. A phrase the embedder sees the members show (on that remainder, by `calibrate`'s rule) counts for
+    every member whose image shows it, whether or not its caption said it: captioners name a few things each,
+    and "tiny", said of one bird of a cluster of small birds in snow, is shown by all of them. A phrase it does
+    not see counts for the members whose captions name it. A phrase joins when, with those kept, at least
+    `share` of the members still show or name all of them; one with nothing new (another wording of a kept
+    one) does not join.
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"share={share!r} must be in (0, 1], e.g. 0.5 for most of the images.")
+    members, plain = np.asarray(members, dtype=np.float64), np.asarray(plain, dtype=np.float64)
+    basis: list[np.ndarray] = []
+    kept: list[str] = []
+    together = np.ones(len(members), dtype=bool)
+    for phrase, direction, said in phrases:
+        direction = np.asarray(direction, dtype=np.float64)
+        new = direction - sum((direction @ b) * b for b in basis) if basis else direction
+        size = float(np.linalg.norm(new))
+        if size <= NOTHING_NEW * float(np.linalg.norm(direction)):
+            continue
+        shown = _shown_along(new, members, plain)
+        shown = np.asarray(said, dtype=bool) if shown is None else shown
+        joint = together & shown
+        if len(joint) and joint.mean() >= share:
+            kept.append(phrase)
+            together = joint
+            basis.append(new / size)
+    return kept
+
+
+# A phrase whose direction keeps less than this share of its length once the kept phrases' directions are
+# taken out adds nothing the images could show: another wording of a kept phrase.
+NOTHING_NEW = 0.2
+
+
+def _shown_along(direction: np.ndarray, members: np.ndarray, plain: np.ndarray) -> np.ndarray | None:
+    """Which members show what `direction` stands for, or None when the embedder does not see it in them."""
+    if not len(members) or not len(plain):
+        return None
+    member_scores, plain_scores = members @ direction, plain @ direction
+    seen = separation(member_scores, plain_scores)
+    if seen < MIN_SEPARATION or not clearly_separated(seen, len(members), len(plain)):
+        return None
+    return member_scores > threshold_between(member_scores, plain_scores)
+
+
 def explained(embeddings: np.ndarray, called: Sequence[str | None], condition: Condition,
               failure_mode: str | None) -> np.ndarray:
     """Per failing image: is it explained by a bug, that is called what the bug's failures are mostly called

@@ -66,6 +66,10 @@ class ConditionBook:
             self._conditions[key] = calibrate(directions, own, self.plain_images(candidate.class_name))
         return self._conditions[key]
 
+    def directions(self, class_name: str, description: Description) -> dict[str, np.ndarray]:
+        """Each phrase's text direction for the class (the prompt with only that phrase, less the plain one)."""
+        return {p: self._direction(class_name, description, p) for p in description.phrases}
+
     def wordings(self, class_name: str, description: Description, phrases: Sequence[str]) -> list[list[str]]:
         """The phrases grouped into wordings of one condition (`conditions.wordings`) over the class's plain
         images, each group led by the first of its phrases in `phrases`."""

@@ -11,6 +11,7 @@ import numpy as np
 from PIL.Image import Image
 
 from blindspots.pipeline.clustering import cluster_failures, split_by_label
+from blindspots.pipeline.conditions import shown_together
 from blindspots.pipeline.context import CHUNK, RunContext
 from blindspots.pipeline.decisions import (
     is_confirmed_description,
@@ -133,7 +134,7 @@ def cluster_proposals(ctx: RunContext, round_index: int, class_name: str, cluste
     source = {"round": round_index, "cluster": cluster, "size": len(group), "sample_ids": [m.id for m in group],
               "called": called}
     chosen = []
-    consensus = pooled_consensus(ctx, class_name, descriptions)
+    consensus = pooled_consensus(ctx, class_name, group, descriptions)
     if not consensus.is_empty:
         chosen.append((consensus, Origin.CONSENSUS))
     centre = np.mean([m.embedding for m in group], axis=0)
@@ -146,14 +147,16 @@ def cluster_proposals(ctx: RunContext, round_index: int, class_name: str, cluste
             for description, origin in chosen]
 
 
-def pooled_consensus(ctx: RunContext, class_name: str, descriptions: list[Description]) -> Description:
-    """The conditions most of the cluster's captions name together, whatever words each caption used:
-    captioners word one thing many ways ("on the street", "by a highway", "on a road"), and no single wording
-    need be in most captions. Phrases are pooled into wordings of one condition by the images
-    (`conditions.wordings`: never by a list of synonyms), each pooled condition is worded as the cluster's
-    captions word it most, and a condition joins when, with those kept already, at least `consensus_share` of
-    the captions still name all of them: so the kept set is said together by most captions, and never holds two
-    values of one attribute that no caption names at once."""
+def pooled_consensus(ctx: RunContext, class_name: str, group: list[Sample],
+                     descriptions: list[Description]) -> Description:
+    """What most of the cluster's images show together, in the words its captions use most.
+
+    Captioners word one thing many ways ("on the street", "by a highway", "on a road") and name a few things
+    each, so no single wording need be in most captions. Wordings of one condition are pooled, by the images
+    (`conditions.wordings`, never a list of synonyms), and worded as the captions word them most; then
+    conditions join in order of how many captions name them, judged on the images where the embedder can see
+    them (`conditions.shown_together`), so the kept set is true of most of the cluster at once and never holds
+    two values of one attribute that no image shows together."""
     used: dict[str, int] = {}
     modifiers: set[str] = set()
     positions: dict[str, list[int]] = {}
@@ -167,18 +170,13 @@ def pooled_consensus(ctx: RunContext, class_name: str, descriptions: list[Descri
     if not used:
         return Description()
     every = Description(tuple(p for p in used if p in modifiers), tuple(p for p in used if p not in modifiers))
-    by_use = sorted(used, key=lambda p: (-used[p], p))
+    directions = ctx.conditions.directions(class_name, every)
     pooled = []
-    for group in ctx.conditions.wordings(class_name, every, by_use):
-        said = np.logical_or.reduce([named[p] for p in group])
-        pooled.append((group[0], said))
-    pooled.sort(key=lambda item: (-int(item[1].sum()), -used[item[0]], item[0]))
-    kept, together = [], np.ones(len(descriptions), dtype=bool)
-    for phrase, said in pooled:
-        joint = together & said
-        if joint.mean() >= ctx.config.consensus_share:
-            kept.append(phrase)
-            together = joint
+    for wording in ctx.conditions.wordings(class_name, every, sorted(used, key=lambda p: (-used[p], p))):
+        pooled.append((wording[0], directions[wording[0]], np.logical_or.reduce([named[p] for p in wording])))
+    pooled.sort(key=lambda item: (-int(item[2].sum()), -used[item[0]], item[0]))
+    members = np.stack([m.embedding for m in group]).astype(np.float64)
+    kept = shown_together(pooled, members, ctx.conditions.plain_images(class_name), ctx.config.consensus_share)
     in_order = sorted(kept, key=lambda p: (sum(positions[p]) / len(positions[p]), p))
     return Description(tuple(p for p in in_order if p in modifiers), tuple(p for p in in_order if p not in modifiers))
 
