@@ -28,9 +28,12 @@ from blindspots.pipeline.decisions import (
     stop_reason,
     worth_shortening,
 )
+from blindspots.pipeline.evidence import MIN_IMAGES
+from blindspots.pipeline.propose import explaining_bug
 from blindspots.stats import (
     KeepAnswer,
     SequentialDecision,
+    StepDecision,
     excess_failures,
     rate_difference,
     sequential_step,
@@ -84,7 +87,8 @@ def confirmation_waves(confirmation: ConfirmationMode) -> tuple[frozenset[Origin
 
 def skip_refinements(ctx: RunContext, round_index: int) -> int:
     """Before a round's second wave: mark the planned candidates that are more specific forms of a bug the
-    round has shortened, in the same failure mode (`decisions.refined_bug`), as skipped. Returns how many."""
+    round has shortened, in the same failure mode (`decisions.refined_bug`), or whose cluster is that bug's
+    failures on the images (`propose.explaining_bug`), as skipped. Returns how many."""
     bugs: dict[str, list] = {}
     for candidate in ctx.candidates.all():
         if candidate.round == round_index and candidate.tested and candidate.origin is not Origin.SHORTENED \
@@ -98,6 +102,9 @@ def skip_refinements(ctx: RunContext, round_index: int) -> int:
         # What the classifier called its cluster's failures, stored when it was proposed.
         called = (candidate.source_cluster or {}).get("called")
         bug = refined_bug(ctx.phrases.of(candidate), called, bugs[candidate.class_name])
+        if bug is None:
+            cluster = ctx.samples.by_id((candidate.source_cluster or {}).get("sample_ids", []), with_embeddings=True)
+            bug = explaining_bug(ctx, cluster, [bug_id for bug_id, _, _ in bugs[candidate.class_name]])
         if bug is not None:
             ctx.candidates.skip(candidate.id, Verdict(VerdictKind.REFINES, bug))
             skipped += 1
@@ -156,6 +163,9 @@ def _decide_batch_by_batch(ctx: RunContext, baseline: dict[str, SampleCounts],
             step, keeping = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family,
                                                 references)
             finished = sampling_finished(step.decision, keeping)
+            if finished and keeping is None and step.decision is StepDecision.CONFIRM and counts.valid < MIN_IMAGES \
+                    and counts.planned < most:
+                finished = False  # too few images yet to tell its condition from another's (`evidence.MIN_IMAGES`)
             same = not finished and keeping is None and shows_passing_condition(ctx, candidate)
             if not finished and not same and counts.planned < most and ctx.budget.remaining() >= batch:
                 plan_confirmation(ctx, [candidate], min(counts.planned + batch, most), start=counts.planned)

@@ -64,19 +64,22 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
 EXPLAINED_CLUSTER_SHARE = 0.5
 
 
-def explaining_bug(ctx: RunContext, group: list[Sample]) -> int | None:
-    """The known bug whose failures a cluster is: most of its members show the bug's condition (its shortest
-    form's, on the images) and are called what the bug's failures are called. Its captions can only word that
-    bug again, however differently ("ship on a highway" for "boat on road"), so it proposes nothing; unless the
-    bug fails seldom enough that a narrower description could fail clearly more
-    (`decisions.leaves_room_for_narrower`)."""
+def explaining_bug(ctx: RunContext, group: list[Sample], bug_ids: list[int] | None = None) -> int | None:
+    """The known bug (of `bug_ids`, or any confirmed description of the run) whose failures a cluster is: most
+    of its members show the bug's condition (its shortest form's, on the images) and are called what the bug's
+    failures are called. Its captions can only word that bug again, however differently ("ship on a highway"
+    for "boat on road"), so it proposes nothing; unless the bug fails seldom enough that a narrower
+    description could fail clearly more (`decisions.leaves_room_for_narrower`)."""
     called = Counter(m.predicted for m in group if m.predicted).most_common(1)
-    if not called:
+    if not called or not group:
         return None
     mode = called[0][0]
-    for bug in ctx.candidates.all():
-        if not is_confirmed_description(bug) or bug.class_name != group[0].class_name \
-                or main_wrong_label(bug) != mode or leaves_room_for_narrower(bug, ctx.thresholds):
+    bugs = [ctx.candidates.get(i) for i in bug_ids] if bug_ids is not None else ctx.candidates.all()
+    for bug in bugs:
+        if not is_confirmed_description(bug) and bug_ids is None:
+            continue
+        if bug.class_name != group[0].class_name or main_wrong_label(bug) != mode \
+                or leaves_room_for_narrower(bug, ctx.thresholds):
             continue
         headline = ctx.candidates.get(bug.shortest_id) if bug.shortest_id else bug
         if ctx.conditions.explained(group, headline, mode).mean() >= EXPLAINED_CLUSTER_SHARE:
