@@ -201,27 +201,34 @@ def passes(candidate: Candidate, thresholds: Thresholds) -> bool:
 
 
 def worth_shortening(candidate: Candidate, thresholds: Thresholds) -> bool:
-    """Is a passing description shortened? Fixed mode: every one. Sequential mode: one whose own test stopped
-    because it confirmed. A description that stopped futile or at the image cap may still pass on its p-value
-    (and the final e-BH), but its excess is too weak for the shortening tests to settle within their cap: its
-    shorter forms would spend their images and mostly end undecided. It is listed as it was measured."""
-    if not passes(candidate, thresholds):
-        return False
-    return thresholds.confirmation is not ConfirmationMode.SEQUENTIAL or candidate.decision is StopReason.CONFIRM
+    """Is a passing description shortened? Every one, but one whose sampling stopped because its images show
+    a passing description's condition: it words that description's failure mode and is listed under its bug.
+    A description that passes only at its image cap fails part of the time and is shortened too; its shorter
+    forms are decided on their estimates when their tests cannot settle within the cap (`keeps_bug`)."""
+    return passes(candidate, thresholds) and candidate.decision is not StopReason.SAME_CONDITION
 
 
 def keeps_bug(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> bool:
     """Does `shorter` confirm on its own and keep the bug's effect, its failures called what the bug's are
     mostly called (`keeps_effect`)? Fixed mode: it keeps `shorten_keep` of the bug's excess failure rate (point
     estimates). Sequential mode: a non-inferiority test shows it keeps the bug's rate within `keep_margin` of
-    the bug's excess."""
+    the bug's excess; where that test could not settle within the image cap (a description that fails part of
+    the time, tested on a few dozen images), the shorter form's estimate must keep `shorten_keep` of the excess
+    the bug's test established, as fixed mode asks of its estimates."""
     if not passes(shorter, thresholds):
         return False
-    if thresholds.confirmation is ConfirmationMode.SEQUENTIAL:
-        return keeps_effect(shorter, bug, thresholds) is KeepAnswer.KEEPS
     label = main_wrong_label(bug)
-    excess = rate_called(bug, label) - bug.baseline_rate
-    return rate_called(shorter, label) - shorter.baseline_rate >= thresholds.shorten_keep * excess
+    if thresholds.confirmation is ConfirmationMode.SEQUENTIAL:
+        answer = keeps_effect(shorter, bug, thresholds)
+        if answer is KeepAnswer.KEEPS:
+            return True
+        if answer is KeepAnswer.LOSES or shorter.decision not in (StopReason.KEEP_UNSETTLED, StopReason.MAX_IMAGES):
+            return False
+        reference = established_rate(bug, label, thresholds.fdr)
+    else:
+        reference = rate_called(bug, label)
+    excess = reference - (bug.baseline_rate or 0.0)
+    return rate_called(shorter, label) - (shorter.baseline_rate or 0.0) >= thresholds.shorten_keep * excess
 
 
 Covers = Callable[[int, Candidate], bool]  # (known bug id, candidate) -> does the bug stand for it?
