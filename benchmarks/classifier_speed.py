@@ -1,8 +1,8 @@
 """Throughput of the classifier adapters (images per second, preprocessing included), and agreement of
 reduced precision with float32 on real photographs.
 
-    .venv/bin/python benchmarks/classifier_speed.py --device cpu --images 64
-    python benchmarks/classifier_speed.py --device cuda --images 1024 --dtypes float32 bfloat16
+    python benchmarks/classifier_speed.py --save --device cpu --images 64
+    python benchmarks/classifier_speed.py --save --device cuda --images 1024 --dtypes float32 bfloat16
 
 Images are 512x512 (what text-to-image models produce), so resizing is part of the cost, as in a run.
 Architectures other than EfficientNet-Lite get random weights: speed does not depend on the values.
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from result_file import parse_args, write_result
 
 
 def main() -> None:
@@ -26,11 +27,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--dtypes", nargs="+", default=["float32"])
     parser.add_argument("--only", nargs="*", default=None, help="spec names to run (default: all)")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="4 images through EfficientNet-Lite0: checks the script")
+    args = parse_args(parser)
+    if args.smoke:
+        args.images, args.batch_size, args.only = 4, 4, ["lite0"]
 
     from blindspots.models.registry import load_model
 
     images = _images(args.images)
+    rows = []
     with tempfile.TemporaryDirectory() as folder:
         specs = _specs(Path(folder))
         print(f"{'spec':<42} {'dtype':<9} {'batch':>5} {'img/s':>8} {'load s':>7}")
@@ -49,7 +54,13 @@ def main() -> None:
                 _synchronise(args.device)
                 rate = len(images) / (time.perf_counter() - start)
                 print(f"{_short(spec):<42} {dtype:<9} {args.batch_size:>5} {rate:>8.1f} {loaded:>7.2f}")
-    _precision_agreement(args.device, args.dtypes)
+                rows.append({"spec": _portable(spec), "dtype": dtype,
+                             "batch_size": args.batch_size, "images_per_second": round(rate, 1),
+                             "load_seconds": round(loaded, 2)})
+    agreement = _precision_agreement(args.device, args.dtypes)
+    write_result(args, f"classifier_speed-{args.device.split(':')[0]}",
+                 {"device": args.device, "images": args.images, "image_side": 512, "classifiers": rows,
+                  "reduced_precision": agreement}, packages=("torchvision", "efficientnet-lite-pytorch"))
 
 
 def _images(n: int) -> list[Image.Image]:
@@ -81,6 +92,12 @@ def _short(spec: str) -> str:
     return spec if len(spec) < 42 else spec[:12] + "..." + spec[-26:]
 
 
+def _portable(spec: str) -> str:
+    """The spec without the temporary folder a random-weight model was saved in (`transformers:vit-base`)."""
+    prefix, name = spec.split(":", 1)
+    return f"{prefix}:{Path(name).name}"
+
+
 def _synchronise(device: str) -> None:
     if device.startswith("cuda"):
         import torch
@@ -88,8 +105,9 @@ def _synchronise(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _precision_agreement(device: str, dtypes: list[str]) -> None:
-    """Top-1 agreement and largest probability change against float32 on CPU, on real photographs."""
+def _precision_agreement(device: str, dtypes: list[str]) -> list[dict]:
+    """Top-1 agreement and largest probability change against float32 on CPU, on real photographs (float32 on
+    the CPU is the reference itself, so it is not compared)."""
     from sklearn.datasets import load_sample_images
 
     from blindspots.models.registry import load_model
@@ -97,11 +115,17 @@ def _precision_agreement(device: str, dtypes: list[str]) -> None:
     photos = [Image.fromarray(p) for p in load_sample_images().images]
     photos = photos + [p.rotate(angle) for p in photos for angle in (10, 20, 30)]
     reference = load_model("classifier", "efficientnet-lite:lite0", device="cpu", dtype="float32").predict(photos)
+    rows = []
     for dtype in dtypes:
+        if device == "cpu" and dtype == "float32":
+            continue
         result = load_model("classifier", "efficientnet-lite:lite0", device=device, dtype=dtype).predict(photos)
         agree = float(np.mean(result.argmax(1) == reference.argmax(1)))
         print(f"lite0 {device} {dtype} vs cpu float32 on {len(photos)} photos: top-1 agreement {agree:.0%}, "
               f"max |dp| {np.abs(result - reference).max():.2e}")
+        rows.append({"model": "efficientnet-lite:lite0", "dtype": dtype, "photos": len(photos),
+                     "top1_agreement": agree, "max_probability_change": float(np.abs(result - reference).max())})
+    return rows
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ run through the same adapter classes a run uses (PIL images in, PIL images / cap
 the figures include preprocessing, host-device copies and decoding. Random weights cost the same FLOPs as
 trained ones; the captioner is forced to emit exactly --caption-tokens tokens so its work is fixed too.
 
-    python benchmarks/gpu_throughput.py                      # CUDA, bf16/fp16, batch sizes 1 8 32
+    python benchmarks/gpu_throughput.py --save               # CUDA, bf16/fp16, batch sizes 1 8 32
     python benchmarks/gpu_throughput.py --smoke              # tiny configs on any machine (a CPU check)
-    python benchmarks/gpu_throughput.py --roles embedder --batch-sizes 64 128 --json out.json
+    python benchmarks/gpu_throughput.py --roles embedder --batch-sizes 64 128 --results DIR
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from result_file import parse_args, write_result
 
 ARCH_CONFIGS = Path(__file__).parent / "arch_configs"
 ROLES = ("generator", "captioner", "embedder", "classifier")
@@ -315,8 +316,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=None, help="timed seconds per case (default 3; smoke 0)")
     parser.add_argument("--caption-tokens", type=int, default=20, help="tokens each caption is forced to have")
     parser.add_argument("--no-checks", action="store_true", help="skip the batch-independence checks")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
-    return parser.parse_args(argv)
+    return parse_args(parser, argv)
 
 
 def environment(device: str, dtype: Any) -> dict[str, Any]:
@@ -366,9 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                 torch.cuda.empty_cache()
     for key, value in checks.items():
         print(f"check {key}: {value}")
-    if args.json:
-        args.json.write_text(json.dumps({"environment": env, "results": [asdict(r) for r in results],
-                                         "checks": checks}, indent=2))
+    write_result(args, "gpu_throughput", {"environment": env, "results": [asdict(r) for r in results],
+                                          "checks": checks}, packages=("torchvision",))
     return 1 if failures else 0
 
 

@@ -13,7 +13,7 @@ records, with exact timestamps and no sampling:
 Every instant of a stage with no model call running is charged to the innermost of those functions active
 on the main thread then ("(stage code)" when none is). Wrapping costs about a microsecond per call.
 
-    python benchmarks/idle_profile.py [--out DIR] [--top 30] ['{"budget": 4000}']
+    python benchmarks/idle_profile.py --save [--out DIR] [--top 30] ['{"budget": 4000}']
 
 Prints JSON: the run's `stage_seconds`, `model_seconds` and `model_share` as the run stored them;
 `non_model_seconds` per stage; `non_model_by_function` and `non_model_by_stage_and_function` (seconds,
@@ -33,6 +33,8 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
+
+from result_file import parse_args, write_result
 
 
 class Recorder:
@@ -141,7 +143,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("overrides", nargs="?", default="{}", help="config overrides as a JSON object")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="four classes, one round: checks the script")
+    args = parse_args(parser)
+    overrides = json.loads(args.overrides)
+    if args.smoke:
+        overrides = {"classes": ["boat", "car", "fish", "bird"], "rounds": 1, **overrides}
 
     import blindspots
     from blindspots.pipeline import discovery
@@ -151,11 +157,13 @@ def main() -> None:
     stages: list[tuple[float, float, str]] = []
     discovery.timed = recording(discovery.timed, lambda started, ended, stage: stages.append((started, ended, stage)))
     out = args.out or Path(tempfile.mkdtemp(prefix="blindspots-idle-"))
-    result = blindspots.discover({"out": str(out), **json.loads(args.overrides)})
+    result = blindspots.discover({"out": str(out), **overrides})
     by_stage, by_function, by_both = breakdown(recorder, stages)
     stage_seconds, models = result.stage_seconds, result.summary.model_seconds
     total = sum(stage_seconds.values())
-    print(json.dumps({
+    figures = {
+        "overrides": overrides,
+        "images": result.summary.images_generated,
         "stage_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
         "stage_total": round(total, 3),
         "model_seconds": {k: round(v, 3) for k, v in models.items()},
@@ -164,7 +172,9 @@ def main() -> None:
         "non_model_by_stage": {k: round(v, 3) for k, v in by_stage.most_common()},
         "non_model_by_function": {k: round(v, 3) for k, v in by_function.most_common(args.top)},
         "non_model_by_stage_and_function": {k: round(v, 3) for k, v in by_both.most_common(args.top)},
-    }, indent=1))
+    }
+    print(json.dumps(figures, indent=1))
+    write_result(args, "idle_profile", figures, uses_world=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ The default run stops long before its budget (a round confirms nothing new), so 
 run spends half of it on the baseline (`baseline_per_class` = budget / 2 / classes) and has up to 20 rounds.
 Each run is a fresh process that reports its own peak resident set size (ru_maxrss).
 
-    python benchmarks/memory_flat.py [--budgets 5000,20000] [--out DIR]
+    python benchmarks/memory_flat.py --save [--budgets 5000,20000] [--out DIR]
 
 Prints JSON: per budget the images generated, wall seconds and peak RSS in MiB, and the ratio of the largest
 budget's peak to the smallest's (the target is within 10%).
@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from result_file import parse_args, write_result
 
 CLASSES = 12
 
@@ -44,12 +46,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="5000,20000")
     parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    budgets = sorted(int(b) for b in args.budgets.split(","))
+    parser.add_argument("--smoke", action="store_true", help="budgets 400 and 600: checks the script")
+    args = parse_args(parser)
+    budgets = [400, 600] if args.smoke else sorted(int(b) for b in args.budgets.split(","))
     out = args.out or Path(tempfile.mkdtemp(prefix="blindspots-memory-"))
     rows = [measure(budget, out) for budget in budgets]
-    print(json.dumps({"runs": rows, "peak_ratio": round(rows[-1]["peak_rss_mib"] / rows[0]["peak_rss_mib"], 3)},
-                     indent=2))
+    figures = {"runs": rows, "peak_ratio": round(rows[-1]["peak_rss_mib"] / rows[0]["peak_rss_mib"], 3)}
+    print(json.dumps(figures, indent=2))
+    write_result(args, "memory_flat", figures, uses_world=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ images as a text-to-image model writes them, both random noise (what a random-we
 worst case for compression) and a smooth synthetic picture (gradients and soft shapes, closer to a photo). The
 choice in `blindspots.store.images` is made from this table.
 
-    python benchmarks/png_levels.py              # about 30 s on one core
+    python benchmarks/png_levels.py --save       # about 30 s on one core
     python benchmarks/png_levels.py --repeat 5
 """
 
@@ -18,6 +18,7 @@ import zlib
 
 import numpy as np
 from PIL import Image
+from result_file import parse_args, write_result
 
 
 def world_images(n: int) -> list[Image.Image]:
@@ -82,20 +83,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="encodes per image; the fastest counts")
     parser.add_argument("--images", type=int, default=6, help="512x512 images per kind (world: 8x as many)")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="one image per kind, one encode: checks the script")
+    args = parse_args(parser)
+    if args.smoke:
+        args.repeat, args.images = 1, 1
     sets = {"world 64x64": world_images(8 * args.images), "noise 512x512": noise_images(args.images),
             "smooth 512x512": smooth_images(args.images)}
-    print(f"{'level':<11}  " + "  ".join(f"{name:>24}" for name in sets))
-    print(f"{'':<11}  " + "  ".join(f"{'ms/image':>11} {'KiB/image':>12}" for _ in sets))
+    print(f"{'encoder, level':<17}  " + "  ".join(f"{name:>24}" for name in sets))
+    print(f"{'':<17}  " + "  ".join(f"{'ms/image':>11} {'KiB/image':>12}" for _ in sets))
     from blindspots.store.images import encode_png
 
-    rows = [(f"{level:>2}", lambda image, level=level: pillow_png(image, level, "")) for level in range(10)]
-    rows += [(f" 1 {strategy}", lambda image, strategy=strategy: pillow_png(image, 1, strategy))
+    rows = [(f"pillow {level}", lambda image, level=level: pillow_png(image, level, "")) for level in range(10)]
+    rows += [(f"pillow 1 {strategy}", lambda image, strategy=strategy: pillow_png(image, 1, strategy))
              for strategy in STRATEGIES if strategy]
     rows += [("store", encode_png)]
+    table = {}
     for name, encode in rows:
         cells = [measure(images, encode, args.repeat) for images in sets.values()]
-        print(f"{name:<11}  " + "  ".join(f"{ms:>11.2f} {kib:>12.1f}" for ms, kib in cells))
+        print(f"{name:<17}  " + "  ".join(f"{ms:>11.2f} {kib:>12.1f}" for ms, kib in cells))
+        table[name] = {kind: {"ms_per_image": round(ms, 3), "kib_per_image": round(kib, 1)}
+                       for kind, (ms, kib) in zip(sets, cells, strict=True)}
+    write_result(args, "png_levels", {"repeat": args.repeat, "images_per_kind": {k: len(v) for k, v in sets.items()},
+                                      "encoders": table}, uses_world=True, packages=("pillow",))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ way its library saves it, and then:
    time (sampled every 10 ms: a generator thread mostly in the line that copies its output to the CPU is
    waiting for the GPU, one spread over the pipeline's Python is launch- or GIL-bound).
 
-The raw rates and the environment are written to --json before the whole run starts, so a run stopped at a
-time limit still leaves them.
+The raw rates and the environment are written to the result file (--save, --results DIR) before the whole run
+starts, so a run stopped at a time limit still leaves them.
 
-    python benchmarks/run_throughput.py                       # CUDA: the configuration of issue 9
+    python benchmarks/run_throughput.py --save                # CUDA: 10 classes, budget 3000, generator batch 32
+    python benchmarks/run_throughput.py --save --baseline-per-class 300     # a longer run
     python benchmarks/run_throughput.py --smoke               # tiny configs, about a minute on a CPU
     python benchmarks/run_throughput.py --executor ray        # the same run on the Ray executor
 """
@@ -42,6 +43,7 @@ BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS))
 
 import gpu_throughput as gt  # noqa: E402  (the shared builders of the random-weight architectures)
+from result_file import parse_args, write_result  # noqa: E402
 
 CLASSES = ["goldfish", "tabby cat", "fire engine", "espresso", "mountain bike", "lighthouse", "koala", "pizza",
            "umbrella", "violin"]
@@ -60,10 +62,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--caption-tokens", type=int, default=20, help="tokens each caption is forced to have")
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
     parser.add_argument("--keep", type=Path, default=None, help="build the stack and the run here and keep them")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     parser.add_argument("--profile-every", type=float, default=0.01, help="seconds between samples of where "
                         "each thread is (0: off)")
-    return parser.parse_args(argv)
+    return parse_args(parser, argv)
 
 
 # ---------------------------------------------------------------------------------------------- the stack
@@ -218,7 +219,8 @@ class ThreadProfile:
                 self.counts.setdefault(_thread_kind(name), Counter())[where] += 1
 
     def summary(self, top: int = 8) -> dict[str, dict[str, float]]:
-        return {kind: {where: round(n / sum(counts.values()), 3) for where, n in counts.most_common(top)}
+        # Three significant digits, not three decimals: a place sampled once is a small share, not none.
+        return {kind: {where: float(f"{n / sum(counts.values()):.3g}") for where, n in counts.most_common(top)}
                 for kind, counts in self.counts.items()}
 
 
@@ -275,6 +277,9 @@ def whole_run(stack: dict[str, Any], args: argparse.Namespace, out: Path, sample
         "generator": stack["generator"], "classifier": stack["classifier"], "captioner": stack["captioner"],
         "embedder": stack["embedder"], "models": stack["models"], "classes": CLASSES, "budget": args.budget,
         "out": str(out), "executor": args.executor, "seed": 0,
+        # Random weights give one answer to every image: the set-up review would stop the run after its
+        # baseline, and this run measures the throughput of every stage.
+        "review_setup": False,
     }
     if args.smoke:
         config.update(baseline_per_class=8, confirm_per_candidate=8, rounds=1, max_candidates_per_class=1,
@@ -334,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["raw_images_per_second"] = rates = raw_rates(stack, args.generator_batch, device)
         _progress(f"raw images/s: {rates}")
         # written now too, so that a run stopped at a time limit still leaves the raw rates behind
-        _write(figures, args.json)
+        write_result(args, result_name(args), figures, packages=("torchvision",))
         with GpuSampler() as sampler:
             run = whole_run(stack, args, folder / "runs", sampler)
     figures.update({
@@ -345,17 +350,20 @@ def main(argv: list[str] | None = None) -> int:
         "gpu_utilisation_while_generating": sampler.mean(during_generation=True) if sampler.available else None,
     })
     print(json.dumps(figures, indent=2))
-    _write(figures, args.json)
+    write_result(args, result_name(args), figures, packages=("torchvision",))
     return 0
+
+
+def result_name(args: argparse.Namespace) -> str:
+    """One result file per kind of run: the default, a longer baseline, the Ray executor."""
+    name = "run_throughput"
+    if args.baseline_per_class:
+        name += f"-baseline{args.baseline_per_class}"
+    return name + ("-ray" if args.executor == "ray" else "")
 
 
 def _progress(message: str) -> None:
     print(f"[run_throughput {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _write(figures: dict[str, Any], path: Path | None) -> None:
-    if path:
-        path.write_text(json.dumps(figures, indent=2))
 
 
 def _quiet_libraries() -> None:

@@ -5,7 +5,7 @@ SQLite connection the run opens, and counts each statement by what it does: the 
 the image budget (samples planned for the run, candidates waiting for their confirmation images), other
 COUNT queries, other reads, and writes. `budget_asks` is how often the loop asked how much budget is left.
 
-    python benchmarks/store_queries.py [--out DIR] ['{"budget": 4000}']
+    python benchmarks/store_queries.py --save [--out DIR] ['{"budget": 4000}']
 
 Prints JSON: `budget_asks`, `statements` (total) and `by_kind`.
 """
@@ -18,6 +18,8 @@ import sqlite3
 import tempfile
 from collections import Counter
 from pathlib import Path
+
+from result_file import parse_args, write_result
 
 BUDGET_QUERIES = ("SELECT COUNT(*) FROM samples WHERE purpose IN", "FROM candidates WHERE status = ")
 
@@ -38,7 +40,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("overrides", nargs="?", default="{}", help="config overrides as a JSON object")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="two classes, one round: checks the script")
+    args = parse_args(parser)
+    overrides = json.loads(args.overrides)
+    if args.smoke:
+        overrides = {"classes": ["boat", "car"], "rounds": 1, **overrides}
 
     import blindspots
     from blindspots.pipeline.budget import ImageBudget
@@ -61,9 +67,11 @@ def main() -> None:
 
     ImageBudget.remaining = counted
     out = args.out or Path(tempfile.mkdtemp(prefix="blindspots-queries-"))
-    blindspots.discover({"out": str(out), **json.loads(args.overrides)})
-    print(json.dumps({"budget_asks": asks["budget"], "statements": sum(kinds.values()),
-                      "by_kind": dict(kinds.most_common())}, indent=1))
+    result = blindspots.discover({"out": str(out), **overrides})
+    figures = {"overrides": overrides, "images": result.summary.images_generated, "budget_asks": asks["budget"],
+               "statements": sum(kinds.values()), "by_kind": dict(kinds.most_common())}
+    print(json.dumps(figures, indent=1))
+    write_result(args, "store_queries", figures, uses_world=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Does a world's classifier fail only inside its planted spots? Failure rates inside each spot and in every
 cell next to it, against the class's base rate.
 
-    python benchmarks/world_leaks.py src/blindspots/world/worlds/touching --images 200
+    python benchmarks/world_leaks.py src/blindspots/world/worlds/touching --save
 
 For each spot it renders fresh images (seeds far from any training seed) inside the spot and in each
 neighbouring cell (`WorldSpec.neighbour_cells`: the spot's `when` with one value changed, the class or an
@@ -15,7 +15,7 @@ bug of another class), and the benchmark will score that description as wider th
 as unplanted). The summary gives, for neighbours that change an axis and those that change the class, the
 number of leaks and the mean and largest failure rate above the base rate.
 
-    python benchmarks/world_leaks.py src/blindspots/world/weights --audit 60000
+    python benchmarks/world_leaks.py src/blindspots/world/weights --audit 60000 --save
 
 `--audit N` looks everywhere, not only next to the spots: it renders N fresh images from the unbiased prior
 and counts, for every class and every one or two axis values ("small plane on a road": class plane, size
@@ -35,6 +35,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+from result_file import parse_args, write_result
 
 from blindspots.stats import benjamini_hochberg, excess_failures, wilson_interval
 from blindspots.world.folder import open_world
@@ -207,21 +208,28 @@ def main() -> None:
     parser.add_argument("--audit", type=int, metavar="N",
                         help="instead: every class with one or two axis values, from N fresh prior images")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="20 images per cell (--audit: 500 in all): checks "
+                        "the script")
+    args = parse_args(parser)
+    if args.smoke:
+        args.images, args.base_images = 20, 20
+        args.audit = None if args.audit is None else 500
+    world_name = open_world(args.world).spec.name
     if args.audit is not None:
         if args.audit < 1:
             parser.error(f"--audit takes a number of images (at least 1), got {args.audit}")
         result = audit(args.world, args.model, args.audit, args.fdr, args.seed)
-        if args.json:
-            print(json.dumps(result, indent=2))
-        else:
-            print_audit(result)
-        return
-    result = measure(args.world, args.model, args.images, args.base_images, args.fdr, args.seed)
+        name, show = f"world_leaks-audit-{world_name}", print_audit
+    else:
+        result = measure(args.world, args.model, args.images, args.base_images, args.fdr, args.seed)
+        name, show = f"world_leaks-{world_name}", print_table
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print_table(result)
+        show(result)
+    if args.model != "classifier":
+        name += f"-{args.model}"
+    write_result(args, name, result, world=args.world)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Throughput of the built-in world: the renderer on one core (target: >= 300 images/s at 64x64) and the
 classifier + captioner + embedder together on PIL images at batch 256 (target: >= 1,000 images/s on 2 cores).
 
-    OMP_NUM_THREADS=1 python benchmarks/world_speed.py              # rendering per core, models on 2 threads
+    OMP_NUM_THREADS=1 python benchmarks/world_speed.py --save       # rendering per core, models on 2 threads
     python benchmarks/world_speed.py --model-threads 1 --skip-render
 
 Rendering is single-threaded numpy, so its figure is per core; the models use --model-threads torch threads.
@@ -13,6 +13,7 @@ import argparse
 import time
 
 import numpy as np
+from result_file import parse_args, write_result
 
 from blindspots.world.captions import caption_from_attributes
 from blindspots.world.renderer import WorldGenerator, render_attributes
@@ -37,14 +38,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="model batch size")
     parser.add_argument("--skip-render", action="store_true", help="only time the models")
     parser.add_argument("--skip-models", action="store_true", help="only time the renderer")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="64 images, one batch: checks the script")
+    args = parse_args(parser)
+    if args.smoke:
+        args.count, args.repeats = 64, 1
+    figures = {"image_size": args.size, "count": args.count, "repeats": args.repeats}
     if not args.skip_render:
-        render_speed(args)
+        figures["render"] = render_speed(args)
     if not args.skip_models:
-        model_speed(args)
+        figures["models"] = model_speed(args)
+    write_result(args, "world_speed", figures, uses_world=True)
 
 
-def render_speed(args: argparse.Namespace) -> None:
+def render_speed(args: argparse.Namespace) -> dict[str, float]:
     spec = load_spec()
     rows = spec.sample_prior(np.random.default_rng(0), args.count)
     seeds = list(range(args.count))
@@ -58,9 +64,10 @@ def render_speed(args: argparse.Namespace) -> None:
     print(f"render_attributes   {args.size}x{args.size}: {from_attributes:8.0f} images/s")
     print(f"generate (prompts)  {args.size}x{args.size}: {from_prompts:8.0f} images/s  "
           f"(parse + prior draw + render + PIL image)")
+    return {"from_attributes_per_second": round(from_attributes, 1), "from_prompts_per_second": round(from_prompts, 1)}
 
 
-def model_speed(args: argparse.Namespace) -> None:
+def model_speed(args: argparse.Namespace) -> dict[str, float]:
     """Images/s of world:classifier, world:captioner and world:embedder on the same PIL images, as the
     pipeline calls them (PIL in, probabilities / captions / embeddings out)."""
     import torch
@@ -84,12 +91,16 @@ def model_speed(args: argparse.Namespace) -> None:
     for step in steps.values():
         step()  # warm-up: weights loaded, kernels picked
     seconds = 0.0
+    figures: dict[str, float] = {"threads": args.model_threads, "batch_size": args.batch_size}
     for name, step in steps.items():
         rate = images_per_second(step, args.count, args.repeats)
         seconds += args.count / rate
+        figures[f"{name.split('.')[0]}_per_second"] = round(rate, 1)
         print(f"{name:<22} batch {args.batch_size}: {rate:8.0f} images/s  ({args.model_threads} threads)")
+    figures["all_three_per_second"] = round(args.count / seconds, 1)
     print(f"all three together    batch {args.batch_size}: {args.count / seconds:8.0f} images/s  "
           f"(each image through all three models)")
+    return figures
 
 
 if __name__ == "__main__":

@@ -193,3 +193,46 @@ class _ClassifierFailingOnSecondCall:
 
 def make_classifier_failing_on_second_call():
     return _ClassifierFailingOnSecondCall()
+
+
+# Classifiers whose set-up cannot be tested: the run must say so after its baseline, not report "0 bugs".
+
+class _OneAnswerClassifier:
+    """Answers 'boat' for every image, whatever it shows."""
+
+    labels = ["boat", "car", "bird", "plane"]
+
+    def predict(self, images):
+        return np.tile([0.97, 0.01, 0.01, 0.01], (len(images), 1))
+
+
+def make_one_answer_classifier():
+    return _OneAnswerClassifier()
+
+
+class _RelabelledClassifier:
+    """The world classifier with its outputs renamed: as a photo classifier reads drawings it was not trained on,
+    it answers with confidence, and wrongly."""
+
+    def __init__(self, order):
+        self.inner = load_model("classifier", "world:classifier")
+        self.labels = list(self.inner.labels)
+        self.order = order(self.labels)
+
+    def predict(self, images):
+        return self.inner.predict(images)[:, self.order]
+
+
+def make_shifted_classifier():
+    """Every image is called the label after its own: every class fails nearly always."""
+    return _RelabelledClassifier(lambda labels: np.roll(np.arange(len(labels)), 1))
+
+
+def make_boat_blind_classifier():
+    """Boats are called planes and planes boats; every other class is recognised as before."""
+    def swap(labels):
+        order = np.arange(len(labels))
+        boat, plane = labels.index("boat"), labels.index("plane")
+        order[boat], order[plane] = plane, boat
+        return order
+    return _RelabelledClassifier(swap)

@@ -276,13 +276,13 @@ def test_python_factory_returning_logits_is_caught_with_the_fix():
 def test_python_factory_spec_mistakes_say_what_to_write(tmp_path):
     with pytest.raises(ModelSpecError, match="python:MODULE:FACTORY"):
         load_model("classifier", "python:just_a_module")
-    with pytest.raises(ModelUnavailableError, match="PYTHONPATH"):
+    with pytest.raises(ModelSpecError, match="PYTHONPATH"):
         load_model("classifier", "python:no_such_module_xyz:make")
     with pytest.raises(ModelSpecError, match="no callable 'make_nothing'.*make_colour_classifier"):
         load_model("classifier", f"python:{TINY_FILE}:make_nothing")
     with pytest.raises(ModelSpecError, match="takes no option 'colour'"):
         load_model("classifier", f"python:{TINY_FILE}:make_colour_classifier", colour="red")
-    with pytest.raises(ModelUnavailableError, match="does not exist"):
+    with pytest.raises(ModelSpecError, match="does not exist"):
         load_model("classifier", f"python:{tmp_path / 'missing.py'}:make")
 
 

@@ -139,7 +139,7 @@ def test_export_command(tmp_path):
 
 
 def test_card_warns_when_the_run_was_unfinished(tmp_path):
-    export_dataset(build_run(tmp_path / "run", complete=False), tmp_path / "hard")
+    export_dataset(build_run(tmp_path / "run", complete=False), tmp_path / "hard", unfinished=True)
     assert "had not finished" in (tmp_path / "hard" / "README.md").read_text()
 
 

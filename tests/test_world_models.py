@@ -108,7 +108,7 @@ def test_trained_folder_is_complete_and_replaces_an_old_one(tiny_world, tmp_path
     target = tmp_path / "world"
     target.mkdir()
     (target / "stale.txt").write_text("old")
-    train_world(None, target, seed=7, plan=TINY_PLAN)
+    train_world(None, target, seed=7, plan=TINY_PLAN, replace=True)  # a folder holding other files: only so
     assert not (target / "stale.txt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging folders left behind"
 
@@ -282,7 +282,7 @@ def test_unknown_world_model_names_are_listed():
 
 
 def test_missing_world_folder_names_the_fix(tmp_path):
-    with pytest.raises(ModelUnavailableError, match="does not exist.*world train"):
+    with pytest.raises(ModelSpecError, match="does not exist.*world train"):
         load_model("classifier", f"world:classifier@{tmp_path / 'nowhere'}")
 
 

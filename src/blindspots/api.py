@@ -13,6 +13,8 @@ from blindspots.pipeline.budget import budget_shortfall
 from blindspots.pipeline.config import EXECUTION_SETTINGS, ConfigError, RunConfig, load_config
 from blindspots.progress import silent_progress
 from blindspots.stats.intervals import newcombe_difference_interval
+from blindspots.store.database import RunStoreError
+from blindspots.store.lock import RunLock
 from blindspots.store.records import Candidate, Purpose, RunSummary
 from blindspots.store.run_store import RunStore
 from blindspots.versions import package_versions
@@ -95,45 +97,75 @@ def discover(
     *,
     progress: Callable[[str, int], Any] | None = None,
     log: Callable[[str], None] | None = None,
+    trust_code: bool = False,
     **overrides: Any,
 ) -> DiscoveryResult:
-    """Run (or resume) discovery and return its bugs. Rerunning the same config resumes the same run folder."""
+    """Run (or resume) discovery and return its bugs. Rerunning the same config resumes the same run folder.
+
+    A config given as a YAML path may name code to run (a `python:` model, `trust_remote_code`, a Ray cluster)
+    only with `trust_code=True` (docs/security.md); a dict or RunConfig is the caller's own and trusted."""
     from blindspots.models.registry import adapter_factory, split_spec
-    from blindspots.pipeline.classes import resolve_classes
+    from blindspots.pipeline.classes import check_drawable, resolve_classes
     from blindspots.pipeline.context import open_run
     from blindspots.pipeline.discovery import run_discovery
 
-    config = load_config(config, **overrides)
+    config = load_config(config, trust_code=trust_code, **overrides)
     run_dir = Path(config.out) / (config.run_id or run_id_for(config))
-    executor = make_executor(config)
+    # The folder's lock comes first: a second process on the same run is refused before it loads any model.
+    lock = reserve_run_folder(run_dir)
     try:
-        models = executor.models
-        # Load what every run needs before any work is spent, so a bad spec fails in seconds, not mid-run.
-        classifier = models.get("classifier")
-        classes = resolve_classes(config, classifier.labels)
-        shortfall = budget_shortfall(config.budget, len(classes), config.baseline_per_class,
-                                     config.confirm_per_candidate)
-        if shortfall is not None:  # refused before a run folder exists
-            raise ConfigError(shortfall)
-        models.get("generator")
-        models.get("embedder")
-        # The captioner loads only once failures need captions (a run may need none), but a spec that names
-        # no adapter, or one whose library is missing, is refused now rather than mid-run.
-        prefix, _ = split_spec(config.captioner)
-        adapter_factory(prefix, "captioner", config.captioner)
-        store = RunStore.create(run_dir, resolved_config(config))
+        executor = make_executor(config)
         try:
-            context = open_run(config, store, executor, classes, list(classifier.labels),
-                               progress or silent_progress, log or (lambda message: None))
+            models = executor.models
+            # Load what every run needs before any work is spent, so a bad spec fails in seconds, not mid-run.
+            classifier = models.get("classifier")
+            classes = resolve_classes(config, classifier.labels)
+            shortfall = budget_shortfall(config.budget, len(classes), config.baseline_per_class,
+                                         config.confirm_per_candidate)
+            if shortfall is not None:  # refused before anything is stored
+                raise ConfigError(shortfall)
+            models.get("generator")
+            check_drawable(executor, classes, config.generator)
+            models.get("embedder")
+            # The captioner loads only once failures need captions (a run may need none), but a spec that
+            # names no adapter, or one whose library is missing, is refused now rather than mid-run.
+            prefix, _ = split_spec(config.captioner)
+            adapter_factory(prefix, "captioner", config.captioner)
+            store = RunStore.create(run_dir, resolved_config(config), lock=lock)
+            lock = None  # the store holds it now, and releases it when it closes
             try:
-                run_discovery(context)
+                context = open_run(config, store, executor, classes, list(classifier.labels),
+                                   progress or silent_progress, log or (lambda message: None))
+                try:
+                    run_discovery(context)
+                finally:
+                    context.sampler.close()
+                return load_result(store)
             finally:
-                context.sampler.close()
-            return load_result(store)
+                store.close()
         finally:
-            store.close()
+            executor.close()
     finally:
-        executor.close()
+        if lock is not None:
+            abandon_run_folder(run_dir, lock)
+
+
+def reserve_run_folder(run_dir: Path) -> RunLock:
+    """Create the run folder if need be and take its lock (RunLockedError when another process holds it)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunStoreError(f"cannot create run folder {run_dir}: {err.strerror}; choose a writable --out") from err
+    return RunLock.acquire(run_dir)
+
+
+def abandon_run_folder(run_dir: Path, lock: RunLock) -> None:
+    """Release the lock of a run that stopped before it stored anything; a folder left empty is removed."""
+    lock.release()
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass  # it holds an earlier session's work, or someone else's files: left as it is
 
 
 def make_executor(config: RunConfig) -> ModelExecutor:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.text import inert, plain
 
 bench_app = typer.Typer(help="Benchmarks that score blindspots against a world whose truth is known.",
                         no_args_is_help=True)
@@ -29,8 +30,9 @@ def discovery(
     seeds: int = typer.Option(3, min=1, help="Runs with seeds 0..N-1; the figures are their means."),
     confirmation: str = typer.Option("fixed", help="Confirmation mode(s), comma-separated: fixed, sequential. "
                                      "Several run on the same seeds and print side by side."),
-    out: str = typer.Option("runs/bench", help="Folder for the benchmark's run folders (replaced each time)."),
-    budget: int | None = typer.Option(None, help="Image budget per run (default: the run default)."),
+    out: str = typer.Option("runs/bench", help="Folder for the benchmark's run folders (replaced each time); one "
+                            "benchmark at a time may use it."),
+    budget: int | None = typer.Option(None, min=1, help="Image budget per run (default: the run default)."),
     fresh_images: int = typer.Option(200, "--fresh-images", min=20, help="Fresh images per bug for replication "
                                      "and per shorter form for minimality."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON on stdout."),
@@ -72,17 +74,17 @@ def discovery(
         modes = [m.strip() for m in confirmation.split(",") if m.strip()]
         if not modes or len(set(modes)) != len(modes):
             raise UserError(f"--confirmation {confirmation!r} must name each mode once, e.g. fixed,sequential")
-        overrides = {"budget": budget} if budget else {}
+        overrides = {"budget": budget} if budget is not None else {}
         with RichProgress(console) as progress:
             result = run_benchmark(seeds=seeds, world=world, out=out, overrides=overrides, modes=modes,
                                    fresh_images=fresh_images, progress=progress,
-                                   log=lambda m: console.print(m, markup=False))
+                                   log=lambda m: console.print(plain(m), markup=False))
         if as_json:
             from blindspots.store import RunStore
             from blindspots.versions import package_versions
 
             first = result["modes"][modes[0]]["seeds"][0]  # the first mode's seed 0: its resolved run config
-            with RunStore.open(first["run_dir"]) as store:
+            with RunStore.open(first["run_dir"], read_only=True) as store:
                 run_config = {k: v for k, v in store.config().items() if k != "versions"}
             config = {"world": world, "seeds": seeds, "confirmation": modes, "out": out, "overrides": overrides,
                       "fresh_images": fresh_images, "run": run_config}
@@ -98,12 +100,13 @@ def discovery(
                                 f"replicate: {null['seeds_with_unreplicated_bug']:.2f} (FDR level {null['fdr']})")
             for run in figures["seeds"]:
                 if run.get("recall") is not None:
-                    Console().print(f"{mode} seed {run['seed']}: missed {', '.join(run['spots_missed']) or 'none'}")
+                    Console().print(plain(f"{mode} seed {run['seed']}: missed "
+                                          f"{', '.join(run['spots_missed']) or 'none'}"), markup=False)
 
 
 def results_table(result: dict) -> Table:
     modes = list(result["modes"])
-    table = Table(title=f"discovery benchmark on world {result['world']}, mean over {result['seeds']} seed(s)")
+    table = Table(title=inert(f"discovery benchmark on world {result['world']}, mean over {result['seeds']} seed(s)"))
     table.add_column("figure")
     for mode in modes:
         table.add_column(mode, justify="right")

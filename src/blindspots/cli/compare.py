@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import friendly_errors
-from blindspots.cli.text import inert, plain
+from blindspots.cli.text import inert, plain, warn_if_unfinished
 
 console = Console()
 
@@ -22,9 +22,10 @@ def compare(
     min_overlap: float = typer.Option(0.6, "--min-overlap", help="Share of words (Jaccard) two shortest "
                                       "descriptions of the same class must have in common to count as one bug."),
 ) -> None:
-    """Compare the blind spots of two runs: found by both, only by A, only by B.
+    """Compare the blind spots of two runs: found by both, only by A, only by B, or not testable in the other.
 
-    Failure rates are shown side by side. Bugs match when they are of the same class and have the same description, or shortest
+    A bug of a class the other run did not test is listed apart, not as "only in". Failure rates are shown
+    side by side. Bugs match when they are of the same class and have the same description, or shortest
     descriptions that share most words.
 
     Example: blindspots compare runs/resnet runs/vit --json > diff.json
@@ -33,6 +34,8 @@ def compare(
         from blindspots.outputs.report.compare import compare_runs
 
         comparison = compare_runs(run_a, run_b, min_overlap=min_overlap)
+        for run in (run_a, run_b):
+            warn_if_unfinished(run)
         if as_json:
             from blindspots.versions import package_versions
 
@@ -56,7 +59,13 @@ def _print(comparison) -> None:
                      match.reason if match.reason == "same description" else f"{match.overlap:.0%} words")
     console.print(both)
     for title, bugs in ((f"Only in A ({len(comparison.only_a)})", comparison.only_a),
-                        (f"Only in B ({len(comparison.only_b)})", comparison.only_b)):
+                        (f"Only in B ({len(comparison.only_b)})", comparison.only_b),
+                        (f"In A, of classes not tested in B ({len(comparison.not_tested_in_b)})",
+                         comparison.not_tested_in_b),
+                        (f"In B, of classes not tested in A ({len(comparison.not_tested_in_a)})",
+                         comparison.not_tested_in_a)):
+        if not bugs and title.startswith("In "):
+            continue
         table = Table(title=title)
         for column in ("class", "description", "shortest", "failure rate", "baseline", "q"):
             table.add_column(column, overflow="fold")

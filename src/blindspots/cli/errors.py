@@ -64,7 +64,13 @@ def _rules() -> list[tuple[Callable[[BaseException], bool], int, Callable[[BaseE
         ModelSpecError,
         ModelUnavailableError,
     )
-    from blindspots.store import ImageStoreError, RunDamagedError, RunLockedError, RunStoreError
+    from blindspots.store import (
+        ImageStoreError,
+        LockFileError,
+        RunDamagedError,
+        RunLockedError,
+        RunStoreError,
+    )
 
     def kind(*types: type) -> Callable[[BaseException], bool]:
         return lambda err: isinstance(err, types)
@@ -75,7 +81,7 @@ def _rules() -> list[tuple[Callable[[BaseException], bool], int, Callable[[BaseE
 
     return [
         (kind(UserError, ModelSpecError), BAD_INPUT, str),
-        (kind(RunLockedError, RunDamagedError), FAILURE, str),
+        (kind(RunLockedError, RunDamagedError, LockFileError), FAILURE, str),
         (kind(ImageStoreError), FAILURE, _image_message),
         (kind(RunStoreError), BAD_INPUT, str),
         (kind(ModelUnavailableError, ModelOutputError, ModelFailureError), FAILURE, str),
@@ -97,11 +103,14 @@ def _image_message(err: BaseException) -> str:
 
 
 def _disk_full(err: BaseException) -> bool:
-    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+    from blindspots.store.database import is_disk_full
+
+    return (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or is_disk_full(err)
 
 
 def _disk_full_message(err: BaseException) -> str:
-    where = f" while writing {err.filename}" if getattr(err, "filename", None) else ""
+    where = f" while writing {err.filename}" if getattr(err, "filename", None) else \
+        " while writing the run database" if isinstance(err, sqlite3.Error) else ""
     return (f"no space left on the disk{where}; free some space (or pass another --out on a disk with room) "
             "and rerun the same command: work already stored is kept and the run resumes")
 

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from blindspots.cli.errors import friendly_errors
+from blindspots.cli.text import plain
 
 console = Console()
 
@@ -23,6 +24,8 @@ def export(
     skip_damaged: bool = typer.Option(False, "--skip-damaged",
                                       help="Leave out images whose files are missing or damaged (the card "
                                            "says how many) instead of stopping."),
+    unfinished: bool = typer.Option(False, "--unfinished", help="Export a run that has not finished (killed or "
+                                    "still running): what it has found so far; the card says so."),
 ) -> None:
     """Export the confirmation images of every confirmed blind spot as a hard test set.
 
@@ -36,8 +39,8 @@ def export(
         from blindspots.outputs.export.dataset import export_dataset
 
         summary = export_dataset(run, out, format=format, only_failures=only_failures,
-                                 skip_damaged=skip_damaged)
-        console.print(f"exported {summary.images} images ({summary.failures} misclassified) of "
+                                 skip_damaged=skip_damaged, unfinished=unfinished)
+        console.print(plain(f"exported {summary.images} images ({summary.failures} misclassified) of "
                       f"{summary.bugs} blind spot(s) as {summary.format} to {summary.out}"
-                      + (f"; left out {summary.left_out} missing or damaged image(s)" if summary.left_out else ""),
+                      + (f"; left out {summary.left_out} missing or damaged image(s)" if summary.left_out else "")),
                       markup=False, highlight=False)

@@ -13,6 +13,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from blindspots.cli.text import markup_safe
+
 
 class RichProgress:
     def __init__(self, console: Console, enabled: bool = True):
@@ -29,7 +31,8 @@ class RichProgress:
         self.progress.stop()
 
     def __call__(self, description: str, total: int) -> _Bar:
-        return _Bar(self.progress, self.progress.add_task(description, total=total))
+        # A description can quote a model spec or a class name from a file: shown, never read as markup.
+        return _Bar(self.progress, self.progress.add_task(markup_safe(description), total=total))
 
 
 class _Bar:

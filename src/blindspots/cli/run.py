@@ -45,6 +45,9 @@ def run(
     address: str | None = typer.Option(None, "--address", help="With --executor ray: the cluster to join, "
                                        "'auto' or HOST:6379 as `ray start --head` prints it (default: start "
                                        "Ray on this machine)."),
+    trust_code: bool = typer.Option(False, "--trust-code", help="Let the --config file name code to run: "
+                                    "python:MODULE:FACTORY models, trust_remote_code, a Ray cluster "
+                                    "(docs/security.md). Specs given as options here are always allowed."),
 ) -> None:
     """Run discovery: generate images per class, classify them, cluster and describe the failures, and keep
     the descriptions that cause significantly more failures than the class baseline on fresh images.
@@ -74,20 +77,24 @@ def run(
                 log=lambda m: shown.print(plain(m), style="dim", markup=False),
                 classifier=classifier, generator=generator, captioner=captioner, embedder=embedder,
                 classes=class_list, class_selection=selection, budget=budget, rounds=rounds, seed=seed,
-                out=out, run_id=run_id, executor=executor, ray_address=address,
+                out=out, run_id=run_id, executor=executor, ray_address=address, trust_code=trust_code,
             )
-        if not as_json:
+        stopped_early = bool(result.summary.problems) and result.summary.rounds_run == 0
+        if stopped_early:
+            shown.print(f"the run stopped after the baseline: {result.summary.images_generated} images, no "
+                        "search (the reason is below)", markup=False, highlight=False)
+        elif not as_json:
             print_bug_table(result, top)
         if report:
             report_path = _write_report(result.run_dir)
             if report_path:
-                shown.print(f"report: {report_path}")
-        shown.print(f"run: {result.run_dir}")
+                shown.print(plain(f"report: {report_path}"), markup=False, highlight=False)
+        shown.print(plain(f"run: {result.run_dir}"), markup=False, highlight=False)
         if as_json:
             typer.echo(json.dumps(result.to_json(top), indent=2, default=str))
     problems = result.summary.problems
-    for problem in problems:
-        Console(stderr=True).print(f"warning: {plain(problem)}", style="bold yellow", markup=False,
+    for message in [*result.summary.warnings, *problems]:
+        Console(stderr=True).print(f"warning: {plain(message)}", style="bold yellow", markup=False,
                                    highlight=False)
     if problems:
         # The run finished and its folder is complete, but its result cannot be trusted: say so to a CI job.

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.text import inert, plain
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,6 +30,8 @@ def suite(
     thresholds_file: Path | None = typer.Option(None, "--thresholds", help="YAML mapping of bug id or headline "
                                                 "to threshold, e.g. 'bug-13: 0.2'."),
     top: int | None = typer.Option(None, "--top", help="Only the K highest-ranked bugs."),
+    unfinished: bool = typer.Option(False, "--unfinished", help="Write the suite of a run that has not "
+                                    "finished (killed or still running), from the bugs it has so far."),
 ) -> None:
     """Write a run's confirmed bugs as a portable regression suite (YAML) that `blindspots check` runs.
 
@@ -39,14 +42,19 @@ def suite(
     Example: blindspots suite runs/run-ef7e711301 -o bugs.yaml
     """
     from blindspots.outputs.suite import build_suite, load_suite, load_thresholds, write_suite
+    from blindspots.store.guard import check_output_path
 
+    inputs = [thresholds_file] if thresholds_file else []
     with friendly_errors():
+        check_output_path(out, what="suite file", inputs=inputs)  # before the run is opened at all
         overrides = load_thresholds(thresholds_file) if thresholds_file else {}
         overrides.update(_parse_thresholds(threshold))
-        written = write_suite(build_suite(run, images=images, margin=margin, thresholds=overrides, top=top), out)
+        suite_content = build_suite(run, images=images, margin=margin, thresholds=overrides, top=top,
+                                    unfinished=unfinished)
+        written = write_suite(suite_content, out, inputs=inputs)
         content = load_suite(written)  # what check will read: the file is valid before anyone relies on it
-        console.print(f"suite: {written} ({len(content['bugs'])} bug(s), {len(content['baselines'])} class "
-                      f"baseline(s), {content['images_per_case']} images each)", markup=False, highlight=False)
+        console.print(plain(f"suite: {written} ({len(content['bugs'])} bug(s), {len(content['baselines'])} class "
+                            f"baseline(s), {content['images_per_case']} images each)"), markup=False, highlight=False)
 
 
 def _parse_thresholds(entries: list[str]) -> dict[str, float]:
@@ -73,6 +81,10 @@ def check(
                                       "SUITE.images beside the suite); a second check reuses them."),
     label_map: list[str] = typer.Option([], "--label-map", help="SUITE_LABEL=LABEL[,LABEL...]: labels of the "
                                         "classifier that count as the suite's label (repeatable)."),
+    max_images: int | None = typer.Option(None, "--max-images", help="Most new images the check may generate "
+                                          "(default 20,000); a larger suite is refused before any image is made."),
+    trust_code: bool = typer.Option(False, "--trust-code", help="Let the suite's generator run code: a "
+                                    "python:MODULE:FACTORY spec or trust_remote_code (docs/security.md)."),
 ) -> None:
     """Check classifiers against a suite: is every bug fixed, and is every class still recognised?
 
@@ -84,16 +96,22 @@ def check(
     """
     from blindspots.cli.progress import RichProgress
     from blindspots.cli.transfer import parse_label_map
-    from blindspots.outputs.suite import junit_xml, run_check
+    from blindspots.outputs.suite import DEFAULT_MAX_IMAGES, junit_xml, run_check
+    from blindspots.store.guard import check_output_path
+    from blindspots.store.images import write_atomic
 
     with friendly_errors():
         mapping = parse_label_map(label_map)
+        if junit:
+            check_output_path(junit, what="JUnit file", inputs=[suite_file])
         with RichProgress(err_console) as progress:
             result = run_check(suite_file, classifier, cache_dir=cache, label_map=mapping, progress=progress,
-                               log=lambda message: err_console.print(message, style="dim", markup=False))
+                               log=lambda message: err_console.print(plain(message), style="dim", markup=False),
+                               max_images=DEFAULT_MAX_IMAGES if max_images is None else max_images,
+                               trust_code=trust_code)
         if junit:
             junit.parent.mkdir(parents=True, exist_ok=True)
-            junit.write_text(junit_xml(result))
+            write_atomic(junit, junit_xml(result).encode())
         if as_json:
             typer.echo(json.dumps(result, indent=2))
         else:
@@ -107,16 +125,16 @@ def _print(result: dict) -> None:
     for column in ("case", "threshold"):
         table.add_column(column, overflow="fold")
     for spec in specs:
-        table.add_column(Text(spec), overflow="fold")
+        table.add_column(inert(spec), overflow="fold")
     for case in result["cases"]:
-        table.add_row(Text(case["description"]), f"≤ {case['threshold']:.0%}",
+        table.add_row(inert(case["description"]), f"≤ {case['threshold']:.0%}",
                       *(_cell(case["results"][spec]) for spec in specs),
                       style="dim" if case["kind"] == "baseline" else None)
     console.print(table)
     for spec in specs:
         verdict = "all cases pass" if result["passed_by_classifier"][spec] else "FAILS"
-        console.print(Text(f"{spec}: {verdict}"))
-    console.print(f"images: {result['images']['generated']} generated, cache {result['images']['cache']}",
+        console.print(inert(f"{spec}: {verdict}"))
+    console.print(plain(f"images: {result['images']['generated']} generated, cache {result['images']['cache']}"),
                   markup=False, highlight=False)
 
 

@@ -1,28 +1,39 @@
 """Model-provided and user-provided text (class names, labels, captions, descriptions) as inert terminal text.
 
-A caption or a label can hold terminal control sequences (`ESC[2J` clears the screen, others retitle the window
-or move the cursor) and rich markup (`[bold]`). Every table cell and line that prints such text goes through
-`plain` (a str) or `inert` (a rich Text, never parsed as markup), so it is shown, not obeyed.
+Every table cell and line that prints such text goes through `plain` (a str, from blindspots.safe_text) or
+`inert` (a rich Text, never parsed as markup), so escape sequences are dropped, not obeyed, and brackets are
+shown, not read as rich markup.
 """
 
 from __future__ import annotations
 
-import re
-
+from rich.markup import escape
 from rich.text import Text
 
-# C0 controls (tab and newline included: a cell is one line), DEL and the C1 controls, which some terminals
-# read as escape sequences of their own.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+from blindspots.safe_text import plain
 
-
-def plain(text: object) -> str:
-    """`text` without escape sequences and control characters (whitespace controls become spaces)."""
-    cleaned = _ESCAPE_SEQUENCE.sub("", str(text))
-    return _CONTROL.sub(lambda m: " " if m.group() in "\t\n\r" else "", cleaned)
+__all__ = ["inert", "markup_safe", "plain", "warn_if_unfinished"]
 
 
 def inert(text: object) -> Text:
     """`plain(text)` as a rich Text, so brackets in it are shown rather than read as markup."""
     return Text(plain(text))
+
+
+def markup_safe(text: object) -> str:
+    """`plain(text)` for a place where rich reads markup (a progress bar's description, a status line)."""
+    return escape(plain(text))
+
+
+def warn_if_unfinished(run_dir: object) -> None:
+    """Say on stderr that a run a command read has not finished (its bugs may still change)."""
+    from rich.console import Console
+
+    from blindspots.outputs.finished import unfinished_warning
+    from blindspots.store import RunStore
+
+    with RunStore.open(run_dir, read_only=True) as store:
+        warning = unfinished_warning(store)
+    if warning:
+        Console(stderr=True).print(f"warning: {plain(warning)}", style="bold yellow", markup=False,
+                                   highlight=False)

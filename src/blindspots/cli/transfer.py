@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.text import inert
+from blindspots.cli.text import inert, warn_if_unfinished
 
 console = Console()
 
@@ -27,6 +27,9 @@ def transfer(
     report: bool = typer.Option(True, help="Rewrite the run's report.html to show the transfer results."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout instead of the "
                                  "tables (progress to stderr)."),
+    trust_code: bool = typer.Option(False, "--trust-code", help="With --regenerate: let the run folder's "
+                                    "config.yaml name code to run (a python:MODULE:FACTORY generator or "
+                                    "classifier, trust_remote_code; docs/security.md)."),
 ) -> None:
     """Re-test a run's blind spots on other classifiers: do they fail there too?
 
@@ -44,10 +47,11 @@ def transfer(
         shown = Console(stderr=True) if as_json else console
         with RichProgress(shown) as progress:
             results = run_transfer(run, classifier, regenerate=regenerate, label_map=parse_label_map(label_map),
-                                   progress=progress)
+                                   progress=progress, trust_code=trust_code)
         if not as_json:
             for source in results["sources"].values():
                 print_source(source, results["target"])
+        warn_if_unfinished(run)
         if report:
             from blindspots.outputs.report.html import write_report
 
@@ -56,7 +60,7 @@ def transfer(
             from blindspots.store import RunStore
             from blindspots.versions import package_versions
 
-            with RunStore.open(run) as store:
+            with RunStore.open(run, read_only=True) as store:
                 run_config = store.config()
             typer.echo(json.dumps({
                 "kind": "transfer", "run": str(run), **results,

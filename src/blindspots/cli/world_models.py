@@ -12,6 +12,7 @@ from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
 from blindspots.cli.progress import RichProgress
+from blindspots.cli.text import inert, plain
 
 console = Console()
 err_console = Console(stderr=True)
@@ -21,7 +22,8 @@ def train(
     spec: Path | None = typer.Option(None, "--spec", help="World spec YAML to train from (default: the "
                                      "built-in spec, src/blindspots/world/default_spec.yaml)."),
     out: Path = typer.Option(..., "--out", help="Folder to write: spec.yaml, world.json and one .safetensors "
-                             "per model. Replaced atomically when training finishes."),
+                             "per model: a new or empty folder, or a world folder, which is replaced atomically "
+                             "when training finishes. A folder holding anything else is refused (see --replace)."),
     seed: int = typer.Option(0, "--seed", help="Training seed; the same spec, seed and scale give "
                              "bit-identical weights."),
     scale: float = typer.Option(1.0, "--scale", help="Fraction of the training images to render, in (0, 1]; "
@@ -39,6 +41,8 @@ def train(
     prior_models_from: Path | None = typer.Option(None, "--prior-models-from", help="World folder whose "
                                                   "captioner and embedder --reuse-prior-models copies "
                                                   "(default: the built-in world)."),
+    replace: bool = typer.Option(False, "--replace", help="Let --out be a folder that holds other files: they "
+                                 "are deleted when training finishes. A run folder is never replaced."),
 ) -> None:
     """Train the world's four models from a spec (under nine minutes on two CPU cores; about six with
     --reuse-prior-models).
@@ -50,19 +54,28 @@ def train(
     Use the result as world:classifier@OUT, world:captioner@OUT, ... and check it with
     `blindspots world card --world OUT --verify`.
     """
+    from blindspots.store.guard import run_folder_holding, run_folders_within
     from blindspots.world.train import TrainPlan, train_world
 
     with friendly_errors():
         if hard_examples < 0:
             raise UserError(f"--hard-examples must be 0 (train once) or a number of images, got {hard_examples}")
+        holder = run_folder_holding(out.resolve())
+        runs = [holder] if holder is not None else run_folders_within(out)
+        if runs:
+            raise UserError(f"--out {out} is or holds the run folder {runs[0]}; training would delete that run's "
+                            "results, --replace or not: name a folder of its own, e.g. --out my-world")
         plan = TrainPlan(max_steps=max_steps, hard_example_images=hard_examples).scaled(scale)
         started = time.perf_counter()
         with RichProgress(err_console) as bars:
             result = train_world(spec, out, seed=seed, plan=plan, progress=bars,
-                                 reuse_prior_models=reuse_prior_models, prior_models_from=prior_models_from)
+                                 reuse_prior_models=reuse_prior_models, prior_models_from=prior_models_from,
+                                 replace=replace)
         seconds = ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items())
-        console.print(f"wrote {result.folder} in {time.perf_counter() - started:.0f}s ({seconds})")
-        console.print(f"check it with: blindspots world card --world {result.folder} --verify")
+        console.print(plain(f"wrote {result.folder} in {time.perf_counter() - started:.0f}s ({seconds})"),
+                      markup=False, highlight=False)
+        console.print(plain(f"check it with: blindspots world card --world {result.folder} --verify"),
+                      markup=False, highlight=False)
 
 
 def card(
@@ -109,8 +122,9 @@ def card(
 
 
 def _print_card(result: dict) -> None:
-    console.print(f"world {result['world']} (spec {result['spec_fingerprint']}), "
-                  f"{result['n']} fresh images per cell, seed {result['seed']}")
+    # Spot, axis and world names come from a spec file, which may come from someone else: shown inert.
+    console.print(plain(f"world {result['world']} (spec {result['spec_fingerprint']}), "
+                        f"{result['n']} fresh images per cell, seed {result['seed']}"), markup=False, highlight=False)
     table = Table(title="classifiers", show_lines=False)
     table.add_column("measure")
     for key in ("classifier", "classifier_b"):
@@ -121,13 +135,13 @@ def _print_card(result: dict) -> None:
         table.add_row(label, *(f"{result[k][field]:.3f}" for k in ("classifier", "classifier_b")))
     for index, spot in enumerate(result["classifier"]["blind_spots"]):
         other = result["classifier_b"]["blind_spots"][index]
-        table.add_row(f"failure in {spot['name']} (-> {spot['called']})", f"{spot['failure_rate']:.3f}",
+        table.add_row(inert(f"failure in {spot['name']} (-> {spot['called']})"), f"{spot['failure_rate']:.3f}",
                       f"{other['failure_rate']:.3f}")
     console.print(table)
     captions = Table(title="captioner accuracy per field")
     for field in result["captioner"]["per_axis_accuracy"]:
-        captions.add_column(field, justify="right")
+        captions.add_column(inert(field), justify="right")
     captions.add_row(*(f"{v:.3f}" for v in result["captioner"]["per_axis_accuracy"].values()))
     console.print(captions)
-    console.print(f"embedder zero-shot class accuracy ({result['embedder']['prompt']}): "
-                  f"{result['embedder']['zero_shot_accuracy']:.3f}")
+    console.print(plain(f"embedder zero-shot class accuracy ({result['embedder']['prompt']}): "
+                        f"{result['embedder']['zero_shot_accuracy']:.3f}"), markup=False, highlight=False)

@@ -40,6 +40,9 @@ def render(
 
 
 def _checked_output(output: Path) -> Path:
+    from blindspots.store.guard import check_output_path
+
+    check_output_path(output, what="output")
     if output.suffix.lower() != ".png":
         raise UserError(f"output {output} must end in .png, e.g. -o {output.with_suffix('.png').name}")
     if output.is_dir():
@@ -67,12 +70,15 @@ def _print_rendering(target: Path, attributes: dict[str, str], unknown_words: li
     from rich.console import Console
     from rich.table import Table
 
+    from blindspots.cli.text import inert, plain
+
     console = Console()
-    table = Table(title=f"wrote {target}", show_header=True)
+    # Attribute values come from the world's spec and unknown words from the prompt: shown, never obeyed.
+    table = Table(title=inert(f"wrote {target}"), show_header=True)
     table.add_column("attribute")
     table.add_column("value")
     for key, value in attributes.items():
-        table.add_row(key, value)
+        table.add_row(inert(key), inert(value))
     console.print(table)
     if unknown_words:
-        console.print(f"unknown words (ignored): {', '.join(unknown_words)}", markup=False, highlight=False)
+        console.print(plain(f"unknown words (ignored): {', '.join(unknown_words)}"), markup=False, highlight=False)

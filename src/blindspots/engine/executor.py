@@ -55,6 +55,8 @@ class ModelExecutor(Protocol):
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> GenerationResult: ...
 
+    def cannot_draw(self, class_names: Sequence[str]) -> list[str]: ...
+
     def classify(self, images: ImageBatch) -> tuple[np.ndarray, list[str]]: ...
 
     def caption(self, images: ImageBatch) -> list[str]: ...
@@ -276,6 +278,19 @@ def model_call(role: str, spec: str, what: str) -> Iterator[None]:
             "...` shows the traceback)") from err
 
 
+def undrawable_checked(generator: Any, spec: str, class_names: Sequence[str]) -> list[str]:
+    """The class names the generator says it cannot draw (models.protocols.KnowsItsClasses), checked to be
+    some of the names asked about; [] for a generator that does not say."""
+    ask = getattr(generator, "cannot_draw", None)
+    if not callable(ask):
+        return []
+    answer = ask(list(class_names))
+    if isinstance(answer, str) or not all(name in class_names for name in answer):
+        raise ModelOutputError(f"generator {spec}.cannot_draw returned {answer!r}; it must return a list of the "
+                               "class names it was given")
+    return list(answer)
+
+
 def check_count(role: str, spec: str, outputs: Sequence[Any], expected: int) -> None:
     if len(outputs) != expected:
         raise ModelOutputError(f"{role} {spec} returned {len(outputs)} outputs for {expected} inputs")
@@ -379,6 +394,10 @@ class Executor:
         generator = self.models.get("generator")
         with self._clock.timing("generator"):
             return generate_checked(generator, self.models.specs["generator"], prompts, seeds)
+
+    def cannot_draw(self, class_names: Sequence[str]) -> list[str]:
+        """The class names the generator says it cannot draw ([] when it does not say)."""
+        return undrawable_checked(self.models.get("generator"), self.models.specs["generator"], class_names)
 
     def classify(self, images: ImageBatch) -> tuple[np.ndarray, list[str]]:
         classifier = self.models.get("classifier")

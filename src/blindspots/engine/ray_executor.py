@@ -53,6 +53,7 @@ from blindspots.engine.executor import (
     pixels_to_images,
     run_classifier,
     run_image_embedder,
+    undrawable_checked,
 )
 from blindspots.engine.resources import (
     GENERATOR_CPUS,
@@ -104,6 +105,9 @@ class ModelWorker:
         result = generate_checked(self.model, self.spec, prompts, seeds)
         wired = [None if image is None else _to_wire(image) for image in result.images]
         return wired, result.errors, result.safety_blanked
+
+    def cannot_draw(self, class_names: list[str]) -> list[str]:
+        return undrawable_checked(self.model, self.spec, class_names)
 
     def classify(self, pixels: Any) -> np.ndarray:
         return np.asarray(run_classifier(self.model, _from_wire_batch(pixels)))
@@ -228,6 +232,11 @@ class RayExecutor:
             raise ModelOutputError(f"generator {self.models.specs['generator']} returned {len(images)} outputs "
                                    f"for {len(prompts)} inputs")
         return GenerationResult(images, errors, blanked)
+
+    def cannot_draw(self, class_names: Sequence[str]) -> list[str]:
+        self.models.get("generator")
+        actor = self._actors["generator"][0]
+        return self._gather("generator", [actor.cannot_draw.remote(list(class_names))])[0]
 
     def classify(self, images: ImageBatch) -> tuple[np.ndarray, list[str]]:
         labels = list(self.models.get("classifier").labels)

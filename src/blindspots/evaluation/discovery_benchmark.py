@@ -47,6 +47,8 @@ from blindspots.evaluation import regions
 from blindspots.models.protocols import fill_template
 from blindspots.pipeline.config import ConfigError, RunConfig, load_config
 from blindspots.pipeline.decisions import ConfirmationMode
+from blindspots.store.guard import is_run_folder
+from blindspots.store.lock import RunLock
 
 REPLICATION_SEEDS = 200
 REPLICATION_ALPHA = 0.05
@@ -330,19 +332,26 @@ def run_benchmark(
             "out": str(Path(out) / mode), "run_id": f"bench-seed{seed}",
         }) for seed in range(seeds)]
     results = {}
-    for mode, mode_configs in configs.items():
-        per_seed = []
-        for config in mode_configs:
-            _remove_run(Path(config.out) / config.run_id)
-            started = time.time()
-            result = discover(config, progress=progress, log=log)
-            wall = time.time() - started
-            score = score_run(result.run_dir, config, fresh_images=fresh_images, progress=progress)
-            score.update(seed=config.seed, wall_seconds=wall, run_dir=str(result.run_dir))
-            per_seed.append(score)
-            if log:
-                log(f"{mode} seed {config.seed}: " + summary_line(score))
-        results[mode] = summarise(per_seed, fdr=mode_configs[0].fdr, planted=bool(spec.blind_spots))
+    # One benchmark per folder at a time: each removes its runs before it starts them, so two sharing --out
+    # would delete each other's live run folders.
+    Path(out).mkdir(parents=True, exist_ok=True)
+    lock = RunLock.acquire(out, what="benchmark folder")
+    try:
+        for mode, mode_configs in configs.items():
+            per_seed = []
+            for config in mode_configs:
+                _remove_run(Path(config.out) / config.run_id)
+                started = time.time()
+                result = discover(config, progress=progress, log=log)
+                wall = time.time() - started
+                score = score_run(result.run_dir, config, fresh_images=fresh_images, progress=progress)
+                score.update(seed=config.seed, wall_seconds=wall, run_dir=str(result.run_dir))
+                per_seed.append(score)
+                if log:
+                    log(f"{mode} seed {config.seed}: " + summary_line(score))
+            results[mode] = summarise(per_seed, fdr=mode_configs[0].fdr, planted=bool(spec.blind_spots))
+    finally:
+        lock.release()
     return {"world": spec.name, "world_folder": folder, "seeds": seeds, "modes": results}
 
 
@@ -375,8 +384,13 @@ def _fmt(value: Any) -> str:
 
 
 def _remove_run(run_dir: Path) -> None:
-    """A benchmark measures a whole run, so an earlier benchmark's folder is removed, never resumed."""
+    """A benchmark measures a whole run, so an earlier benchmark's folder is removed, never resumed; under its
+    lock, so a run another process is writing is never removed."""
     import shutil
 
-    if (run_dir / "records.sqlite").exists():
-        shutil.rmtree(run_dir)
+    if is_run_folder(run_dir):
+        lock = RunLock.acquire(run_dir)
+        try:
+            shutil.rmtree(run_dir)
+        finally:
+            lock.release()

@@ -7,7 +7,9 @@ user's `python:` factory) knows the whole contract and no caller probes for opti
 - a generator returns either a plain list of images or a `Generation`, which also carries per-image flags
   (an image a safety checker blanked shows nothing and must never count as a classifier failure).
 Optionally, a classifier or embedder also takes stored pixels as one uint8 batch (`PixelClassifier`,
-`PixelEmbedder`); the executor tells by isinstance and hands the others PIL images.
+`PixelEmbedder`); the executor tells by isinstance and hands the others PIL images. A generator with a closed
+vocabulary may say which class names it cannot draw (`KnowsItsClasses`), so a run stops before its first
+image instead of testing a classifier on pictures of something else.
 Placeholders are written `{label}` everywhere (prompt templates and zero-shot templates alike).
 """
 
@@ -114,6 +116,15 @@ class PixelEmbedder(Protocol):
     """An embedder that also takes a uint8 batch (n, H, W, 3), as `PixelClassifier` does."""
 
     def embed_pixels(self, pixels: object) -> np.ndarray: ...
+
+
+@runtime_checkable
+class KnowsItsClasses(Protocol):
+    """A generator that knows what it can draw (the built-in world does, from its spec). `cannot_draw` returns
+    the names among `class_names` that no prompt of it would depict: it would draw something else, or
+    nothing, where the prompt asks for one. Optional: real text-to-image models draw any word and lack it."""
+
+    def cannot_draw(self, class_names: Sequence[str]) -> list[str]: ...
 
 
 PROTOCOLS: dict[Role, type] = {

@@ -1,18 +1,28 @@
 """`python:<module>:<factory>`: your own model, in any role, from your own code.
 
-`<module>` is an importable module (`my_pkg.models`) or a `.py` file (`python:./my_model.py:make`). The factory
-is called with the options the command passes (device, dtype, batch_size, ...) that its signature accepts, and
-must return an object with the role's methods (see models/protocols.py and docs/own-model.md). The object is
-checked when it loads, so a missing method fails at start-up with a message naming it, not hours later.
+`<module>` is an importable module (`my_pkg.models`, looked up in the working directory first, as `python -m`
+does) or a `.py` file (`python:./my_model.py:make`). The factory is called with the options the command passes
+(device, dtype, batch_size, ...) that its signature accepts, and must return an object with the role's methods
+(see models/protocols.py and docs/own-model.md). The object is checked when it loads, so a missing method
+fails at start-up with a message naming it, not hours later.
+
+A factory is a model factory by rule, not by a list of bad names: a Python function or class defined in the
+module the spec names (not imported into it), in a module that is neither the standard library nor blindspots
+itself. So options, which may come from a file (a config, a suite), never reach `os:system`,
+`subprocess:run`, `builtins:exec` or a re-exported helper. Whether a spec read from a file may name code at all
+is decided before anything is imported (`models/trust.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
-from collections.abc import Sequence
+import sysconfig
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,45 +175,100 @@ WRAPPERS: dict[str, type[UserModel]] = {
 
 
 def _import_factory(spec: str, name: str):
+    """The factory `name` (MODULE:FACTORY) names, imported and checked to be a model factory."""
     module_name, _, factory_name = name.rpartition(":")
     if not module_name or not factory_name:
         raise ModelSpecError(
             f"{spec!r} must be python:MODULE:FACTORY, e.g. python:my_pkg.models:make_classifier or "
             f"python:./my_model.py:make_classifier"
         )
+    if not module_name.endswith(".py") and _is_library_name(module_name):
+        raise _not_a_factory(spec, f"{module_name!r} is {_library_of(module_name)}, not your code")
     module = _import_module(spec, module_name)
+    if _is_library_file(getattr(module, "__file__", None)):
+        raise _not_a_factory(spec, f"{module_name!r} is a file of {_library_of(module_name)}, not your code")
     factory = getattr(module, factory_name, None)
     if not callable(factory):
-        public = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        public = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
+                  and getattr(v, "__module__", None) == module.__name__]
         raise ModelSpecError(
             f"{spec}: module {module_name!r} has no callable {factory_name!r}; it has {', '.join(public) or 'none'}"
         )
+    if not (inspect.isfunction(factory) or inspect.isclass(factory)):
+        raise _not_a_factory(spec, f"{factory_name!r} is a {type(factory).__name__}, not a function or class "
+                                   "written in Python")
+    if getattr(factory, "__module__", None) != module.__name__:
+        raise _not_a_factory(spec, f"{factory_name!r} is defined in {getattr(factory, '__module__', '?')!r} and "
+                                   f"only imported into {module_name!r}")
     return factory
+
+
+def _not_a_factory(spec: str, reason: str) -> ModelSpecError:
+    return ModelSpecError(
+        f"{spec} is not a model factory: {reason}. A python: spec names a function or class defined in your own "
+        "module that returns the model, e.g. python:./my_model.py:make_classifier (see docs/own-model.md)")
+
+
+def _is_library_name(module_name: str) -> bool:
+    top = module_name.split(".")[0]
+    return top in sys.stdlib_module_names or top == "blindspots"
+
+
+def _library_of(module_name: str) -> str:
+    return "blindspots itself" if module_name.split(".")[0] == "blindspots" else "the Python standard library"
+
+
+def _is_library_file(filename: str | None) -> bool:
+    """A module file of the standard library or of blindspots, reached by a path or under another name."""
+    if not filename:
+        return False
+    path = Path(filename).resolve()
+    if Path(__file__).resolve().parents[1] in path.parents:
+        return True
+    stdlib = {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")}
+    # Installed packages often live inside the standard library's folder (lib/pythonX.Y/site-packages).
+    installed = {"site-packages", "dist-packages"} & set(path.parts)
+    return not installed and any(root in path.parents for root in stdlib)
 
 
 def _import_module(spec: str, module_name: str):
     if module_name.endswith(".py"):
         return _import_file(spec, Path(module_name))
     try:
-        return importlib.import_module(module_name)
+        with _working_directory_on_path():
+            return importlib.import_module(module_name)
     except SyntaxError as err:
         raise ModelSpecError(
             f"{spec}: {err.filename} has a syntax error at line {err.lineno}: {err.msg}; fix the file and rerun"
         ) from None
     except ModuleNotFoundError as err:
         if err.name and module_name.startswith(err.name):
-            raise ModelUnavailableError(
-                f"{spec}: cannot import module {module_name!r}; run from the folder that holds it, add that "
-                f"folder to PYTHONPATH, install your package (pip install -e .), or give a file: python:./file.py:FACTORY"
+            raise ModelSpecError(
+                f"{spec}: cannot import module {module_name!r} (looked in {os.getcwd()} and on the Python path); "
+                "run from the folder that holds it, add that folder to PYTHONPATH, install your package "
+                "(pip install -e .), or give a file: python:./file.py:FACTORY"
             ) from err
         raise ModelUnavailableError(
             f"{spec}: module {module_name!r} needs {err.name!r}, which is not installed; pip install it"
         ) from err
 
 
+@contextlib.contextmanager
+def _working_directory_on_path() -> Iterator[None]:
+    """The working directory first on sys.path while a module is imported, as `python -m` has it (the
+    `blindspots` console script starts with its own folder there instead)."""
+    folder = os.getcwd()
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+
+
 def _import_file(spec: str, path: Path):
     if not path.is_file():
-        raise ModelUnavailableError(f"{spec}: file {path} does not exist; give the path of your .py file")
+        raise ModelSpecError(f"{spec}: file {path} does not exist; give the path of your .py file")
     module_name = f"blindspots_user_{path.stem}_{abs(hash(str(path.resolve())))}"
     if module_name in sys.modules:
         return sys.modules[module_name]

@@ -47,6 +47,10 @@ def split_name(name: str, role: str) -> tuple[str, Path | None]:
         )
     if "@" in name and not folder:
         raise ModelSpecError(f"world model {name!r} names no folder after '@'; write world:{model}@DIR")
+    if folder and not Path(folder).expanduser().is_dir():
+        # A path that cannot work as given is bad input; a folder that is there but broken is a failure.
+        raise ModelSpecError(f"world folder {folder} does not exist; train one with `blindspots world train "
+                             f"--spec SPEC --out {folder}`, or check the path after '@'")
     return model, (Path(folder) if folder else None)
 
 

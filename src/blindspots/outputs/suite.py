@@ -29,19 +29,23 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 from scipy.stats import norm
 
 from blindspots import __version__
 from blindspots.engine.executor import Executor, ModelSet
 from blindspots.engine.sampling import judge_prediction
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
+from blindspots.outputs.finished import require_finished
 from blindspots.progress import ProgressFactory, silent_progress
+from blindspots.safe_text import xml_text
 from blindspots.safe_yaml import load_yaml
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
+from blindspots.store.guard import check_output_path, run_folder_holding
 from blindspots.store.images import ImageStore, write_atomic
 from blindspots.store.records import Candidate
 
@@ -78,23 +82,28 @@ def decide(failures: int, n: int, threshold: float) -> dict[str, Any]:
 
 # ---- writing a suite ------------------------------------------------------------------------------------------
 def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float | None = None,
-                thresholds: Mapping[str, float] | None = None, top: int | None = None) -> dict[str, Any]:
+                thresholds: Mapping[str, float] | None = None, top: int | None = None,
+                unfinished: bool = False) -> dict[str, Any]:
     """The suite of a finished run's confirmed bugs, as a plain dict ready for YAML.
 
     `thresholds` sets a bug's pass threshold by its suite id ("bug-13") or its headline ("boat on road");
-    `top` keeps the K highest-ranked bugs (the run's ranking)."""
+    `top` keeps the K highest-ranked bugs (the run's ranking); `unfinished` allows a run that has not
+    finished."""
     from blindspots.api import load_result
     from blindspots.engine.seeds import derive_seed
     from blindspots.outputs.transfer import run_classes
     from blindspots.pipeline.config import stored_run_config
 
     thresholds = dict(thresholds or {})
-    with RunStore.open(run_dir) as store:
+    with RunStore.open(run_dir, read_only=True) as store:
+        require_finished(store, unfinished, "the suite")
         config = stored_run_config(store)
         result = load_result(store)
         classes = run_classes(store)
         used_seeds = store.samples.seeds_by_prompt()
     margin = float(config.min_difference if margin is None else margin)
+    if not 0 < margin < 1:
+        raise SuiteError(f"--margin must lie between 0 and 1 (a share of images), not {margin}")
     per_case = images if images is not None else images_to_show_fixed(margin)
     if per_case < 1:
         raise SuiteError(f"--images must be a positive number of images per case, not {per_case}")
@@ -182,9 +191,11 @@ def _threshold(thresholds: Mapping[str, float], case_id: str, headline: str, bas
     return min(1.0, baseline_rate + margin), f"baseline + {margin:g}"
 
 
-def write_suite(suite: Mapping[str, Any], path: str | Path) -> Path:
-    """Write the suite as YAML (seeds as one flow list per case, so the file stays readable)."""
+def write_suite(suite: Mapping[str, Any], path: str | Path, inputs: Sequence[str | Path] = ()) -> Path:
+    """Write the suite as YAML (seeds as one flow list per case, so the file stays readable). `path` may not
+    be one of `inputs` nor a file a run folder keeps its results in (store/guard.py)."""
     path = Path(path)
+    check_output_path(path, what="suite file", inputs=inputs)
     text = yaml.dump(dict(suite), Dumper=_SuiteDumper, sort_keys=False, allow_unicode=True, width=110)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text.encode())
@@ -225,49 +236,161 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
 
 
 # ---- reading a suite ------------------------------------------------------------------------------------------
+# A suite may come from someone else, so it is read as strictly as a run config: every field typed and bounded,
+# unknown keys refused with the allowed ones named. The bounds are far above what `blindspots suite` writes.
+MAX_TEXT = 2000
+MAX_CASES = 10_000
+MAX_SEEDS_PER_CASE = 100_000
+MAX_SEED = 2**63 - 1
+MAX_TOP_K = 1000
+DEFAULT_MAX_IMAGES = 20_000
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+Rate = Annotated[float, Field(ge=0, le=1)]
+Count = Annotated[int, Field(ge=0)]
+Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class _SuiteSource(_Strict):
+    run: Text
+    classifier: Text
+    seed: StrictInt
+
+
+class _SuiteGenerator(_Strict):
+    spec: Annotated[str, Field(min_length=3, max_length=MAX_TEXT, pattern=r"^[^:\s]+:.+")]
+    options: dict[Annotated[str, Field(min_length=1, max_length=100)], Any] = Field(default_factory=dict,
+                                                                                    max_length=100)
+
+
+class _RateRecord(_Strict):
+    rate: Rate | None = None
+    low: Rate | None = None
+    high: Rate | None = None
+    n: Count | None = None
+    failures: Count | None = None
+
+
+class _FoundRecord(_Strict):
+    rate: Rate | None = None
+    low: Rate | None = None
+    high: Rate | None = None
+    n: Count | None = None
+    q: Rate | None = None
+    excess_low: Annotated[float, Field(ge=-1, le=1)] | None = None
+    excess_high: Annotated[float, Field(ge=-1, le=1)] | None = None
+
+
+class _Description(_Strict):
+    shortest: Text
+    full: Text
+
+
+class _Case(_Strict):
+    id: Annotated[str, Field(min_length=1, max_length=200)]
+    class_name: Text = Field(alias="class")
+    accepted: list[Text] = Field(min_length=1, max_length=1000)
+    prompts: list[Text] = Field(min_length=1, max_length=1000)
+    seeds: list[Seed] = Field(min_length=1, max_length=MAX_SEEDS_PER_CASE)
+    baseline: _RateRecord = Field(default_factory=_RateRecord)
+    threshold: Rate
+    threshold_from: Annotated[str, Field(max_length=200)] = "set"
+
+
+class _BugCase(_Case):
+    description: _Description
+    full_prompt: Text | None = None
+    found: _FoundRecord = Field(default_factory=_FoundRecord)
+
+
+class _SuiteFile(_Strict):
+    format: Literal["blindspots-suite"]
+    format_version: Annotated[StrictInt, Field(ge=1, le=SUITE_FORMAT)]
+    blindspots_version: Annotated[str, Field(max_length=100)] | None = None
+    source: _SuiteSource | None = None
+    generator: _SuiteGenerator
+    top_k: Annotated[StrictInt, Field(ge=1, le=MAX_TOP_K)] = 1
+    decision: Annotated[str, Field(max_length=MAX_TEXT)] | None = None
+    margin: Annotated[float, Field(gt=0, lt=1)] | None = None
+    images_per_case: Annotated[StrictInt, Field(ge=1, le=MAX_SEEDS_PER_CASE)] | None = None
+    bugs: list[_BugCase] = Field(default_factory=list, max_length=MAX_CASES)
+    baselines: list[_Case] = Field(default_factory=list, max_length=MAX_CASES)
+
+    @model_validator(mode="after")
+    def _cases(self) -> _SuiteFile:
+        cases = [*self.bugs, *self.baselines]
+        if not cases:
+            raise ValueError("it lists no bugs and no baselines")
+        ids = [case.id for case in cases]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"case id(s) {', '.join(repeated)} appear more than once; give every case its own id")
+        return self
+
+
 def load_suite(path: str | Path) -> dict[str, Any]:
     """Read and validate a suite file; every problem is one line that names the fix."""
     path = Path(path)
     if not path.is_file():
         raise SuiteError(f"no suite file at {path}; write one with `blindspots suite RUN -o {path.name}`")
     try:
-        suite = load_yaml(path.read_text())
-    except yaml.YAMLError as err:
+        suite = load_yaml(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise SuiteError(f"{path} is not valid YAML ({_first_line(err)}); rewrite it with `blindspots suite`") from err
     if not isinstance(suite, dict) or suite.get("format") != SUITE_KIND:
         raise SuiteError(f"{path} is not a blindspots suite (no 'format: {SUITE_KIND}'); write one with "
                          "`blindspots suite RUN -o FILE`")
     version = suite.get("format_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise SuiteError(f"{path} has no integer format_version; rewrite it with `blindspots suite`")
     if version > SUITE_FORMAT:
         raise SuiteError(f"{path} is suite format {version} (written by blindspots "
                          f"{suite.get('blindspots_version', '?')}); this blindspots {__version__} reads format "
                          f"{SUITE_FORMAT} and older: upgrade blindspots (pip install -U blindspots)")
-    problems = []
-    generator = suite.get("generator")
-    if not isinstance(generator, dict) or not isinstance(generator.get("spec"), str):
-        problems.append("generator needs a spec")
-    cases = [*(suite.get("bugs") or []), *(suite.get("baselines") or [])]
-    if not cases:
-        problems.append("it lists no bugs and no baselines")
-    for case in cases:
-        name = case.get("id", "?") if isinstance(case, dict) else "?"
-        if not isinstance(case, dict):
-            problems.append("a case is not a mapping")
-            continue
-        for key, kind in (("id", str), ("class", str), ("accepted", list), ("prompts", list), ("seeds", list)):
-            if not isinstance(case.get(key), kind) or not case.get(key):
-                problems.append(f"case {name} needs a non-empty {key}")
-        threshold = case.get("threshold")
-        if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-            problems.append(f"case {name} needs a threshold between 0 and 1, not {threshold!r}")
-        if not all(isinstance(seed, int) for seed in case.get("seeds") or []):
-            problems.append(f"case {name} has seeds that are not integers")
-    if problems:
-        raise SuiteError(f"{path} is not a valid suite: {'; '.join(problems[:5])}; rewrite it with "
-                         "`blindspots suite RUN -o FILE` or fix those entries")
-    return suite
+    try:
+        checked = _SuiteFile.model_validate(suite)
+    except ValidationError as err:
+        problems = [_problem(error, suite) for error in err.errors()]
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise SuiteError(f"{path} is not a valid suite: {shown}; rewrite it with `blindspots suite RUN -o FILE` "
+                         "or fix those entries") from None
+    return checked.model_dump(by_alias=True)
+
+
+_ALLOWED_KEYS = {
+    (): _SuiteFile, ("source",): _SuiteSource, ("generator",): _SuiteGenerator, ("bugs",): _BugCase,
+    ("baselines",): _Case, ("bugs", "found"): _FoundRecord, ("bugs", "baseline"): _RateRecord,
+    ("baselines", "baseline"): _RateRecord, ("bugs", "description"): _Description,
+}
+
+
+def _problem(error: Mapping[str, Any], suite: Mapping[str, Any]) -> str:
+    """One validation error in words: where (a case by its id), what is wrong, and for an unknown key the
+    keys allowed there."""
+    location = list(error["loc"])
+    where = []
+    for index, part in enumerate(location):
+        if isinstance(part, int) and index > 0 and location[index - 1] in ("bugs", "baselines"):
+            cases = suite.get(location[index - 1])
+            case = cases[part] if isinstance(cases, list) and part < len(cases) else None
+            case_id = case.get("id") if isinstance(case, dict) else None
+            where.append(f"case {case_id}" if isinstance(case_id, str) else f"case {part + 1}")
+        else:
+            where.append(str(part))
+    place = ".".join(where) or "the suite"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        shape = tuple(part for part in location[:-1] if isinstance(part, str))
+        model = _ALLOWED_KEYS.get(shape)
+        allowed = ", ".join(field.alias or name for name, field in model.model_fields.items()) if model else "?"
+        message = f"unknown key; allowed here: {allowed}"
+    elif error["type"] == "missing":
+        message = "missing"
+    return f"{place}: {message}"
 
 
 # ---- checking -------------------------------------------------------------------------------------------------
@@ -311,8 +434,13 @@ def default_cache_dir(suite_path: str | Path) -> Path:
 
 def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: str | Path | None = None,
               label_map: Mapping[str, Sequence[str]] | None = None, progress: ProgressFactory | None = None,
-              log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Generate (or reuse) the suite's images, classify them with every classifier and decide every case."""
+              log: Callable[[str], None] | None = None, max_images: int = DEFAULT_MAX_IMAGES,
+              trust_code: bool = False) -> dict[str, Any]:
+    """Generate (or reuse) the suite's images, classify them with every classifier and decide every case.
+
+    The suite's generator is a model spec read from a file: it may name code to run only with `trust_code`
+    (models/trust.py). A suite that needs more than `max_images` new images is refused before any is made."""
+    from blindspots.models.trust import check_file_code, code_requests
     from blindspots.versions import package_versions
 
     progress = progress or silent_progress
@@ -320,28 +448,41 @@ def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: 
     if not classifiers:
         raise SuiteError("name at least one classifier to check, e.g. --classifier world:classifier")
     suite = load_suite(suite_path)
+    generator = suite["generator"]
+    check_file_code(f"suite {suite_path}", code_requests({"generator": generator["spec"]},
+                                                         {"generator": generator["options"]}), trust_code)
     cases = [*(dict(c, kind="bug") for c in suite.get("bugs") or []),
              *(dict(c, kind="baseline") for c in suite.get("baselines") or [])]
+    top_k = int(suite["top_k"])
+    cache = SuiteImageCache(cache_dir or default_cache_dir(suite_path))
+    holder = run_folder_holding(cache.root.resolve())
+    if holder is not None:
+        raise SuiteError(f"the image cache {cache.root} is inside the run folder {holder}; name a folder of its "
+                         "own with --cache (default: SUITE.images beside the suite)")
+    links = [path for path in (cache.root, cache.root / "images", cache.root / "index") if path.is_symlink()]
+    if links:
+        raise SuiteError(f"the image cache {links[0]} is a symbolic link, and blindspots never writes through a "
+                         "link it did not make; pass the folder itself with --cache")
+    _check_size(suite_path, cases, cache, generator, max_images)
     label_map = {key: list(value) for key, value in (label_map or {}).items()}
     executors, accepted = {}, {}
     for spec in dict.fromkeys(classifiers):  # every classifier checked before any image is made
         executor = Executor(ModelSet({"classifier": spec}))
         labels = list(executor.models.get("classifier").labels)
         accepted[spec] = _accepted_labels(spec, labels, cases, label_map)
+        _check_top_k(spec, top_k, labels, accepted[spec])
         executors[spec] = executor
-    cache = SuiteImageCache(cache_dir or default_cache_dir(suite_path))
     generated = _ensure_images(suite, cases, cache, progress, log)
-    top_k = int(suite.get("top_k", 1))
     results = []
     bar = progress("classifying the suite's images", len(cases) * len(executors))
     try:
         for case in cases:
-            hashes = [cache.get(SuiteImageCache.key(suite["generator"], prompt, seed))
+            hashes = [cache.get(SuiteImageCache.key(generator, prompt, seed))
                       for prompt, seed in _case_items(case)]
             images = [cache.images.get(digest) for digest in hashes if digest is not None]
             by_spec = {}
             for spec, executor in executors.items():
-                failures = _count_failures(executor, images, accepted[spec][case["class"]], top_k)
+                failures = _count_failures(executor, images, accepted[spec][case["id"]], top_k)
                 by_spec[spec] = decide(failures, len(images), float(case["threshold"]))
                 bar.advance(1)
             results.append({
@@ -361,11 +502,38 @@ def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: 
                    "cache": str(cache.root)},
         "config": {"suite": str(suite_path), "suite_format": suite["format_version"],
                    "suite_blindspots_version": suite.get("blindspots_version"), "classifiers": list(executors),
-                   "generator": suite["generator"], "top_k": top_k, "label_map": label_map,
+                   "generator": generator, "top_k": top_k, "label_map": label_map,
                    "cache": str(cache.root), "decision": suite.get("decision"),
                    "confidence": CONFIDENCE},
         "versions": package_versions(),
     }
+
+
+def _check_size(suite_path: str | Path, cases: list[dict[str, Any]], cache: SuiteImageCache,
+                generator: Mapping[str, Any], max_images: int) -> None:
+    """Refuse, before any model loads, a suite that would generate more than `max_images` new images."""
+    if max_images < 1:
+        raise SuiteError(f"--max-images must be a positive number of images, not {max_images}")
+    wanted = {item for case in cases for item in _case_items(case)}
+    if len(wanted) <= max_images:
+        return
+    missing = sum(cache.get(SuiteImageCache.key(generator, prompt, seed)) is None for prompt, seed in wanted)
+    if missing > max_images:
+        raise SuiteError(
+            f"suite {suite_path} needs {missing:,} new images ({len(cases)} cases, {len(wanted):,} prompt and seed "
+            f"pairs, {len(wanted) - missing:,} in the cache {cache.root}), more than the limit of {max_images:,}; "
+            f"if that is intended, rerun with --max-images {missing}")
+
+
+def _check_top_k(spec: str, top_k: int, labels: list[str], accepted: Mapping[str, set[str]]) -> None:
+    """A top_k at which no image can fail passes every case whatever the classifier does: refuse it. A case
+    fails only when all of its accepted labels lie outside the top k, which needs top_k <= labels - accepted."""
+    impossible = [case for case, found in accepted.items() if top_k > len(labels) - len(found)]
+    if impossible:
+        shown = ", ".join(impossible[:5]) + (f" and {len(impossible) - 5} more" if len(impossible) > 5 else "")
+        raise SuiteError(f"the suite's top_k {top_k} cannot test classifier {spec}: it has {len(labels)} labels, "
+                         f"so no image of {shown} can fail (an accepted label is always among the top {top_k}); "
+                         "set top_k lower in the suite")
 
 
 def _case_items(case: Mapping[str, Any]) -> list[tuple[str, int]]:
@@ -420,29 +588,33 @@ def _accepted_labels(spec: str, labels: list[str], cases: list[dict[str, Any]],
                      label_map: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
     from blindspots.pipeline.classes import LabelMapError, map_accepted_labels
 
-    accepted: dict[str, list[str]] = {}
-    for case in cases:  # a class's bug cases and baseline case accept the same labels
-        accepted[case["class"]] = list(case["accepted"])
+    # Per case, never per class: a baseline case that accepts more labels must not widen what a bug case of
+    # its class accepts. A case is named by its class and id where a label is missing.
+    names = {f"{case['class']} (case {case['id']})": case["id"] for case in cases}
+    accepted = {name: list(case["accepted"]) for name, case in zip(names, cases, strict=True)}
     try:
-        return map_accepted_labels(accepted, labels, label_map, spec, "suite")
+        mapped = map_accepted_labels(accepted, labels, label_map, spec, "suite")
     except LabelMapError as err:
         raise SuiteError(str(err)) from None
+    return {names[name]: found for name, found in mapped.items()}
 
 
 # ---- JUnit ----------------------------------------------------------------------------------------------------
 def junit_xml(result: Mapping[str, Any]) -> str:
-    """JUnit XML: one test suite per classifier, one test case per bug and per class baseline."""
+    """JUnit XML: one test suite per classifier, one test case per bug and per class baseline. Descriptions are
+    model output and specs user input: what XML 1.0 cannot hold (control characters) is left out, so a CI
+    server can always parse the file."""
     from xml.etree import ElementTree as ET
 
     root = ET.Element("testsuites", name="blindspots check")
     for spec in result["classifiers"]:
         failed = sum(not case["results"][spec]["passed"] for case in result["cases"])
-        suite = ET.SubElement(root, "testsuite", name=spec, tests=str(len(result["cases"])),
+        suite = ET.SubElement(root, "testsuite", name=xml_text(spec), tests=str(len(result["cases"])),
                               failures=str(failed), errors="0")
         for case in result["cases"]:
             outcome = case["results"][spec]
-            element = ET.SubElement(suite, "testcase", classname=f"{spec}.{case['kind']}",
-                                    name=f"{case['id']}: {case['description']}")
+            element = ET.SubElement(suite, "testcase", classname=xml_text(f"{spec}.{case['kind']}"),
+                                    name=xml_text(f"{case['id']}: {case['description']}"))
             summary = _outcome_text(outcome)
             if outcome["passed"]:
                 ET.SubElement(element, "system-out").text = summary

@@ -38,11 +38,14 @@ class TransferError(ValueError):
 
 def run_transfer(run_dir: str | Path, classifiers: Sequence[str], regenerate: int = 0,
                  label_map: Mapping[str, Sequence[str]] | None = None,
-                 options: Mapping[str, Any] | None = None, progress: ProgressFactory | None = None) -> dict:
+                 options: Mapping[str, Any] | None = None, progress: ProgressFactory | None = None,
+                 trust_code: bool = False) -> dict:
     """Classify the run's images with each classifier spec; return (and store) the transfer results.
 
     `label_map` maps a run label to the other classifier's labels that count for it (e.g. {"car":
     ["sports car", "convertible"]}); `options` go to every classifier's adapter (device, batch_size, ...).
+    `regenerate` loads the run's own generator and classifier, read from its config.yaml: a run folder may
+    come from someone else, so they may name code to run only with `trust_code` (models/trust.py).
     """
     if not classifiers:
         raise TransferError("name at least one classifier to compare with, e.g. --classifier world:classifier-b")
@@ -51,6 +54,8 @@ def run_transfer(run_dir: str | Path, classifiers: Sequence[str], regenerate: in
     progress = progress or silent_progress
     with RunStore.open(run_dir) as store:
         stage = _TransferStage(store, dict(label_map or {}), dict(options or {}), progress)
+        if regenerate:
+            stage.check_run_models(trust_code)
         others = {spec: stage.load(spec) for spec in dict.fromkeys(classifiers)}  # check all before any work
         if regenerate:
             stage.regenerate(regenerate)
@@ -71,6 +76,14 @@ class _TransferStage:
         self.accepted_by_spec: dict[str, dict[str, set[str]]] = {}
         previous = store.database.get_meta_json("transfer", {}) or {}
         self.label_maps: dict[str, dict[str, list[str]]] = dict(previous.get("label_maps") or {})
+
+    def check_run_models(self, trust_code: bool) -> None:
+        from blindspots.models.trust import check_file_code, code_requests
+
+        roles = ("generator", "classifier")
+        requests = code_requests({role: getattr(self.config, role) for role in roles},
+                                 {role: self.config.model_options(role) for role in roles})
+        check_file_code(f"the run folder's {self.store.root / 'config.yaml'}", requests, trust_code)
 
     def load(self, spec: str) -> Executor:
         if spec == self.config.classifier:

@@ -9,8 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
+from typing import TYPE_CHECKING
 
 from blindspots.pipeline.config import ClassSpec, ConfigError, RunConfig
+
+if TYPE_CHECKING:
+    from blindspots.engine.executor import ModelExecutor
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,19 @@ def _select(pool: list[ClassSpec], selection, seed: int) -> list[ClassSpec]:
     return [c for c in pool if c.name in chosen]
 
 
+def check_drawable(executor: ModelExecutor, classes: Sequence[ClassUnderTest], generator_spec: str) -> None:
+    """Refuse, before the first image, classes the generator says it cannot draw: their images would show
+    something else, and every later step (baseline, validity check, clustering) would blame the wrong model."""
+    undrawable = executor.cannot_draw([c.name for c in classes])
+    if undrawable:
+        names = ", ".join(undrawable[:8]) + (f" and {len(undrawable) - 8} more" if len(undrawable) > 8 else "")
+        raise ConfigError(
+            f"the generator {generator_spec} cannot draw {names}: a prompt such as 'a photo of a {undrawable[0]}' "
+            "would show something else, so the classifier would be tested on the wrong pictures; test only "
+            "classes it draws, or name a text-to-image model that draws them, with a captioner and embedder "
+            "that know them (e.g. --generator diffusers:stabilityai/sd-turbo; see docs/real-models.md)")
+
+
 class LabelMapError(ValueError):
     """Another classifier cannot express some classes as mapped; the message names the labels and the fix."""
 
@@ -79,10 +96,16 @@ def map_accepted_labels(accepted: Mapping[str, Sequence[str]], labels: Sequence[
     accepted label through `label_map` (a label the map does not name stands for itself), kept where the
     classifier has it. `whose` names where the accepted labels come from in messages ("run", "suite").
 
-    An accepted label the classifier lacks can never be its answer, so leaving it out changes no outcome; two
+    An accepted label the classifier lacks can never be its answer, so leaving it out changes no outcome; three
     things are refused, each with the `--label-map` that fixes it: a class left with no label the classifier
-    has (every image of it would count as a failure), and a map that names a label the classifier does not
-    have (a misspelt label would silently count nothing)."""
+    has (every image of it would count as a failure), a map that names a label the classifier does not have
+    (a misspelt label would silently count nothing), and a map from a label the classes do not accept (it
+    would silently change nothing)."""
+    own_labels = sorted({label for class_labels in accepted.values() for label in class_labels})
+    unused = sorted(set(label_map) - set(own_labels))
+    if unused:
+        raise LabelMapError(f"--label-map names {', '.join(map(repr, unused))}, which is not a label of the {whose}; "
+                            f"map the {whose}'s labels: {', '.join(own_labels)}")
     known = set(labels)
     unknown_targets = [(source, target) for source, targets in label_map.items() for target in targets
                        if target not in known]

@@ -90,6 +90,14 @@ class RunConfig(BaseModel):
     min_difference: float = Field(default=0.15, ge=0, le=1)
     min_validity: float = Field(default=0.5, ge=0, le=1, description="below this share of valid images a "
                                 "description is reported as mostly invalid, not as a bug")
+    max_baseline_failure: float = Field(default=0.8, gt=0, le=1, description="a class whose plain baseline "
+                                        "images fail more often than this is left out of the search; when most "
+                                        "classes do, the run stops after the baseline (the images are not the "
+                                        "classifier's domain)")
+    review_setup: bool = Field(default=True, description="stop after the baseline when it shows the set-up "
+                               "cannot be tested (one answer for every image, most classes above "
+                               "max_baseline_failure); false searches every class anyway and only warns, e.g. "
+                               "to measure the pipeline's speed on random weights")
     validity_check: bool = True
     shorten: bool = True
     shorten_keep: float = Field(default=0.75, gt=0, le=1, description="share of a bug's excess failure rate "
@@ -178,8 +186,13 @@ def template_fields(template: str) -> set[str]:
     return {name for _, name, _, _ in parsed if name is not None}
 
 
-def load_config(source: RunConfig | dict | str | Path | None = None, **overrides: Any) -> RunConfig:
-    """Build a RunConfig from a RunConfig, dict or YAML path, with keyword overrides (None means unset)."""
+def load_config(source: RunConfig | dict | str | Path | None = None, *, trust_code: bool = False,
+                **overrides: Any) -> RunConfig:
+    """Build a RunConfig from a RunConfig, dict or YAML path, with keyword overrides (None means unset).
+
+    Settings read from a YAML file may name code to run (models/trust.py) only with `trust_code`; a
+    RunConfig, a dict and the overrides come from the caller and are trusted."""
+    origin = ""
     if isinstance(source, RunConfig):
         data = source.model_dump()
     elif source is None:
@@ -188,6 +201,7 @@ def load_config(source: RunConfig | dict | str | Path | None = None, **overrides
         data = dict(source)
     else:
         path = Path(source)
+        origin = f"config file {path}: "
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; pass a YAML file with run settings")
         try:
@@ -199,6 +213,7 @@ def load_config(source: RunConfig | dict | str | Path | None = None, **overrides
         data = {} if data is None else data
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
+        _check_file_code(path, data, overrides, trust_code)
     data.update({key: value for key, value in overrides.items() if value is not None})
     try:
         return RunConfig(**data)
@@ -211,7 +226,16 @@ def load_config(source: RunConfig | dict | str | Path | None = None, **overrides
                 allowed = ", ".join(RunConfig.model_fields)
                 message = f"unknown setting; allowed settings are: {allowed}"
             problems.append(f"{where}: {message}")
-        raise ConfigError("invalid run config — " + "; ".join(problems)) from None
+        raise ConfigError(f"{origin}invalid run config — " + "; ".join(problems)) from None
+
+
+def _check_file_code(path: Path, data: dict[str, Any], overrides: dict[str, Any], trust_code: bool) -> None:
+    from blindspots.models.trust import check_file_code, code_requests
+
+    from_file = {key: value for key, value in data.items() if overrides.get(key) is None}
+    specs = {role: from_file[role] for role in ROLES if role in from_file}
+    options = from_file.get("models") if isinstance(from_file.get("models"), dict) else {}
+    check_file_code(f"config file {path}", code_requests(specs, options, from_file.get("ray_address")), trust_code)
 
 
 def stored_run_config(store) -> RunConfig:

@@ -8,6 +8,7 @@ the same config and seed give the same bug list.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from blindspots.pipeline.baseline import run_baseline
 from blindspots.pipeline.conditions import Relation
@@ -23,11 +24,18 @@ from blindspots.pipeline.decisions import (
 )
 from blindspots.pipeline.evidence import RunImageEvidence
 from blindspots.pipeline.explore import exploration_failures
-from blindspots.pipeline.health import EmbeddingCounts, RunCounts, count_captions, run_problems
+from blindspots.pipeline.health import (
+    EmbeddingCounts,
+    RunCounts,
+    SetupReview,
+    count_captions,
+    run_problems,
+    setup_review,
+)
 from blindspots.pipeline.propose import propose_candidates
 from blindspots.pipeline.shorten import shorten_round
 from blindspots.stats import wilson_interval
-from blindspots.store.records import RunSummary, SampleCounts, StopReason, Verdict, VerdictKind
+from blindspots.store.records import Purpose, RunSummary, SampleCounts, StopReason, Verdict, VerdictKind
 
 
 def run_discovery(ctx: RunContext) -> RunSummary:
@@ -37,34 +45,60 @@ def run_discovery(ctx: RunContext) -> RunSummary:
     missing = ctx.sampler.restore_missing(ctx.samples.with_images())
     if missing:
         ctx.log(f"{missing} image(s) were missing from the run folder and were drawn again")
-    # 1. The baseline failure rate of every class.
+    # 1. The baseline failure rate of every class, and whether the set-up can be tested at all.
     with timed(ctx, "baseline"):
         baseline = run_baseline(ctx)
-    stop_reason = f"round limit ({ctx.config.rounds})"
-    rounds_run = 0
-    for round_index in range(ctx.config.rounds):
-        rounds_run = round_index + 1
-        # 2-6. One round: explore, propose, confirm, shorten, decide.
-        if not run_round(ctx, round_index, baseline):
-            stop_reason = "a round confirmed nothing new"
-            break
-        if not ctx.budget.can_test_another():
-            stop_reason = f"image budget ({ctx.config.budget}) spent"
-            break
+    setup = review_setup(ctx, baseline)
+    # 2-6. Rounds of explore, propose, confirm, shorten, decide, unless the set-up cannot be tested.
+    if setup.stops_run:
+        rounds_run, stop_reason = 0, "the set-up cannot be tested (see the problems)"
+    else:
+        rounds_run, stop_reason = run_rounds(ctx, baseline, setup.untestable)
     # 7. The final bug list over the run's whole family of tests.
     finalise(ctx)
-    summary = summarise(ctx, baseline, rounds_run, stop_reason, time.time() - started)
+    summary = summarise(ctx, baseline, rounds_run, stop_reason, time.time() - started, setup)
     ctx.run_log.finish(summary)
     return summary
 
 
-def run_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCounts]) -> list[int]:
-    """One round; returns the ids of the bugs it confirmed first. A finished round is not run again."""
+def run_rounds(ctx: RunContext, baseline: dict[str, SampleCounts], untestable: Sequence[str]) -> tuple[int, str]:
+    """Rounds until one confirms nothing new, the budget is spent or the round limit is reached; returns how
+    many ran and why they stopped."""
+    for round_index in range(ctx.config.rounds):
+        if not run_round(ctx, round_index, baseline, untestable):
+            return round_index + 1, "a round confirmed nothing new"
+        if not ctx.budget.can_test_another():
+            return round_index + 1, f"image budget ({ctx.config.budget}) spent"
+    return ctx.config.rounds, f"round limit ({ctx.config.rounds})"
+
+
+def review_setup(ctx: RunContext, baseline: dict[str, SampleCounts]) -> SetupReview:
+    """What the baseline shows about the set-up (pipeline/health.py): a classifier with one answer for every
+    image, or images outside its domain, stop the run; a class failing nearly always is left out."""
+    predicted = [s.predicted for s in ctx.samples.of(Purpose.BASELINE, generated=True)
+                 if s.predicted is not None]
+    rates = {name: (rate.failures, rate.valid) for name, rate in baseline.items()}
+    review = setup_review(predicted, rates, ctx.config.max_baseline_failure, ctx.config.classifier)
+    if not ctx.config.review_setup:
+        return SetupReview(warnings=[*review.problems, *review.warnings])
+    if review.stops_run:
+        ctx.log("the set-up cannot be tested: the run stops after the baseline (the reason follows at the end)")
+    elif review.untestable:
+        ctx.log(f"left out of the search (baseline failure above {ctx.config.max_baseline_failure:.0%}): "
+                f"{', '.join(review.untestable)}")
+    return review
+
+
+def run_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCounts],
+              untestable: Sequence[str] = ()) -> list[int]:
+    """One round; returns the ids of the bugs it confirmed first. A finished round is not run again.
+    Classes in `untestable` are not searched."""
     finished = ctx.run_log.round_result(round_index)
     if finished is not None:
         return finished
     with timed(ctx, "explore"):
         failures = exploration_failures(ctx, round_index)
+    failures = {name: samples for name, samples in failures.items() if name not in untestable}
     with timed(ctx, "describe"):
         propose_candidates(ctx, round_index, failures)
     # Sequential mode confirms and shortens in two waves: consensus descriptions first, then the captions
@@ -147,7 +181,8 @@ def health_problems(ctx: RunContext) -> list[str]:
 
 
 def summarise(ctx: RunContext, baseline: dict[str, SampleCounts], rounds_run: int, stop_reason: str,
-              session_seconds: float) -> RunSummary:
+              session_seconds: float, setup: SetupReview | None = None) -> RunSummary:
+    setup = setup or SetupReview()
     baseline_summary = {}
     for name, rate in baseline.items():
         low, high = wilson_interval(rate.failures, rate.valid)
@@ -168,5 +203,6 @@ def summarise(ctx: RunContext, baseline: dict[str, SampleCounts], rounds_run: in
         session_seconds=session_seconds,
         bugs=len(ctx.candidates.bugs()),
         model_seconds=ctx.run_log.model_seconds(),
-        problems=health_problems(ctx),
+        problems=[*setup.problems, *health_problems(ctx)],
+        warnings=list(setup.warnings),
     )

@@ -34,6 +34,8 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
         return
     # Bugs are decided after confirmation, never while proposing: one read serves every class.
     known_by_class = ctx.phrases.known_bug_modes()
+    stored_this_round = {(c.class_name, c.key): c.id for c in ctx.candidates.all()
+                         if c.round == round_index and c.origin in (Origin.CONSENSUS, Origin.CAPTION)}
     groups_by_class = {cls.name: cluster_pool(ctx, round_index, failures.get(cls.name, [])) for cls in ctx.classes}
     # Every class's clustered failures in one captioning pass: full batches, and a chunk's images are read
     # while the captioner works on the one before.
@@ -46,17 +48,24 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
                        for index, group in enumerate(groups) if explaining_bug(ctx, group) is None]
         proposals = [proposal for group in per_cluster for proposal in group]
         known = known_by_class.get(cls.name, [])
-        added = 0
+        added: set[int] = set()
         for proposal in proposals:
-            if added >= ctx.config.max_candidates_per_class:
+            if len(added) >= ctx.config.max_candidates_per_class:
                 break
             if refined_bug(proposal["phrases"], proposal["called"], known) is not None:
                 continue  # a known bug, or a more specific form of one in its failure mode: nothing new to test
+            # A session killed in this step stored some of these candidates already: they count, as they did
+            # when they were added, and were within the budget then, so a resumed run adds the same ones.
+            stored = stored_this_round.get((cls.name, proposal["candidate"].key))
+            if stored is not None:
+                added.add(stored)
+                continue
             if not ctx.budget.can_test_another():
                 ctx.log("image budget reached: remaining candidates are not tested")
                 break
-            _, inserted = ctx.candidates.add(proposal["candidate"])
-            added += int(inserted)
+            candidate_id, inserted = ctx.candidates.add(proposal["candidate"])
+            if inserted:
+                added.add(candidate_id)
     ctx.run_log.mark_stage(stage)
 
 

@@ -17,7 +17,14 @@ import yaml
 
 from blindspots.store.images import write_atomic
 from blindspots.store.lock import RunLock
-from blindspots.store.schema import CONFIG_NAME, DATABASE_NAME, SCHEMA, SCHEMA_VERSION, add_missing_columns
+from blindspots.store.schema import (
+    CONFIG_NAME,
+    DATABASE_NAME,
+    RUN_FILES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    add_missing_columns,
+)
 
 
 class RunStoreError(RuntimeError):
@@ -46,16 +53,20 @@ class RunDatabase:
 
     # ---- opening -------------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, root: str | Path, config: dict[str, Any]) -> RunDatabase:
+    def create(cls, root: str | Path, config: dict[str, Any], lock: RunLock | None = None) -> RunDatabase:
         """Create the run folder, or reopen it when it holds a run of the same config (resume). The returned
-        database holds the folder's lock until it is closed: a second writer is refused (RunLockedError)."""
+        database holds the folder's lock until it is closed: a second writer is refused (RunLockedError). A
+        caller that took the lock already passes it in."""
         root = Path(root)
+        if lock is None:
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise RunStoreError(f"cannot create run folder {root}: {err.strerror}; choose a writable --out") \
+                    from err
+            lock = RunLock.acquire(root)
         try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise RunStoreError(f"cannot create run folder {root}: {err.strerror}; choose a writable --out") from err
-        lock = RunLock.acquire(root)
-        try:
+            _refuse_links(root)
             if (root / DATABASE_NAME).exists():
                 database = cls._open_locked(root, lock)
                 stored = database.config()
@@ -106,6 +117,7 @@ class RunDatabase:
     def _check_folder(root: Path) -> None:
         if not root.is_dir():
             raise RunStoreError(f"no run folder at {root}; pass the folder `blindspots run` printed (runs/<id>)")
+        _refuse_links(root)
         if not (root / DATABASE_NAME).exists() or not (root / CONFIG_NAME).exists():
             raise RunStoreError(
                 f"{root} is not a complete run folder (it needs {CONFIG_NAME} and {DATABASE_NAME}); "
@@ -198,10 +210,18 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
+def is_disk_full(err: BaseException) -> bool:
+    """SQLite's SQLITE_FULL ("database or disk is full"): the disk has no room, the database is fine."""
+    return isinstance(err, sqlite3.Error) and (getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                                               or "database or disk is full" in str(err))
+
+
 def _connect_or_explain(path: Path) -> sqlite3.Connection:
     try:
         return _connect(path)
     except sqlite3.OperationalError as err:
+        if is_disk_full(err):
+            raise
         if "readonly" in str(err) or "unable to open" in str(err):
             raise RunStoreError(
                 f"cannot write to the run folder {path.parent} ({err}); run as a user who may write it, or copy "
@@ -237,6 +257,16 @@ def damaged_database(path: Path, err: Exception) -> RunDamagedError:
     return RunDamagedError(
         f"{path} is damaged or is not a blindspots run database ({err}); restore the run folder from a copy, "
         "or remove it and rerun `blindspots run` to start the run again")
+
+
+def _refuse_links(root: Path) -> None:
+    """A run folder may come from someone else: a file of it planted as a symbolic link would have SQLite or
+    the image store write wherever the link points, so such a folder is refused before anything is opened."""
+    links = [name for name in RUN_FILES if (root / name).is_symlink()]
+    if links:
+        raise RunDamagedError(
+            f"{root} holds {', '.join(links)} as symbolic link(s); blindspots never writes through a link it did "
+            "not make: replace each by the file itself (or remove the run folder's copy) and rerun")
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:

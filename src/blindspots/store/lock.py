@@ -9,6 +9,10 @@ wait for it or stop it, not to queue behind it.
 SIGKILL included: a killed run never leaves a stale lock behind (its file may stay; the next holder takes it
 over). A run that closes normally removes the file. The holder's pid and command line are written into the
 file only as a message for the second process.
+
+The lock file is opened without following a symbolic link and must be a regular file: a run folder can come
+from someone else, and a `.lock` planted there as a link would otherwise have the lock truncate whatever file it
+points to.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shlex
+import stat
 import sys
 from pathlib import Path
 
@@ -26,6 +31,10 @@ class RunLockedError(RuntimeError):
     """Another process holds the run folder."""
 
 
+class LockFileError(RuntimeError):
+    """The lock file is not a regular file (a link, a folder, a device): it is never opened for writing."""
+
+
 class RunLock:
     """`RunLock.acquire(folder)` or raise RunLockedError; `release()` (or process exit) frees it."""
 
@@ -34,17 +43,17 @@ class RunLock:
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, folder: str | Path) -> RunLock:
+    def acquire(cls, folder: str | Path, what: str = "run folder") -> RunLock:
         path = Path(folder) / LOCK_NAME
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = _open_regular(path)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = _read_holder(fd)
                 os.close(fd)
                 raise RunLockedError(
-                    f"run folder {folder} is in use by another blindspots process ({holder}); wait for it to "
+                    f"{what} {folder} is in use by another blindspots process ({holder}); wait for it to "
                     "finish or stop it, then rerun this command to continue the same run"
                 ) from None
             except BaseException:
@@ -70,6 +79,25 @@ class RunLock:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+
+def _open_regular(path: Path) -> int:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+    except OSError:
+        if os.path.islink(path) or os.path.exists(path):
+            raise LockFileError(_not_regular(path)) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LockFileError(_not_regular(path))
+    return fd
+
+
+def _not_regular(path: Path) -> str:
+    kind = "a symbolic link" if os.path.islink(path) else "not a regular file"
+    return (f"{path} is {kind}; blindspots writes its lock only to a plain file it owns, so it leaves that one "
+            "alone: remove it (it is not part of any result) and rerun")
 
 
 def _same_file(fd: int, path: Path) -> bool:

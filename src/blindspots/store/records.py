@@ -281,7 +281,8 @@ class RunSummary:
     session_seconds: float = 0.0
     bugs: int = 0
     model_seconds: dict[str, float] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # each voids the result (exit 3)
+    warnings: list[str] = field(default_factory=list)  # worth knowing, the result stands
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> RunSummary | None:

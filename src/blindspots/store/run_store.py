@@ -18,6 +18,7 @@ from blindspots.store.budget import BudgetCounts
 from blindspots.store.candidates import CandidateTable
 from blindspots.store.database import RunDatabase
 from blindspots.store.images import ImageStore
+from blindspots.store.lock import RunLock
 from blindspots.store.run_log import RunLog
 from blindspots.store.samples import SampleTable
 from blindspots.store.transfer import TransferTable
@@ -37,10 +38,11 @@ class RunStore:
         self.transfer = TransferTable(database)
 
     @classmethod
-    def create(cls, root: str | Path, config: dict[str, Any]) -> RunStore:
+    def create(cls, root: str | Path, config: dict[str, Any], lock: RunLock | None = None) -> RunStore:
         """Create the run folder, or reopen it when it holds a run of the same config (resume). The returned
-        store holds the folder's lock until it is closed: a second writer is refused (RunLockedError)."""
-        return cls._over(RunDatabase.create(root, config))
+        store holds the folder's lock until it is closed: a second writer is refused (RunLockedError). A
+        caller that took the lock already (to hold the folder while models load) passes it in."""
+        return cls._over(RunDatabase.create(root, config, lock))
 
     @classmethod
     def open(cls, root: str | Path, read_only: bool = False) -> RunStore:

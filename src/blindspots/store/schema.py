@@ -18,6 +18,9 @@ _ADDED_IN_2 = (
 )
 DATABASE_NAME = "records.sqlite"
 CONFIG_NAME = "config.yaml"
+# What the store writes inside a run folder (SQLite adds the -wal, -shm and -journal files itself).
+RUN_FILES = (DATABASE_NAME, f"{DATABASE_NAME}-wal", f"{DATABASE_NAME}-shm", f"{DATABASE_NAME}-journal",
+             CONFIG_NAME, "images")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

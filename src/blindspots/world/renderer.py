@@ -93,6 +93,13 @@ class WorldGenerator:
             renderings.append(Rendering(Image.fromarray(pixels), attributes, list(parsed[prompt].unknown_words)))
         return renderings
 
+    def cannot_draw(self, class_names: Sequence[str]) -> list[str]:
+        """The names that name no class of this world: the renderer would ignore the word and draw a prior
+        class instead (models.protocols.KnowsItsClasses)."""
+        from blindspots.world.parser import parse_prompt
+
+        return [name for name in class_names if CLASS_KEY not in parse_prompt(name, self.spec).attributes]
+
     def describe(self) -> dict[str, object]:
         """What a run records about this generator: the spec it draws (by fingerprint) and the image size."""
         return {"spec_fingerprint": self.spec.fingerprint(), "size": self.size}

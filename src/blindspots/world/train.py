@@ -275,6 +275,17 @@ def _save_weights(model: torch.nn.Module, path: Path) -> None:
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
 
 
+def _foreign_entries(folder: Path) -> list[str]:
+    """What `folder` holds besides a world's own files (all of it when it holds no world.json)."""
+    if not folder.is_dir():
+        return []
+    names = sorted(entry.name for entry in folder.iterdir())
+    if META_FILE not in names:
+        return names
+    own = {META_FILE, SPEC_FILE, *FILES.values()}
+    return [name for name in names if name not in own]
+
+
 def _replace_folder(staging: Path, out_dir: Path) -> None:
     """Swap the finished folder into place; an existing world is moved aside first and removed after."""
     old = None
@@ -286,9 +297,16 @@ def _replace_folder(staging: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _prepare_output(out_dir: Path) -> Path:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise WorldTrainingError(f"--out {out_dir} is a file; name a folder (it is created or replaced)")
+def _prepare_output(out_dir: Path, replace: bool = False) -> Path:
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise WorldTrainingError(f"--out {out_dir} is a {'link' if out_dir.is_symlink() else 'file'}; name a "
+                                 "folder (a new one, an empty one or a world folder, which is replaced)")
+    others = _foreign_entries(out_dir)
+    if others and not replace:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise WorldTrainingError(
+            f"--out {out_dir} holds {shown}, which is not a world: training replaces the whole folder and would "
+            "delete them; name a new or empty folder, or add --replace if they may go")
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
@@ -504,10 +522,13 @@ def _prior_source(spec, folder: Path | None) -> tuple[Path, dict[str, Any]]:
 
 def train_world(spec_path: str | Path | None, out_dir: str | Path, seed: int = 0, plan: TrainPlan | None = None,
                 progress: ProgressFactory = silent_progress, reuse_prior_models: bool = False,
-                prior_models_from: str | Path | None = None) -> TrainedWorld:
+                prior_models_from: str | Path | None = None, replace: bool = False) -> TrainedWorld:
     """Render the training sets, train the four models and write DIR atomically (spec.yaml, world.json, weights).
     With `plan.hard_example_images`, the classifiers are trained a second time with their hard examples
     (`find_hard_examples`); world.json says how many were found.
+
+    DIR may be new, empty or a world folder (which is replaced); a folder holding anything else is refused
+    before any work unless `replace` says it may go.
 
     With `reuse_prior_models` only the two classifiers are trained; the captioner and the embedder, which
     learn the unbiased prior and never the planted spots, are copied from `prior_models_from` (default: the
@@ -521,7 +542,7 @@ def train_world(spec_path: str | Path | None, out_dir: str | Path, seed: int = 0
     spec = load_spec(spec_path)
     source = _prior_source(spec, prior_models_from) if reuse_prior_models else None
     out_dir = Path(out_dir)
-    staging = _prepare_output(out_dir)
+    staging = _prepare_output(out_dir, replace)
     try:
         started = time.perf_counter()
         data = render_training_data(spec, seed, plan, progress, with_prior=source is None)

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blindspots.outputs.finished import require_finished
 from blindspots.pipeline.config import stored_run_config
 from blindspots.store import RunStore
+from blindspots.store.guard import check_output_path
 from blindspots.store.images import current_umask
 from blindspots.store.records import Candidate, Origin
 
@@ -49,16 +51,20 @@ class ExportSummary:
 
 
 def export_dataset(run_dir: str | Path, out: str | Path, format: str = "imagefolder",
-                   only_failures: bool = False, skip_damaged: bool = False) -> ExportSummary:
+                   only_failures: bool = False, skip_damaged: bool = False,
+                   unfinished: bool = False) -> ExportSummary:
     """Write the confirmation images of the run's confirmed bugs to `out` (a new or empty folder).
 
     Every image is checked against its hash first: a missing or damaged PNG stops the export with a line that
-    says how many there are, unless `skip_damaged`, which leaves them out and says so in the card."""
+    says how many there are, unless `skip_damaged`, which leaves them out and says so in the card. A run that
+    has not finished is exported only with `unfinished` (and the card says so)."""
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
     out = Path(out)
+    check_output_path(out, what="export folder")
     _check_target(out)
     with RunStore.open(run_dir, read_only=True) as store:
+        require_finished(store, unfinished, "the dataset")
         records = list(_records(store, only_failures))
         if not records:
             what = "misclassified images of confirmed blind spots" if only_failures else "confirmed blind spots"

@@ -59,8 +59,10 @@ class Comparison:
     classifier_a: str
     classifier_b: str
     both: list[BugMatch] = field(default_factory=list)
-    only_a: list[RunBug] = field(default_factory=list)
+    only_a: list[RunBug] = field(default_factory=list)  # B tested the class and did not find the bug
     only_b: list[RunBug] = field(default_factory=list)
+    not_tested_in_b: list[RunBug] = field(default_factory=list)  # A's bugs of classes B never tested
+    not_tested_in_a: list[RunBug] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,8 +84,8 @@ def word_overlap(first: frozenset[str], second: frozenset[str]) -> float:
 def compare_runs(run_a: str | Path, run_b: str | Path, min_overlap: float = DEFAULT_MIN_OVERLAP) -> Comparison:
     if not 0.0 < min_overlap <= 1.0:
         raise CompareError(f"min_overlap must be in (0, 1], e.g. {DEFAULT_MIN_OVERLAP}; got {min_overlap}")
-    bugs_a, classifier_a = _read_bugs(run_a)
-    bugs_b, classifier_b = _read_bugs(run_b)
+    bugs_a, classifier_a, classes_a = _read_bugs(run_a)
+    bugs_b, classifier_b, classes_b = _read_bugs(run_b)
     comparison = Comparison(str(run_a), str(run_b), classifier_a, classifier_b)
     pairs = []
     for a in bugs_a:
@@ -105,14 +107,22 @@ def compare_runs(run_a: str | Path, run_b: str | Path, min_overlap: float = DEFA
         used_a.add(a.id)
         used_b.add(b.id)
         comparison.both.append(BugMatch(a, b, reason, min(score, word_overlap(a.words, b.words))))
-    comparison.only_a = [bug for bug in bugs_a if bug.id not in used_a]
-    comparison.only_b = [bug for bug in bugs_b if bug.id not in used_b]
+    # A bug of a class the other run never tested is not "only in" this run: the other run could not find it.
+    for bugs, used, other_classes, only, untested in (
+            (bugs_a, used_a, classes_b, comparison.only_a, comparison.not_tested_in_b),
+            (bugs_b, used_b, classes_a, comparison.only_b, comparison.not_tested_in_a)):
+        for bug in bugs:
+            if bug.id not in used:
+                (only if bug.class_name in other_classes else untested).append(bug)
     return comparison
 
 
-def _read_bugs(run_dir: str | Path) -> tuple[list[RunBug], str]:
+def _read_bugs(run_dir: str | Path) -> tuple[list[RunBug], str, set[str]]:
+    """The run's bugs, its classifier and the classes it tested."""
     with RunStore.open(run_dir, read_only=True) as store:
         summary = store.log.summary()
+        tested = set(summary.accepted_labels()) if summary is not None and summary.classes else \
+            set(store.samples.class_names())
         model = (summary.models.get("classifier") if summary is not None else None) or {}
         classifier = str(model.get("spec") or stored_run_config(store).classifier)
         bugs = []
@@ -126,4 +136,4 @@ def _read_bugs(run_dir: str | Path) -> tuple[list[RunBug], str]:
                 rate=bug.rate, low=bug.rate_low, high=bug.rate_high, baseline_rate=bug.baseline_rate,
                 q=bug.q, n=bug.n,
             ))
-    return bugs, classifier
+    return bugs, classifier, tested

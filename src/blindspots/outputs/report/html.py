@@ -20,10 +20,10 @@ from blindspots.outputs.report.content import BugCard, ReportContent, explain_ve
 from blindspots.outputs.report.style import STYLESHEET
 from blindspots.pipeline.config import RunConfig
 from blindspots.store import ImageStoreError, RunStore, RunStoreError, Sample
+from blindspots.store.guard import REPORT_NAME, check_output_path, run_folder_holding
 from blindspots.store.images import current_umask
 from blindspots.store.records import Candidate
 
-REPORT_NAME = "report.html"
 THUMBNAIL_SIDE = 128
 SMALL_IMAGE_SIDE = 96  # images up to this side are shown enlarged with sharp pixels instead of smoothed
 # No script may run and nothing may be fetched: the page only needs inline styles and data: images.
@@ -34,9 +34,11 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write `run_dir/report.html` (or `out`) from the run's records and return its path (replaced
     atomically). The run is only read, so a run folder the user may not write can still be reported on."""
     run_dir = Path(run_dir)
+    target = Path(out) if out is not None else run_dir / REPORT_NAME
+    own = run_folder_holding(target.parent.resolve() / target.name) == run_dir.resolve()
+    check_output_path(target, what="report", may_write=(REPORT_NAME,) if own else ())
     with RunStore.open(run_dir, read_only=True) as store:
         page = render_report(store)
-    target = Path(out) if out is not None else run_dir / REPORT_NAME
     if not os.access(target.parent, os.W_OK):
         raise RunStoreError(f"cannot write {target}: its folder is not writable; pass --out with a file in a "
                             "folder you may write, e.g. --out report.html")
@@ -91,7 +93,8 @@ def _model_spec(content: ReportContent, role: str) -> str:
 def _notes(content: ReportContent) -> str:
     problems = "".join(f"<p class='note problem'><strong>This run cannot be trusted:</strong> {_e(problem)}</p>"
                        for problem in content.summary.problems)
-    return problems + "".join(f"<p class='note'>{_e(note)}</p>" for note in content.notes)
+    notes = [*content.summary.warnings, *content.notes]
+    return problems + "".join(f"<p class='note'>{_e(note)}</p>" for note in notes)
 
 
 def _summary(content: ReportContent) -> str:
