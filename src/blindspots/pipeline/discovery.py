@@ -33,6 +33,7 @@ from blindspots.pipeline.health import (
     setup_review,
 )
 from blindspots.pipeline.propose import propose_candidates
+from blindspots.pipeline.remainder import account, final_remainder, screen_remainder
 from blindspots.pipeline.shorten import shorten_round
 from blindspots.stats import wilson_interval
 from blindspots.store.records import Purpose, RunSummary, SampleCounts, StopReason, Verdict, VerdictKind
@@ -62,13 +63,31 @@ def run_discovery(ctx: RunContext) -> RunSummary:
 
 
 def run_rounds(ctx: RunContext, baseline: dict[str, SampleCounts], untestable: Sequence[str]) -> tuple[int, str]:
-    """Rounds until one confirms nothing new, the budget is spent or the round limit is reached; returns how
-    many ran and why they stopped."""
+    """Rounds until one confirms nothing new and no class's unexplained failures are above noise (or a few such
+    rounds were spent on them: `remainder_rounds`), the budget is spent or the round limit is reached; returns
+    how many ran and why they stopped."""
+    searched = [c.name for c in ctx.classes if c.name not in untestable]
+    without_new = 0
     for round_index in range(ctx.config.rounds):
-        if not run_round(ctx, round_index, baseline, untestable):
-            return round_index + 1, "a round confirmed nothing new"
+        found = run_round(ctx, round_index, baseline, searched)
         if not ctx.budget.can_test_another():
             return round_index + 1, f"image budget ({ctx.config.budget}) spent"
+        if found:
+            without_new = 0
+            continue
+        if round_index + 1 >= ctx.config.rounds:
+            break
+        remainder = account(ctx)
+        above = [name for name in remainder.above_noise() if name in searched]
+        unchecked = round_index == 0 and ctx.config.survey_per_class > 0 and \
+            any(name in searched for name in remainder.not_shown_within())
+        if not above and not unchecked:
+            return round_index + 1, "a round confirmed nothing new, and no class's unexplained failures are " \
+                                    "above noise"
+        if without_new >= ctx.config.remainder_rounds:
+            return round_index + 1, (f"{without_new} round(s) on the unexplained failures confirmed nothing new"
+                                     + (f" (above noise: {', '.join(above)})" if above else ""))
+        without_new += 1
     return ctx.config.rounds, f"round limit ({ctx.config.rounds})"
 
 
@@ -90,17 +109,17 @@ def review_setup(ctx: RunContext, baseline: dict[str, SampleCounts]) -> SetupRev
 
 
 def run_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCounts],
-              untestable: Sequence[str] = ()) -> list[int]:
-    """One round; returns the ids of the bugs it confirmed first. A finished round is not run again.
-    Classes in `untestable` are not searched."""
+              searched: Sequence[str]) -> list[int]:
+    """One round over the `searched` classes; returns the ids of the bugs it confirmed first. A finished round
+    is not run again."""
     finished = ctx.run_log.round_result(round_index)
     if finished is not None:
         return finished
     with timed(ctx, "explore"):
-        failures = exploration_failures(ctx, round_index)
-    failures = {name: samples for name, samples in failures.items() if name not in untestable}
+        failures = exploration_failures(ctx, round_index, searched)
     with timed(ctx, "describe"):
         propose_candidates(ctx, round_index, failures)
+        screen_remainder(ctx, round_index)
     # Sequential mode confirms and shortens in two waves: consensus descriptions first, then the captions
     # that do not merely refine a bug of the first wave.
     for wave, origins in enumerate(confirmation_waves(ctx.config.confirmation)):
@@ -205,4 +224,5 @@ def summarise(ctx: RunContext, baseline: dict[str, SampleCounts], rounds_run: in
         model_seconds=ctx.run_log.model_seconds(),
         problems=[*setup.problems, *health_problems(ctx)],
         warnings=list(setup.warnings),
+        remainder=final_remainder(ctx),
     )

@@ -20,6 +20,7 @@ from blindspots.pipeline.decisions import (
     refined_bug,
 )
 from blindspots.pipeline.descriptions import Description
+from blindspots.pipeline.remainder import novel_label_groups
 from blindspots.store.records import NewCandidate, Origin, Sample
 from blindspots.store.results import Caption, ClusterLabel
 
@@ -35,18 +36,25 @@ def propose_candidates(ctx: RunContext, round_index: int, failures: dict[str, li
     # Bugs are decided after confirmation, never while proposing: one read serves every class.
     known_by_class = ctx.phrases.known_bug_modes()
     stored_this_round = {(c.class_name, c.key): c.id for c in ctx.candidates.all()
-                         if c.round == round_index and c.origin in (Origin.CONSENSUS, Origin.CAPTION)}
+                         if c.round == round_index and c.origin is not Origin.SHORTENED}
     groups_by_class = {cls.name: cluster_pool(ctx, round_index, failures.get(cls.name, [])) for cls in ctx.classes}
+    # The failures no cluster takes may still be a failure mode of their own, seen once or twice.
+    taken = {m.id for groups in groups_by_class.values() for group in groups for m in group}
+    few_by_class: dict[str, list[list[Sample]]] = {}
+    for group in novel_label_groups(ctx, [s for pool in failures.values() for s in pool], taken):
+        few_by_class.setdefault(group[0].class_name, []).append(group)
     # Every class's clustered failures in one captioning pass: full batches, and a chunk's images are read
     # while the captioner works on the one before.
-    caption_samples(ctx, [m for groups in groups_by_class.values() for group in groups for m in group])
+    caption_samples(ctx, [m for groups in [*groups_by_class.values(), *few_by_class.values()]
+                          for group in groups for m in group])
     for cls in ctx.classes:
-        groups = groups_by_class[cls.name]
-        clustered = [m for group in groups for m in group]
-        captions = {s.id: s.caption for s in ctx.samples.by_id(m.id for m in clustered)}
+        groups, few = groups_by_class[cls.name], few_by_class.get(cls.name, [])
+        members = [m for group in [*groups, *few] for m in group]
+        captions = {s.id: s.caption for s in ctx.samples.by_id(m.id for m in members)}
         per_cluster = [cluster_proposals(ctx, round_index, cls.name, index, group, captions)
                        for index, group in enumerate(groups) if explaining_bug(ctx, group) is None]
-        proposals = [proposal for group in per_cluster for proposal in group]
+        per_cluster += [[remainder_proposal(ctx, round_index, cls.name, group, captions)] for group in few]
+        proposals = [proposal for group in per_cluster for proposal in group if proposal is not None]
         known = known_by_class.get(cls.name, [])
         added: set[int] = set()
         for proposal in proposals:
@@ -191,6 +199,23 @@ def pooled_consensus(ctx: RunContext, class_name: str, group: list[Sample],
     kept = shown_together(pooled, members, ctx.conditions.plain_images(class_name), ctx.config.consensus_share)
     in_order = sorted(kept, key=lambda p: (sum(positions[p]) / len(positions[p]), p))
     return Description(tuple(p for p in in_order if p in modifiers), tuple(p for p in in_order if p not in modifiers))
+
+
+def remainder_proposal(ctx: RunContext, round_index: int, class_name: str, group: list[Sample],
+                       captions: dict[int, str]) -> dict | None:
+    """A few unexplained failures called what no bug of their class is called, as one description: the phrases
+    their captions name together (`pooled_consensus`; one failure's caption as it is). It is screened before it
+    is tested (`remainder.screen_remainder`)."""
+    descriptions = [ctx.phrases.describe_caption(captions[m.id], class_name) for m in group]
+    description = pooled_consensus(ctx, class_name, group, descriptions)
+    if description.is_empty:
+        return None
+    called = group[0].predicted
+    source = {"round": round_index, "cluster": None, "size": len(group), "sample_ids": [m.id for m in group],
+              "called": called}
+    return {"phrases": frozenset(description.phrases), "called": called,
+            "candidate": candidate_record(ctx, round_index, class_name, description, Origin.REMAINDER,
+                                          source_cluster=source)}
 
 
 def candidate_record(ctx: RunContext, round_index: int, class_name: str, description: Description, origin: Origin,

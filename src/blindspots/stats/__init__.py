@@ -14,6 +14,7 @@ from blindspots.stats.effects import (
 from blindspots.stats.exact_tests import (
     MAX_BOSCHLOO_TABLES,
     ExcessFailuresResult,
+    above_rate,
     boschloo_pvalue,
     excess_failures,
     test_excess_failures,
@@ -38,6 +39,7 @@ from blindspots.stats.sequential import (
 from blindspots.stats.validation import StatsInputError
 
 __all__ = [
+    "above_rate",
     "ExcessFailuresResult",
     "KeepAnswer",
     "MAX_BOSCHLOO_TABLES",
