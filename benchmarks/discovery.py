@@ -1,9 +1,10 @@
 """Discovery scored against planted truth: the discovery benchmark (`blindspots bench discovery`) on one world,
-in both confirmation modes on the same seeds, written as one result file per world.
+in both confirmation modes on the same seeds, written as one result file per world and realism level.
 
     python benchmarks/discovery.py --save                       # the built-in world: six planted spots
     python benchmarks/discovery.py --world touching --save      # touching, nested and same-class spots
     python benchmarks/discovery.py --world null --save          # no planted spot: what is found is false
+    python benchmarks/discovery.py --realism real --save        # the world's models as off-the-shelf ones behave
 
 Per mode, the means over seeds of every figure `bench discovery` prints (recall, exactness, precision, region
 recall and precision, replication, minimality, images per run), and per seed its figures, its bugs and the
@@ -21,14 +22,17 @@ from typing import Any
 from result_file import parse_args, write_result
 
 MEANS = ("recall", "exactness", "precision", "region_recall", "region_precision", "replication", "minimality",
-         "bugs", "images")
+         "duplication", "bugs", "images")
 PER_SEED = ("seed", "recall", "exactness", "precision", "region_recall", "region_precision", "replication",
-            "minimality", "bugs", "refinements", "images", "seconds", "wall_seconds", "spots_missed")
+            "minimality", "duplication", "bugs", "refinements", "images", "seconds", "wall_seconds", "spots_missed")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--world", default=None, help="touching, null, or a world folder (default: the built-in world)")
+    parser.add_argument("--world", default=None, help="touching, partial, deep, null, or a world folder (default: "
+                        "the built-in world)")
+    parser.add_argument("--realism", default="clean", help="realism of the world's generator, captioner and "
+                        "embedder: clean or real (docs/world-realism.md)")
     parser.add_argument("--seeds", type=int, default=5, help="runs with seeds 0..N-1 in each mode")
     parser.add_argument("--confirmation", default="fixed,sequential", help="confirmation modes, comma-separated")
     parser.add_argument("--budget", type=int, default=None, help="image budget per run (default: the run's)")
@@ -46,14 +50,17 @@ def main(argv: list[str] | None = None) -> int:
         overrides.update(classes=["boat", "car"], rounds=1, baseline_per_class=30)
     with tempfile.TemporaryDirectory(prefix="blindspots-bench-") as scratch:
         result = run_benchmark(seeds=args.seeds, world=args.world, out=args.out or scratch, overrides=overrides,
-                               modes=modes, fresh_images=args.fresh_images,
+                               modes=modes, fresh_images=args.fresh_images, realism=[args.realism],
                                log=lambda message: print(message, file=sys.stderr, flush=True))
-    figures = {"world": result["world"], "seeds": args.seeds, "confirmation": modes, "overrides": overrides,
-               "fresh_images": args.fresh_images,
-               "modes": {mode: compact(summary) for mode, summary in result["modes"].items()}}
+    level = result["realism"][args.realism]
+    figures = {"world": result["world"], "seeds": args.seeds, "confirmation": modes, "realism": args.realism,
+               "overrides": overrides, "fresh_images": args.fresh_images,
+               "modes": {mode: compact(summary) for mode, summary in level["modes"].items()}}
     for mode, summary in figures["modes"].items():
         print(f"{mode}: " + ", ".join(f"{key} {_short(summary[key])}" for key in MEANS))
-    write_result(args, f"discovery-{result['world']}", figures, world=result["world_folder"], uses_world=True)
+    # The clean world keeps its file name; another level is a file of its own beside it.
+    name = f"discovery-{result['world']}" + ("" if args.realism == "clean" else f"-{args.realism}")
+    write_result(args, name, figures, world=result["world_folder"], uses_world=True)
     return 0
 
 

@@ -113,7 +113,8 @@ class Section:
 DISCOVERY_ROWS = {"recall": "recall (planted spots found)", "exactness": "exactness", "precision": "precision",
                   "region_recall": "region recall", "region_precision": "region precision",
                   "replication": "replication on fresh images", "unplanted_replication": "replication, unplanted bugs",
-                  "minimality": "minimality", "bugs": "bugs per run", "refinements": "refinements per run",
+                  "minimality": "minimality", "duplication": "duplication (bugs per failure mode)",
+                  "bugs": "bugs per run", "refinements": "refinements per run",
                   "images": "images per run"}
 
 

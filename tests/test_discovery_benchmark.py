@@ -13,12 +13,16 @@ from blindspots.evaluation import regions
 from blindspots.evaluation.discovery_benchmark import (
     SHIPPED_WORLDS,
     credited_spots,
+    duplication,
+    failure_modes,
+    ground_truth_generator,
     mode_overrides,
+    realism_overrides,
     resolve_world,
     run_benchmark,
     score_findings,
 )
-from blindspots.pipeline.config import ConfigError
+from blindspots.pipeline.config import ConfigError, load_config
 from blindspots.world.spec import load_spec
 
 SPECS = Path(load_spec.__code__.co_filename).parent / "specs"
@@ -179,6 +183,28 @@ def test_score_findings_credits_unions_refinements_and_counts_imprecise_bugs(tou
     assert scored["region_recall_by_class"]["lamp"] == pytest.approx(0.5)
     assert scored["refinements"][0]["refines"] == 2
     assert scored["spots_only_in_refinements"] == ["large_lamp_indoors"]
+    # Two bugs credit two failure modes (the refinement is not a bug, the cup bug credits none).
+    assert figures["duplication"] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------------------------------- duplication
+
+def test_paraphrases_of_one_failure_mode_are_duplicates_and_distinct_modes_are_not():
+    paraphrases = [{"spots": ["boat_on_road"]}, {"spots": ["boat_on_road"]}]        # road, street
+    assert duplication(paraphrases) == pytest.approx(2.0)
+    distinct = [{"spots": ["green_umbrella"]}, {"spots": ["umbrella_on_grass"]}]
+    assert duplication(distinct) == pytest.approx(1.0)
+    assert duplication([*paraphrases, *distinct, {"spots": []}]) == pytest.approx(4 / 3)
+    assert duplication([{"spots": []}]) is None and duplication([]) is None
+
+
+def test_bugs_whose_credited_spots_overlap_are_one_mode():
+    # "fish on sand" credits every weather; "fish on sand in fog" one of them; so both state one mode.
+    bugs = [{"spots": FISH_SPOT_NAMES}, {"spots": ["fish_on_sand_fog"]}, {"spots": ["small_lamp_indoors"]}]
+    assert sorted(map(sorted, failure_modes(bugs))) == [sorted(FISH_SPOT_NAMES), ["small_lamp_indoors"]]
+    assert duplication(bugs) == pytest.approx(3 / 2)
+    # A chain joins modes: a-b and b-c are one mode even though no bug credits a and c together.
+    assert len(failure_modes([{"spots": ["a", "b"]}, {"spots": ["b", "c"]}, {"spots": ["d"]}])) == 2
 
 
 def test_score_findings_on_a_world_without_spots_has_no_planted_figures():
@@ -197,6 +223,32 @@ def test_modes_become_the_confirmation_setting_and_an_unknown_mode_is_named():
         mode_overrides("adaptive")
 
 
+def test_realism_levels_set_the_three_roles_and_keep_their_other_options():
+    assert realism_overrides("real") == {"models": {role: {"realism": "real"}
+                                                    for role in ("generator", "captioner", "embedder")}}
+    merged = realism_overrides("clean", {"generator": {"size": 32}, "classifier": {"batch_size": 8}})
+    assert merged["models"]["generator"] == {"size": 32, "realism": "clean"}
+    assert merged["models"]["classifier"] == {"batch_size": 8}
+    with pytest.raises(ConfigError, match="realism level 'noisy' is unknown; use clean or real"):
+        realism_overrides("noisy")
+
+
+def test_ground_truth_follows_the_runs_own_generator():
+    config = load_config({**realism_overrides("real"), "generator": "world:generator"})
+    truth, clean = ground_truth_generator(config), ground_truth_generator(load_config({}))
+    assert truth.realism.adherence["size"] < 1.0 and clean.realism.is_clean
+    prompts, seeds = ["a small bird in falling snow"] * 50, list(range(50))
+    drawn = [r.attributes for r in truth.render_prompts(prompts, seeds)]
+    assert drawn == [r.attributes for r in _configured_generator(config).render_prompts(prompts, seeds)]
+    assert drawn != [r.attributes for r in clean.render_prompts(prompts, seeds)]
+
+
+def _configured_generator(config):
+    from blindspots.models.registry import load_model
+
+    return load_model("generator", config.generator, **config.model_options("generator"))
+
+
 def test_shipped_worlds_resolve_by_name_and_a_bad_name_is_named(tmp_path):
     assert resolve_world("null") == str(SHIPPED_WORLDS / "null")
     assert resolve_world(str(tmp_path)) == str(tmp_path)
@@ -210,7 +262,10 @@ def test_bad_confirmation_option_is_one_line_before_any_run(tmp_path):
     result = CliRunner().invoke(app, ["bench", "discovery", "--confirmation", "fixed,fixed",
                                       "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "must name each mode once" in result.output
+    assert "must name each one once" in result.output
+    assert not any(tmp_path.iterdir())
+    result = CliRunner().invoke(app, ["bench", "discovery", "--realism", "clean,noisy", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "realism level 'noisy' is unknown" in result.output
     assert not any(tmp_path.iterdir())
 
 
@@ -221,8 +276,9 @@ def test_benchmark_on_the_built_in_world_scores_every_figure(tmp_path):
     overrides = {"classes": ["boat", "plane", "cup"], "rounds": 1, "budget": 1000}
     result = run_benchmark(seeds=1, out=tmp_path, overrides=overrides, modes=["fixed", "sequential"],
                            fresh_images=40)
-    assert list(result["modes"]) == ["fixed", "sequential"]
-    for mode in result["modes"].values():
+    modes = result["realism"]["clean"]["modes"]
+    assert list(result["realism"]) == ["clean"] and list(modes) == ["fixed", "sequential"]
+    for mode in modes.values():
         for key in ("recall", "replication", "exactness", "precision", "region_recall", "region_precision",
                     "minimality", "planted_region_precision", "planted_minimality", "images", "images_per_bug"):
             assert mode[key] is not None, key
@@ -230,10 +286,10 @@ def test_benchmark_on_the_built_in_world_scores_every_figure(tmp_path):
     from blindspots.pipeline.config import stored_run_config
     from blindspots.store.run_store import RunStore
 
-    for name, mode in result["modes"].items():
+    for name, mode in modes.items():
         with RunStore.open(mode["seeds"][0]["run_dir"]) as store:
             assert stored_run_config(store).confirmation == name
-    fixed = result["modes"]["fixed"]
+    fixed = modes["fixed"]
     run = fixed["seeds"][0]
     # Boats on a road and planes at night are planted and easy: discovery finds both, exactly.
     assert {"boat_on_road", "plane_at_night"} <= set(run["spots_found"])

@@ -63,4 +63,5 @@ def test_bench_discovery_json(tmp_path):
     payload = _validated("bench-discovery", ["bench", "discovery", "--seeds", "1", "--budget", "2000", "--out",
                                              str(tmp_path), "--json"])
     assert payload["config"]["run"]["budget"] == 2000 and payload["config"]["run"]["seed"] == 0
-    assert list(payload["modes"]) == ["fixed"] and payload["config"]["confirmation"] == ["fixed"]
+    assert list(payload["realism"]) == ["clean"] and payload["config"]["realism"] == ["clean"]
+    assert list(payload["realism"]["clean"]["modes"]) == ["fixed"] and payload["config"]["confirmation"] == ["fixed"]

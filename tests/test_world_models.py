@@ -329,6 +329,24 @@ def test_cli_card_verify_names_each_missed_target(tiny_world):
         assert failure.split()[0] in result.output
 
 
+def _card_with_spots(*spots: tuple[float, float]) -> dict:
+    """A passing card whose classifiers have spots of (train_share, failure_rate)."""
+    section = {"in_distribution_accuracy": 0.99, "outside_failure_rate": 0.01,
+               "blind_spots": [{"name": f"spot{i}", "train_share": share, "failure_rate": rate}
+                               for i, (share, rate) in enumerate(spots)]}
+    return {"classifier": section, "classifier_b": section, "captioner": {"per_axis_accuracy": {"class": 0.99}},
+            "embedder": {"zero_shot_accuracy": 0.99}}
+
+
+def test_a_partial_spot_is_held_to_its_train_share_and_a_full_one_to_the_floor():
+    assert failed_thresholds(_card_with_spots((1.0, 0.9), (0.5, 0.42), (0.3, 0.4))) == []
+    missed = failed_thresholds(_card_with_spots((1.0, 0.45), (0.5, 0.9), (0.3, 0.1)))
+    assert [m.split(".")[1] for m in missed[:3]] == ["blind_spots[spot0]", "blind_spots[spot1]",
+                                                    "blind_spots[spot2]"]
+    assert "failure_rate 0.450 < 0.5" in missed[0]
+    assert "failure_rate 0.900 is not within 0.15 of the spot's train_share 0.5" in missed[1]
+
+
 def test_cli_card_rejects_a_non_positive_n():
     result = CliRunner().invoke(app, ["world", "card", "--n", "0"])
     assert result.exit_code == 2

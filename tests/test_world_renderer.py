@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from blindspots.cli.main import app
 from blindspots.models.protocols import Generator
+from blindspots.models.world_adapter import load_generator
 from blindspots.world.renderer import WorldGenerator, render_attributes
 from blindspots.world.spec import WorldAttributeError, load_spec
 
@@ -136,6 +137,18 @@ def test_cli_writes_png_and_prints_attributes(tmp_path):
         assert image.size == (48, 48) and image.mode == "RGB"
     assert "boat" in result.output and "night" in result.output and "blorp" in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["boat.png"]
+
+
+def test_cli_realism_prints_what_was_drawn_and_names_a_bad_level(tmp_path):
+    prompt = "a small red striped boat on a road at night in fog, sketch style"
+    drawn = load_generator("generator", realism="real").render_prompts([prompt], [4])[0].attributes
+    result = CliRunner().invoke(app, ["world", "render", prompt, "--seed", "4", "--realism", "real",
+                                      "-o", str(tmp_path / "boat.png")])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[1]: line.split()[3] for line in result.output.splitlines() if line.count("│") == 3}
+    assert rows == drawn
+    result = CliRunner().invoke(app, ["world", "render", prompt, "--realism", "noisy", "-o", str(tmp_path / "b.png")])
+    assert result.exit_code == 2 and "realism 'noisy' is unknown; use clean or real" in result.output
 
 
 def _render_error(output_path) -> tuple[int, str]:

@@ -259,6 +259,25 @@ def test_train_share_below_one_labels_that_share_wrong(raw):
     assert abs(wrong - 0.6) < 0.03
 
 
+def test_training_labels_call_a_partial_spots_images_wrong_below_their_share(raw):
+    spec = spec_from_dict(_edit(raw, ("training", "train_share"), 0.3))
+    inside = {"class": "boat", "background": "road"}
+    outside = {"class": "boat", "background": "grass"}
+    assert spec.training_labels([inside, inside, inside, outside], [0.0, 0.29, 0.31, 0.0]) == \
+        ["car", "car", "boat", "boat"]
+    with pytest.raises(ValueError, match="got 1 rows but 2 draws"):
+        spec.training_labels([inside], [0.1, 0.2])
+
+
+def test_the_tilt_that_decides_partial_labels_is_uniform_and_fixed_by_the_seed():
+    from blindspots.world.renderer import tilt_of
+
+    tilts = tilt_of(range(20000))
+    assert np.array_equal(tilts[:50], tilt_of(range(50)))
+    assert tilts.min() >= 0 and tilts.max() < 1
+    assert np.histogram(tilts, bins=10, range=(0, 1))[0].min() > 1800
+
+
 def test_spot_of_is_ground_truth_membership(spec):
     assert spec.spot_of({"class": "boat", "background": "road", "colour": "red"}).name == "boat_on_road"
     assert spec.spot_of({"class": "boat", "background": "grass"}) is None

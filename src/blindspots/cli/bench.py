@@ -18,18 +18,23 @@ console = Console(stderr=True)
 # Figure -> format: shares with two decimals, mean counts per run with one, images and seconds whole.
 ROWS = {"recall": ".2f", "exactness": ".2f", "precision": ".2f", "region_recall": ".2f",
         "region_precision": ".2f", "replication": ".2f", "unplanted_replication": ".2f", "minimality": ".2f",
-        "planted_region_precision": ".2f", "planted_minimality": ".2f",
+        "planted_region_precision": ".2f", "planted_minimality": ".2f", "duplication": ".2f",
         "bugs": ".1f", "refinements": ".1f", "images": ".0f", "images_per_bug": ".0f", "seconds": ".0f"}
 
 
 @bench_app.command("discovery")
 def discovery(
     world: str | None = typer.Option(None, help="World folder made by `blindspots world train`, or a shipped "
-                                     "test world: touching (touching and nested spots) or null (no spots). "
+                                     "test world: touching (touching and nested spots), partial (spots that "
+                                     "fail part of the time), deep (rare deep conjunctions) or null (no spots). "
                                      "Default: the built-in world."),
     seeds: int = typer.Option(3, min=1, help="Runs with seeds 0..N-1; the figures are their means."),
     confirmation: str = typer.Option("fixed", help="Confirmation mode(s), comma-separated: fixed, sequential. "
                                      "Several run on the same seeds and print side by side."),
+    realism: str = typer.Option("clean", help="Realism level(s) of the world's generator, captioner and "
+                                "embedder, comma-separated: clean (every prompt drawn, every attribute "
+                                "captioned in the spec's first words), real (as off-the-shelf models do; "
+                                "docs/world-realism.md). Several run on the same seeds, side by side."),
     out: str = typer.Option("runs/bench", help="Folder for the benchmark's run folders (replaced each time); one "
                             "benchmark at a time may use it."),
     budget: int | None = typer.Option(None, min=1, help="Image budget per run (default: the run default)."),
@@ -61,6 +66,9 @@ def discovery(
     a spot (the others are mostly the trained classifier's own unplanted
     weaknesses; unplanted_replication says whether they are real).
 
+    duplication: confirmed bugs per credited failure mode (bugs whose credited
+    spots overlap are one mode); 1.0 when each failure mode is stated once.
+
     images: per run and per bug.
 
     On a world without planted spots (--world null) it reports how many bugs are
@@ -71,46 +79,60 @@ def discovery(
     from blindspots.evaluation.discovery_benchmark import run_benchmark
 
     with friendly_errors():
-        modes = [m.strip() for m in confirmation.split(",") if m.strip()]
-        if not modes or len(set(modes)) != len(modes):
-            raise UserError(f"--confirmation {confirmation!r} must name each mode once, e.g. fixed,sequential")
+        modes = _names(confirmation, "--confirmation", "fixed,sequential")
+        levels = _names(realism, "--realism", "clean,real")
         overrides = {"budget": budget} if budget is not None else {}
         with RichProgress(console) as progress:
             result = run_benchmark(seeds=seeds, world=world, out=out, overrides=overrides, modes=modes,
                                    fresh_images=fresh_images, progress=progress,
-                                   log=lambda m: console.print(plain(m), markup=False))
+                                   log=lambda m: console.print(plain(m), markup=False), realism=levels)
         if as_json:
             from blindspots.store import RunStore
             from blindspots.versions import package_versions
 
-            first = result["modes"][modes[0]]["seeds"][0]  # the first mode's seed 0: its resolved run config
+            # The first level's first mode's seed 0: its resolved run config.
+            first = result["realism"][levels[0]]["modes"][modes[0]]["seeds"][0]
             with RunStore.open(first["run_dir"], read_only=True) as store:
                 run_config = {k: v for k, v in store.config().items() if k != "versions"}
-            config = {"world": world, "seeds": seeds, "confirmation": modes, "out": out, "overrides": overrides,
-                      "fresh_images": fresh_images, "run": run_config}
+            config = {"world": world, "seeds": seeds, "confirmation": modes, "realism": levels, "out": out,
+                      "overrides": overrides, "fresh_images": fresh_images, "run": run_config}
             print(json.dumps({"kind": "bench discovery", **result, "config": config,
                               "versions": package_versions()}, indent=2, default=str))
             return
         Console().print(results_table(result))
-        for mode, figures in result["modes"].items():
+        for name, figures in _columns(result):
             if "null" in figures:
                 null = figures["null"]
-                Console().print(f"{mode}: {null['confirmed_per_run']:.1f} bugs confirmed per run, "
+                Console().print(f"{name}: {null['confirmed_per_run']:.1f} bugs confirmed per run, "
                                 f"{null['replicated_per_run']:.1f} replicate; seeds with a bug that does not "
                                 f"replicate: {null['seeds_with_unreplicated_bug']:.2f} (FDR level {null['fdr']})")
             for run in figures["seeds"]:
                 if run.get("recall") is not None:
-                    Console().print(plain(f"{mode} seed {run['seed']}: missed "
+                    Console().print(plain(f"{name} seed {run['seed']}: missed "
                                           f"{', '.join(run['spots_missed']) or 'none'}"), markup=False)
 
 
+def _names(given: str, option: str, example: str) -> list[str]:
+    names = [name.strip() for name in given.split(",") if name.strip()]
+    if not names or len(set(names)) != len(names):
+        raise UserError(f"{option} {given!r} must name each one once, e.g. {example}")
+    return names
+
+
+def _columns(result: dict) -> list[tuple[str, dict]]:
+    """(column name, figures) per realism level and mode; the level is named only when there are several."""
+    levels = result["realism"]
+    return [(f"{level} {mode}" if len(levels) > 1 else mode, figures)
+            for level, by_level in levels.items() for mode, figures in by_level["modes"].items()]
+
+
 def results_table(result: dict) -> Table:
-    modes = list(result["modes"])
+    columns = _columns(result)
     table = Table(title=inert(f"discovery benchmark on world {result['world']}, mean over {result['seeds']} seed(s)"))
     table.add_column("figure")
-    for mode in modes:
-        table.add_column(mode, justify="right")
+    for name, _ in columns:
+        table.add_column(name, justify="right")
     for row, spec in ROWS.items():
-        values = [result["modes"][mode].get(row) for mode in modes]
+        values = [figures.get(row) for _, figures in columns]
         table.add_row(row, *("-" if value is None else format(value, spec) for value in values))
     return table

@@ -14,7 +14,9 @@ RENDER_HELP = (
     "Render PROMPT into a PNG and print the attributes it realised.\n\n"
     "What the prompt names (class, colour, pattern, background, lighting, size, weather, style) is fixed; "
     "what it leaves out is drawn from the world's unbiased prior with --seed, so the same prompt and seed "
-    "always give the same image. Words the world does not know are listed, never an error.\n\n"
+    "always give the same image. Words the world does not know are listed, never an error. With --realism "
+    "real each named attribute is drawn only with the probability a text-to-image model follows it "
+    "(docs/world-realism.md), and the attributes printed are what was drawn.\n\n"
     'Example: blindspots world render "a small red striped boat on a road at night" --seed 3 -o boat.png'
 )
 
@@ -27,13 +29,20 @@ def render(
     world: Path | None = typer.Option(
         None, "--world", help="A world folder holding spec.yaml (or a spec YAML file); default: the built-in world."
     ),
+    realism: str = typer.Option("clean", "--realism", help="clean (draw every attribute named) or real (draw "
+                                "each as often as text-to-image models follow it)."),
 ) -> None:
     with friendly_errors():
+        from blindspots.world.realism import GeneratorRealism
         from blindspots.world.renderer import WorldGenerator
         from blindspots.world.spec import load_spec
 
         target = _checked_output(output)
-        generator = WorldGenerator(load_spec(world), size=size)
+        try:
+            setting = GeneratorRealism.level(realism)
+        except ValueError as err:
+            raise UserError(f"--realism: {err}") from None
+        generator = WorldGenerator(load_spec(world), size=size, realism=setting)
         rendering = generator.render_prompts([prompt], [seed])[0]
         _write_png_atomically(rendering.image, target)
         _print_rendering(target, rendering.attributes, rendering.unknown_words)

@@ -26,7 +26,14 @@ What a run is scored on (`score_run`):
   the captions that found it (`unplanted_replication` says whether such bugs are real). Apart, the two say
   how well discovery describes what was planted, and how much of the shortfall is the classifier's own
   unplanted failures.
+- **duplication**: confirmed bugs per credited failure mode (ideal 1.0). A failure mode is a planted region:
+  bugs whose credited spots overlap are one mode (`failure_modes`), so "boat on road" and "boat on street"
+  crediting one spot count 2.0, while "green umbrella" and "umbrella on grass" crediting two spots count 1.0.
 - **images** per run and per bug.
+
+Realism (`--realism clean,real`): the generator, captioner and embedder run at each realism level
+(`world/realism.py`); ground truth follows the run's own generator, so a prompt that was drawn in part is
+scored by what was drawn.
 
 On a world with no planted spot (`--world null`) every confirmed bug is unplanted; the figure to watch is
 the share of seeds with a confirmed bug that does not replicate, which FDR control keeps at or below the
@@ -59,16 +66,12 @@ REPLICATION_ALPHA = 0.05
 MINIMALITY_MARGIN = 0.10
 CONFIRMATION_MODES = tuple(mode.value for mode in ConfirmationMode)
 MEAN_KEYS = ("recall", "replication", "exactness", "precision", "unplanted_replication", "region_recall",
-             "region_precision", "minimality", "planted_region_precision", "planted_minimality", "images",
-             "images_per_bug", "bugs", "refinements", "unreplicated_bugs", "seconds")
+             "region_precision", "minimality", "planted_region_precision", "planted_minimality", "duplication",
+             "images", "images_per_bug", "bugs", "refinements", "unreplicated_bugs", "seconds")
+# The roles a realism level sets (the classifier under test is the world's as trained, whatever the level).
+REALISM_ROLES = ("generator", "captioner", "embedder")
 # Named test worlds shipped with the package (`world/worlds/NAME`, trained from `world/specs/NAME.yaml`).
 SHIPPED_WORLDS = Path(__file__).resolve().parent.parent / "world" / "worlds"
-
-
-def world_dir_of(spec: str) -> str | None:
-    """The folder in `world:name@DIR`, or None for the shipped world."""
-    name = spec.split(":", 1)[1]
-    return name.split("@", 1)[1] if "@" in name else None
 
 
 def resolve_world(world: str | None) -> str | None:
@@ -82,6 +85,20 @@ def resolve_world(world: str | None) -> str | None:
     shipped = sorted(p.name for p in SHIPPED_WORLDS.iterdir() if p.is_dir()) if SHIPPED_WORLDS.is_dir() else []
     raise ConfigError(f"--world {world!r} is neither a world folder nor a shipped test world ({', '.join(shipped)}); "
                       f"train one with `blindspots world train --spec SPEC --out DIR`")
+
+
+def realism_overrides(level: str, models: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The run config override that puts the generator, captioner and embedder at a realism level, keeping
+    any other option the overrides give those roles."""
+    from blindspots.world.realism import LEVELS
+
+    if level not in LEVELS:
+        raise ConfigError(f"realism level {level!r} is unknown; use {' or '.join(LEVELS)} (comma-separated to "
+                          f"compare them)")
+    models = dict(models or {})
+    for role in REALISM_ROLES:
+        models[role] = {**models.get(role, {}), "realism": level}
+    return {"models": models}
 
 
 def mode_overrides(mode: str) -> dict[str, Any]:
@@ -102,12 +119,9 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
     from blindspots.store.records import Origin, Purpose, VerdictKind
     from blindspots.store.run_store import RunStore
     from blindspots.world.parser import parse_prompt
-    from blindspots.world.renderer import WorldGenerator
-    from blindspots.world.spec import load_spec
 
-    world_dir = world_dir_of(config.generator)
-    spec = load_spec(Path(world_dir) / "spec.yaml" if world_dir else None)
-    renderer = WorldGenerator(spec)
+    renderer = ground_truth_generator(config)
+    spec = renderer.spec
     with RunStore.open(run_dir, read_only=True) as store:
         result = load_result(store)
         by_id = {c.id: c for c in result.candidates}
@@ -163,6 +177,14 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
     }
 
 
+def ground_truth_generator(config: RunConfig):
+    """The run's own world generator, options and all: under realism a (prompt, seed) is not drawn as the
+    prompt says, and what was drawn is the truth."""
+    from blindspots.models.world_adapter import load_generator
+
+    return load_generator(config.generator.split(":", 1)[1], **config.model_options("generator"))
+
+
 def credited_spots(spec, failure_attributes: Sequence[dict[str, str]], cells: dict[str, str]) -> list[str]:
     """The spots a finding credits. Its failure mode is the (class, wrong label) whose spots hold more than
     half of its confirmation failures (at most one mode: a description mixing two labels credits neither);
@@ -179,6 +201,34 @@ def credited_spots(spec, failure_attributes: Sequence[dict[str, str]], cells: di
     modes = [mode for mode, count in by_mode.items() if count > len(failure_attributes) / 2]
     return sorted(spot.name for spot in spec.blind_spots if modes and (spot.cls, spot.called) == modes[0]
                   and regions.overlaps(cells, spot.when))
+
+
+def failure_modes(bugs: Sequence[dict[str, Any]]) -> list[set[str]]:
+    """The planted failure modes the bugs credit: sets of spots, two spots in one set when some chain of bugs
+    credits both (union-find over spots)."""
+    parent: dict[str, str] = {}
+
+    def root(spot: str) -> str:
+        while parent.setdefault(spot, spot) != spot:
+            parent[spot] = parent[parent[spot]]
+            spot = parent[spot]
+        return spot
+
+    for bug in bugs:
+        spots = list(bug["spots"])
+        for spot in spots:
+            parent[root(spot)] = root(spots[0])
+    modes: dict[str, set[str]] = {}
+    for spot in parent:
+        modes.setdefault(root(spot), set()).add(spot)
+    return list(modes.values())
+
+
+def duplication(bugs: Sequence[dict[str, Any]]) -> float | None:
+    """Bugs that credit a spot per failure mode they credit (`failure_modes`); 1.0 when each mode is stated
+    once, None when no bug credits a spot."""
+    modes = failure_modes(bugs)
+    return sum(bool(bug["spots"]) for bug in bugs) / len(modes) if modes else None
 
 
 def score_findings(spec, findings: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -220,6 +270,7 @@ def score_findings(spec, findings: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "region_precision": _share([r["region_precision"] for r in rows]) if planted else None,
         "planted_region_precision": _share([r["region_precision"] for r in rows if r["spots"]])
         if planted else None,
+        "duplication": duplication(rows),
     }
     # Spots a reader of the bug list does not see: only a refinement ("refines #k") credits them.
     hidden = sorted(name for name, by in credited.items() if all(f["refines"] is not None for f in by))
@@ -313,33 +364,37 @@ def run_benchmark(
     fresh_images: int = REPLICATION_SEEDS,
     progress: Callable[[str, int], Any] | None = None,
     log: Callable[[str], None] | None = None,
+    realism: Sequence[str] = ("clean",),
 ) -> dict[str, Any]:
-    """Discovery on the world for `seeds` seeds in each confirmation mode, each run scored; per mode, the
-    means over seeds. Every mode runs on the same seeds, so the modes are compared image for image."""
+    """Discovery on the world for `seeds` seeds at each realism level in each confirmation mode, each run
+    scored; per level and mode, the means over seeds. Every level and mode runs on the same seeds, so they
+    are compared seed for seed."""
     from blindspots.api import discover
     from blindspots.world.spec import load_spec
 
     folder = resolve_world(world)
     suffix = f"@{folder}" if folder else ""
     spec = load_spec(Path(folder) / "spec.yaml" if folder else None)
-    configs = {}
-    for mode in modes:
-        # Every config is built before any run, so a bad setting fails before hours of work, not after.
-        configs[mode] = [load_config({
-            "generator": f"world:generator{suffix}", "classifier": f"world:classifier{suffix}",
-            "captioner": f"world:captioner{suffix}", "embedder": f"world:embedder{suffix}",
-            **(overrides or {}), **mode_overrides(mode), "seed": seed,
-            "out": str(Path(out) / mode), "run_id": f"bench-seed{seed}",
-        }) for seed in range(seeds)]
-    results = {}
+    overrides = dict(overrides or {})
+    configs: dict[tuple[str, str], list[RunConfig]] = {}
+    for level in realism:
+        for mode in modes:
+            # Every config is built before any run, so a bad setting fails before hours of work, not after.
+            configs[(level, mode)] = [load_config({
+                "generator": f"world:generator{suffix}", "classifier": f"world:classifier{suffix}",
+                "captioner": f"world:captioner{suffix}", "embedder": f"world:embedder{suffix}",
+                **overrides, **realism_overrides(level, overrides.get("models")), **mode_overrides(mode),
+                "seed": seed, "out": str(Path(out) / level / mode), "run_id": f"bench-seed{seed}",
+            }) for seed in range(seeds)]
+    results: dict[str, dict[str, Any]] = {level: {"modes": {}} for level in realism}
     # One benchmark per folder at a time: each removes its runs before it starts them, so two sharing --out
     # would delete each other's live run folders.
     Path(out).mkdir(parents=True, exist_ok=True)
     lock = RunLock.acquire(out, what="benchmark folder")
     try:
-        for mode, mode_configs in configs.items():
+        for (level, mode), level_configs in configs.items():
             per_seed = []
-            for config in mode_configs:
+            for config in level_configs:
                 _remove_run(Path(config.out) / config.run_id)
                 started = time.time()
                 result = discover(config, progress=progress, log=log)
@@ -348,11 +403,12 @@ def run_benchmark(
                 score.update(seed=config.seed, wall_seconds=wall, run_dir=str(result.run_dir))
                 per_seed.append(score)
                 if log:
-                    log(f"{mode} seed {config.seed}: " + summary_line(score))
-            results[mode] = summarise(per_seed, fdr=mode_configs[0].fdr, planted=bool(spec.blind_spots))
+                    log(f"{level} {mode} seed {config.seed}: " + summary_line(score))
+            results[level]["modes"][mode] = summarise(per_seed, fdr=level_configs[0].fdr,
+                                                      planted=bool(spec.blind_spots))
     finally:
         lock.release()
-    return {"world": spec.name, "world_folder": folder, "seeds": seeds, "modes": results}
+    return {"world": spec.name, "world_folder": folder, "seeds": seeds, "realism": results}
 
 
 def summarise(per_seed: Sequence[dict[str, Any]], fdr: float, planted: bool) -> dict[str, Any]:
@@ -375,7 +431,8 @@ def summarise(per_seed: Sequence[dict[str, Any]], fdr: float, planted: bool) -> 
 
 def summary_line(score: dict[str, Any]) -> str:
     parts = [f"{key} {_fmt(score.get(key))}" for key in ("recall", "exactness", "precision", "region_recall",
-                                                         "region_precision", "replication", "minimality")]
+                                                         "region_precision", "replication", "minimality",
+                                                         "duplication")]
     return ", ".join(parts) + f", {score['bugs']} bugs, {score['images']} images"
 
 

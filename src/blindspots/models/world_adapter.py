@@ -5,6 +5,21 @@ optionally `@DIR` for a world trained from another spec (`blindspots world train
 `world:classifier@my_world`. Without `@DIR` the bundled world (the default spec and the weights shipped in
 `blindspots/world/weights/`) is used.
 
+Realism (`world/realism.py`, `docs/world-realism.md`): the generator, captioner and embedder take
+`realism: clean` (the default: the world as it always was) or `realism: real` (as off-the-shelf models behave:
+prompts drawn in part, captions naming a few things in varied words, synonyms near but not equal), and each
+knob of the level on its own, e.g. `models: {captioner: {realism: real, mention: {pattern: 0.5}}}`:
+
+- generator: `adherence` (per axis, or one number for all: the probability a named value is drawn),
+  `crowding` (each further named axis multiplies every adherence by 1 - crowding), `wrong_object` (the
+  probability the image shows another class).
+- captioner: `mention` (per key, class or axis, or one number: the probability a caption names it),
+  `unmarked` (factor on the mention of "in daylight", "plain" and other values nobody remarks on),
+  `synonyms` and `frames` (true/false: any of the spec's words; real captioners' sentence frames),
+  `wrong_value` (per named axis), `other_object` (the probability a caption names another object too).
+- embedder: `wording` and `gap` (weights of a direction per word and of one all texts share, beside the
+  concepts), `extra_dims` (the dimensions they live in, where images are zero).
+
 The folder format and the networks themselves live in `world/` (`folder.py`, `inference.py`), which the
 world's model card uses directly; this module only parses the names and options, gives the embedder its
 `zero_shot_template`, and turns a bad folder into a ModelUnavailableError.
@@ -23,6 +38,7 @@ from blindspots.models.runtime import check_batch_size, resolve_device
 from blindspots.world import inference
 from blindspots.world.folder import WorldFolderError, folder_spec_path, open_world
 from blindspots.world.inference import WorldCaptioner, WorldClassifier
+from blindspots.world.realism import CaptionerRealism, EmbedderRealism, GeneratorRealism
 from blindspots.world.renderer import WorldGenerator
 from blindspots.world.spec import load_spec
 
@@ -33,6 +49,7 @@ MODEL_NAMES = {
     "embedder": ("embedder",),
 }
 DEFAULT_BATCH_SIZE = 256
+RealismSetting = CaptionerRealism | EmbedderRealism | GeneratorRealism
 
 
 def split_name(name: str, role: str) -> tuple[str, Path | None]:
@@ -79,8 +96,24 @@ def _options(options: dict[str, Any], allowed: tuple[str, ...], what: str) -> No
                              f"its options are {', '.join(allowed)}")
 
 
-def _network_options(options: dict[str, Any], what: str) -> tuple[str, int]:
-    _options(options, ("device", "batch_size", "dtype"), what)
+NETWORK_OPTIONS = ("device", "batch_size", "dtype")
+
+
+def _realism(options: dict[str, Any], setting: type[RealismSetting], what: str) -> RealismSetting:
+    """The role's realism: the level `options['realism']` names (clean by default) with the knobs given."""
+    knobs = {name: options[name] for name in setting.knobs() if name in options}
+    try:
+        return setting.level(options.get("realism", "clean")).with_knobs(**knobs)
+    except ValueError as err:
+        raise ModelSpecError(f"world {what} option: {err}") from err
+
+
+def _realism_options(setting: type[RealismSetting]) -> tuple[str, ...]:
+    return ("realism", *setting.knobs())
+
+
+def _network_options(options: dict[str, Any], what: str, extra: tuple[str, ...] = ()) -> tuple[str, int]:
+    _options(options, (*NETWORK_OPTIONS, *extra), what)
     dtype = options.get("dtype", "auto")
     if dtype not in ("auto", "float32"):
         raise ModelSpecError(f"world {what} runs in float32 only; use dtype auto or float32, not {dtype!r}")
@@ -93,16 +126,18 @@ def _network_options(options: dict[str, Any], what: str) -> tuple[str, int]:
 
 
 def load_generator(name: str, **options: Any) -> WorldGenerator:
-    """The world renderer as a Generator. Options: size (pixels, default 64). device/batch_size are accepted
-    so one option set can serve every role; rendering always runs on the CPU."""
-    _options(options, ("size", "device", "batch_size", "dtype"), "generator")
+    """The world renderer as a Generator. Options: size (pixels, default 64); realism and its knobs
+    (adherence, crowding, wrong_object; see the module docstring). device/batch_size are accepted so one
+    option set can serve every role; rendering always runs on the CPU."""
+    _options(options, ("size", *NETWORK_OPTIONS, *_realism_options(GeneratorRealism)), "generator")
     _, folder = split_name(name, "generator")
     size = options.get("size", 64)
     if not isinstance(size, int) or size < 16:
         raise ModelSpecError(f"generator size must be an integer of at least 16 pixels, got {size!r}")
+    realism = _realism(options, GeneratorRealism, "generator")
     with _folder_errors():
         spec = load_spec(None if folder is None else folder_spec_path(folder))
-    return WorldGenerator(spec=spec, size=size)
+    return WorldGenerator(spec=spec, size=size, realism=realism)
 
 
 def load_classifier(name: str, **options: Any) -> WorldClassifier:
@@ -115,14 +150,20 @@ def load_classifier(name: str, **options: Any) -> WorldClassifier:
 
 
 def load_captioner(name: str, **options: Any) -> WorldCaptioner:
+    """The captioner: reads every attribute from pixels and writes a caption. Options: device, batch_size;
+    realism and its knobs (mention, unmarked, synonyms, frames, wrong_value, other_object)."""
     model, folder = split_name(name, "captioner")
-    device, batch_size = _network_options(options, "captioner")
+    device, batch_size = _network_options(options, "captioner", _realism_options(CaptionerRealism))
+    realism = _realism(options, CaptionerRealism, "captioner")
     with _folder_errors():
-        return WorldCaptioner(open_world(folder), model, device, batch_size)
+        return WorldCaptioner(open_world(folder), model, device, batch_size, realism)
 
 
 def load_embedder(name: str, **options: Any) -> WorldEmbedder:
+    """The embedder: images and texts in one space. Options: device, batch_size; realism and its knobs
+    (wording, gap, extra_dims)."""
     model, folder = split_name(name, "embedder")
-    device, batch_size = _network_options(options, "embedder")
+    device, batch_size = _network_options(options, "embedder", _realism_options(EmbedderRealism))
+    realism = _realism(options, EmbedderRealism, "embedder")
     with _folder_errors():
-        return WorldEmbedder(open_world(folder), model, device, batch_size)
+        return WorldEmbedder(open_world(folder), model, device, batch_size, realism)

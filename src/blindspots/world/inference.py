@@ -18,6 +18,14 @@ from PIL import Image
 
 from blindspots.world import nets
 from blindspots.world.folder import World, load_network
+from blindspots.world.realism import (
+    CaptionerRealism,
+    EmbedderRealism,
+    image_rows,
+    pixel_rng,
+    text_rows,
+    write_caption,
+)
 
 
 def images_to_array(images: Sequence[Image.Image], size: int) -> np.ndarray:
@@ -112,37 +120,63 @@ class WorldClassifier(WorldNetwork):
 
 
 class WorldCaptioner(WorldNetwork):
-    """Reads the class and every axis from pixels and writes them as a caption the world's parser reads back."""
+    """Reads the class and every axis from pixels and writes them as a caption the world's parser reads back:
+    naming every attribute in the spec's first words, or, with a `realism` setting other than clean, as
+    off-the-shelf captioners word theirs (`world/realism.py`), decided by each image's pixels."""
+
+    def __init__(self, world: World, model: str, device: str, batch_size: int,
+                 realism: CaptionerRealism | None = None):
+        super().__init__(world, model, device, batch_size)
+        self.realism = realism if realism is not None else CaptionerRealism.level("clean")
 
     def predict_attributes(self, images: Sequence[Image.Image]) -> list[dict[str, str]]:
+        return self._attributes(images_to_array(images, self.image_size))
+
+    def _attributes(self, array: np.ndarray) -> list[dict[str, str]]:
         fields = self.world.meta["fields"]
         names = list(fields)
 
         def forward(batch: torch.Tensor) -> np.ndarray:
             return np.stack([logits.argmax(dim=1).cpu().numpy() for logits in self.network(batch)], axis=1)
 
-        parts = self._run(images, forward)
+        parts = self._run_pixels(array, forward)
         codes = np.concatenate(parts) if parts else np.zeros((0, len(names)), np.int64)
         return [{name: fields[name][code] for name, code in zip(names, row, strict=True)} for row in codes]
 
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
         from blindspots.world.captions import caption_from_attributes
 
-        return [caption_from_attributes(attributes, self.spec) for attributes in self.predict_attributes(images)]
+        array = images_to_array(images, self.image_size)
+        read = self._attributes(array)
+        if self.realism.is_clean:
+            return [caption_from_attributes(attributes, self.spec) for attributes in read]
+        return [write_caption(attributes, self.spec, self.realism, pixel_rng(pixels))
+                for attributes, pixels in zip(read, array, strict=True)]
+
+    def describe(self) -> dict[str, Any]:
+        described = super().describe()
+        return described if self.realism.is_clean else {**described, "realism": self.realism.describe()}
 
 
 class WorldEmbedder(WorldNetwork):
-    """Images and texts in one 64-d space; texts are read as bags of world concepts (unknown words included)."""
+    """Images and texts in one 64-d space; texts are read as bags of world concepts (unknown words included).
+    With a `realism` setting other than clean, texts also carry their words and a direction all texts share,
+    in dimensions where images are zero (`world/realism.py`): synonyms are near each other, not on each other."""
 
-    def __init__(self, world: World, model: str, device: str, batch_size: int):
+    def __init__(self, world: World, model: str, device: str, batch_size: int,
+                 realism: EmbedderRealism | None = None):
         super().__init__(world, model, device, batch_size)
         self._concept_index = {concept: i for i, concept in enumerate(world.meta["concepts"])}
+        self.realism = realism if realism is not None else EmbedderRealism.level("clean")
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return self._rows(self._run(images, self._embed_batch))
+        return self._image_rows(self._rows(self._run(images, self._embed_batch)))
 
     def embed_pixels(self, pixels: Any) -> np.ndarray:
-        return self._rows(self._run_pixels(pixels, self._embed_batch))
+        return self._image_rows(self._rows(self._run_pixels(pixels, self._embed_batch)))
+
+    def _image_rows(self, rows: np.ndarray) -> np.ndarray:
+        return rows if self.realism.is_clean else image_rows(rows, self.realism)
 
     def _embed_batch(self, batch: torch.Tensor) -> np.ndarray:
         return self.network.embed_images(batch).cpu().numpy()
@@ -161,7 +195,12 @@ class WorldEmbedder(WorldNetwork):
             for start in range(0, len(rows), self.batch_size):
                 counts = torch.tensor(rows[start:start + self.batch_size], dtype=torch.float32, device=self.device)
                 parts.append(self.network.embed_texts(counts).cpu().numpy())
-        return self._rows(parts)
+        rows = self._rows(parts)
+        return rows if self.realism.is_clean else text_rows(rows, texts, self.spec, self.realism)
+
+    def describe(self) -> dict[str, Any]:
+        described = super().describe()
+        return described if self.realism.is_clean else {**described, "realism": self.realism.describe()}
 
     def _rows(self, parts: list[np.ndarray]) -> np.ndarray:
         dim = int(self.world.meta["models"][self.name]["arch"].get("dim", 64))

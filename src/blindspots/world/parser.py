@@ -27,7 +27,7 @@ class ParsedPrompt:
 def parse_prompt(text: str, spec: WorldSpec) -> ParsedPrompt:
     """The attributes `text` names in `spec`'s world. Never raises on words it does not know."""
     table = spec.phrase_table
-    vocabulary = _vocabulary(spec)
+    vocabulary = word_vocabulary(spec)
     filler = frozenset(spec.filler)
     longest = max((len(p) for p in table), default=1)
     tokens = tokens_of(str(text), vocabulary=vocabulary)
@@ -50,7 +50,8 @@ def parse_prompt(text: str, spec: WorldSpec) -> ParsedPrompt:
     return parsed
 
 
-def _vocabulary(spec: WorldSpec) -> frozenset[str]:
+def word_vocabulary(spec: WorldSpec) -> frozenset[str]:
+    """Every word of the spec's phrases and filler: the words whose plurals the parser reduces."""
     cached = spec.__dict__.get("_parser_vocabulary")
     if cached is None:
         cached = frozenset(w for phrase in spec.phrase_table for w in phrase) | frozenset(spec.filler)

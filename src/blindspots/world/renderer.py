@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from blindspots.world.catalog import AXIS_DEFAULTS, COLOUR_RGB, DRAWABLE_AXES, DRAWABLE_CLASSES
+from blindspots.world.realism import GeneratorRealism, adhere, prompt_rng
 from blindspots.world.shapes import CANONICAL_SIZE, silhouette
 from blindspots.world.spec import CLASS_KEY, WorldAttributeError, WorldSpec, load_spec
 
@@ -28,6 +29,8 @@ _ATTRIBUTE_SALT = 0xA771B5
 # so size stays readable; "small" is still over a third of the image so the object stays legible.
 SIZE_FRACTIONS = {"small": (0.46, 0.52), "medium": (0.62, 0.69), "large": (0.78, 0.86)}
 _MAX_ROTATION = 0.2  # radians
+_JITTER_DRAWS = 12
+_TILT = 3  # which jitter draw turns the object
 _DARK = np.array([0.10, 0.10, 0.12], dtype=np.float32)
 _PAPER = np.array([0.96, 0.95, 0.90], dtype=np.float32)
 _PENCIL = np.array([0.22, 0.22, 0.25], dtype=np.float32)
@@ -69,11 +72,14 @@ def render_attributes(
 
 
 class WorldGenerator:
-    """The built-in world as a `Generator`: free English prompt + seed -> image."""
+    """The built-in world as a `Generator`: free English prompt + seed -> image. It draws every attribute a
+    prompt names; with a `realism` setting other than clean it draws each one with the probability that
+    setting gives, as text-to-image models do (`world/realism.py`), decided by the prompt and the seed."""
 
-    def __init__(self, spec: WorldSpec | None = None, size: int = 64):
+    def __init__(self, spec: WorldSpec | None = None, size: int = 64, realism: GeneratorRealism | None = None):
         self.spec = spec if spec is not None else load_spec()
         self.size = _checked_size(size)
+        self.realism = realism if realism is not None else GeneratorRealism.level("clean")
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[Image.Image]:
         return [rendering.image for rendering in self.render_prompts(prompts, seeds)]
@@ -88,7 +94,7 @@ class WorldGenerator:
         parsed = {prompt: parse_prompt(prompt, self.spec) for prompt in set(prompts)}
         renderings = []
         for prompt, seed in zip(prompts, seeds, strict=True):
-            attributes = self.realise(parsed[prompt].attributes, _checked_seed(seed))
+            attributes = self.realise(parsed[prompt].attributes, _checked_seed(seed), prompt)
             pixels = render_attributes([attributes], [seed], self.size, self.spec)[0]
             renderings.append(Rendering(Image.fromarray(pixels), attributes, list(parsed[prompt].unknown_words)))
         return renderings
@@ -101,13 +107,27 @@ class WorldGenerator:
         return [name for name in class_names if CLASS_KEY not in parse_prompt(name, self.spec).attributes]
 
     def describe(self) -> dict[str, object]:
-        """What a run records about this generator: the spec it draws (by fingerprint) and the image size."""
-        return {"spec_fingerprint": self.spec.fingerprint(), "size": self.size}
+        """What a run records about this generator: the spec it draws (by fingerprint), the image size and,
+        when it is not clean, its realism."""
+        described: dict[str, object] = {"spec_fingerprint": self.spec.fingerprint(), "size": self.size}
+        return described if self.realism.is_clean else {**described, "realism": self.realism.describe()}
 
-    def realise(self, named: Mapping[str, str], seed: int) -> dict[str, str]:
-        """Named attributes kept, the rest drawn from the prior with an RNG seeded by `seed` alone."""
+    def realise(self, named: Mapping[str, str], seed: int, prompt: str = "") -> dict[str, str]:
+        """The attributes drawn: the named ones (those the realism setting keeps, decided by `prompt` and
+        `seed`), the rest from the prior with an RNG seeded by `seed` alone, so a dropped value is drawn as
+        if the prompt had never named it."""
         rng = np.random.default_rng((_checked_seed(seed), _ATTRIBUTE_SALT))
+        if not self.realism.is_clean:
+            named = adhere(named, self.spec, self.realism, prompt_rng(prompt, seed))
         return self.spec.sample_prior(rng, 1, fixed=named)[0]
+
+
+def tilt_of(seeds: Sequence[int]) -> np.ndarray:
+    """Per seed, where the drawn object's tilt lies in its range, uniform in [0, 1): 0 turned furthest one
+    way, 1 the other. It is the jitter draw the renderer turns the object by, so it is visible in the pixels
+    and decided by the seed alone, and no word of the world names it."""
+    return np.array([np.random.default_rng((_checked_seed(seed), _JITTER_SALT)).random(_JITTER_DRAWS)[_TILT]
+                     for seed in seeds], dtype=np.float64)
 
 
 def _checked_size(size: int) -> int:
@@ -163,7 +183,7 @@ class _Canvas:
 
     def render(self, attrs: dict[str, str], seed: int) -> np.ndarray:
         rng = np.random.default_rng((seed, _JITTER_SALT))
-        jitter = rng.random(12)
+        jitter = rng.random(_JITTER_DRAWS)
         u, v = self._object_coordinates(attrs["size"], jitter)
         body, detail, outline, stroke = self._sample(self.masks[attrs[CLASS_KEY]], u, v)
         style = attrs["style"]
@@ -181,7 +201,7 @@ class _Canvas:
         room = max(0.0, self.size / 2 - half) * 0.7 + 0.02 * self.size
         cx = self.size / 2 + (2 * jitter[1] - 1) * room
         cy = self.size / 2 + (2 * jitter[2] - 1) * room
-        angle = (2 * jitter[3] - 1) * _MAX_ROTATION
+        angle = (2 * jitter[_TILT] - 1) * _MAX_ROTATION
         cos, sin = np.cos(angle) / half, np.sin(angle) / half
         dx, dy = self.x - cx, self.y - cy
         return cos * dx + sin * dy, cos * dy - sin * dx

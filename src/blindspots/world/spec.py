@@ -154,11 +154,25 @@ class WorldSpec:
             self._force_neighbours(spot, columns, np.flatnonzero(source == len(spot_shares) + index), rng)
         flips = rng.random(n)
         attributes = [{key: str(columns[key][i]) for key in self.keys} for i in range(n)]
+        return attributes, self.training_labels(attributes, flips)
+
+    def training_labels(self, attributes: Sequence[Mapping[str, str]], draws: Sequence[float]) -> list[str]:
+        """The label each training row carries: inside a spot, the spot's `called` where the row's draw (in
+        [0, 1)) is below the spot's `train_share`; everywhere else the row's own class.
+
+        `sample_training` draws at random. `world train` and the model card draw each image's tilt instead
+        (`renderer.tilt_of`): a spot with train_share 0.5 then calls the half of its images turned one way
+        the wrong class, which a classifier can see and learn, and it fails on about half of fresh images
+        there. Random draws would teach it a coin it cannot read: its best guess inside the spot is the
+        majority label, so it fails nearly always or nearly never. With train_share 1 the draw never matters.
+        """
+        if len(attributes) != len(draws):
+            raise ValueError(f"got {len(attributes)} rows but {len(draws)} draws; pass one draw per row")
         labels = []
-        for row, flip in zip(attributes, flips, strict=True):
+        for row, draw in zip(attributes, draws, strict=True):
             spot = self.spot_of(row)
-            labels.append(spot.called if spot is not None and flip < spot.train_share else row[CLASS_KEY])
-        return attributes, labels
+            labels.append(spot.called if spot is not None and draw < spot.train_share else row[CLASS_KEY])
+        return labels
 
     @property
     def has_boundaries(self) -> bool:

@@ -360,13 +360,18 @@ def label_indices(spec, names: Sequence[str]) -> np.ndarray:
 def render_training_data(spec, seed: int, plan: TrainPlan, progress: ProgressFactory = silent_progress,
                          with_prior: bool = True) -> TrainingData:
     """The classifiers' biased set (spec.sample_training) and the captioner's and embedder's prior set
-    (left empty, unrendered, when `with_prior` is False). The biased set is the same either way."""
+    (left empty, unrendered, when `with_prior` is False). The biased set is the same either way. Inside a
+    spot with train_share below 1, which images carry the wrong label is decided by their tilt
+    (`WorldSpec.training_labels` says why)."""
+    from blindspots.world.renderer import tilt_of
+
     fields = world_fields(spec)
     rng = np.random.default_rng([seed, 1])
-    biased_attributes, biased_labels = spec.sample_training(rng, plan.biased_images)
+    biased_attributes, _ = spec.sample_training(rng, plan.biased_images)
     # The prior set is drawn even when it is not rendered, so the biased set's seeds stay the same.
     prior_attributes = spec.sample_prior(rng, plan.prior_images)
     seeds = rng.integers(0, 2**31 - 1, size=plan.biased_images + plan.prior_images).tolist()
+    biased_labels = spec.training_labels(biased_attributes, tilt_of(seeds[:plan.biased_images]))
     biased = render_set(spec, biased_attributes, seeds[:plan.biased_images], "render training set", progress)
     if not with_prior:
         prior_attributes = []
