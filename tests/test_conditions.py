@@ -141,3 +141,35 @@ def test_world_paraphrases_are_one_condition_and_other_conditions_apart():
     assert relate(checked[road], found[road], checked[at_night], found[at_night]) is Relation.NARROWER
     assert relate(checked[road], found[road], checked[water], found[water]) is Relation.APART
     assert conditions.KEEP_SHARE == 0.75
+
+
+def test_wordings_of_one_condition_are_pooled_by_the_images_not_by_their_words(rng):
+    plain = _plain(rng)
+    # "on a street" is drawn along nearly the road's direction; "at night" along its own.
+    street = ROAD + 0.05 * _direction(3)
+    groups = conditions.wordings({"on road": ROAD, "on a street": street, "at night": NIGHT,
+                                  "made of dreams": _direction(DIM - 1)}, plain)
+    assert groups == [["on road", "on a street"], ["at night"], ["made of dreams"]]
+
+
+def test_what_most_members_show_together_joins_step_by_step(rng):
+    plain = _plain(rng)
+    # A cluster of small birds in snow: every image shows both; one caption says "tiny", most say "in snow".
+    members = _images(rng, 8, road=1.0, night=1.0)
+    said_road = np.array([1, 1, 1, 1, 1, 0, 0, 0], dtype=bool)
+    said_night = np.array([1, 0, 0, 0, 0, 0, 0, 0], dtype=bool)
+    said_green = np.array([1, 1, 0, 0, 0, 0, 0, 0], dtype=bool)
+    kept = conditions.shown_together([("on road", ROAD, said_road), ("green", GREEN, said_green),
+                                      ("at night", NIGHT, said_night)], members, plain, 0.5)
+    # Night, named once, is shown by every image; green, named twice, by none.
+    assert kept == ["on road", "at night"]
+    # A phrase along a kept one's direction adds nothing new: another wording of it.
+    assert conditions.shown_together([("on road", ROAD, said_road), ("on a street", ROAD, said_road)],
+                                     members, plain, 0.5) == ["on road"]
+    # A phrase the embedder cannot see counts where the captions name it, as a plain majority would.
+    unseen = _direction(DIM - 1)
+    assert conditions.shown_together([("made of dreams", unseen, said_road)], members, plain, 0.5) == \
+        ["made of dreams"]
+    assert conditions.shown_together([("made of dreams", unseen, said_green)], members, plain, 0.5) == []
+    with pytest.raises(ValueError, match="share"):
+        conditions.shown_together([], members, plain, 0)

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from blindspots.pipeline.conditions import Relation
 from blindspots.pipeline.decisions import (
     Thresholds,
     covers_by_test,
@@ -14,6 +15,7 @@ from blindspots.pipeline.decisions import (
     keeping_progress,
     keeps_bug,
     keeps_effect,
+    leaves_room_for_narrower,
     most_general_first,
     new_bugs,
     passes,
@@ -23,6 +25,7 @@ from blindspots.pipeline.decisions import (
     subsumed_by,
     surviving_shortest,
     verdict,
+    wider_bugs,
     worth_shortening,
 )
 from blindspots.stats import KeepAnswer, StepDecision, benjamini_hochberg
@@ -217,3 +220,62 @@ def test_a_shorter_form_keeps_a_bug_only_in_the_same_failure_mode():
     assert keeps_effect(same_mode, small_lamps, sequential) == "keeps"
     assert not keeps_bug(all_lamps, small_lamps, sequential) and keeps_bug(same_mode, small_lamps, sequential)
     assert not keeps_bug(all_lamps, small_lamps, RULES) and keeps_bug(same_mode, small_lamps, RULES)
+
+
+class _Evidence:
+    """`ImageEvidence` from tables: relations (a, b) -> Relation, explained shares (a, b) -> share, and modes."""
+
+    def __init__(self, relations, shares=None, modes=None):
+        self.relations, self.shares, self.modes = relations, shares or {}, modes or {}
+
+    def relation(self, a, b):
+        return self.relations.get((a, b), Relation.APART)
+
+    def explained_share(self, a, b):
+        return self.shares.get((a, b), 0.0)
+
+    def failure_mode(self, a):
+        return self.modes.get(a, "car")
+
+
+def _wordings(*ids):
+    # Each description in words of its own: no phrase rule relates them, only the images can.
+    return lambda c: frozenset({f"phrase {c.id}"})
+
+
+def test_paraphrases_of_one_failure_mode_are_one_bug_on_the_images():
+    # "boat on road" (1), "boat on street" (2): the images of each show the other's condition.
+    road, street, night = _tested(1, 46), _tested(2, 44), _tested(3, 45)
+    evidence = _Evidence({(1, 2): Relation.SAME, (2, 1): Relation.SAME}, modes={3: "plane"})
+    verdicts = final_verdicts([road, street, night], _wordings(), evidence=evidence)
+    assert verdicts == {1: Verdict(VerdictKind.CONFIRMED), 2: Verdict(VerdictKind.DUPLICATE, 1),
+                        3: Verdict(VerdictKind.CONFIRMED)}
+    # The same relation in another failure mode decides nothing: called planes, it is a bug of its own.
+    other_mode = _Evidence({(1, 3): Relation.SAME}, modes={3: "plane"})
+    assert final_verdicts([road, night], _wordings(), evidence=other_mode)[3].is_bug
+    assert new_bugs([street], {"boat": [(1, frozenset({"phrase 1"}))]}, _wordings(), evidence=evidence) == []
+
+
+def test_a_narrower_condition_refines_and_a_wider_phrasing_yields_to_the_narrower_bug():
+    general, specific = _tested(1, 40), _tested(2, 47)
+    narrower = _Evidence({(1, 2): Relation.NARROWER, (2, 1): Relation.WIDER})
+    assert final_verdicts([general, specific], _wordings(), evidence=narrower)[2] == \
+        Verdict(VerdictKind.REFINES, 1)
+    # "bird in snow" (1) fails a third of the time, all of it small birds (2): 90% of its failures show 2's
+    # condition, so 2 says where the class fails and 1 is listed under it.
+    wider = _Evidence({(1, 2): Relation.NARROWER, (2, 1): Relation.WIDER}, shares={(2, 1): 0.9})
+    verdicts = final_verdicts([_tested(1, 16), specific], _wordings(), evidence=wider)
+    assert verdicts == {2: Verdict(VerdictKind.CONFIRMED), 1: Verdict(VerdictKind.DUPLICATE, 2)}
+    # "fish on sand" beside a narrower "fish on sand at night" holding a quarter of its failures: both stay.
+    part = _Evidence({(1, 2): Relation.NARROWER, (2, 1): Relation.WIDER}, shares={(2, 1): 0.25})
+    assert set(final_verdicts([_tested(1, 16), specific], _wordings(), evidence=part)) == {1, 2}
+    assert wider_bugs([1, 2], [1, 2], part) == {}
+    assert wider_bugs([1, 2], [1, 2], wider) == {1: 2}
+
+
+def test_only_a_bug_failing_seldom_leaves_room_for_a_narrower_failure_mode():
+    sequential = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75,
+                            confirmation="sequential", keep_margin=0.5)
+    assert not leaves_room_for_narrower(_tested(1, 46, baseline=(12, 120)), sequential)   # 96%: no room
+    assert leaves_room_for_narrower(_tested(1, 16, baseline=(12, 120)), sequential)       # 33%: room
+    assert not leaves_room_for_narrower(_tested(1, 16, baseline=(12, 120)), RULES)        # fixed: never

@@ -230,3 +230,19 @@ def test_newcombe_difference_interval_matches_the_published_example():
     low, high = stats.newcombe_difference_interval(5, 20, 5, 20)
     assert low < 0 < high
     assert stats.newcombe_difference_interval(0, 0, 3, 10) == (-1.0, 1.0)
+
+
+def test_above_rate_is_the_exact_binomial_tail_against_a_stated_rate():
+    from scipy.stats import binomtest
+
+    from blindspots.stats import above_rate
+
+    for failures, n, rate in ((4, 120, 0.02), (10, 120, 0.02), (1, 40, 0.05), (40, 40, 0.5)):
+        assert above_rate(failures, n, rate) == pytest.approx(
+            binomtest(failures, n, rate, alternative="greater").pvalue, rel=1e-9)
+    assert above_rate(0, 120, 0.02) == 1.0
+    assert above_rate(0, 0, 0.02) == 1.0
+    with pytest.raises(StatsInputError):
+        above_rate(5, 4, 0.02)
+    with pytest.raises(StatsInputError):
+        above_rate(1, 4, 1.5)

@@ -430,17 +430,38 @@ def final_verdicts(bugs: Sequence[Candidate], shortest_phrases: Callable[[Candid
         accepted.setdefault(candidate.class_name, []).append((candidate.id, phrases))
     if evidence is not None:
         for name, bugs_of_class in accepted.items():
-            refining = [c.id for c in bugs if c.class_name == name and verdicts[c.id].kind is VerdictKind.REFINES]
-            ids = [bug_id for bug_id, _ in bugs_of_class]
-            wider = wider_bugs(ids, [*ids, *refining], evidence)
-            for wide, narrow in wider.items():
-                verdicts[narrow] = Verdict(VerdictKind.CONFIRMED)
-                verdicts[wide] = Verdict(VerdictKind.DUPLICATE, narrow)
-            # What was listed under a wider phrasing is listed under the description that stands for it now.
-            for bug_id, listed in list(verdicts.items()):
-                if listed.related_bug in wider and bug_id != wider[listed.related_bug]:
-                    verdicts[bug_id] = Verdict(listed.kind, wider[listed.related_bug])
+            _order_by_images(verdicts, [bug_id for bug_id, _ in bugs_of_class],
+                             [c.id for c in bugs if c.class_name == name and verdicts[c.id].kind is VerdictKind.REFINES],
+                             evidence, covers, by_id)
     return verdicts
+
+
+def _order_by_images(verdicts: dict[int, Verdict], accepted: list[int], refining: list[int],
+                     evidence: ImageEvidence, covers: Covers | None, by_id: Mapping[int, Candidate]) -> None:
+    """Among one class's accepted bugs, in place: a wider phrasing yields to the narrower description that holds
+    most of its failures (`wider_bugs`), and a narrower bug the wider one stands for refines it, whichever of
+    the two was taken first (the order of `most_general_first` counts words, and paraphrases need not)."""
+    wider = wider_bugs(accepted, [*accepted, *refining], evidence)
+    for wide, narrow in wider.items():
+        verdicts[narrow] = Verdict(VerdictKind.CONFIRMED)
+        verdicts[wide] = Verdict(VerdictKind.DUPLICATE, narrow)
+    standing = [bug_id for bug_id in [*accepted, *wider.values()] if verdicts[bug_id].is_bug]
+    for wide in standing:
+        for narrow in standing:
+            if wide == narrow or not verdicts[wide].is_bug or not verdicts[narrow].is_bug:
+                continue
+            if evidence.failure_mode(wide) == evidence.failure_mode(narrow) \
+                    and evidence.relation(wide, narrow) is Relation.NARROWER \
+                    and (covers is None or covers(wide, by_id[narrow])):
+                verdicts[narrow] = Verdict(VerdictKind.REFINES, wide)
+    # What was listed under a bug that is listed under another now follows it there.
+    for bug_id, listed in list(verdicts.items()):
+        target, seen = listed.related_bug, {bug_id}
+        while target is not None and target in verdicts and not verdicts[target].is_bug and target not in seen:
+            seen.add(target)
+            target = verdicts[target].related_bug
+        if target is not None and target != listed.related_bug:
+            verdicts[bug_id] = Verdict(listed.kind, target)
 
 
 def is_confirmed_description(candidate: Candidate) -> bool:
