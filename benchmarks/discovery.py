@@ -7,8 +7,8 @@ in both confirmation modes on the same seeds, written as one result file per wor
     python benchmarks/discovery.py --realism real --save        # the world's models as off-the-shelf ones behave
 
 Per mode, the means over seeds of every figure `bench discovery` prints (recall, exactness, precision, region
-recall and precision, replication, minimality, images per run), and per seed its figures, its bugs and the
-spots it missed. `evaluation/discovery_benchmark.py` says what each figure measures.
+recall and precision, replication, minimality, images per run, candidate descriptions naming two values of one
+attribute), and per seed its figures, its bugs and the spots it missed. `evaluation/discovery_benchmark.py` says what each figure measures.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from typing import Any
 from result_file import parse_args, write_result
 
 MEANS = ("recall", "exactness", "precision", "region_recall", "region_precision", "replication", "minimality",
-         "duplication", "bugs", "images")
+         "duplication", "bugs", "images", "contradictory_descriptions")
 PER_SEED = ("seed", "recall", "exactness", "precision", "region_recall", "region_precision", "replication",
-            "minimality", "duplication", "bugs", "refinements", "images", "seconds", "wall_seconds", "spots_missed")
+            "minimality", "duplication", "bugs", "refinements", "images", "seconds", "wall_seconds", "spots_missed",
+            "contradictory_descriptions", "contradictory_examples")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +70,8 @@ def compact(summary: dict[str, Any]) -> dict[str, Any]:
     seeds = []
     for run in summary["seeds"]:
         row = {key: run.get(key) for key in PER_SEED}
-        row["bug_list"] = [{"class": bug["class"], "shortest": bug["shortest"], "spots": bug["spots"],
+        row["bug_list"] = [{"id": bug["id"], "class": bug["class"], "description": bug["description"],
+                            "spots": bug["spots"],
                             "replicated": bug.get("replicated"), "minimal": bug.get("minimal")}
                            for bug in run["bug_details"]]
         seeds.append(row)

@@ -52,7 +52,7 @@ def main() -> None:
         ray_seconds = time.perf_counter() - started
         ray.shutdown()
 
-    same = [r["shortest"] for r in local.bug_rows()] == [r["shortest"] for r in on_ray.bug_rows()]
+    same = [r["description"] for r in local.bug_rows()] == [r["description"] for r in on_ray.bug_rows()]
     figures = {
         "num_cpus": None if args.address else args.num_cpus,
         "budget": args.budget,

@@ -115,7 +115,8 @@ DISCOVERY_ROWS = {"recall": "recall (planted spots found)", "exactness": "exactn
                   "replication": "replication on fresh images", "unplanted_replication": "replication, unplanted bugs",
                   "minimality": "minimality", "duplication": "duplication (bugs per failure mode)",
                   "bugs": "bugs per run", "refinements": "refinements per run",
-                  "images": "images per run"}
+                  "images": "images per run",
+                  "contradictory_descriptions": "descriptions naming two values of one attribute, per run"}
 
 
 def render_discovery(results: list[Result]) -> str:
@@ -143,7 +144,8 @@ def render_discovery(results: list[Result]) -> str:
 def _figure(key: str, value: float | None) -> str:
     if value is None:
         return "–"
-    return number(value) if key in ("images", "bugs", "refinements") else mean_share(value)
+    counts = ("images", "bugs", "refinements", "contradictory_descriptions")
+    return number(value) if key in counts else mean_share(value)
 
 
 CHANGED = {"axis": "one axis value changed", "class": "the class changed"}

@@ -256,8 +256,8 @@ def whole_run(stack: dict[str, Any], args: argparse.Namespace, out: Path, sample
     calls: list[tuple[int, float]] = []  # (images, seconds) of each generator call in the run
     make_executor = api.make_executor
 
-    def capturing(config):
-        executor = make_executor(config)
+    def capturing(config, on_load=None):
+        executor = make_executor(config, on_load)
         generate = executor.generate
 
         def tagged_generate(prompts, seeds):

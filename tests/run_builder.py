@@ -104,33 +104,36 @@ WRONG_LABEL = {"boat": "car", "car": "plane"}
 
 def build_run(root: Path, *, hostile: bool = False, per_candidate: int = 16, per_baseline: int = 16,
               complete: bool = True, seed: int = 0, classifier: str = "world:classifier",
-              generator: str = "world:generator", candidates: Sequence[tuple] = (), image_size: int = 64) -> Path:
+              generator: str = "world:generator", candidates: Sequence[tuple] = (), image_size: int = 64,
+              grain: bool = False, confirmation: str = "fixed") -> Path:
     """A finished two-class run at `root` with three bugs (one with a shorter form), two rejected candidates.
 
-    `candidates` replaces the default candidate list (same tuple layout as CANDIDATES)."""
+    `candidates` replaces the default candidate list (same tuple layout as CANDIDATES); `grain` covers every
+    image in noise, so it compresses as badly as a photograph; `confirmation` "sequential" records each test as
+    a sequential one (an e-value of 1/p)."""
     config = RunConfig(classes=["boat", "car"], baseline_per_class=per_baseline, classifier=classifier,
                        generator=generator, confirm_per_candidate=per_candidate, budget=400,
-                       seed=seed).model_dump(mode="json")
+                       seed=seed, confirmation=confirmation).model_dump(mode="json")
     rng = np.random.default_rng(seed)
     store = RunStore.create(root, config)
     baseline = {name: _add_images(store, rng, "baseline", 0, name, "a photo of a {label}".replace("{label}", name),
-                                  DEFAULT_COLOUR[name], "sky", 0.1, per_baseline, 0, hostile, image_size)
+                                  DEFAULT_COLOUR[name], "sky", 0.1, per_baseline, 0, hostile, image_size, grain)
                 for name in ("boat", "car")}
     tested = []
     for class_name, text, modifiers, context, colour, background, share, verdict in candidates or CANDIDATES:
         candidate_id = _add_candidate(store, 1, class_name, text, modifiers, context, "consensus", None)
-        counts = _add_images(store, rng, "confirm", 1, class_name, text.replace("{label}", class_name), colour,
-                             background, share, per_candidate, candidate_id, hostile, image_size)
+        counts = _add_images(store, rng, "confirm", 1, class_name, _prompt(text, class_name), colour,
+                             background, share, per_candidate, candidate_id, hostile, image_size, grain)
         tested.append((candidate_id, class_name, counts, verdict))
         if verdict == "confirmed" and text.startswith("red"):
             cls, short_text, mods, ctx, short_colour, short_bg, short_share = SHORTENED
             short_id = _add_candidate(store, 1, cls, short_text, mods, ctx, "shortened", candidate_id)
-            short_counts = _add_images(store, rng, "confirm", 1, cls, short_text.replace("{label}", cls),
+            short_counts = _add_images(store, rng, "confirm", 1, cls, _prompt(short_text, cls),
                                        short_colour, short_bg, short_share, per_candidate, short_id, hostile,
-                                       image_size)
+                                       image_size, grain)
             tested.append((short_id, cls, short_counts, "confirmed"))
             store.candidates.set_shortest(candidate_id, short_id)
-    _record_statistics(store, tested, baseline, hostile)
+    _record_statistics(store, tested, baseline, hostile, confirmation == "sequential")
     _write_meta(store, baseline, complete)
     store.close()
     return root
@@ -138,7 +141,7 @@ def build_run(root: Path, *, hostile: bool = False, per_candidate: int = 16, per
 
 def _add_images(store: RunStore, rng, purpose: str, round_: int, class_name: str, prompt: str, colour: str,
                 background: str, failure_share: float, count: int, candidate_id: int,
-                hostile: bool, image_size: int = 64) -> tuple[int, int]:
+                hostile: bool, image_size: int = 64, grain: bool = False) -> tuple[int, int]:
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=count)]
     store.samples.plan([PlannedSample(Purpose(purpose), round_, class_name, prompt, seed, "world:generator",
                                      candidate_id) for seed in seeds])
@@ -152,6 +155,9 @@ def _add_images(store: RunStore, rng, purpose: str, round_: int, class_name: str
         image = draw(class_name, colour, background, sample.seed)
         if image_size != image.width:
             image = image.resize((image_size, image_size))
+        if grain:
+            noise = np.random.default_rng(sample.seed).integers(-40, 41, size=(image_size, image_size, 3))
+            image = Image.fromarray(np.clip(np.asarray(image, dtype=int) + noise, 0, 255).astype(np.uint8))
         failed = index < failures
         predicted = WRONG_LABEL[class_name] if failed else class_name
         if hostile and failed and index == 0:
@@ -168,18 +174,23 @@ def _add_images(store: RunStore, rng, purpose: str, round_: int, class_name: str
     return failures, count
 
 
+def _prompt(text: str, class_name: str) -> str:
+    """The prompt of a description, as the run generates its confirmation images from it."""
+    return f"a photo of a {text.replace('{label}', class_name)}"
+
+
 def _add_candidate(store: RunStore, round_: int, class_name: str, text: str, modifiers: list[str],
                    context: list[str], origin: str, parent_id: int | None) -> int:
     candidate_id, _ = store.candidates.add(NewCandidate(
         round=round_, class_name=class_name, key=" ".join(sorted(modifiers + context)),
         description={"modifiers": modifiers, "context": context}, text=text,
-        prompt=f"a photo of a {text.replace('{label}', class_name)}", origin=Origin(origin),
+        prompt=_prompt(text, class_name), origin=Origin(origin),
         parent_id=parent_id, source_cluster={"round": 0, "cluster": 0, "size": 5},
     ))
     return candidate_id
 
 
-def _record_statistics(store: RunStore, tested, baseline, hostile: bool) -> None:
+def _record_statistics(store: RunStore, tested, baseline, hostile: bool, sequential: bool = False) -> None:
     pvalues = []
     for _, class_name, (failures, n), _ in tested:
         base_failures, base_n = baseline[class_name]
@@ -199,15 +210,17 @@ def _record_statistics(store: RunStore, tested, baseline, hostile: bool) -> None
             baseline_failures=base_failures, rate=failures / n, rate_low=low, rate_high=high,
             baseline_rate=base_failures / base_n, baseline_low=base_low, baseline_high=base_high,
             lift=(failures / n) / max(base_failures / base_n, 1e-9), difference=failures / n - base_failures / base_n,
-            p=float(p), test="fisher", validity_rate=(n - invalid) / n, wrong_labels=wrong))
+            p=float(p), test="e-process" if sequential else "fisher", validity_rate=(n - invalid) / n,
+            wrong_labels=wrong, evalue=1 / float(p) if sequential else None))
         decided = Verdict.parse(verdict)
         if decided.kind is VerdictKind.DUPLICATE:  # a duplicate stays confirmed; it is listed under its bug
             store.candidates.set_decisions([(candidate_id, float(q), Verdict(VerdictKind.CONFIRMED))])
             store.candidates.set_verdicts({candidate_id: decided})
         else:
             store.candidates.set_decisions([(candidate_id, float(q), decided)])
-    if hostile:
-        first = store.candidates.bugs()[0]
+    if hostile:  # a boat bug whose headline is its own description: the hostile text is what every output shows
+        first = next(bug for bug in store.candidates.bugs()
+                     if bug.class_name == "boat" and bug.shortest_id in (None, bug.id))
         with store.database.transaction():
             store.database.connection.execute("UPDATE candidates SET text = ? WHERE id = ?",
                                               (f"{{label}} {HOSTILE_CAPTION}", first.id))
@@ -234,6 +247,19 @@ def _write_meta(store: RunStore, baseline, complete: bool) -> None:
     store.database.set_meta("stage_seconds", {"generate": 6.0, "classify": 2.5, "cluster": 0.5, "caption": 1.0,
                                               "confirm": 2.5})
     store.database.set_meta("status", "complete" if complete else "running")
+
+
+def many_bugs(count: int) -> list[tuple]:
+    """`count` confirmed candidates of the two classes (CANDIDATES' layout), each a bug of its own."""
+    colours, backgrounds = list(COLOURS), list(BACKGROUNDS)
+    bugs = []
+    for index in range(count):
+        class_name = ("boat", "car")[index % 2]
+        colour, background = colours[index % 3], backgrounds[(index // 3) % 3]
+        word = f"shade{index}"
+        bugs.append((class_name, f"{word} {{label}} in place {index}", [word], [f"in place {index}"], colour,
+                     background, 0.5 + (index % 5) / 10, "confirmed"))
+    return bugs
 
 
 # ---- a real run ------------------------------------------------------------------------------------------------

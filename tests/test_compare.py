@@ -10,7 +10,9 @@ from run_builder import build_run
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
+from blindspots.outputs.bugs import read_bugs
 from blindspots.outputs.report.compare import CompareError, compare_runs, word_overlap
+from blindspots.store import RunStore
 
 RUN_B_CANDIDATES = [
     ("boat", "red {label} on a road", ["red"], ["on a road"], "red", "road", 0.9, "confirmed"),
@@ -32,20 +34,27 @@ def _by_description(bugs):
 def test_matches_same_and_similar_descriptions_and_lists_the_rest(two_runs):
     run_a, run_b = two_runs
     comparison = compare_runs(run_a, run_b)
+    # Each bug is its headline: both runs found "red boat on a road" and shortened it to "red boat".
     matched = {(m.a.description, m.b.description): m for m in comparison.both}
-    assert set(matched) == {("red boat on a road", "red boat on a road"), ("car at night", "dark car at night")}
-    assert matched[("red boat on a road", "red boat on a road")].reason == "same description"
+    assert set(matched) == {("red boat", "red boat"), ("car at night", "dark car at night")}
+    assert matched[("red boat", "red boat")].reason == "same description"
+    assert matched[("red boat", "red boat")].a.found_as == "red boat on a road"
     similar = matched[("car at night", "dark car at night")]
     assert similar.reason == "similar description" and similar.overlap == pytest.approx(2 / 3)
     assert list(_by_description(comparison.only_a)) == ["yellow boat"]  # not significant in B
     assert list(_by_description(comparison.only_b)) == ["car on sand"]
 
 
-def test_rates_are_each_runs_own(two_runs):
+def test_rates_are_each_runs_own_and_its_headlines(two_runs):
     run_a, run_b = two_runs
-    match = next(m for m in compare_runs(run_a, run_b).both if m.reason == "same description")
-    assert match.a.rate == pytest.approx(14 / 16) and match.b.rate == pytest.approx(round(0.9 * 16) / 16)
-    assert match.a.low < match.a.rate < match.a.high
+    match = next(m for m in compare_runs(run_a, run_b).both if m.reason == "similar description")
+    a, b = match.a.rate, match.b.rate
+    assert (a["failures"], a["n"]) == (round(0.7 * 16), 16) and (b["failures"], b["n"]) == (round(0.8 * 16), 16)
+    assert a["interval"][0] < a["rate"] < a["interval"][1]
+    with RunStore.open(run_a) as store:
+        ids = [bug.id for bug in read_bugs(store)]
+    comparison = compare_runs(run_a, run_a)
+    assert [m.a.id for m in comparison.both] == ids  # matches in the run's ranking, under its ids
 
 
 def test_stricter_overlap_and_swapped_runs(two_runs):

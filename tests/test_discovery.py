@@ -2,6 +2,7 @@
 hard kill without redoing finished work, and explains bad input."""
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -14,19 +15,21 @@ from typer.testing import CliRunner
 
 import blindspots
 from blindspots.cli.main import app
+from blindspots.evaluation.discovery_benchmark import contradictory_descriptions
 from blindspots.models.errors import ModelOutputError, ModelSpecError
 from blindspots.outputs.report.content import read_content
 from blindspots.pipeline.config import ConfigError
 from blindspots.pipeline.descriptions import Description
 from blindspots.store import RunStore
 from blindspots.store.records import Purpose
+from blindspots.world.spec import load_spec
 
 SMALL = dict(classes=["boat", "car", "house", "fish"], baseline_per_class=60, confirm_per_candidate=32,
              budget=3000, rounds=2, max_candidates_per_class=3)
 
 
 def _bug_list(result):
-    return [(b["class"], b["shortest"], b["n"], round(b["failure_rate"], 6), round(b["p"], 12))
+    return [(b["id"], b["class"], b["description"], b["n"], round(b["rate"], 6), round(b["p"], 12))
             for b in result.bug_rows()]
 
 
@@ -41,11 +44,11 @@ def test_finds_the_planted_background_shortcut(small_run):
     boat = [r for r in rows if r["class"] == "boat"]
     assert boat, f"no bug found for boat; bugs: {rows}"
     best = boat[0]
-    assert "road" in best["shortest"] and best["failure_rate"] > 0.5 and best["q"] <= 0.05
-    assert best["wrong_labels"][0][0] == "car", "a boat on a road is called a car"
+    assert "road" in best["description"] and best["rate"] > 0.5 and best["q"] <= 0.05
+    assert best["called"][0][0] == "car", "a boat on a road is called a car"
     low, high = best["interval"]
-    assert low <= best["failure_rate"] <= high
-    assert best["baseline"] < best["failure_rate"]
+    assert low <= best["rate"] <= high
+    assert best["baseline"]["rate"] < best["rate"]
 
 
 def test_every_confirmation_image_is_fresh(small_run):
@@ -54,6 +57,15 @@ def test_every_confirmation_image_is_fresh(small_run):
                     for s in store.samples.of(purpose)}
         confirmed = {(s.prompt, s.seed) for s in store.samples.of(Purpose.CONFIRM)}
     assert not explored & confirmed
+
+
+def test_no_description_names_two_values_of_one_attribute(small_run):
+    # The world's own parser reads each description the run proposed: "medium sized small bottle" or "at
+    # dusk in daylight" would name two values of one attribute, and no image matches such a description.
+    with RunStore.open(small_run.run_dir) as store:
+        candidates = store.candidates.all()
+    assert len(candidates) > 10
+    assert contradictory_descriptions(load_spec(), candidates) == []
 
 
 def test_classes_without_a_planted_spot_yield_no_bug(small_run):
@@ -189,8 +201,8 @@ def test_a_resumed_run_draws_again_the_images_deleted_from_its_folder(tmp_path):
 def test_sequential_confirmation_finds_the_same_bugs_with_fewer_images(tmp_path):
     fixed = blindspots.discover(dict(SMALL, out=str(tmp_path), confirmation="fixed"))
     sequential = blindspots.discover(dict(SMALL, out=str(tmp_path), confirmation="sequential"))
-    assert {(b["class"], b["shortest"]) for b in sequential.bug_rows()} == \
-        {(b["class"], b["shortest"]) for b in fixed.bug_rows()}
+    assert {(b["class"], b["description"]) for b in sequential.bug_rows()} == \
+        {(b["class"], b["description"]) for b in fixed.bug_rows()}
     assert sequential.summary.images_generated < fixed.summary.images_generated
     tested = [c for c in sequential.candidates if c.tested]
     # Clear cases stop early: no candidate uses more than the fixed size, and most use far fewer.
@@ -206,10 +218,10 @@ def test_sequential_confirmation_finds_the_same_bugs_with_fewer_images(tmp_path)
         assert not store.samples.of(Purpose.CONFIRM, candidate_ids=[c.id for c in skipped])
         cards = read_content(store).bugs
     # The report shows them on their bug's card, apart from the confirmed refinements.
-    on_cards = {c.id: card.candidate.id for card in cards for c in card.untested_refinements}
+    on_cards = {c.id: card.bug.found_as.id for card in cards for c in card.bug.not_tested}
     assert on_cards == {c.id: c.verdict.related_bug for c in skipped if c.verdict.related_bug in
-                        {card.candidate.id for card in cards}}
-    assert on_cards and not {c.id for card in cards for c in card.refinements} & set(on_cards)
+                        {card.bug.found_as.id for card in cards}}
+    assert on_cards and not {c.id for card in cards for c in card.bug.listed_under} & set(on_cards)
     for candidate in skipped:
         bug = by_id[candidate.verdict.related_bug]
         assert candidate.origin.value == "caption" and bug.tested and bug.round == candidate.round
@@ -224,3 +236,16 @@ def test_the_run_reports_its_model_time_against_its_wall_time(small_run):
     # Roles overlap while sampling streams; "busy" counts that time once, so it never exceeds the run's time.
     assert 0 < seconds["busy"] <= small_run.summary.seconds + 1e-6
     assert seconds["busy"] <= sum(v for role, v in seconds.items() if role != "busy") + 1e-6
+
+
+@pytest.mark.slow
+def test_the_default_run_states_its_six_planted_bugs_by_their_shortest_descriptions(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--out", str(tmp_path), "--no-report"])
+    assert result.exit_code == 0, result.output
+    # A row per bug: id, class, headline, what it is called instead, then the headline's numbers.
+    rows = [re.split(r"\s{2,}", line.strip()) for line in result.stdout.splitlines() if line.startswith("bug-")]
+    assert len(rows) == 6
+    assert {(cls, description, called.split()[0]) for _, cls, description, called, *_ in rows} == {
+        ("boat", "boat on road", "car"), ("bird", "small bird in falling snow", "plane"),
+        ("umbrella", "green umbrella", "tree"), ("fish", "striped fish", "boat"), ("plane", "plane at night", "bird"),
+        ("bottle", "bottle, sketch style", "lamp")}

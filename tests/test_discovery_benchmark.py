@@ -151,7 +151,7 @@ def test_spots_of_one_class_with_different_labels_are_credited_apart(touching):
 
 
 def _finding(id, cls, cells, spots, refines=None):
-    return {"id": id, "class": cls, "shortest": "", "cells": {"class": cls, **cells}, "spots": spots,
+    return {"id": id, "class": cls, "description": "", "cells": {"class": cls, **cells}, "spots": spots,
             "refines": refines, "failures": 10}
 
 

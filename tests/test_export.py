@@ -10,6 +10,7 @@ from run_builder import build_run, real_tiny_run
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
+from blindspots.outputs.bugs import read_bugs
 from blindspots.outputs.export.dataset import ExportError, export_dataset
 from blindspots.store import ImageMissingError, ImageStore, RunStore
 from blindspots.store.records import Purpose
@@ -50,7 +51,8 @@ def test_imagefolder_export_loads_with_datasets(tmp_path, offline_datasets):
     assert (row["prompt"], row["class_name"], row["predicted"], row["is_failure"]) == (
         sample.prompt, sample.class_name, sample.predicted, sample.is_failure)
     assert row["accepted_labels"] == [row["class_name"]]
-    assert sorted(set(loaded["bug_id"])) == [1, 3, 4]  # the shortened form's images count under its bug
+    # Images carry the id every output gives their bug; the shortened form's and the duplicate's count under it.
+    assert sorted(set(loaded["bug_id"])) == ["bug-1", "bug-3", "bug-4"]
     assert sum(loaded["is_failure"]) == summary.failures
 
 
@@ -71,8 +73,12 @@ def test_dataset_card_states_how_it_was_made(tmp_path):
     summary = export_dataset(run, tmp_path / "hard")
     card = (tmp_path / "hard" / "README.md").read_text()
     for expected in ("world:classifier", "world:generator", "FDR 0.05", "`run`", f"Images: {summary.images}",
-                     "| 1: red boat on a road |", 'load_dataset("imagefolder"'):
+                     "| bug-1: red boat |", 'load_dataset("imagefolder"'):
         assert expected in card, expected
+    # The bugs in the run's ranking, each by its id and headline.
+    with RunStore.open(run) as store:
+        ranked = [f"| {bug.id}: {bug.description} |" for bug in read_bugs(store)]
+    assert sorted(ranked, key=card.index) == ranked
     assert "had not finished" not in card
     lines = (tmp_path / "hard" / "metadata.jsonl").read_text().splitlines()
     assert len(lines) == summary.images
@@ -150,7 +156,7 @@ def test_export_of_a_real_discovery_run_loads(tmp_path, offline_datasets):
     loaded = offline_datasets.load_dataset("imagefolder", data_dir=str(tmp_path / "hard"),
                                            cache_dir=str(tmp_path / "cache"))["train"]
     with RunStore.open(run) as store:
-        bug_ids = {b.id for b in store.candidates.bugs()}
+        bug_ids = {b.id for b in read_bugs(store)}
     assert loaded.num_rows == summary.images == len(_hard_set(run)) > 0
     assert set(loaded["bug_id"]) == bug_ids
     assert {image.size for image in loaded["image"]} == {(64, 64)}

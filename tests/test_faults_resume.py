@@ -137,9 +137,24 @@ def test_transfer_regenerate_on_an_unfinished_run_does_not_spend_its_budget(tmp_
     assert result.exit_code == 0, result.output
     flag.unlink()
     resumed = blindspots.discover(dict(settings, out=str(tmp_path / "runs")))
-    assert [(r["class"], r["shortest"], r["n"]) for r in resumed.bug_rows()] == \
-        [(r["class"], r["shortest"], r["n"]) for r in reference.bug_rows()]
+    assert [(r["id"], r["class"], r["description"], r["n"]) for r in resumed.bug_rows()] == \
+        [(r["id"], r["class"], r["description"], r["n"]) for r in reference.bug_rows()]
     assert resumed.summary.images_planned == reference.summary.images_planned
+
+
+def test_resuming_a_finished_run_keeps_its_rounds_and_why_it_stopped(tmp_path, monkeypatch):
+    config = dict(classes=["boat", "car", "umbrella"], budget=900, rounds=3, out=str(tmp_path))
+    first = blindspots.discover(config)
+    assert first.summary.rounds_run == 2
+    # Resumed with its budget spent, as a run is that spent it in its last round: the rounds it finished are
+    # still its rounds, replayed from the store, and it stopped for the reason it stopped then.
+    from blindspots.pipeline.budget import ImageBudget
+
+    monkeypatch.setattr(ImageBudget, "can_test_another", lambda self: False)
+    again = blindspots.discover(config)
+    assert (again.summary.rounds_run, again.summary.stop_reason) == \
+        (first.summary.rounds_run, first.summary.stop_reason)
+    assert [bug["id"] for bug in again.bug_rows()] == [bug["id"] for bug in first.bug_rows()]
 
 
 def test_the_run_lock_is_exclusive_and_leaves_no_file(tmp_path):

@@ -27,7 +27,7 @@ def local_cluster():
 
 
 def _bug_list(result):
-    return [(b["class"], b["shortest"], b["n"], round(b["failure_rate"], 6), round(b["p"], 12))
+    return [(b["id"], b["class"], b["description"], b["n"], round(b["rate"], 6), round(b["p"], 12))
             for b in result.bug_rows()]
 
 

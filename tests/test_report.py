@@ -6,10 +6,11 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from run_builder import HOSTILE_CAPTION, build_run, real_tiny_run
+from run_builder import HOSTILE_CAPTION, build_run, many_bugs, real_tiny_run
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
+from blindspots.outputs.bugs import read_bugs
 from blindspots.outputs.report.html import REPORT_NAME, write_report
 from blindspots.store import RunStore, RunStoreError
 
@@ -21,6 +22,7 @@ class _Page(HTMLParser):
         super().__init__()
         self.tags: list[str] = []
         self.images: list[str] = []
+        self.alts: list[str] = []
         self.details_open: list[bool] = []
         self.card_titles: list[str] = []
         self._in_card_title = False
@@ -31,6 +33,8 @@ class _Page(HTMLParser):
         self.tags.append(tag)
         if tag == "img":
             self.images.append(attrs.get("src", ""))
+            if attrs.get("alt") is not None:
+                self.alts.append(attrs["alt"])
         if tag == "details":
             self.details_open.append("open" in attrs)
         if tag == "h3" and self.tags.count("article") > len(self.card_titles):
@@ -69,29 +73,94 @@ def test_summary_names_models_classes_budget_time_and_fdr(tmp_path):
     text = " ".join(page.text)
     for expected in ("world:classifier", "world:generator", "world:captioner", "world:embedder",
                      "Blind spots confirmed", "of a 400 budget", "False discovery rate", "0.05",
+                     "3 blind spot(s)", "2 class(es)", "1 round(s)", "fixed confirmation",
                      "Time per stage", "generate", "6.0 s", "boat", "car", "12.5 s"):
         assert expected in text, expected
     with RunStore.open(tmp_path / "run") as store:
         assert f"{store.samples.images_generated()} of a 400 budget" in text
 
 
-def test_bug_cards_most_severe_first_with_statistics_and_images(tmp_path):
+def _cards(html: str) -> list[str]:
+    return [part.split("</article>")[0] for part in html.split("<article")[1:]]
+
+
+def test_the_page_opens_with_every_bug_in_rank_order_linking_to_its_card(tmp_path):
     run = build_run(tmp_path / "run")
     with RunStore.open(run) as store:
-        expected = [b.display_text() for b in store.candidates.bugs()]
-        first = store.candidates.bugs()[0]
+        bugs = read_bugs(store)
     html, page = _parse(write_report(run))
-    assert [t.strip() for t in page.card_titles] == expected
-    assert expected[0] == "red boat on a road"
-    assert "Shortest description that still confirms: <strong>red boat</strong>" in html
-    card = html.split("<article")[1]
-    assert f"{first.failures} of {first.n}" in card
-    assert f"×{first.lift:.1f}" in card
-    assert card.count("data:image/svg+xml") == 2  # rate-vs-baseline plot and wrong-label bars
-    failing_grid, baseline_grid = card.split("<figure class='grid'>")[1:3]
-    assert failing_grid.count("class='cell fail") == failing_grid.count("<img") == min(12, first.failures)
-    assert "Baseline images of the class (12 shown)" in baseline_grid
-    assert baseline_grid.count("<img") == 12
+    overview = html.split("<section id='overview'>")[1].split("</section>")[0]
+    # The overview is the first section, before the cards and before the run's details.
+    assert html.index("id='overview'") < html.index("<article") < html.index("id='about'")
+    rows = overview.split("<tr>")[2:]
+    assert len(rows) == len(bugs) == 3
+    for row, bug in zip(rows, bugs, strict=True):
+        low, high = bug.rate()["interval"]
+        assert f"<a href='#{bug.id}'>{bug.id}</a>" in row and f">{bug.description}</a>" in row
+        assert f"<strong>{bug.rate()['rate']:.0%}</strong> <span class='interval'>[{low:.0%}–{high:.0%}]</span> " \
+               f"of {bug.headline.n}" in row
+        assert row.count("<img") == min(3, bug.headline.failures)
+    # Cards follow in the same order, each titled by its headline and anchored by its id.
+    assert [t.strip() for t in page.card_titles] == [bug.description for bug in bugs]
+    assert [card.split("id='", 1)[1].split("'", 1)[0] for card in _cards(html)] == [bug.id for bug in bugs]
+
+
+def test_a_card_states_its_headline_with_the_headlines_own_test_and_images(tmp_path):
+    run = build_run(tmp_path / "run")
+    with RunStore.open(run) as store:
+        shortened = next(bug for bug in read_bugs(store) if bug.shortened)
+    html, _ = _parse(write_report(run))
+    card = next(card for card in _cards(html) if f"id='{shortened.id}'" in card)
+    test = shortened.headline
+    # "red boat on a road" was found first and shortened to "red boat": the card is "red boat", with its numbers.
+    assert (shortened.found_as.display_text(), shortened.description) == ("red boat on a road", "red boat")
+    assert "<h3>red boat</h3>" in card and f"({test.failures} of {test.n})" in card
+    assert f"×{test.lift:.1f}" in card
+    failing = card.split("<figure class='grid headline failing'>")[1].split("</figure>")[0]
+    passing = card.split("<figure class='grid headline passing'>")[1].split("</figure>")[0]
+    baseline = card.split("<figure class='grid baseline'>")[1].split("</figure>")[0]
+    assert failing.count("<img") == min(6, test.failures) and failing.count("class='cell fail") == failing.count("<img")
+    assert passing.count("<img") == min(3, test.n - test.failures) and "cell fail" not in passing
+    for grid in (failing, passing):
+        alts = [alt.split("'", 1)[0] for alt in grid.split("alt='")[1:]]
+        assert alts and all(alt.startswith(f"{test.prompt} — seed ") for alt in alts)
+    assert baseline.count("alt='a photo of a boat — seed ") == baseline.count("<img") == 4
+    # Its history: the description it was found as, with that description's own numbers, second.
+    history = card.split("<div class='history'>")[1]
+    found = shortened.found_as
+    assert f"Found as “red boat on a road” (round 2): <strong>{found.rate:.0%}</strong>" in history
+    assert "<svg class='chart'" in card and "found as: red boat on a road" in card
+
+
+@pytest.mark.parametrize("confirmation", ["sequential", "fixed"])
+def test_statistics_are_named_as_the_run_computed_them(tmp_path, confirmation):
+    html, _ = _parse(write_report(build_run(tmp_path / "run", confirmation=confirmation)))
+    sequential = confirmation == "sequential"
+    words = ("anytime-valid 95% interval", "e-value", "e-BH") if sequential else \
+        ("95% Wilson interval", "Boschloo", "Benjamini–Hochberg")
+    absent = ("95% Wilson interval of the failure rate", "Boschloo") if sequential else ("anytime-valid", "e-BH")
+    for word in words:
+        assert word in html, word
+    for word in absent:
+        assert word not in html, word
+    assert "How to read a card." in html
+    legend = html.split("<dl class='legend'>")[1].split("</dl>")[0]
+    for term in ("<dt>q</dt>", "<dt>lift</dt>", "<dt>valid</dt>", "<dt>interval</dt>"):
+        assert term in legend
+
+
+def test_every_image_has_alt_text(tmp_path):
+    _, page = _parse(write_report(build_run(tmp_path / "run")))
+    assert page.images and len(page.alts) == len(page.images) and all(alt.strip() for alt in page.alts)
+
+
+def test_a_report_of_fifty_photo_sized_bugs_stays_under_five_megabytes(tmp_path):
+    run = build_run(tmp_path / "run", candidates=many_bugs(50), image_size=256, grain=True)
+    report = write_report(run)
+    html, page = _parse(report)
+    assert report.stat().st_size < 5_000_000
+    assert len(page.card_titles) == 50
+    assert html.index("id='overview'") < html.index("<article")
 
 
 def test_rejected_candidates_are_collapsed_with_their_reason(tmp_path):
@@ -101,24 +170,24 @@ def test_rejected_candidates_are_collapsed_with_their_reason(tmp_path):
     assert "Candidates that did not confirm (2)" in rejected
     assert "striped boat" in rejected and "not significant" in rejected
     assert "car in fog" in rejected and "mostly invalid images" in rejected
-    # A confirmed duplicate is not a rejection: it is listed on the card of the bug it repeats.
-    assert "duplicate of #1" not in rejected
-    first_card = html.split("<article")[1].split("</article>")[0]
-    assert "Also confirmed, listed under this blind spot (1)" in first_card
-    assert "red boat on a wet road" in first_card and "duplicate of #1" in first_card
+    # A confirmed duplicate is not a rejection: it is listed on the card of the bug it repeats, by the bug's id.
+    assert "duplicate of" not in rejected
+    with RunStore.open(tmp_path / "run") as store:
+        red_boat = next(bug for bug in read_bugs(store) if bug.description == "red boat")
+    card = next(card for card in _cards(html) if f"id='{red_boat.id}'" in card)
+    assert "Also confirmed, listed under this blind spot (1)" in card
+    assert "red boat on a wet road" in card and f"duplicate of {red_boat.id}" in card
 
 
 def test_cards_say_which_words_were_dropped_and_what_each_cost(tmp_path):
     html, _ = _parse(write_report(build_run(tmp_path / "run")))
-    first_card = html.split("<article")[1].split("</article>")[0]
     with RunStore.open(tmp_path / "run") as store:
-        bug = store.candidates.bugs()[0]
-        shortest = store.candidates.get(bug.shortest_id)
+        bug = next(bug for bug in read_bugs(store) if bug.shortened)
+    card = next(card for card in _cards(html) if f"id='{bug.id}'" in card)
     # "red boat on a road" was shortened to "red boat": "on a road" was dropped, at the cost the rates show.
-    assert (bug.display_text(), shortest.display_text()) == ("red boat on a road", "red boat")
-    assert "Which words matter" in first_card
-    assert (f"<strong>dropped</strong> “on a road” <span class='muted'>{bug.rate:.0%} → {shortest.rate:.0%}"
-            "</span>") in first_card
+    assert "Which words matter" in card
+    assert (f"<strong>dropped</strong> “on a road” <span class='muted'>{bug.found_as.rate:.0%} → "
+            f"{bug.headline.rate:.0%}</span>") in card
 
 
 def test_model_strings_are_escaped(tmp_path):
@@ -186,15 +255,15 @@ def test_report_of_a_real_discovery_run(tmp_path):
     run = real_tiny_run(tmp_path / "run")
     html, page = _parse(write_report(run))
     with RunStore.open(run) as store:
-        bugs = store.candidates.bugs()
+        bugs = read_bugs(store)
         summary = store.log.summary()
     assert bugs, "the tiny world run should confirm at least one blind spot"
-    assert [t.strip() for t in page.card_titles] == [b.display_text() for b in bugs]
+    assert [t.strip() for t in page.card_titles] == [b.description for b in bugs]
     assert f"{summary.images_generated} of a 400 budget" in " ".join(page.text)
     assert all(src.startswith("data:image/") for src in page.images)
-    for card, bug in zip(html.split("<article")[1:], bugs, strict=True):
-        failing_grid = card.split("<figure class='grid'>")[1]
-        assert failing_grid.count("<img") == min(12, bug.failures)
+    for card, bug in zip(_cards(html), bugs, strict=True):
+        failing_grid = card.split("<figure class='grid headline failing'>")[1].split("</figure>")[0]
+        assert failing_grid.count("<img") == min(6, bug.headline.failures)
 
 
 def test_large_images_become_small_jpeg_thumbnails(tmp_path):
@@ -207,5 +276,5 @@ def test_large_images_become_small_jpeg_thumbnails(tmp_path):
     photos = [src for src in page.images if src.startswith("data:image/jpeg")]
     assert len(photos) > 20 and "cell pixels" not in html
     sizes = {Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).size for src in photos}
-    assert sizes == {(128, 128)}
+    assert sizes == {(128, 128), (64, 64)}  # cards, and the overview's strips
     assert len(html) < 1_500_000

@@ -4,7 +4,7 @@ needed one."""
 
 from __future__ import annotations
 
-from blindspots.outputs.report.content import BugCard, phrase_steps, shortening_note
+from blindspots.outputs.report.content import phrase_steps, shortening_note
 from blindspots.outputs.report.html import _phrase_steps
 from blindspots.pipeline.decisions import Thresholds
 from blindspots.pipeline.descriptions import Description
@@ -45,11 +45,10 @@ def test_each_phrase_of_the_shortest_form_is_needed_or_undecided_as_its_test_end
     assert {p: s.outcome for p, s in steps.items()} == {("large",): "needed", ("red",): "undecided",
                                                         ("on water",): "needed"}
     assert steps[("red",)].n_after == 48 and steps[("red",)].rate_after == 30 / 48
-    card = BugCard(bug, None, [], [], list(steps.values()))
-    html = _phrase_steps(card)
+    html = _phrase_steps(list(steps.values()), shortening_note(bug, list(steps.values())))
     assert "<strong>kept, undecided: without it</strong> “red”" in html
     assert "of 48 images; more would tell whether it is needed" in html
-    assert "<strong>kept: without it</strong> “large”" in html and card.shortening_note is None
+    assert "<strong>kept: without it</strong> “large”" in html and shortening_note(bug, list(steps.values())) is None
     # Fixed mode decides on point estimates: a drop that did not stand for the bug lost it.
     assert {s.outcome for s in phrase_steps(bug, _by_id(bug, lost, open_at_cap, tested_before), FIXED)} == {
         "needed"}
@@ -69,7 +68,7 @@ def test_a_drop_tested_for_another_bug_is_asked_this_bugs_question():
     [step] = [s for s in phrase_steps(bug, _by_id(bug, elsewhere), SEQUENTIAL) if s.phrases == ("on road",)]
     assert step.outcome == "needed" and step.called_after == "plane"
     # the card says so, since the rate alone (100% -> 100%) would not show why the phrase is needed
-    assert "100% → 100%, mostly called plane" in _phrase_steps(BugCard(bug, None, [], [], [step]))
+    assert "100% → 100%, mostly called plane" in _phrase_steps([step], None)
 
 
 def test_drops_on_the_way_to_the_shortest_form_come_first():
@@ -84,11 +83,11 @@ def test_an_unshortened_bug_says_why_and_that_its_words_may_be_filler():
     weak = _candidate(1, ["small"], ["at night", "in falling snow"], failures=23, n=48, decision="max images")
     note = shortening_note(weak, phrase_steps(weak, _by_id(weak), SEQUENTIAL))
     assert note is not None and "“max images” after 48 images" in note and "may be filler" in note
-    html = _phrase_steps(BugCard(weak, None, [], [], []))
+    html = _phrase_steps([], shortening_note(weak, []))
     assert "Which words matter" in html and "Not shortened" in html
     # Fixed mode records no sequential decision: only the budget can have stopped its shortening.
     fixed = _candidate(2, ["small"], ["at night"], failures=40, n=48, decision=None)
     assert "budget" in shortening_note(fixed, [])
     # One phrase: nothing to drop, nothing to say.
     single = _candidate(3, [], ["at night"], failures=40, n=48, decision="max images")
-    assert shortening_note(single, []) is None and _phrase_steps(BugCard(single, None, [], [], [])) == ""
+    assert shortening_note(single, []) is None and _phrase_steps([], shortening_note(single, [])) == ""

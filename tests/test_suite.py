@@ -48,10 +48,12 @@ def test_suite_holds_the_runs_bugs_with_fresh_seeds_and_thresholds(tmp_path):
         rows = load_result(store).bug_rows()
         baseline = store.log.summary().baseline
         used = {(s.prompt, s.seed) for purpose in Purpose for s in store.samples.of(purpose)}
-    assert [b["description"]["shortest"] for b in suite["bugs"]] == [r["shortest"] for r in rows]
-    first = suite["bugs"][0]
-    assert first["description"] == {"shortest": "red boat", "full": "red boat on a road"}
-    assert first["prompts"] == ["a photo of a red boat"] and first["accepted"] == ["boat"]
+    # The run's bugs, in its order, under its ids, each stated by its headline with the headline's numbers.
+    assert [(b["id"], b["description"]) for b in suite["bugs"]] == [(r["id"], r["description"]) for r in rows]
+    assert [b["found"]["rate"] for b in suite["bugs"]] == [r["rate"] for r in rows]
+    red_boat = next(b for b in suite["bugs"] if b["description"] == "red boat")
+    assert red_boat["found_as"] == "red boat on a road"
+    assert red_boat["prompts"] == ["a photo of a red boat"] and red_boat["accepted"] == ["boat"]
     assert suite["generator"] == {"spec": "world:generator", "options": {}}
     for case in [*suite["bugs"], *suite["baselines"]]:
         assert len(set(case["seeds"])) == 20
@@ -64,11 +66,15 @@ def test_suite_holds_the_runs_bugs_with_fresh_seeds_and_thresholds(tmp_path):
 
 def test_thresholds_can_be_set_per_bug_and_unknown_ones_are_named(tmp_path):
     run = build_run(tmp_path / "run")
-    suite = build_suite(run, images=8, thresholds={"bug-1": 0.05, "car at night": 0.5}, top=2)
-    by_headline = {b["description"]["shortest"]: b for b in suite["bugs"]}
-    assert len(suite["bugs"]) == 2
-    assert by_headline["red boat"]["threshold"] == 0.05 and by_headline["red boat"]["threshold_from"] == "set"
-    assert by_headline["car at night"]["threshold"] == 0.5
+    suite = build_suite(run, images=8, thresholds={"bug-1": 0.05, "car at night": 0.5})
+    by_id = {b["id"]: b for b in suite["bugs"]}
+    assert by_id["bug-1"]["description"] == "red boat"
+    assert by_id["bug-1"]["threshold"] == 0.05 and by_id["bug-1"]["threshold_from"] == "set"
+    assert next(b for b in suite["bugs"] if b["description"] == "car at night")["threshold"] == 0.5
+    # A bug named as a person may type it is the same bug.
+    assert {b["id"]: b["threshold"] for b in build_suite(run, images=8, thresholds={"#1": 0.05})["bugs"]}[
+        "bug-1"] == 0.05
+    assert len(build_suite(run, images=8, top=2)["bugs"]) == 2
     with pytest.raises(ValueError, match="unknown bug.*bug-99"):
         build_suite(run, images=8, thresholds={"bug-99": 0.1})
 
@@ -76,10 +82,10 @@ def test_thresholds_can_be_set_per_bug_and_unknown_ones_are_named(tmp_path):
 def test_decision_demands_evidence_that_the_rate_is_below_the_threshold():
     assert decide(3, 117, 0.3)["status"] == "passed"
     straddles = decide(30, 117, 0.3)
-    assert straddles["low"] < 0.3 < straddles["high"] and straddles["status"] == "inconclusive"
+    assert straddles["interval"][0] < 0.3 < straddles["interval"][1] and straddles["status"] == "inconclusive"
     assert decide(60, 117, 0.3)["status"] == "above threshold"
     assert not decide(0, 0, 0.3)["passed"]  # no image, no evidence
-    assert (decide(7, 50, 0.3)["low"], decide(7, 50, 0.3)["high"]) == pytest.approx(wilson_interval(7, 50))
+    assert decide(7, 50, 0.3)["interval"] == pytest.approx(wilson_interval(7, 50))
     # The default size: a model at exactly the baseline rate passes with 90% probability at rate 0.5.
     assert images_to_show_fixed(0.15) == 117
     rng = np.random.default_rng(0)
@@ -175,7 +181,7 @@ def test_suite_command_writes_a_readable_file(tmp_path):
     assert result.exit_code == 0, result.output
     text = out.read_text()
     assert "&id" not in text and "seeds: [" in text  # no YAML anchors; one seed list per line block
-    assert load_suite(out)["bugs"][0]["threshold"] == 0.1
+    assert {b["id"]: b["threshold"] for b in load_suite(out)["bugs"]}["bug-1"] == 0.1
     bad = CliRunner().invoke(app, ["suite", str(tmp_path / "missing"), "-o", str(out)])
     assert bad.exit_code == 2 and "no run folder" in bad.output
 
@@ -184,18 +190,36 @@ def test_margin_sets_default_thresholds_and_size_and_a_threshold_file_overrides(
     run = build_run(tmp_path / "run")
     suite = build_suite(run, margin=0.3)
     assert suite["images_per_case"] == images_to_show_fixed(0.3) == 30
-    first = suite["bugs"][0]
-    assert first["threshold"] == pytest.approx(first["baseline"]["rate"] + 0.3, abs=1e-4)
+    for bug in suite["bugs"]:
+        assert bug["threshold"] == pytest.approx(bug["baseline"]["rate"] + 0.3, abs=1e-4)
     overrides = tmp_path / "thresholds.yaml"
     overrides.write_text("bug-1: 0.25\n")
     out = tmp_path / "bugs.yaml"
     result = CliRunner().invoke(app, ["suite", str(run), "-o", str(out), "--images", "5", "--thresholds",
                                       str(overrides)])
     assert result.exit_code == 0, result.output
-    assert load_suite(out)["bugs"][0]["threshold"] == 0.25
+    assert {b["id"]: b["threshold"] for b in load_suite(out)["bugs"]}["bug-1"] == 0.25
     overrides.write_text("bug-1: high\n")
     bad = CliRunner().invoke(app, ["suite", str(run), "-o", str(out), "--thresholds", str(overrides)])
     assert bad.exit_code == 2 and "bug-13: 0.2" in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+def test_a_suite_written_in_format_1_is_read_in_todays_form(tmp_path):
+    old = {"format": "blindspots-suite", "format_version": 1, "generator": {"spec": "world:generator"},
+           "bugs": [{"id": "bug-5", "class": "boat", "accepted": ["boat"], "prompts": ["a photo of a boat on road"],
+                     "seeds": [1, 2], "threshold": 0.3,
+                     "description": {"shortest": "boat on road", "full": "blue boat on road at dusk"},
+                     "found": {"rate": 1.0, "low": 0.72, "high": 1.0, "n": 16, "q": 3e-08, "excess_low": 0.5,
+                               "excess_high": 0.9},
+                     "baseline": {"rate": 0.16, "low": 0.1, "high": 0.24, "n": 119, "failures": 19}}],
+           "baselines": []}
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(old))
+    bug = load_suite(path)["bugs"][0]
+    assert (bug["description"], bug["found_as"]) == ("boat on road", "blue boat on road at dusk")
+    assert bug["found"] == {"n": 16, "failures": None, "rate": 1.0, "interval": [0.72, 1.0], "q": 3e-08,
+                            "excess_interval": [0.5, 0.9]}
+    assert bug["baseline"] == {"n": 119, "failures": 19, "rate": 0.16, "interval": [0.1, 0.24]}
 
 
 def _unloadable_generator(name: str, **options):

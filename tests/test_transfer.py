@@ -11,6 +11,7 @@ from run_builder import ColourClassifier, build_run, real_tiny_run
 from typer.testing import CliRunner
 
 from blindspots.cli.main import app
+from blindspots.outputs.bugs import read_bugs
 from blindspots.outputs.transfer import TransferError, run_transfer
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
@@ -23,31 +24,33 @@ def colour_classifier(colour_adapter):
 
 
 def _bug_rates(results, source="stored"):
-    return {bug["text"].replace("{label}", bug["class_name"]): bug["rates"]
-            for bug in results["sources"][source]["bugs"]}
+    return {bug["description"]: bug["rates"] for bug in results["sources"][source]["bugs"]}
 
 
 def test_rates_follow_what_the_other_classifier_predicts(tmp_path):
     run = build_run(tmp_path / "run")
     results = run_transfer(run, ["colour:basic"])
     rates = _bug_rates(results)
+    # Each bug is its headline ("red boat", found as "red boat on a road"), counted on the headline's images.
     # The colour classifier calls red things cars and yellow things planes: red and yellow boats fool it too,
     # a red car at night does not.
-    assert rates["red boat on a road"]["colour:basic"]["rate"] == 1.0
+    assert rates["red boat"]["colour:basic"]["rate"] == 1.0
     assert rates["yellow boat"]["colour:basic"]["rate"] == 1.0
     assert rates["car at night"]["colour:basic"]["rate"] == 0.0
     with RunStore.open(run) as store:
-        bug = store.candidates.bugs()[0]
-        assert rates["red boat on a road"]["world:classifier"]["failures"] == bug.failures
+        bugs = read_bugs(store)
+        bug = next(bug for bug in bugs if bug.description == "red boat")
+        assert rates["red boat"]["world:classifier"]["failures"] == bug.headline.failures
+        assert [b["id"] for b in results["sources"]["stored"]["bugs"]] == [b.id for b in bugs]
         stored = store.transfer.of("colour:basic")
-        samples = store.samples.of(Purpose.CONFIRM, candidate_ids=[bug.id])
+        samples = store.samples.of(Purpose.CONFIRM, candidate_ids=[bug.headline.id], valid=True)
         images = [store.images.get(s.image_hash) for s in samples]
         assert store.database.get_meta_json("transfer") == results
     labels = ColourClassifier().labels
     called = [labels[i] for i in ColourClassifier().predict(images).argmax(axis=1)]
     assert [stored[s.id].predicted for s in samples] == called
-    cell = rates["red boat on a road"]["colour:basic"]
-    assert (cell["low"], cell["high"]) == pytest.approx(wilson_interval(cell["failures"], cell["n"]))
+    cell = rates["red boat"]["colour:basic"]
+    assert cell["interval"] == pytest.approx(wilson_interval(cell["failures"], cell["n"]))
 
 
 def test_hard_set_accuracy_counts_every_confirmed_image(tmp_path):
@@ -109,7 +112,7 @@ def test_regenerate_makes_fresh_images_for_every_model(tmp_path):
     results = run_transfer(run, ["colour:no-car"], regenerate=3, label_map={"car": ["plane"]})
     fresh = results["sources"]["regenerated"]
     with RunStore.open(run) as store:
-        bugs = store.candidates.bugs()
+        bugs = read_bugs(store)
         regenerated = store.samples.of(Purpose.REGENERATE)
         base_seeds = {s.seed for purpose in (Purpose.BASELINE, Purpose.CONFIRM) for s in store.samples.of(purpose)}
         outputs = store.database.get_meta("generator_outputs")
@@ -128,7 +131,7 @@ def test_transfer_command_prints_rates_and_rewrites_report(tmp_path):
     run = build_run(tmp_path / "run")
     result = CliRunner().invoke(app, ["transfer", str(run), "--classifier", "colour:basic"])
     assert result.exit_code == 0, result.output
-    assert "red boat on a road" in result.output and "accuracy on the hard set" in result.output
+    assert "red boat" in result.output and "accuracy on the hard set" in result.output
     assert "100%" in result.output
     assert "colour:basic" in (run / "report.html").read_text()
 
@@ -167,7 +170,7 @@ def test_real_run_transfers_to_world_classifier_b(tmp_path):
     results = run_transfer(run, ["world:classifier-b"])
     stored = results["sources"]["stored"]
     with RunStore.open(run) as store:
-        bugs = store.candidates.bugs()
+        bugs = read_bugs(store)
         predictions = store.transfer.of("world:classifier-b")
         accepted = {name: set(labels) for name, labels in store.log.summary().accepted_labels().items()}
         samples = {s.id: s for purpose in Purpose for s in store.samples.of(purpose)}

@@ -28,7 +28,7 @@ def _invoke(*arguments: str):
 @pytest.fixture
 def hostile_suite(tmp_path):
     suite = build_suite(build_run(tmp_path / "run"), images=4)
-    suite["bugs"][0]["description"]["shortest"] = HOSTILE
+    suite["bugs"][0]["description"] = HOSTILE
     suite["bugs"][0]["id"] = "bug-\x1b[31mred"
     return write_suite(suite, tmp_path / "bugs.yaml")
 

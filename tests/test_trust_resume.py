@@ -48,7 +48,7 @@ def test_a_run_killed_while_proposing_resumes_to_the_same_candidates(tmp_path, m
     monkeypatch.setattr(CandidateTable, "add", add)
     resumed = blindspots.discover(dict(SETTINGS, out=str(tmp_path / "killed")))
     assert _candidates(resumed.run_dir) == _candidates(reference.run_dir)
-    assert [b["shortest"] for b in resumed.bug_rows()] == [b["shortest"] for b in reference.bug_rows()]
+    assert [b["description"] for b in resumed.bug_rows()] == [b["description"] for b in reference.bug_rows()]
 
 
 def test_a_full_disk_is_blamed_on_the_disk_not_the_run():

@@ -9,13 +9,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blindspots.outputs.bugs import Bug, measured, read_bugs
 from blindspots.pipeline.budget import budget_shortfall
 from blindspots.pipeline.config import EXECUTION_SETTINGS, ConfigError, RunConfig, load_config
 from blindspots.progress import silent_progress
-from blindspots.stats.intervals import newcombe_difference_interval
 from blindspots.store.database import RunStoreError
 from blindspots.store.lock import RunLock
-from blindspots.store.records import Candidate, Purpose, RunSummary
+from blindspots.store.records import Candidate, RunSummary
 from blindspots.store.run_store import RunStore
 from blindspots.versions import package_versions
 
@@ -25,59 +25,41 @@ if TYPE_CHECKING:
 
 @dataclass
 class DiscoveryResult:
+    """A finished (or resumed) run: its bugs, ranked as every output ranks them (`outputs/bugs.py`), every
+    candidate it tested, its summary and the resolved config it was made with."""
+
     run_dir: Path
-    bugs: list[Candidate]
+    bugs: list[Bug]
     candidates: list[Candidate]
     summary: RunSummary | None
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    examples: dict[int, list[str]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, top: int | None = None) -> dict[str, Any]:
         """The result as plain JSON data (docs/schemas/run.schema.json): ranked bugs, summary, the resolved
         config the run was made with, and the package versions of this process."""
         config = {key: value for key, value in self.config.items() if key != "versions"}
-        summary = asdict(self.summary) if self.summary is not None else {}
         return {"kind": "run", "run_dir": str(self.run_dir), "bugs": self.bug_rows(top=top),
-                "bugs_total": len(self.bugs), "summary": summary, "stage_seconds": self.stage_seconds,
-                "config": config, "run_versions": self.config.get("versions", {}), "versions": package_versions()}
+                "bugs_total": len(self.bugs), "summary": summary_json(self.summary),
+                "stage_seconds": self.stage_seconds, "config": config,
+                "run_versions": self.config.get("versions", {}), "versions": package_versions()}
 
     def bug_rows(self, top: int | None = None) -> list[dict[str, Any]]:
-        """One plain dict per bug with what a person reads first (the CLI prints these as a table), ranked by
-        the lower bound of the headline's excess failure rate over the class baseline (Newcombe's interval of
-        the difference): a bug is ranked by how much worse than its class the evidence shows it is at least,
-        so 20/20 against a 10% baseline does not outrank 45/48 on a point estimate. `top` keeps the first K."""
+        """One plain dict per bug (`Bug.to_json`), most severe first; `top` keeps the first K."""
         if top is not None and top < 1:
             raise ValueError(f"--top must be a positive number of bugs, not {top}")
-        by_id = {c.id: c for c in self.candidates}
-        rows = []
-        for bug in self.bugs:
-            shortest = by_id.get(bug.shortest_id, bug)
-            rows.append({
-                "id": bug.id, "class": bug.class_name,
-                "description": bug.display_text(), "shortest": shortest.display_text(),
-                "failure_rate": bug.rate, "interval": (bug.rate_low, bug.rate_high),
-                "baseline": bug.baseline_rate, "baseline_interval": (bug.baseline_low, bug.baseline_high),
-                "lift": bug.lift, "p": bug.p, "q": bug.q, "validity": bug.validity_rate,
-                "n": bug.n,
-                # The shortest description is the headline claim, so its own test is shown beside it.
-                "shortest_rate": shortest.rate, "shortest_interval": (shortest.rate_low, shortest.rate_high),
-                "shortest_n": shortest.n, "shortest_q": shortest.q, "shortest_lift": shortest.lift,
-                "shortest_validity": shortest.validity_rate,
-                "shortest_wrong_labels": shortest.label_shares(),
-                "wrong_labels": bug.label_shares(),
-                "examples": list(self.examples.get(bug.id, [])),
-                "excess_interval": _excess_interval(shortest),
-            })
-        rows.sort(key=lambda row: (-row["excess_interval"][0], row["id"]))
-        return rows[:top] if top else rows
+        return [bug.to_json() for bug in self.bugs[:top]]
 
 
-def _excess_interval(candidate: Candidate) -> tuple[float, float]:
-    counts = [candidate.failures, candidate.n, candidate.baseline_failures, candidate.baseline_n]
-    if any(count is None for count in counts):
-        return -1.0, 1.0
-    return newcombe_difference_interval(*(int(count) for count in counts))
+def summary_json(summary: RunSummary | None) -> dict[str, Any]:
+    """The run summary in the outputs' vocabulary: each class baseline as a measured rate with its validity."""
+    if summary is None:
+        return {}
+    data = asdict(summary)
+    data["baseline"] = {name: {**measured(rate.get("n"), rate.get("failures"), rate.get("low"), rate.get("high")),
+                               "validity": rate.get("validity_rate")}
+                        for name, rate in summary.baseline.items()}
+    return data
 
 
 def run_id_for(config: RunConfig) -> str:
@@ -110,11 +92,12 @@ def discover(
     from blindspots.pipeline.discovery import run_discovery
 
     config = load_config(config, trust_code=trust_code, **overrides)
+    log = log or (lambda message: None)
     run_dir = Path(config.out) / (config.run_id or run_id_for(config))
     # The folder's lock comes first: a second process on the same run is refused before it loads any model.
     lock = reserve_run_folder(run_dir)
     try:
-        executor = make_executor(config)
+        executor = make_executor(config, on_load=lambda role, spec: log(f"loading the {role} {spec}"))
         try:
             models = executor.models
             # Load what every run needs before any work is spent, so a bad spec fails in seconds, not mid-run.
@@ -135,7 +118,7 @@ def discover(
             lock = None  # the store holds it now, and releases it when it closes
             try:
                 context = open_run(config, store, executor, classes, list(classifier.labels),
-                                   progress or silent_progress, log or (lambda message: None))
+                                   progress or silent_progress, log)
                 try:
                     run_discovery(context)
                 finally:
@@ -168,25 +151,23 @@ def abandon_run_folder(run_dir: Path, lock: RunLock) -> None:
         pass  # it holds an earlier session's work, or someone else's files: left as it is
 
 
-def make_executor(config: RunConfig) -> ModelExecutor:
-    """The executor the config names, over the config's four models."""
+def make_executor(config: RunConfig, on_load: Callable[[str, str], None] | None = None) -> ModelExecutor:
+    """The executor the config names, over the config's four models (`on_load(role, spec)`: told before each
+    model loads)."""
     specs = {"generator": config.generator, "classifier": config.classifier,
              "captioner": config.captioner, "embedder": config.embedder}
     options = {role: config.model_options(role) for role in specs}
     if config.executor == "ray":
         from blindspots.engine.ray_executor import RayExecutor
 
-        return RayExecutor(specs, options, address=config.ray_address, resources=config.ray)
+        return RayExecutor(specs, options, address=config.ray_address, resources=config.ray, on_load=on_load)
     from blindspots.engine.executor import Executor, ModelSet
 
-    return Executor(ModelSet(specs=specs, options=options))
+    return Executor(ModelSet(specs=specs, options=options, on_load=on_load))
 
 
 def load_result(store: RunStore) -> DiscoveryResult:
-    bugs = store.candidates.bugs()
-    examples = {bug.id: [s.image_hash for s in store.samples.of(
-        Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True, failing=True, limit=8)]
-        for bug in bugs}
-    return DiscoveryResult(run_dir=store.root, bugs=bugs, candidates=store.candidates.all(),
-                           summary=store.log.summary(), stage_seconds=store.log.stage_seconds(), examples=examples,
+    """The result of the run in `store`, its bugs read as every output reads them."""
+    return DiscoveryResult(run_dir=store.root, bugs=read_bugs(store), candidates=store.candidates.all(),
+                           summary=store.log.summary(), stage_seconds=store.log.stage_seconds(),
                            config=store.config())

@@ -6,10 +6,10 @@ import json
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.text import inert, plain
+from blindspots.cli.tables import print_table
+from blindspots.cli.text import plain
 
 bench_app = typer.Typer(help="Benchmarks that score blindspots against a world whose truth is known.",
                         no_args_is_help=True)
@@ -19,7 +19,8 @@ console = Console(stderr=True)
 ROWS = {"recall": ".2f", "exactness": ".2f", "precision": ".2f", "region_recall": ".2f",
         "region_precision": ".2f", "replication": ".2f", "unplanted_replication": ".2f", "minimality": ".2f",
         "planted_region_precision": ".2f", "planted_minimality": ".2f", "duplication": ".2f",
-        "bugs": ".1f", "refinements": ".1f", "images": ".0f", "images_per_bug": ".0f", "seconds": ".0f"}
+        "bugs": ".1f", "refinements": ".1f", "contradictory_descriptions": ".1f", "images": ".0f",
+        "images_per_bug": ".0f", "seconds": ".0f"}
 
 
 @bench_app.command("discovery")
@@ -71,21 +72,25 @@ def discovery(
 
     images: per run and per bug.
 
+    contradictory_descriptions: candidate descriptions per run that name two
+    values of one attribute (as the world's parser reads them).
+
     On a world without planted spots (--world null) it reports how many bugs are
     confirmed and how many replicate; the share of seeds with a bug that does not
     replicate should stay within the FDR level.
     """
-    from blindspots.cli.progress import RichProgress
+    from blindspots.cli.progress import make_progress
     from blindspots.evaluation.discovery_benchmark import run_benchmark
 
     with friendly_errors():
         modes = _names(confirmation, "--confirmation", "fixed,sequential")
         levels = _names(realism, "--realism", "clean,real")
         overrides = {"budget": budget} if budget is not None else {}
-        with RichProgress(console) as progress:
+        with make_progress(console) as progress:
             result = run_benchmark(seeds=seeds, world=world, out=out, overrides=overrides, modes=modes,
                                    fresh_images=fresh_images, progress=progress,
-                                   log=lambda m: console.print(plain(m), markup=False), realism=levels)
+                                   log=lambda m: console.print(plain(m), markup=False, highlight=False,
+                                                               soft_wrap=True), realism=levels)
         if as_json:
             from blindspots.store import RunStore
             from blindspots.versions import package_versions
@@ -99,17 +104,22 @@ def discovery(
             print(json.dumps({"kind": "bench discovery", **result, "config": config,
                               "versions": package_versions()}, indent=2, default=str))
             return
-        Console().print(results_table(result))
+        out = Console()
+        print_results(out, result)
         for name, figures in _columns(result):
             if "null" in figures:
                 null = figures["null"]
-                Console().print(f"{name}: {null['confirmed_per_run']:.1f} bugs confirmed per run, "
-                                f"{null['replicated_per_run']:.1f} replicate; seeds with a bug that does not "
-                                f"replicate: {null['seeds_with_unreplicated_bug']:.2f} (FDR level {null['fdr']})")
+                out.print(f"{name}: {null['confirmed_per_run']:.1f} bugs confirmed per run, "
+                          f"{null['replicated_per_run']:.1f} replicate; seeds with a bug that does not "
+                          f"replicate: {null['seeds_with_unreplicated_bug']:.2f} (FDR level {null['fdr']})",
+                          soft_wrap=True)
             for run in figures["seeds"]:
                 if run.get("recall") is not None:
-                    Console().print(plain(f"{name} seed {run['seed']}: missed "
-                                          f"{', '.join(run['spots_missed']) or 'none'}"), markup=False)
+                    out.print(plain(f"{name} seed {run['seed']}: missed {', '.join(run['spots_missed']) or 'none'}"),
+                              markup=False, soft_wrap=True)
+                if run.get("contradictory_examples"):
+                    out.print(plain(f"{name} seed {run['seed']}: descriptions naming two values of one attribute: "
+                                    + "; ".join(run["contradictory_examples"])), markup=False, soft_wrap=True)
 
 
 def _names(given: str, option: str, example: str) -> list[str]:
@@ -126,13 +136,11 @@ def _columns(result: dict) -> list[tuple[str, dict]]:
             for level, by_level in levels.items() for mode, figures in by_level["modes"].items()]
 
 
-def results_table(result: dict) -> Table:
+def print_results(out: Console, result: dict) -> None:
     columns = _columns(result)
-    table = Table(title=inert(f"discovery benchmark on world {result['world']}, mean over {result['seeds']} seed(s)"))
-    table.add_column("figure")
-    for name, _ in columns:
-        table.add_column(name, justify="right")
-    for row, spec in ROWS.items():
-        values = [figures.get(row) for _, figures in columns]
-        table.add_row(row, *("-" if value is None else format(value, spec) for value in values))
-    return table
+    rows = [[row, *("-" if value is None else format(value, spec) for value in (figures.get(row)
+                                                                               for _, figures in columns))]
+            for row, spec in ROWS.items()]
+    names = [name for name, _ in columns]
+    print_table(out, f"discovery benchmark on world {result['world']}, mean over {result['seeds']} seed(s)",
+                ["figure", *names], rows, right=names)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from blindspots.cli.errors import friendly_errors
-from blindspots.cli.text import inert, plain, warn_if_unfinished
+from blindspots.cli.tables import print_table
+from blindspots.cli.text import plain, warn_if_unfinished
 
 console = Console()
 
@@ -24,9 +24,10 @@ def compare(
 ) -> None:
     """Compare the blind spots of two runs: found by both, only by A, only by B, or not testable in the other.
 
-    A bug of a class the other run did not test is listed apart, not as "only in". Failure rates are shown
-    side by side. Bugs match when they are of the same class and have the same description, or shortest
-    descriptions that share most words.
+    Each bug is shown by its id and headline (its shortest confirmed description) with that description's own
+    failure rate, side by side. A bug of a class the other run did not test is listed apart, not as "only in".
+    Bugs match when they are of the same class and have the same description, or headlines that share most
+    words.
 
     Example: blindspots compare runs/resnet runs/vit --json > diff.json
     """
@@ -39,7 +40,7 @@ def compare(
         if as_json:
             from blindspots.versions import package_versions
 
-            typer.echo(json.dumps({"kind": "compare", **comparison.to_dict(),
+            typer.echo(json.dumps({"kind": "compare", **comparison.to_json(),
                                    "config": {"run_a": str(run_a), "run_b": str(run_b), "min_overlap": min_overlap},
                                    "versions": package_versions()}, indent=2))
             return
@@ -47,39 +48,38 @@ def compare(
 
 
 def _print(comparison) -> None:
-    console.print(plain(f"A: {comparison.run_a} (classifier {comparison.classifier_a})"), markup=False)
-    console.print(plain(f"B: {comparison.run_b} (classifier {comparison.classifier_b})"), markup=False)
-    both = Table(title=f"In both runs ({len(comparison.both)})")
-    for column in ("class", "description in A", "rate in A", "description in B", "rate in B", "match"):
-        both.add_column(column, overflow="fold")
-    for match in comparison.both:
-        # inert(), not str: a description is model output and may hold brackets that rich reads as markup.
-        both.add_row(inert(match.a.class_name), inert(match.a.shortest), _rate(match.a), inert(match.b.shortest),
-                     _rate(match.b),
-                     match.reason if match.reason == "same description" else f"{match.overlap:.0%} words")
-    console.print(both)
-    for title, bugs in ((f"Only in A ({len(comparison.only_a)})", comparison.only_a),
-                        (f"Only in B ({len(comparison.only_b)})", comparison.only_b),
-                        (f"In A, of classes not tested in B ({len(comparison.not_tested_in_b)})",
-                         comparison.not_tested_in_b),
-                        (f"In B, of classes not tested in A ({len(comparison.not_tested_in_a)})",
-                         comparison.not_tested_in_a)):
-        if not bugs and title.startswith("In "):
+    say(f"A: {comparison.run_a} (classifier {comparison.classifier_a})")
+    say(f"B: {comparison.run_b} (classifier {comparison.classifier_b})")
+    if comparison.both:
+        rows = [[m.a.class_name, m.a.id, m.a.description, _rate(m.a), m.b.id, m.b.description, _rate(m.b),
+                 m.reason if m.reason == "same description" else f"{m.overlap:.0%} words"] for m in comparison.both]
+        print_table(console, f"In both runs ({len(comparison.both)})",
+                    ["class", "id in A", "bug in A", "rate in A", "id in B", "bug in B", "rate in B", "match"], rows)
+    else:
+        say("In both runs: none")
+    for title, bugs in (("Only in A", comparison.only_a), ("Only in B", comparison.only_b),
+                        ("In A, of classes not tested in B", comparison.not_tested_in_b),
+                        ("In B, of classes not tested in A", comparison.not_tested_in_a)):
+        if not bugs:
+            if title.startswith("Only"):
+                say(f"{title}: none")
             continue
-        table = Table(title=title)
-        for column in ("class", "description", "shortest", "failure rate", "baseline", "q"):
-            table.add_column(column, overflow="fold")
-        for bug in bugs:
-            table.add_row(inert(bug.class_name), inert(bug.description), inert(bug.shortest), _rate(bug),
-                          _pct(bug.baseline_rate),
-                          "–" if bug.q is None else f"{bug.q:.2g}")
-        console.print(table)
+        rows = [[bug.id, bug.class_name, bug.description, _rate(bug), _pct(bug.baseline["rate"]),
+                 "–" if bug.q is None else f"{bug.q:.2g}", bug.found_as] for bug in bugs]
+        print_table(console, f"{title} ({len(bugs)})",
+                    ["id", "class", "bug", "failure rate", "baseline", "q", "found as"], rows)
+
+
+def say(text: str) -> None:
+    console.print(plain(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def _rate(bug) -> str:
-    if bug.rate is None:
+    rate = bug.rate
+    if rate["rate"] is None:
         return "–"
-    return f"{bug.rate:.0%} ({_pct(bug.low)}–{_pct(bug.high)}) n={bug.n}"
+    low, high = rate["interval"] or (None, None)
+    return f"{rate['rate']:.0%} ({_pct(low)}–{_pct(high)}) n={rate['n']}"
 
 
 def _pct(value: float | None) -> str:

@@ -43,4 +43,4 @@ def export(
         console.print(plain(f"exported {summary.images} images ({summary.failures} misclassified) of "
                       f"{summary.bugs} blind spot(s) as {summary.format} to {summary.out}"
                       + (f"; left out {summary.left_out} missing or damaged image(s)" if summary.left_out else "")),
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)

@@ -1,7 +1,11 @@
-"""Rich progress bars for every long command (`blindspots.progress`): a run's stages, transfer, suites, the
-benchmark, and the world's training and model card."""
+"""Progress for every long command (`blindspots.progress`): a run's stages, transfer, suites, the benchmark,
+and the world's training and model card. Rich bars on a terminal; where no terminal shows them (a CI log,
+`| cat`), one plain line per stage as it ends, with its counts and time and, in a discovery run, the round and
+the images used of the budget."""
 
 from __future__ import annotations
+
+import time
 
 from rich.console import Console
 from rich.progress import (
@@ -13,7 +17,18 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from blindspots.cli.text import markup_safe
+from blindspots.cli.text import markup_safe, plain
+from blindspots.progress import RunPosition
+
+
+def make_progress(console: Console, enabled: bool = True) -> RichProgress | LineProgress:
+    """The progress that reads on `console`: bars on a terminal, lines elsewhere; nothing when not `enabled`."""
+    return RichProgress(console, enabled) if console.is_terminal else LineProgress(console, enabled)
+
+
+def position_text(position: RunPosition) -> str:
+    stage = "baseline" if position.round is None else f"round {position.round} of {position.rounds}"
+    return f"{stage}, {position.images_used:,} of {position.budget:,} images"
 
 
 class RichProgress:
@@ -22,17 +37,27 @@ class RichProgress:
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TimeRemainingColumn(), console=console, transient=False, disable=not enabled,
         )
+        self._overall = None
 
     def __enter__(self) -> RichProgress:
         self.progress.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._overall is not None:
+            self.progress.remove_task(self._overall)  # the table that follows says where the run ended
         self.progress.stop()
 
     def __call__(self, description: str, total: int) -> _Bar:
         # A description can quote a model spec or a class name from a file: shown, never read as markup.
         return _Bar(self.progress, self.progress.add_task(markup_safe(description), total=total))
+
+    def position(self, position: RunPosition) -> None:
+        """One bar over the whole run, kept above the stages' bars: images used of the budget, and the round."""
+        description = f"run: {position_text(position)}"
+        if self._overall is None:
+            self._overall = self.progress.add_task(description, total=position.budget)
+        self.progress.update(self._overall, description=description, completed=position.images_used)
 
 
 class _Bar:
@@ -52,3 +77,46 @@ class _Bar:
         if not self.progress.disable:
             self.progress.console.print(self.progress.make_tasks_table([task]))
         self.progress.remove_task(self.task_id)
+
+
+class LineProgress:
+    """A line per stage as it ends: "confirming 17 description(s): 17/17 in 1.2 s (round 1 of 3, 1,832 of
+    8,000 images)". Nothing is redrawn, so a log holds each line once."""
+
+    def __init__(self, console: Console, enabled: bool = True):
+        self.console, self.enabled = console, enabled
+        self._position: RunPosition | None = None
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def __call__(self, description: str, total: int) -> _Line:
+        return _Line(self, plain(description), total)
+
+    def position(self, position: RunPosition) -> None:
+        self._position = position
+
+    def write(self, text: str) -> None:
+        if not self.enabled:
+            return
+        where = f" ({position_text(self._position)})" if self._position is not None else ""
+        self.console.out(text + where, highlight=False)
+
+
+class _Line:
+    def __init__(self, owner: LineProgress, description: str, total: int):
+        self.owner, self.description, self.total = owner, description, total
+        self.done, self.started, self.closed = 0, time.perf_counter(), False
+
+    def advance(self, n: int) -> None:
+        self.done += n
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        seconds = time.perf_counter() - self.started
+        self.owner.write(f"{self.description}: {self.done:,}/{self.total:,} in {seconds:.1f} s")

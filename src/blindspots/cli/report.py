@@ -27,4 +27,4 @@ def report(
     with friendly_errors():
         from blindspots.outputs.report.html import write_report
 
-        console.print(f"report: {write_report(run, out)}", markup=False, highlight=False)
+        console.print(f"report: {write_report(run, out)}", markup=False, highlight=False, soft_wrap=True)

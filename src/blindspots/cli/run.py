@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.text import inert, plain
+from blindspots.cli.progress import make_progress
+from blindspots.cli.tables import print_table
+from blindspots.cli.text import plain
+from blindspots.outputs.bugs import Bug
 
 console = Console()
 
@@ -40,6 +43,9 @@ def run(
                                    "bound of the excess failure rate over the class baseline)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout instead of the table "
                                  "(progress and logs go to stderr)."),
+    summary_md: Path | None = typer.Option(None, "--summary-md", help="Also write the bug table as Markdown to "
+                                           "this file, for a CI page (also appended to $GITHUB_STEP_SUMMARY "
+                                           "when that is set)."),
     executor: str | None = typer.Option(None, "--executor", help="Where the models run: local (this process, "
                                         "the default) or ray (Ray actors; see docs/cluster.md)."),
     address: str | None = typer.Option(None, "--address", help="With --executor ray: the cluster to join, "
@@ -71,10 +77,10 @@ def run(
                                 "it out to test every label of the classifier")
             class_list = parts if len(parts) > 1 or not _is_label_set(parts[0]) else parts[0]
         selection = [s.strip() for s in select.split(",")] if select else None
-        with RichProgressContext(shown) as progress:
+        with make_progress(shown) as progress:
             result = discover(
                 str(config) if config else None, progress=progress,
-                log=lambda m: shown.print(plain(m), style="dim", markup=False),
+                log=lambda m: shown.print(plain(m), style="dim", markup=False, highlight=False, soft_wrap=True),
                 classifier=classifier, generator=generator, captioner=captioner, embedder=embedder,
                 classes=class_list, class_selection=selection, budget=budget, rounds=rounds, seed=seed,
                 out=out, run_id=run_id, executor=executor, ray_address=address, trust_code=trust_code,
@@ -85,11 +91,13 @@ def run(
                         "search (the reason is below)", markup=False, highlight=False)
         elif not as_json:
             print_bug_table(result, top)
+        for target in _markdown_targets(summary_md):
+            _append_markdown(target, bug_table_markdown(result, top))
         if report:
             report_path = _write_report(result.run_dir)
             if report_path:
-                shown.print(plain(f"report: {report_path}"), markup=False, highlight=False)
-        shown.print(plain(f"run: {result.run_dir}"), markup=False, highlight=False)
+                shown.print(plain(f"report: {report_path}"), markup=False, highlight=False, soft_wrap=True)
+        shown.print(plain(f"run: {result.run_dir}"), markup=False, highlight=False, soft_wrap=True)
         if as_json:
             typer.echo(json.dumps(result.to_json(top), indent=2, default=str))
     problems = result.summary.problems
@@ -113,45 +121,90 @@ def _write_report(run_dir: Path) -> Path | None:
     return write_report(run_dir)
 
 
-class RichProgressContext:
-    def __init__(self, target: Console | None = None):
-        self.target = target or console
+def _markdown_targets(summary_md: Path | None) -> list[Path]:
+    targets = [summary_md] if summary_md is not None else []
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        targets.append(Path(step_summary))
+    return targets
 
-    def __enter__(self):
-        from blindspots.cli.progress import RichProgress
 
-        self._progress = RichProgress(self.target)
-        return self._progress.__enter__()
+def _append_markdown(target: Path, text: str) -> None:
+    """Add to the file: a CI step summary collects what every command of the job writes into it."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as err:
+        raise UserError(f"cannot write the Markdown summary to {target} ({err.strerror}); pass --summary-md "
+                        "with a file in a folder you may write") from err
 
-    def __exit__(self, *exc):
-        self._progress.__exit__(*exc)
+
+COLUMNS = ("id", "class", "bug (shortest description)", "called instead", "failure rate", "baseline", "lift",
+           "q", "valid")
+RIGHT = ("failure rate", "baseline", "lift", "q", "valid")
+
+
+def bug_cells(bug: Bug) -> list[str]:
+    """One bug as the table shows it: the headline and the numbers of its own test."""
+    test = bug.headline
+    low, high = test.rate_low or 0.0, test.rate_high if test.rate_high is not None else 1.0
+    return [bug.id, bug.class_name, bug.description, called_text(bug),
+            f"{_pct(test.rate)} ({low:.0%}-{high:.0%}) n={test.n}", _pct(test.baseline_rate),
+            "-" if test.lift is None else f"{test.lift:.1f}x", "-" if test.q is None else f"{test.q:.1g}",
+            _pct(test.validity_rate)]
+
+
+def called_text(bug: Bug) -> str:
+    return ", ".join(f"{label} {share:.0%}" for label, share in bug.called) or "-"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def table_title(result, shown: int) -> str:
+    mode = (result.config or {}).get("confirmation", "sequential")
+    interval = "anytime-valid 95% intervals" if mode == "sequential" else "95% Wilson intervals"
+    more = f", the top {shown} shown" if shown < len(result.bugs) else ""
+    return f"{len(result.bugs)} bug(s) confirmed (FDR {result.summary.fdr:g}), most severe first, {interval}{more}"
 
 
 def print_bug_table(result, top: int | None = None) -> None:
     summary = result.summary
-    rows = result.bug_rows(top=top)
-    shown = f", the top {len(rows)} shown" if len(rows) < len(result.bugs) else ""
-    table = Table(title=f"{len(result.bugs)} bug(s) confirmed (FDR {summary.fdr:g}){shown}",
-                  show_lines=False)
-    for column in ("#", "class", "shortest description", "failure rate (95% CI)", "baseline", "lift", "q",
-                   "valid", "called"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        low, high = row["shortest_interval"]
-        table.add_row(
-            # Model-written text is shown as inert text: never read as rich markup or terminal controls.
-            str(row["id"]), inert(row["class"]), inert(row["shortest"]),
-            f"{row['shortest_rate']:.0%} ({low:.0%}-{high:.0%}) n={row['shortest_n']}", f"{row['baseline']:.0%}",
-            f"{row['shortest_lift']:.1f}x", f"{row['shortest_q']:.1g}", f"{row['shortest_validity']:.0%}",
-            inert(", ".join(f"{label} {share:.0%}" for label, share in row["shortest_wrong_labels"])),
-        )
-    console.print(table)
+    bugs = result.bugs[:top] if top else result.bugs
+    if not bugs:
+        console.print(f"no bug confirmed (FDR {summary.fdr:g}): no tested description made the classifier fail "
+                      "significantly more often than its class baseline", markup=False, highlight=False,
+                      soft_wrap=True)
+    else:
+        print_table(console, table_title(result, len(bugs)), COLUMNS, [bug_cells(bug) for bug in bugs], right=RIGHT)
     console.print(
         f"images: {summary.images_generated} generated"
         + (f", {summary.generation_errors} failed to generate" if summary.generation_errors else "")
-        + f"; rounds: {summary.rounds_run}; stopped: {summary.stop_reason}"
-    )
-    console.print(model_time_line(summary))
+        + f"; rounds: {summary.rounds_run}; stopped: {summary.stop_reason}", markup=False, highlight=False,
+        soft_wrap=True)
+    console.print(model_time_line(summary), markup=False, highlight=False, soft_wrap=True)
+
+
+def bug_table_markdown(result, top: int | None = None) -> str:
+    """The bug table as Markdown (a CI job's summary page), with the lines the terminal prints under it."""
+    summary = result.summary
+    bugs = result.bugs[:top] if top else result.bugs
+    lines = [f"### blindspots: {plain(result.config.get('classifier', ''))}", ""]
+    if not bugs:
+        lines.append(f"No bug confirmed (FDR {summary.fdr:g}).")
+    else:
+        lines += [table_title(result, len(bugs)), "", "| " + " | ".join(COLUMNS) + " |",
+                  "|" + "|".join("---:" if column in RIGHT else "---" for column in COLUMNS) + "|"]
+        lines += ["| " + " | ".join(_markdown_cell(cell) for cell in bug_cells(bug)) + " |" for bug in bugs]
+    lines += ["", f"images: {summary.images_generated} generated; rounds: {summary.rounds_run}; stopped: "
+                  f"{summary.stop_reason}; run: `{result.run_dir}`", ""]
+    return "\n".join(lines)
+
+
+def _markdown_cell(text: str) -> str:
+    return plain(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
 
 
 def model_time_line(summary) -> str:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from blindspots.cli.errors import UserError, friendly_errors
+from blindspots.cli.tables import Row, print_table
 from blindspots.cli.text import inert, plain
 
 console = Console()
@@ -26,7 +26,7 @@ def suite(
     margin: float | None = typer.Option(None, "--margin", help="Default pass threshold: the class baseline rate "
                                         "plus this (default: the run's min_difference, 0.15)."),
     threshold: list[str] = typer.Option([], "--threshold", help="BUG=RATE: the pass threshold of one bug, by "
-                                        "suite id (bug-13) or headline ('boat on road') (repeatable)."),
+                                        "id (bug-13, as run and the report show it) or headline ('boat on road') (repeatable)."),
     thresholds_file: Path | None = typer.Option(None, "--thresholds", help="YAML mapping of bug id or headline "
                                                 "to threshold, e.g. 'bug-13: 0.2'."),
     top: int | None = typer.Option(None, "--top", help="Only the K highest-ranked bugs."),
@@ -35,7 +35,8 @@ def suite(
 ) -> None:
     """Write a run's confirmed bugs as a portable regression suite (YAML) that `blindspots check` runs.
 
-    Per bug: class, accepted labels, description (shortest and full), exact prompts, generator spec and
+    Per bug: its id, class, accepted labels, headline (the shortest confirmed description) and the
+    description it was found as, exact prompts, generator spec and
     options, the seeds of fresh test images (never the run's own), the failure rate found and the pass
     threshold; per class a baseline case on the plain templates, so a fix that breaks the class fails too.
 
@@ -54,7 +55,8 @@ def suite(
         written = write_suite(suite_content, out, inputs=inputs)
         content = load_suite(written)  # what check will read: the file is valid before anyone relies on it
         console.print(plain(f"suite: {written} ({len(content['bugs'])} bug(s), {len(content['baselines'])} class "
-                            f"baseline(s), {content['images_per_case']} images each)"), markup=False, highlight=False)
+                            f"baseline(s), {content['images_per_case']} images each)"), markup=False, highlight=False,
+                      soft_wrap=True)
 
 
 def _parse_thresholds(entries: list[str]) -> dict[str, float]:
@@ -94,7 +96,7 @@ def check(
 
     Example: blindspots check bugs.yaml --classifier world:classifier --classifier world:classifier@fixed --junit check.xml
     """
-    from blindspots.cli.progress import RichProgress
+    from blindspots.cli.progress import make_progress
     from blindspots.cli.transfer import parse_label_map
     from blindspots.outputs.suite import DEFAULT_MAX_IMAGES, junit_xml, run_check
     from blindspots.store.guard import check_output_path
@@ -104,9 +106,10 @@ def check(
         mapping = parse_label_map(label_map)
         if junit:
             check_output_path(junit, what="JUnit file", inputs=[suite_file])
-        with RichProgress(err_console) as progress:
+        with make_progress(err_console) as progress:
             result = run_check(suite_file, classifier, cache_dir=cache, label_map=mapping, progress=progress,
-                               log=lambda message: err_console.print(plain(message), style="dim", markup=False),
+                               log=lambda message: err_console.print(plain(message), style="dim", markup=False,
+                                                                     soft_wrap=True),
                                max_images=DEFAULT_MAX_IMAGES if max_images is None else max_images,
                                trust_code=trust_code)
         if junit:
@@ -121,25 +124,21 @@ def check(
 
 def _print(result: dict) -> None:
     specs = result["classifiers"]
-    table = Table(title=f"check {result['suite']}", title_justify="left")
-    for column in ("case", "threshold"):
-        table.add_column(column, overflow="fold")
-    for spec in specs:
-        table.add_column(inert(spec), overflow="fold")
-    for case in result["cases"]:
-        table.add_row(inert(case["description"]), f"≤ {case['threshold']:.0%}",
-                      *(_cell(case["results"][spec]) for spec in specs),
-                      style="dim" if case["kind"] == "baseline" else None)
-    console.print(table)
+    rows = [Row([case["id"], case["description"], f"≤ {case['threshold']:.0%}",
+                 *(_cell(case["results"][spec]) for spec in specs)],
+                style="dim" if case["kind"] == "baseline" else None)
+            for case in result["cases"]]
+    print_table(console, f"check {result['suite']}", ["id", "case", "threshold", *specs], rows)
     for spec in specs:
         verdict = "all cases pass" if result["passed_by_classifier"][spec] else "FAILS"
-        console.print(inert(f"{spec}: {verdict}"))
+        console.print(inert(f"{spec}: {verdict}"), soft_wrap=True)
     console.print(plain(f"images: {result['images']['generated']} generated, cache {result['images']['cache']}"),
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 def _cell(outcome: dict) -> Text:
     if not outcome["n"]:
         return Text("no images", style="red")
-    text = f"{outcome['rate']:.0%} ({outcome['low']:.0%}–{outcome['high']:.0%}) {outcome['status']}"
+    low, high = outcome["interval"]
+    text = f"{outcome['rate']:.0%} ({low:.0%}–{high:.0%}) {outcome['status']}"
     return Text(text, style="green" if outcome["passed"] else "red")

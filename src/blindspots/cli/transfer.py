@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.text import inert, warn_if_unfinished
+from blindspots.cli.tables import Row, print_table
+from blindspots.cli.text import warn_if_unfinished
 
 console = Console()
 
@@ -41,21 +41,24 @@ def transfer(
     Example: blindspots transfer runs/my-run --classifier world:classifier-b --regenerate 16
     """
     with friendly_errors():
-        from blindspots.cli.progress import RichProgress
+        from blindspots.cli.progress import make_progress
         from blindspots.outputs.transfer import run_transfer
 
         shown = Console(stderr=True) if as_json else console
-        with RichProgress(shown) as progress:
+        with make_progress(shown) as progress:
             results = run_transfer(run, classifier, regenerate=regenerate, label_map=parse_label_map(label_map),
                                    progress=progress, trust_code=trust_code)
         if not as_json:
             for source in results["sources"].values():
                 print_source(source, results["target"])
+            if not results["sources"]:
+                console.print("no bug to re-test: the run has no images of a confirmed bug", markup=False,
+                              highlight=False, soft_wrap=True)
         warn_if_unfinished(run)
         if report:
             from blindspots.outputs.report.html import write_report
 
-            shown.print(f"report: {write_report(run)}", markup=False, highlight=False)
+            shown.print(f"report: {write_report(run)}", markup=False, highlight=False, soft_wrap=True)
         if as_json:
             from blindspots.store import RunStore
             from blindspots.versions import package_versions
@@ -83,25 +86,21 @@ def parse_label_map(entries: list[str]) -> dict[str, list[str]]:
 
 def print_source(source: dict, target: str) -> None:
     specs = source["classifiers"]
-    table = Table(title=source["title"], title_justify="left")
-    table.add_column("failure rate (95% CI)", overflow="fold")
-    for spec in specs:
-        table.add_column(inert(f"{spec}{' (under test)' if spec == target else ''}"), overflow="fold")
-    # inert(), not str: descriptions and specs may hold brackets that rich would read as markup.
-    for bug in source["bugs"]:
-        text = str(bug["text"]).replace("{label}", str(bug["class_name"]))
-        table.add_row(inert(text), *(_rate(bug["rates"].get(spec)) for spec in specs))
-    for class_name, by_spec in source["baseline"].items():
-        table.add_row(inert(f"baseline: {class_name}"), *(_rate(by_spec.get(spec)) for spec in specs), style="dim")
+    rows = [Row([bug["id"], bug["description"], *(rate_text(bug["rates"].get(spec)) for spec in specs)])
+            for bug in source["bugs"]]
+    rows += [Row(["", f"baseline: {class_name}", *(rate_text(by_spec.get(spec)) for spec in specs)], style="dim")
+             for class_name, by_spec in source["baseline"].items()]
     hard = source["hard_set"]
-    table.add_section()
-    table.add_row("accuracy on the hard set", *(
-        f"{hard[s]['accuracy']:.0%} ({hard[s]['low']:.0%}–{hard[s]['high']:.0%}) n={hard[s]['n']}" if s in hard
-        else "–" for s in specs), style="bold")
-    console.print(table)
+    rows.append(Row(["", "accuracy on the hard set", *(
+        f"{hard[s]['accuracy']:.0%} ({hard[s]['interval'][0]:.0%}–{hard[s]['interval'][1]:.0%}) n={hard[s]['n']}"
+        if s in hard else "–" for s in specs)], style="bold", section=True))
+    columns = ["id", "failure rate (95% Wilson interval)",
+               *(f"{spec}{' (under test)' if spec == target else ''}" for spec in specs)]
+    print_table(console, source["title"], columns, rows)
 
 
-def _rate(rate: dict | None) -> str:
+def rate_text(rate: dict | None) -> str:
     if not rate or not rate.get("n"):
         return "–"
-    return f"{rate['rate']:.0%} ({rate['low']:.0%}–{rate['high']:.0%}) n={rate['n']}"
+    low, high = rate["interval"]
+    return f"{rate['rate']:.0%} ({low:.0%}–{high:.0%}) n={rate['n']}"

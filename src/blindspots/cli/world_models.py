@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.progress import RichProgress
+from blindspots.cli.progress import make_progress
 from blindspots.cli.text import inert, plain
 
 console = Console()
@@ -67,7 +67,7 @@ def train(
                             "results, --replace or not: name a folder of its own, e.g. --out my-world")
         plan = TrainPlan(max_steps=max_steps, hard_example_images=hard_examples).scaled(scale)
         started = time.perf_counter()
-        with RichProgress(err_console) as bars:
+        with make_progress(err_console) as bars:
             result = train_world(spec, out, seed=seed, plan=plan, progress=bars,
                                  reuse_prior_models=reuse_prior_models, prior_models_from=prior_models_from,
                                  replace=replace)
@@ -103,7 +103,7 @@ def card(
     with friendly_errors():
         if n <= 0:
             raise UserError(f"--n must be a positive number of images per cell, got {n}; try --n 200")
-        with RichProgress(err_console, enabled=not as_json) as bars:
+        with make_progress(err_console, enabled=not as_json) as bars:
             result = model_card(world, n=n, seed=seed, device=resolve_device(device), progress=bars)
         failures = failed_thresholds(result) if verify else []
         if verify:

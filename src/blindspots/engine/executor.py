@@ -74,14 +74,18 @@ class ModelExecutor(Protocol):
 
 @dataclass
 class ModelSet:
-    """The four models of a run, loaded on first use so a run that needs no captions loads no captioner."""
+    """The four models of a run, loaded on first use so a run that needs no captions loads no captioner.
+    `on_load(role, spec)` is told before a model loads: loading a real model can take a minute."""
 
     specs: dict[str, str]
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    on_load: Callable[[str, str], None] | None = None
     _loaded: dict[str, Any] = field(default_factory=dict)
 
     def get(self, role: str):
         if role not in self._loaded:
+            if self.on_load is not None:
+                self.on_load(role, self.specs[role])
             model = load_model(role, self.specs[role], **self.options.get(role, {}))
             _check_protocol(model, role, self.specs[role])
             self._loaded[role] = model

@@ -30,7 +30,7 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -167,15 +167,20 @@ class RemoteModel:
 
 
 class RemoteModelSet:
-    """`ModelSet`'s interface over Ray actors: `get(role)` starts the role's actors on first use."""
+    """`ModelSet`'s interface over Ray actors: `get(role)` starts the role's actors on first use (telling
+    `on_load(role, spec)` first)."""
 
-    def __init__(self, executor: RayExecutor, specs: dict[str, str]) -> None:
+    def __init__(self, executor: RayExecutor, specs: dict[str, str],
+                 on_load: Callable[[str, str], None] | None = None) -> None:
         self._executor = executor
         self.specs = specs
+        self.on_load = on_load
         self._models: dict[str, RemoteModel] = {}
 
     def get(self, role: str) -> RemoteModel:
         if role not in self._models:
+            if self.on_load is not None:
+                self.on_load(role, self.specs[role])
             self._models[role] = self._executor._start(role)
         return self._models[role]
 
@@ -197,11 +202,12 @@ class RayExecutor:
         *,
         address: str | None = None,
         resources: RaySettings | None = None,
+        on_load: Callable[[str, str], None] | None = None,
     ) -> None:
         self._ray = _import_ray()
         self.options = options or {}
         self.resources = resources or RaySettings()
-        self.models = RemoteModelSet(self, dict(specs))
+        self.models = RemoteModelSet(self, dict(specs), on_load)
         self._actors: dict[str, list[Any]] = {}
         self._placed: dict[str, tuple[float, float, int]] = {}
         self._clock = ModelClock()

@@ -5,7 +5,7 @@ Ground truth for a stored image is recovered by re-rendering its (prompt, seed),
 maps to the same attributes every time.
 
 What a run is scored on (`score_run`):
-- **findings** are the run's bugs and their confirmed refinements ("refines #k"); each is described by its
+- **findings** are the run's bugs and their confirmed refinements ("refines bug-k"); each is described by its
   shortest form. A finding **credits** the spots of a failure mode (class and wrong label) when more than half
   of its shortest form's confirmation failures lie in spots of that mode, namely those of the mode's spots
   its description reaches: one description "fish on sand" credits the four touching fish-on-sand spots,
@@ -30,6 +30,9 @@ What a run is scored on (`score_run`):
   bugs whose credited spots overlap are one mode (`failure_modes`), so "boat on road" and "boat on street"
   crediting one spot count 2.0, while "green umbrella" and "umbrella on grass" crediting two spots count 1.0.
 - **images** per run and per bug.
+- **contradictory_descriptions**: candidate descriptions of the run (every one it proposed or tested) that
+  name two values of one attribute, as the world's parser reads them (`contradictory_descriptions`): no image
+  can match one, so a run should propose none.
 
 Realism (`--realism clean,real`): the generator, captioner and embedder run at each realism level
 (`world/realism.py`); ground truth follows the run's own generator, so a prompt that was drawn in part is
@@ -52,10 +55,14 @@ import numpy as np
 
 from blindspots.evaluation import regions
 from blindspots.models.protocols import fill_template
+from blindspots.outputs.bugs import Bug, read_bugs
 from blindspots.pipeline.config import ConfigError, RunConfig, load_config
 from blindspots.pipeline.decisions import ConfirmationMode
+from blindspots.pipeline.descriptions import Description
 from blindspots.store.guard import is_run_folder
 from blindspots.store.lock import RunLock
+from blindspots.store.records import Candidate, Origin, Purpose, VerdictKind, bug_key
+from blindspots.world.parser import parse_prompt
 
 REPLICATION_SEEDS = 200
 REPLICATION_ALPHA = 0.05
@@ -67,7 +74,8 @@ MINIMALITY_MARGIN = 0.10
 CONFIRMATION_MODES = tuple(mode.value for mode in ConfirmationMode)
 MEAN_KEYS = ("recall", "replication", "exactness", "precision", "unplanted_replication", "region_recall",
              "region_precision", "minimality", "planted_region_precision", "planted_minimality", "duplication",
-             "images", "images_per_bug", "bugs", "refinements", "unreplicated_bugs", "seconds")
+             "images", "images_per_bug", "bugs", "refinements", "unreplicated_bugs", "contradictory_descriptions",
+             "seconds")
 # The roles a realism level sets (the classifier under test is the world's as trained, whatever the level).
 REALISM_ROLES = ("generator", "captioner", "embedder")
 # Named test worlds shipped with the package (`world/worlds/NAME`, trained from `world/specs/NAME.yaml`).
@@ -114,21 +122,20 @@ def mode_overrides(mode: str) -> dict[str, Any]:
 def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_images: int = REPLICATION_SEEDS,
               progress: Callable[[str, int], Any] | None = None) -> dict[str, Any]:
     """Every figure of one finished run on a world (see the module docstring)."""
-    from blindspots.api import load_result
-    from blindspots.pipeline.descriptions import Description
-    from blindspots.store.records import Origin, Purpose, VerdictKind
     from blindspots.store.run_store import RunStore
-    from blindspots.world.parser import parse_prompt
 
     renderer = ground_truth_generator(config)
     spec = renderer.spec
     with RunStore.open(run_dir, read_only=True) as store:
-        result = load_result(store)
-        by_id = {c.id: c for c in result.candidates}
-        refinements = [c for c in result.candidates if c.confirmed and c.origin is not Origin.SHORTENED
+        candidates = store.candidates.all()
+        bugs = read_bugs(store, examples=0)
+        summary, stage_seconds = store.log.summary(), store.log.stage_seconds()
+        contradictory = contradictory_descriptions(spec, candidates)
+        by_id = {c.id: c for c in candidates}
+        refinements = [c for c in candidates if c.confirmed and c.origin is not Origin.SHORTENED
                        and c.verdict is not None and c.verdict.kind is VerdictKind.REFINES]
         findings = []
-        for finding in [*result.bugs, *refinements]:
+        for finding in [*(bug.found_as for bug in bugs), *refinements]:
             # The shortest form is the claim a reader gets, so its own confirmation images decide what it
             # credits: "fish on sand" credits every weather, though it was found as "fish on sand in fog".
             shortest = by_id.get(finding.shortest_id, finding)
@@ -136,22 +143,22 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
             renders = renderer.render_prompts([s.prompt for s in failures], [s.seed for s in failures])
             text = Description.from_dict(shortest.description).prompt(finding.class_name)
             cells = parse_prompt(text, spec).attributes
+            refines = finding.verdict.related_bug if finding.verdict.kind is VerdictKind.REFINES else None
             findings.append({
-                "id": finding.id, "class": finding.class_name, "shortest": shortest.display_text(),
-                "refines": None if finding.verdict.kind is not VerdictKind.REFINES else finding.verdict.related_bug,
+                "id": bug_key(finding.id), "class": finding.class_name, "description": shortest.display_text(),
+                "refines": None if refines is None else bug_key(refines),
                 "cells": cells,
                 "spots": credited_spots(spec, [r.attributes for r in renders], cells),
                 "failures": len(failures),
             })
     truth = score_findings(spec, findings)
-    bugs = [f for f in findings if f["refines"] is None]
     fresh = None
     if replicate and bugs:
-        fresh = _fresh_checks(result, config, fresh_images, progress)
+        fresh = _fresh_checks(bugs, config, fresh_images, progress)
         for bug in truth["bugs"]:
             bug.update(fresh[bug["id"]])
     unplanted = [b for b in truth["bugs"] if not b["spots"]]
-    images = result.summary.images_generated
+    images = summary.images_generated
     return {
         **truth["figures"],
         "replication": None if fresh is None else _share([b["replicated"] for b in truth["bugs"]]),
@@ -163,10 +170,12 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
         "planted_minimality": None if fresh is None else _share([b["minimal"] for b in truth["bugs"] if b["spots"]]),
         "bugs": len(bugs),
         "refinements": len(refinements),
+        "contradictory_descriptions": len(contradictory),
+        "contradictory_examples": contradictory[:10],
         "images": images,
         "images_per_bug": images / len(bugs) if bugs else None,
-        "seconds": sum(result.stage_seconds.values()),
-        "stage_seconds": result.stage_seconds,
+        "seconds": sum(stage_seconds.values()),
+        "stage_seconds": stage_seconds,
         "bug_details": truth["bugs"],
         "refinement_details": truth["refinements"],
         "spots_found": truth["spots_found"],
@@ -175,6 +184,18 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
         "spots_only_in_refinements": truth["spots_only_in_refinements"],
         "region_recall_by_class": truth["region_recall_by_class"],
     }
+
+
+def contradictory_descriptions(spec, candidates: Sequence[Candidate]) -> list[str]:
+    """The candidates' descriptions that name two values of one attribute of the world ("medium sized small
+    bottle", "boat at dusk in daylight"), read by the world's own parser: no image can match one. The pipeline
+    never reads the world; only this check, in the benchmark and its tests, does."""
+    found = []
+    for candidate in candidates:
+        text = Description.from_dict(candidate.description).prompt(candidate.class_name)
+        if parse_prompt(text, spec).ignored:
+            found.append(f"{candidate.class_name}: {candidate.display_text()}")
+    return found
 
 
 def ground_truth_generator(config: RunConfig):
@@ -250,7 +271,7 @@ def score_findings(spec, findings: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for finding in findings:
         region = region_of.get(finding["class"], [])
         precision = regions.region_precision(spec.prior, finding["cells"], region) if region else 0.0
-        row = {key: finding[key] for key in ("id", "class", "shortest", "spots", "failures") if key in finding}
+        row = {key: finding[key] for key in ("id", "class", "description", "spots", "failures") if key in finding}
         row.update(region_precision=precision, inside_region=precision >= 1.0 - regions.TOLERANCE,
                    exact_for=[n for n in finding["spots"] if n in exact and regions.names_exactly(
                        spec.prior, finding["cells"], spots[n].when, region)])
@@ -272,7 +293,7 @@ def score_findings(spec, findings: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if planted else None,
         "duplication": duplication(rows),
     }
-    # Spots a reader of the bug list does not see: only a refinement ("refines #k") credits them.
+    # Spots a reader of the bug list does not see: only a refinement ("refines bug-k") credits them.
     hidden = sorted(name for name, by in credited.items() if all(f["refines"] is not None for f in by))
     return {"figures": figures, "bugs": rows, "refinements": refinement_rows, "spots_found": sorted(credited),
             "spots_missed": sorted(set(spots) - set(credited)), "spots_exact": exact,
@@ -283,7 +304,7 @@ def _share(values: Sequence[float | bool]) -> float | None:
     return float(np.mean([float(v) for v in values])) if values else None
 
 
-def _fresh_checks(result, config: RunConfig, n_images: int, progress) -> dict[int, dict[str, Any]]:
+def _fresh_checks(bugs: Sequence[Bug], config: RunConfig, n_images: int, progress) -> dict[str, dict[str, Any]]:
     """Per bug, on fresh seeds judged by the run's own rules and stored nowhere: replication of its shortest
     description against a fresh baseline of its class, and the failure rate of every one-phrase-shorter form
     (minimality)."""
@@ -291,7 +312,6 @@ def _fresh_checks(result, config: RunConfig, n_images: int, progress) -> dict[in
     from blindspots.engine.sampling import Sampler, ZeroShotCheck
     from blindspots.engine.seeds import derive_seed
     from blindspots.pipeline.classes import resolve_classes
-    from blindspots.pipeline.descriptions import Description
     from blindspots.stats import excess_failures, wilson_interval
 
     models = ModelSet(specs={"generator": config.generator, "classifier": config.classifier,
@@ -304,7 +324,6 @@ def _fresh_checks(result, config: RunConfig, n_images: int, progress) -> dict[in
         if config.validity_check and len(classes) >= 2 else None
     sampler = Sampler(None, executor, {c.name: c.accepted for c in classes}, config.top_k, validity)
     template = config.templates[0]
-    candidates = {c.id: c for c in result.candidates}
 
     def rate_of(cls: str, prompt: str, *purpose: Any) -> dict[str, Any]:
         seeds = [derive_seed(*purpose, config.seed, i) for i in range(n_images)]
@@ -320,22 +339,21 @@ def _fresh_checks(result, config: RunConfig, n_images: int, progress) -> dict[in
             return measured["rate"]
         return measured["called"].get(label, 0) / measured["n"]
 
-    rows: dict[int, dict[str, Any]] = {}
+    rows: dict[str, dict[str, Any]] = {}
     baselines: dict[str, dict[str, Any]] = {}
-    bar = progress("fresh images for replication and minimality", len(result.bugs)) if progress else None
-    for bug in result.bugs:
-        cls = bug.class_name
+    bar = progress("fresh images for replication and minimality", len(bugs)) if progress else None
+    for bug in bugs:
+        cls, found_as, shortest = bug.class_name, bug.found_as, bug.headline
         if cls not in baselines:
             baselines[cls] = rate_of(cls, fill_template(template, cls), "replication-baseline", cls)
-        shortest = candidates.get(bug.shortest_id, bug)
-        own = rate_of(cls, shortest.prompt, "replication", bug.id)
+        own = rate_of(cls, shortest.prompt, "replication", found_as.id)
         base = baselines[cls]
         p = excess_failures(own["failures"], own["n"], base["failures"], base["n"], "fisher").pvalue
         description = Description.from_dict(shortest.description)
         shorter = []
         for phrase in description.phrases if len(description.phrases) > 1 else ():
             prompt = description.without(phrase).prompt(cls, template)
-            shorter.append({"dropped": phrase, **rate_of(cls, prompt, "minimality", bug.id, phrase)})
+            shorter.append({"dropped": phrase, **rate_of(cls, prompt, "minimality", found_as.id, phrase)})
         # A phrase matters when dropping it loses the bug's failure mode: the shorter form's failures called
         # what the bug's fresh failures are mostly called ("boats on a road" fail as often as "boats on a road
         # at night", but as cars, not as planes).

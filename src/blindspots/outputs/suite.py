@@ -1,12 +1,12 @@
 """Regression suites: a run's confirmed bugs written as a portable YAML file, and the check that re-tests a
 classifier on it.
 
-A suite holds, per bug, the class and the labels accepted for it, the description (the shortest form is the
-headline, as in the report), the exact prompts, the generator spec and options, the seeds of fresh test images
-and a pass threshold; per class, a baseline case on the run's plain templates, so a "fix" that breaks the
-class as a whole fails too. The seeds come from the namespace "suite", which discovery never draws from, and
-any seed the run itself used for the same prompt is skipped: a suite never re-tests the images a bug was found
-or confirmed on.
+A suite holds, per bug, its id, the class and the labels accepted for it, its headline (the shortest
+confirmed description, as every output states it) and the description it was found as, the exact prompts,
+the generator spec and options, the seeds of fresh test images and a pass threshold; per class, a baseline
+case on the run's plain templates, so a "fix" that breaks the class as a whole fails too. The seeds come from
+the namespace "suite", which discovery never draws from, and any seed the run itself used for the same prompt
+is skipped: a suite never re-tests the images a bug was found or confirmed on.
 
 The decision (`decide`): a case passes when the upper bound of the 95% Wilson interval of its failure rate is
 at or below the threshold, i.e. a one-sided test at level 0.025 shows the failure rate is below it. "Not
@@ -39,6 +39,7 @@ from blindspots import __version__
 from blindspots.engine.executor import Executor, ModelSet
 from blindspots.engine.sampling import judge_prediction
 from blindspots.models.errors import ModelSpecError, ModelUnavailableError
+from blindspots.outputs.bugs import Bug, bug_key, measured, parse_bug_key, read_bugs
 from blindspots.outputs.finished import require_finished
 from blindspots.progress import ProgressFactory, silent_progress
 from blindspots.safe_text import xml_text
@@ -47,9 +48,10 @@ from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
 from blindspots.store.guard import check_output_path, run_folder_holding
 from blindspots.store.images import ImageStore, write_atomic
-from blindspots.store.records import Candidate
 
-SUITE_FORMAT = 1
+# Format 2 states a bug by its headline (`description`, with `found_as` beside it) and its rates in the outputs'
+# vocabulary (n, failures, rate, interval); format 1 suites are read and brought to it.
+SUITE_FORMAT = 2
 SUITE_KIND = "blindspots-suite"
 CONFIDENCE = 0.95
 POWER = 0.90
@@ -76,8 +78,8 @@ def decide(failures: int, n: int, threshold: float) -> dict[str, Any]:
     low, high = wilson_interval(failures, n, CONFIDENCE)
     status = ("passed" if n and high <= threshold else "above threshold" if low > threshold
               else "inconclusive")
-    return {"n": n, "failures": failures, "rate": failures / n if n else None, "low": low, "high": high,
-            "threshold": threshold, "status": status, "passed": status == "passed"}
+    return {**measured(n, failures, low, high), "threshold": threshold, "status": status,
+            "passed": status == "passed"}
 
 
 # ---- writing a suite ------------------------------------------------------------------------------------------
@@ -86,19 +88,19 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
                 unfinished: bool = False) -> dict[str, Any]:
     """The suite of a finished run's confirmed bugs, as a plain dict ready for YAML.
 
-    `thresholds` sets a bug's pass threshold by its suite id ("bug-13") or its headline ("boat on road");
+    `thresholds` sets a bug's pass threshold by its id ("bug-13") or its headline ("boat on road");
     `top` keeps the K highest-ranked bugs (the run's ranking); `unfinished` allows a run that has not
     finished."""
-    from blindspots.api import load_result
     from blindspots.engine.seeds import derive_seed
     from blindspots.outputs.transfer import run_classes
     from blindspots.pipeline.config import stored_run_config
 
-    thresholds = dict(thresholds or {})
+    thresholds = {_threshold_key(key): value for key, value in (thresholds or {}).items()}
     with RunStore.open(run_dir, read_only=True) as store:
         require_finished(store, unfinished, "the suite")
         config = stored_run_config(store)
-        result = load_result(store)
+        bugs_found = read_bugs(store, top=top, examples=0)
+        summary = store.log.summary()
         classes = run_classes(store)
         used_seeds = store.samples.seeds_by_prompt()
     margin = float(config.min_difference if margin is None else margin)
@@ -107,12 +109,10 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
     per_case = images if images is not None else images_to_show_fixed(margin)
     if per_case < 1:
         raise SuiteError(f"--images must be a positive number of images per case, not {per_case}")
-    rows = result.bug_rows(top=top)
-    if not rows:
+    if not bugs_found:
         raise SuiteError(f"{run_dir} has no confirmed bugs to turn into a suite; run discovery with a larger "
                          "--budget or on more classes first")
-    candidates = {c.id: c for c in result.candidates}
-    baseline = result.summary.baseline if result.summary is not None else {}
+    baseline = summary.baseline if summary is not None else {}
 
     def seeds(class_name: str, prompts: Sequence[str]) -> list[int]:
         drawn, index = [], 0
@@ -124,33 +124,27 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
                 drawn.append(seed)
         return drawn
 
-    def class_baseline(class_name: str, fallback: Candidate | None) -> dict[str, Any]:
+    def class_baseline(class_name: str, bug: Bug | None) -> dict[str, Any]:
         found = baseline.get(class_name)
         if found:
-            return {key: found[key] for key in ("rate", "low", "high", "n", "failures")}
-        return {"rate": fallback.baseline_rate, "low": fallback.baseline_low, "high": fallback.baseline_high,
-                "n": fallback.baseline_n, "failures": fallback.baseline_failures}
+            return measured(found["n"], found["failures"], found["low"], found["high"])
+        return bug.baseline()
 
     bugs = []
-    for row in rows:
-        bug = candidates[row["id"]]
-        shortest = candidates.get(bug.shortest_id) or bug
-        base = class_baseline(row["class"], bug)
-        case_id = f"bug-{row['id']}"
-        threshold, source = _threshold(thresholds, case_id, row["shortest"], base["rate"], margin)
+    for bug in bugs_found:
+        base = class_baseline(bug.class_name, bug)
+        threshold, source = _threshold(thresholds, bug.id, bug.description, base["rate"], margin)
         bugs.append({
-            "id": case_id, "class": row["class"], "accepted": classes.get(row["class"], [row["class"]]),
-            "description": {"shortest": row["shortest"], "full": row["description"]},
-            "prompts": [shortest.prompt], "full_prompt": bug.prompt,
-            "seeds": seeds(row["class"], [shortest.prompt]),
-            "found": {"rate": row["shortest_rate"], "low": row["shortest_interval"][0],
-                      "high": row["shortest_interval"][1], "n": row["shortest_n"], "q": row["shortest_q"],
-                      "excess_low": row["excess_interval"][0], "excess_high": row["excess_interval"][1]},
+            "id": bug.id, "class": bug.class_name, "accepted": classes.get(bug.class_name, [bug.class_name]),
+            "description": bug.description, "found_as": bug.found_as.display_text(),
+            "prompts": [bug.headline.prompt], "found_as_prompt": bug.found_as.prompt,
+            "seeds": seeds(bug.class_name, [bug.headline.prompt]),
+            "found": {**bug.rate(), "q": bug.headline.q, "excess_interval": list(bug.excess_interval)},
             "baseline": base, "threshold": round(threshold, 4), "threshold_from": source,
         })
-    unused = sorted(set(thresholds) - {b["id"] for b in bugs} - {b["description"]["shortest"] for b in bugs})
+    unused = sorted(set(thresholds) - {b["id"] for b in bugs} - {b["description"] for b in bugs})
     if unused:
-        known = ", ".join(f"{b['id']} ({b['description']['shortest']})" for b in bugs)
+        known = ", ".join(f"{b['id']} ({b['description']})" for b in bugs)
         raise SuiteError(f"threshold(s) set for unknown bug(s) {', '.join(unused)}; the suite's bugs are {known}")
     templates = list(config.templates)
     baselines = []
@@ -178,6 +172,12 @@ def build_suite(run_dir: str | Path, *, images: int | None = None, margin: float
         "margin": margin, "images_per_case": per_case,
         "bugs": bugs, "baselines": baselines,
     }
+
+
+def _threshold_key(key: str) -> str:
+    """A bug named as a person may type it ("#13", "13") is its id, "bug-13"; anything else a headline."""
+    candidate_id = parse_bug_key(key)
+    return bug_key(candidate_id) if candidate_id is not None else str(key)
 
 
 def _threshold(thresholds: Mapping[str, float], case_id: str, headline: str, baseline_rate: float,
@@ -267,27 +267,20 @@ class _SuiteGenerator(_Strict):
                                                                                     max_length=100)
 
 
+RateInterval = Annotated[list[Rate | None], Field(min_length=2, max_length=2)]
+Difference = Annotated[float, Field(ge=-1, le=1)]
+
+
 class _RateRecord(_Strict):
-    rate: Rate | None = None
-    low: Rate | None = None
-    high: Rate | None = None
     n: Count | None = None
     failures: Count | None = None
-
-
-class _FoundRecord(_Strict):
     rate: Rate | None = None
-    low: Rate | None = None
-    high: Rate | None = None
-    n: Count | None = None
+    interval: RateInterval | None = None
+
+
+class _FoundRecord(_RateRecord):
     q: Rate | None = None
-    excess_low: Annotated[float, Field(ge=-1, le=1)] | None = None
-    excess_high: Annotated[float, Field(ge=-1, le=1)] | None = None
-
-
-class _Description(_Strict):
-    shortest: Text
-    full: Text
+    excess_interval: Annotated[list[Difference], Field(min_length=2, max_length=2)] | None = None
 
 
 class _Case(_Strict):
@@ -302,8 +295,9 @@ class _Case(_Strict):
 
 
 class _BugCase(_Case):
-    description: _Description
-    full_prompt: Text | None = None
+    description: Text
+    found_as: Text | None = None
+    found_as_prompt: Text | None = None
     found: _FoundRecord = Field(default_factory=_FoundRecord)
 
 
@@ -351,6 +345,8 @@ def load_suite(path: str | Path) -> dict[str, Any]:
         raise SuiteError(f"{path} is suite format {version} (written by blindspots "
                          f"{suite.get('blindspots_version', '?')}); this blindspots {__version__} reads format "
                          f"{SUITE_FORMAT} and older: upgrade blindspots (pip install -U blindspots)")
+    if version < SUITE_FORMAT:
+        suite = _from_format_1(suite)
     try:
         checked = _SuiteFile.model_validate(suite)
     except ValidationError as err:
@@ -361,10 +357,48 @@ def load_suite(path: str | Path) -> dict[str, Any]:
     return checked.model_dump(by_alias=True)
 
 
+def _from_format_1(suite: dict[str, Any]) -> dict[str, Any]:
+    """A format 1 suite in today's form: the headline and the description it was found as, the rates in the
+    outputs' vocabulary. What is not of format 1's shape is passed on for the validation to name."""
+    def rate(old: Any) -> Any:
+        if not isinstance(old, Mapping):
+            return old
+        new = {key: value for key, value in old.items() if key not in ("low", "high", "excess_low", "excess_high")}
+        if "low" in old or "high" in old:
+            new["interval"] = [old.get("low"), old.get("high")]
+        if "excess_low" in old or "excess_high" in old:
+            new["excess_interval"] = [old.get("excess_low"), old.get("excess_high")]
+        return new
+
+    def bug(case: Any) -> Any:
+        if not isinstance(case, Mapping):
+            return case
+        new = {key: value for key, value in case.items() if key != "full_prompt"}
+        text = case.get("description")
+        if isinstance(text, Mapping):
+            new["description"], new["found_as"] = text.get("shortest"), text.get("full")
+        if "full_prompt" in case:
+            new["found_as_prompt"] = case["full_prompt"]
+        new.update(found=rate(case.get("found")), baseline=rate(case.get("baseline")))
+        return {key: value for key, value in new.items() if value is not None}
+
+    def baseline(case: Any) -> Any:
+        if not isinstance(case, Mapping) or case.get("baseline") is None:
+            return case
+        return {**case, "baseline": rate(case["baseline"])}
+
+    converted = dict(suite)
+    if isinstance(suite.get("bugs"), list):
+        converted["bugs"] = [bug(case) for case in suite["bugs"]]
+    if isinstance(suite.get("baselines"), list):
+        converted["baselines"] = [baseline(case) for case in suite["baselines"]]
+    return converted
+
+
 _ALLOWED_KEYS = {
     (): _SuiteFile, ("source",): _SuiteSource, ("generator",): _SuiteGenerator, ("bugs",): _BugCase,
     ("baselines",): _Case, ("bugs", "found"): _FoundRecord, ("bugs", "baseline"): _RateRecord,
-    ("baselines", "baseline"): _RateRecord, ("bugs", "description"): _Description,
+    ("baselines", "baseline"): _RateRecord,
 }
 
 
@@ -487,7 +521,7 @@ def run_check(suite_path: str | Path, classifiers: Sequence[str], *, cache_dir: 
                 bar.advance(1)
             results.append({
                 "id": case["id"], "kind": case["kind"], "class": case["class"],
-                "description": (case.get("description") or {}).get("shortest") or f"baseline: {case['class']}",
+                "description": case.get("description") or f"baseline: {case['class']}",
                 "prompts": case["prompts"], "threshold": float(case["threshold"]),
                 "found": case.get("found"), "baseline": case.get("baseline"),
                 "generation_errors": len(hashes) - len(images), "results": by_spec,
@@ -627,7 +661,8 @@ def junit_xml(result: Mapping[str, Any]) -> str:
 def _outcome_text(outcome: Mapping[str, Any]) -> str:
     if not outcome["n"]:
         return "no image could be generated for this case"
-    return (f"failure rate {outcome['rate']:.1%} (95% CI {outcome['low']:.1%}-{outcome['high']:.1%}, "
+    low, high = outcome["interval"]
+    return (f"failure rate {outcome['rate']:.1%} (95% CI {low:.1%}-{high:.1%}, "
             f"{outcome['failures']}/{outcome['n']}); threshold {outcome['threshold']:.1%}")
 
 

@@ -1,10 +1,11 @@
 """Transfer: do a run's blind spots also trip other classifiers?
 
 The stored images of a finished run (baseline and confirmation images) are classified again by each other
-classifier; optionally fresh images are generated for every bug with new seeds, through the run's generator,
-and classified by the classifier under test and by the others. Predictions go to `transfer_predictions`; the
-rates per bug, per class baseline and on the whole hard set (with Wilson intervals) go to the run's meta key
-`transfer`, which the report shows. Every model call goes through the executor, and work already stored is
+classifier; optionally fresh images are generated for every bug's headline with new seeds, through the run's
+generator, and classified by the classifier under test and by the others. A bug's row counts its headline's
+images (the claim every output states), under its id, in the run's ranking (`outputs/bugs.py`).
+Predictions go to `transfer_predictions`; the rates per bug, per class baseline and on the whole hard set (with
+Wilson intervals) go to the run's meta key `transfer`, which the report shows. Every model call goes through the executor, and work already stored is
 not redone when the command is repeated.
 """
 
@@ -17,12 +18,13 @@ from typing import Any
 from blindspots.engine.executor import Executor, ModelSet
 from blindspots.engine.sampling import Sampler, judge_prediction
 from blindspots.engine.seeds import derive_seed
+from blindspots.outputs.bugs import Bug, headline_images, measured, read_bugs
 from blindspots.pipeline.classes import LabelMapError, map_accepted_labels
 from blindspots.pipeline.config import stored_run_config
 from blindspots.progress import ProgressFactory, silent_progress
 from blindspots.stats import wilson_interval
 from blindspots.store import RunStore
-from blindspots.store.records import Candidate, PlannedSample, Purpose, Sample
+from blindspots.store.records import PlannedSample, Purpose, Sample
 from blindspots.store.results import TransferPrediction
 
 BATCH = 32
@@ -151,7 +153,8 @@ class _TransferStage:
             sampler.close()
 
     def _regeneration_prompts(self) -> list[tuple[str, str, int]]:
-        prompts = [(bug.class_name, bug.prompt, bug.id) for bug in self.store.candidates.bugs()]
+        prompts = [(bug.class_name, bug.headline.prompt, bug.headline.id)
+                   for bug in read_bugs(self.store, examples=0)]
         for class_name in self.accepted:
             prompts += [(class_name, prompt, 0) for prompt in self.store.samples.prompts_of(Purpose.BASELINE, class_name)]
         return prompts
@@ -172,7 +175,7 @@ def transfer_results(store: RunStore, label_maps: dict[str, dict[str, list[str]]
     target = stored_run_config(store).classifier
     others = [spec for spec in store.transfer.classifiers() if spec != target]
     predictions = {spec: store.transfer.of(spec) for spec in others}
-    bugs = store.candidates.bugs()
+    bugs = read_bugs(store, examples=0)
     sources = {}
     for source, selections in (("stored", _stored_selections(store, bugs)),
                                ("regenerated", _regenerated_selections(store, bugs))):
@@ -183,21 +186,20 @@ def transfer_results(store: RunStore, label_maps: dict[str, dict[str, list[str]]
             "label_maps": label_maps or {}}
 
 
-def _stored_selections(store: RunStore, bugs: list[Candidate]) -> dict[str, Any]:
+def _stored_selections(store: RunStore, bugs: list[Bug]) -> dict[str, Any]:
     return {
-        "bugs": [(bug, store.samples.of(Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True))
-                 for bug in bugs],
+        "bugs": [(bug, headline_images(store, bug)) for bug in bugs],
         "baseline": {name: store.samples.of(Purpose.BASELINE, class_name=name, generated=True, valid=True)
                      for name in run_classes(store)},
         "hard_set": store.samples.hard_set(),
     }
 
 
-def _regenerated_selections(store: RunStore, bugs: list[Candidate]) -> dict[str, Any]:
+def _regenerated_selections(store: RunStore, bugs: list[Bug]) -> dict[str, Any]:
     def ready(**scope: Any) -> list[Sample]:
         return store.samples.of(Purpose.REGENERATE, generated=True, classified=True, **scope)
 
-    by_bug = [(bug, ready(candidate_ids=[bug.id])) for bug in bugs]
+    by_bug = [(bug, ready(candidate_ids=[bug.headline.id])) for bug in bugs]
     return {
         "bugs": by_bug,
         "baseline": {name: [s for s in ready(class_name=name) if s.candidate_id is None]
@@ -214,7 +216,7 @@ def _score(source: str, selections: dict[str, Any], target: str, others: list[st
         return [predictions[spec][s.id].is_failure for s in samples if s.id in predictions[spec]]
 
     specs = [target, *others]
-    bugs = [{"id": bug.id, "class_name": bug.class_name, "text": bug.text,
+    bugs = [{"id": bug.id, "class": bug.class_name, "description": bug.description,
              "rates": {spec: _rate(outcomes(spec, samples)) for spec in specs}}
             for bug, samples in selections["bugs"]]
     baseline = {name: {spec: _rate(outcomes(spec, samples)) for spec in specs}
@@ -226,14 +228,13 @@ def _score(source: str, selections: dict[str, Any], target: str, others: list[st
             correct = len(failed) - sum(failed)
             low, high = wilson_interval(correct, len(failed))
             hard_set[spec] = {"n": len(failed), "correct": correct, "accuracy": correct / len(failed),
-                              "low": low, "high": high}
+                              "interval": [low, high]}
     return {"title": SOURCES[source], "classifiers": specs, "bugs": bugs, "baseline": baseline,
             "hard_set": hard_set}
 
 
 def _rate(failed: list[bool]) -> dict[str, Any]:
     if not failed:
-        return {"n": 0, "failures": 0, "rate": None, "low": None, "high": None}
+        return measured(0, 0, None, None)
     failures = int(sum(failed))
-    low, high = wilson_interval(failures, len(failed))
-    return {"n": len(failed), "failures": failures, "rate": failures / len(failed), "low": low, "high": high}
+    return measured(len(failed), failures, *wilson_interval(failures, len(failed)))

@@ -50,6 +50,7 @@ from blindspots.store.records import (
     TestRecord,
     Verdict,
     VerdictKind,
+    bug_key,
 )
 
 
@@ -63,16 +64,21 @@ def confirm_planned(ctx: RunContext, baseline: dict[str, SampleCounts],
     plan_confirmation(ctx, planned, ctx.config.confirm_per_candidate)
     if planned:
         ctx.sampler.process(ctx.samples.pending(Purpose.CONFIRM, candidate_ids=[c.id for c in planned]),
-                            confirming(planned))
+                            confirming(ctx, planned))
     for candidate in planned:
         ctx.candidates.record_test(candidate.id, fixed_test(ctx, candidate, baseline[candidate.class_name]))
 
 
-def confirming(candidates: list[Candidate]) -> str:
-    """The progress label of a confirmation: shortening tests shorter forms of bugs, the rest descriptions."""
-    if candidates and all(c.origin is Origin.SHORTENED for c in candidates):
-        return f"testing {len(candidates)} shorter form(s)"
-    return f"confirming {len(candidates)} description(s)"
+def confirming(ctx: RunContext, candidates: list[Candidate]) -> str:
+    """The progress label of a confirmation: shortening tests shorter forms of a bug, named by its id and
+    words (a run shortens many bugs, one after another), the rest are descriptions."""
+    if not candidates or any(c.origin is not Origin.SHORTENED for c in candidates):
+        return f"confirming {len(candidates)} description(s)"
+    bugs = sorted({c.reference_id for c in candidates if c.reference_id is not None})
+    of = ", ".join(bug_key(b) for b in bugs)
+    if len(bugs) == 1:
+        of = f"{of} “{ctx.candidates.get(bugs[0]).display_text()}”"
+    return f"testing {len(candidates)} shorter form(s) of {of}"
 
 
 def confirmation_waves(confirmation: ConfirmationMode) -> tuple[frozenset[Origin] | None, ...]:
@@ -144,7 +150,7 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
     plan_confirmation(ctx, [c for c in open_candidates.values()
                             if not ctx.samples.counts(Purpose.CONFIRM, candidate_id=c.id).planned], min(batch, most))
     # One bar for the whole test, in descriptions decided: a bar per batch would print a line per batch.
-    bar = ctx.progress(confirming(list(open_candidates.values())), len(open_candidates))
+    bar = ctx.progress(confirming(ctx, list(open_candidates.values())), len(open_candidates))
     try:
         _decide_batch_by_batch(ctx, baseline, open_candidates, family, references, bar)
     finally:

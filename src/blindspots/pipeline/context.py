@@ -22,7 +22,7 @@ from blindspots.pipeline.config import RunConfig
 from blindspots.pipeline.decisions import Thresholds
 from blindspots.pipeline.evidence import ConditionBook
 from blindspots.pipeline.phrases import PhraseBook
-from blindspots.progress import ProgressFactory, silent_progress
+from blindspots.progress import ProgressFactory, RunPosition, silent_progress, with_position
 from blindspots.store.candidates import CandidateTable
 from blindspots.store.run_log import RunLog
 from blindspots.store.run_store import RunStore
@@ -34,6 +34,13 @@ CHUNK = 64
 
 class DiscoveryError(RuntimeError):
     """The run cannot go on (e.g. every image of every class failed to generate); the store stays resumable."""
+
+
+@dataclass
+class RoundTracker:
+    """The round the loop is in (None while it measures the baseline), for progress that shows it."""
+
+    index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,24 +61,30 @@ class RunContext:
     conditions: ConditionBook
     progress: ProgressFactory
     log: Callable[[str], None]
+    round: RoundTracker
 
 
 def open_run(config: RunConfig, store: RunStore, executor: ModelExecutor, classes: list[ClassUnderTest],
              classifier_labels: list[str], progress: ProgressFactory = silent_progress,
              log: Callable[[str], None] = lambda message: None) -> RunContext:
-    """The context of a run over an open store; close its sampler (`ctx.sampler.close()`) when done."""
+    """The context of a run over an open store; close its sampler (`ctx.sampler.close()`) when done. Its
+    progress bars say, as each closes, where the run stands (`blindspots.progress.with_position`)."""
+    budget = ImageBudget(config.budget, config.confirm_per_candidate, store.budget)
+    round_ = RoundTracker()
+    progress = with_position(progress, lambda: RunPosition(
+        None if round_.index is None else round_.index + 1, config.rounds, budget.counts.images_planned,
+        config.budget))
     validity = ZeroShotCheck(executor, [c.name for c in classes]) \
         if config.validity_check and len(classes) >= 2 else None
     sampler = Sampler(store, executor, {c.name: c.accepted for c in classes}, config.top_k, validity, progress,
                       CHUNK)
     return RunContext(
         config=config, classes=list(classes), classifier_labels=list(classifier_labels), samples=store.samples,
-        candidates=store.candidates, run_log=store.log,
-        budget=ImageBudget(config.budget, config.confirm_per_candidate, store.budget), sampler=sampler,
+        candidates=store.candidates, run_log=store.log, budget=budget, sampler=sampler,
         executor=executor, thresholds=Thresholds.of(config),
         phrases=PhraseBook([*classifier_labels, *(c.name for c in classes)], store.candidates),
         conditions=ConditionBook(store.samples, executor, config.templates[0]),
-        progress=progress, log=log)
+        progress=progress, log=log, round=round_)
 
 
 @contextmanager

@@ -69,8 +69,10 @@ def run_rounds(ctx: RunContext, baseline: dict[str, SampleCounts], untestable: S
     searched = [c.name for c in ctx.classes if c.name not in untestable]
     without_new = 0
     for round_index in range(ctx.config.rounds):
+        ctx.round.index = round_index
         found = run_round(ctx, round_index, baseline, searched)
-        if not ctx.budget.can_test_another():
+        # A resumed run goes on through the rounds it had finished, whatever budget they left.
+        if not ctx.budget.can_test_another() and ctx.run_log.round_result(round_index + 1) is None:
             return round_index + 1, f"image budget ({ctx.config.budget}) spent"
         if found:
             without_new = 0

@@ -128,11 +128,10 @@ class CandidateTable:
         return sum(c.status is not CandidateStatus.SKIPPED for c in self._index().values())
 
     def bugs(self) -> list[Candidate]:
-        """Confirmed candidates that are neither a shortened form nor a duplicate of another bug, most severe
-        first (largest excess failure rate over the class baseline)."""
-        rows = [c for c in self._index().values() if c.confirmed and c.origin is not Origin.SHORTENED
+        """Confirmed candidates that are neither a shortened form nor a duplicate of another bug, in the order
+        they were proposed (`outputs/bugs.py` ranks them)."""
+        return [c for c in self._index().values() if c.confirmed and c.origin is not Origin.SHORTENED
                 and c.verdict is not None and c.verdict.kind is VerdictKind.CONFIRMED]
-        return sorted(rows, key=lambda c: (-(c.difference or 0.0), c.q or 1.0, c.id))
 
     def not_bugs(self) -> list[Candidate]:
         """Tested descriptions (shortened forms aside) that are not bugs of their own: rejected, duplicates

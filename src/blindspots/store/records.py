@@ -38,6 +38,11 @@ class Origin(TextEnum):
     REMAINDER = "remainder"    # the captions of a few failures no bug explains, called what no bug of the class is
 
 
+def bug_key(candidate_id: int) -> str:
+    """The id every output shows for the bug found as candidate `candidate_id` (see `outputs/bugs.py`)."""
+    return f"bug-{int(candidate_id)}"
+
+
 class VerdictKind(TextEnum):
     CONFIRMED = "confirmed"
     NOT_SIGNIFICANT = "not significant"

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blindspots.outputs.bugs import Bug, bug_key, bug_of, read_bugs
 from blindspots.outputs.finished import require_finished
 from blindspots.pipeline.config import stored_run_config
 from blindspots.store import RunStore
 from blindspots.store.guard import check_output_path
 from blindspots.store.images import current_umask
-from blindspots.store.records import Candidate, Origin
 
 FORMATS = ("imagefolder", "parquet")
 METADATA_NAME = "metadata.jsonl"
@@ -79,7 +79,7 @@ def export_dataset(run_dir: str | Path, out: str | Path, format: str = "imagefol
                 _write_imagefolder(store, records, staging)
             else:
                 _write_parquet(store, records, staging)
-            summary = _summary(out, format, records)
+            summary = _summary(out, format, records, read_bugs(store, examples=0))
             summary.left_out = left_out
             (staging / "README.md").write_text(_card(store, summary, only_failures), encoding="utf-8")
             os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the set from others
@@ -154,11 +154,11 @@ def _records(store: RunStore, only_failures: bool) -> Iterator[dict[str, Any]]:
     accepted = summary.accepted_labels() if summary is not None else {}
     for sample in store.samples.hard_set(only_failures):
         candidate = candidates[sample.candidate_id]
-        bug_id = bug_of(candidate, candidates)
+        bug_id = bug_key(bug_of(candidate, candidates))
         top = sample.topk[0] if sample.topk else [sample.predicted, None]
         yield {
             "image_hash": sample.image_hash,
-            "file_name": f"images/{_slug(sample.class_name)}/bug{bug_id}-{sample.id}-{sample.image_hash[:12]}.png",
+            "file_name": f"images/{_slug(sample.class_name)}/{bug_id}-{sample.id}-{sample.image_hash[:12]}.png",
             "class_name": sample.class_name,
             "accepted_labels": accepted.get(sample.class_name, [sample.class_name]),
             "prompt": sample.prompt,
@@ -166,29 +166,13 @@ def _records(store: RunStore, only_failures: bool) -> Iterator[dict[str, Any]]:
             "generator": sample.generator,
             "description": candidate.text.replace("{label}", sample.class_name),
             "description_template": candidate.text,
-            "bug_id": int(bug_id),
+            "bug_id": bug_id,
             "candidate_id": int(candidate.id),
             "predicted": sample.predicted,
             "predicted_probability": None if top[1] is None else float(top[1]),
             "is_failure": bool(sample.is_failure),
             "run_id": store.root.name,
         }
-
-
-def bug_of(candidate: Candidate, candidates: dict[int, Candidate]) -> int:
-    """The bug a confirmed candidate belongs to: a shortened form belongs to the description it was cut from,
-    a duplicate or a refinement to the bug it repeats or refines."""
-    seen = set()
-    while candidate.id not in seen:
-        seen.add(candidate.id)
-        related = candidate.verdict.related_bug if candidate.verdict is not None else None
-        if candidate.origin is Origin.SHORTENED and candidate.parent_id in candidates:
-            candidate = candidates[candidate.parent_id]
-        elif related in candidates:
-            candidate = candidates[related]
-        else:
-            break
-    return int(candidate.id)
 
 
 def _slug(name: str) -> str:
@@ -233,11 +217,12 @@ def _feature(arrow_type) -> dict[str, Any]:
     return {"dtype": names.get(arrow_type, "string"), "_type": "Value"}
 
 
-def _summary(out: Path, format: str, records: list[dict[str, Any]]) -> ExportSummary:
-    per_bug = Counter(f"{r['bug_id']}: {r['description']}" for r in records)
+def _summary(out: Path, format: str, records: list[dict[str, Any]], bugs: list[Bug]) -> ExportSummary:
+    """Counts, and the images per bug in the run's ranking, each bug by its id and headline."""
+    counts = Counter(r["bug_id"] for r in records)
+    per_bug = {f"{bug.id}: {bug.description}": counts[bug.id] for bug in bugs if counts[bug.id]}
     return ExportSummary(out=out, format=format, images=len(records),
-                         failures=sum(r["is_failure"] for r in records),
-                         bugs=len({r["bug_id"] for r in records}), per_bug=dict(per_bug))
+                         failures=sum(r["is_failure"] for r in records), bugs=len(counts), per_bug=per_bug)
 
 
 def _card(store: RunStore, summary: ExportSummary, only_failures: bool) -> str:
@@ -248,7 +233,7 @@ def _card(store: RunStore, summary: ExportSummary, only_failures: bool) -> str:
             for role in ("classifier", "generator", "captioner", "embedder")}
     loader = ('load_dataset("imagefolder", data_dir="<this folder>")' if summary.format == "imagefolder"
               else 'load_dataset("parquet", data_dir="<this folder>")')
-    bug_lines = "\n".join(f"| {_md(name)} | {count} |" for name, count in sorted(summary.per_bug.items()))
+    bug_lines = "\n".join(f"| {_md(name)} | {count} |" for name, count in summary.per_bug.items())
     chosen = "only the misclassified images" if only_failures else "all images"
     status = store.log.status()
     if summary.left_out:
@@ -273,10 +258,11 @@ significant under Benjamini–Hochberg control at FDR {config.fdr}.
 - Format: {summary.format}. Load with `datasets`: `{loader}`
 
 Columns: `class_name`, `accepted_labels` (labels counted as correct), `prompt`, `seed`, `generator`,
-`description` (the blind spot in words), `bug_id`, `candidate_id`, `predicted` and `predicted_probability`
+`description` (the description the image was generated from), `bug_id` (the blind spot it belongs to, as the
+run and its report name it), `candidate_id`, `predicted` and `predicted_probability`
 (the classifier under test), `is_failure`, `run_id`.
 
-| blind spot | images |
+| blind spot (most severe first) | images |
 |---|---|
 {bug_lines}
 """

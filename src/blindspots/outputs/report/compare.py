@@ -2,17 +2,19 @@
 runs found, and which only one did.
 
 Two bugs match when they are of the same class and either share a description key (the normalised
-description, of the bug or of its shortest confirmed form), or their shortest descriptions share most of
+description, of the description a bug was found as or of its headline), or their headlines share most of
 their words (Jaccard overlap of word sets at least `min_overlap`). Matching is one-to-one, best pairs first.
+Bugs are read, ranked and numbered as every output shows them (`outputs/bugs.py`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blindspots.outputs.bugs import Bug, read_bugs
 from blindspots.pipeline.config import stored_run_config
 from blindspots.pipeline.descriptions import FILLER_WORDS
 from blindspots.store import RunStore
@@ -26,22 +28,32 @@ class CompareError(ValueError):
 
 @dataclass
 class RunBug:
-    id: int
+    """A bug of one run as compare reads it: its id, headline and the headline's own test."""
+
+    id: str
     class_name: str
-    description: str
-    shortest: str
+    description: str      # the headline: the shortest confirmed description
+    found_as: str
     keys: tuple[str, ...]
-    rate: float | None
-    low: float | None
-    high: float | None
-    baseline_rate: float | None
+    rate: dict[str, Any]  # n, failures, rate, interval
+    baseline: dict[str, Any]
     q: float | None
-    n: int | None
+
+    @classmethod
+    def of(cls, bug: Bug) -> RunBug:
+        return cls(id=bug.id, class_name=bug.class_name, description=bug.description,
+                   found_as=bug.found_as.display_text(),
+                   keys=tuple(dict.fromkeys([bug.found_as.key, bug.headline.key])), rate=bug.rate(),
+                   baseline=bug.baseline(), q=bug.headline.q)
 
     @property
     def words(self) -> frozenset[str]:
-        """Words of the shortest description besides the class name, which every bug of the class shares."""
-        return description_words(self.shortest) - description_words(self.class_name)
+        """Words of the headline besides the class name, which every bug of the class shares."""
+        return description_words(self.description) - description_words(self.class_name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "class": self.class_name, "description": self.description,
+                "found_as": self.found_as, **self.rate, "baseline": self.baseline, "q": self.q}
 
 
 @dataclass
@@ -64,8 +76,13 @@ class Comparison:
     not_tested_in_b: list[RunBug] = field(default_factory=list)  # A's bugs of classes B never tested
     not_tested_in_a: list[RunBug] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_json(self) -> dict[str, Any]:
+        return {"run_a": self.run_a, "run_b": self.run_b, "classifier_a": self.classifier_a,
+                "classifier_b": self.classifier_b,
+                "both": [{"a": m.a.to_json(), "b": m.b.to_json(), "reason": m.reason, "overlap": m.overlap}
+                         for m in self.both],
+                **{side: [bug.to_json() for bug in getattr(self, side)]
+                   for side in ("only_a", "only_b", "not_tested_in_b", "not_tested_in_a")}}
 
 
 def description_words(text: str) -> frozenset[str]:
@@ -98,7 +115,9 @@ def compare_runs(run_a: str | Path, run_b: str | Path, min_overlap: float = DEFA
             overlap = word_overlap(a.words, b.words)
             if overlap >= min_overlap:
                 pairs.append((overlap, "similar description", a, b))
-    pairs.sort(key=lambda pair: (-pair[0], pair[2].id, pair[3].id))
+    rank_a = {bug.id: rank for rank, bug in enumerate(bugs_a)}
+    rank_b = {bug.id: rank for rank, bug in enumerate(bugs_b)}
+    pairs.sort(key=lambda pair: (-pair[0], rank_a[pair[2].id], rank_b[pair[3].id]))
     used_a: set[int] = set()
     used_b: set[int] = set()
     for score, reason, a, b in pairs:
@@ -107,6 +126,8 @@ def compare_runs(run_a: str | Path, run_b: str | Path, min_overlap: float = DEFA
         used_a.add(a.id)
         used_b.add(b.id)
         comparison.both.append(BugMatch(a, b, reason, min(score, word_overlap(a.words, b.words))))
+    # Each list in its run's ranking, matches in A's.
+    comparison.both.sort(key=lambda match: rank_a[match.a.id])
     # A bug of a class the other run never tested is not "only in" this run: the other run could not find it.
     for bugs, used, other_classes, only, untested in (
             (bugs_a, used_a, classes_b, comparison.only_a, comparison.not_tested_in_b),
@@ -125,15 +146,5 @@ def _read_bugs(run_dir: str | Path) -> tuple[list[RunBug], str, set[str]]:
             set(store.samples.class_names())
         model = (summary.models.get("classifier") if summary is not None else None) or {}
         classifier = str(model.get("spec") or stored_run_config(store).classifier)
-        bugs = []
-        for bug in store.candidates.bugs():
-            shortest = bug
-            if bug.shortest_id and bug.shortest_id != bug.id:
-                shortest = store.candidates.get(bug.shortest_id)
-            bugs.append(RunBug(
-                id=bug.id, class_name=bug.class_name, description=bug.display_text(),
-                shortest=shortest.display_text(), keys=tuple(dict.fromkeys([bug.key, shortest.key])),
-                rate=bug.rate, low=bug.rate_low, high=bug.rate_high, baseline_rate=bug.baseline_rate,
-                q=bug.q, n=bug.n,
-            ))
+        bugs = [RunBug.of(bug) for bug in read_bugs(store, examples=0)]
     return bugs, classifier, tested

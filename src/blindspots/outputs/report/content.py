@@ -1,11 +1,14 @@
-"""What the report shows, read from the run store: the run summary, one card per bug, the rejected candidates
-and transfer results. Pure data; `html.py` turns it into a page."""
+"""What the report shows, read from the run store: the run summary, one card per bug (its bugs read, ranked and
+numbered as every output reads them: `outputs/bugs.py`), the rejected candidates and transfer results. Pure
+data; `html.py` turns it into a page."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from blindspots.outputs.bugs import Bug, baseline_images, by_outcome, headline_images, read_bugs
+from blindspots.outputs.transfer import transfer_results
 from blindspots.pipeline.config import RunConfig, stored_run_config
 from blindspots.pipeline.decisions import ConfirmationMode, Thresholds, keeps_effect, main_wrong_label, passes
 from blindspots.pipeline.descriptions import Description
@@ -13,16 +16,19 @@ from blindspots.stats import KeepAnswer
 from blindspots.store import RunStore
 from blindspots.store.records import (
     Candidate,
-    CandidateStatus,
-    Purpose,
     RunSummary,
     Sample,
     StopReason,
     Verdict,
     VerdictKind,
+    bug_key,
 )
 
-IMAGES_PER_GRID = 12
+# Images per card: enough to see what the headline's images look like failing and passing and what the
+# class looks like, few enough that a report of 50 bugs stays a file one can mail (under 5 MB).
+FAILING_SHOWN = 6
+PASSING_SHOWN = 3
+BASELINE_SHOWN = 4
 # Rejection reasons a reader can act on, in the order the report lists them.
 VERDICT_EXPLANATIONS = {
     VerdictKind.NOT_SIGNIFICANT: "the failure rate was not significantly above the class baseline after FDR control",
@@ -63,21 +69,18 @@ class PhraseStep:
 
 @dataclass
 class BugCard:
-    candidate: Candidate
-    shortest: Candidate | None
+    """One bug as its card shows it: the headline's own fresh images the classifier got wrong and right (the
+    images its numbers count), baseline images of its class, and how the run got to the headline."""
+
+    bug: Bug
     failing: list[Sample]
+    passing: list[Sample]
     baseline: list[Sample]
     phrase_steps: list[PhraseStep] = field(default_factory=list)
-    refinements: list[Candidate] = field(default_factory=list)
-    untested_refinements: list[Candidate] = field(default_factory=list)
 
     @property
     def shortening_note(self) -> str | None:
-        return shortening_note(self.candidate, self.phrase_steps)
-
-    @property
-    def title(self) -> str:
-        return self.candidate.display_text()
+        return shortening_note(self.bug.found_as, self.phrase_steps)
 
 
 @dataclass
@@ -100,6 +103,17 @@ def _verdict_order(verdict: Verdict | None) -> int:
     return reasons.index(verdict.kind) if verdict is not None and verdict.kind in reasons else len(reasons)
 
 
+def verdict_text(verdict: Verdict | None) -> str:
+    """The verdict in words, a bug it names by the bug's id."""
+    if verdict is None:
+        return "not decided"
+    if verdict.kind is VerdictKind.DUPLICATE:
+        return f"duplicate of {bug_key(verdict.related_bug)}"
+    if verdict.kind is VerdictKind.REFINES:
+        return f"refines {bug_key(verdict.related_bug)}"
+    return verdict.kind.value
+
+
 def explain_verdict(verdict: Verdict | None, candidates: dict[int, Candidate]) -> str:
     """Why a candidate is not a bug, in words; a duplicate or refinement names the bug it belongs to."""
     if verdict is None:
@@ -115,30 +129,30 @@ def explain_verdict(verdict: Verdict | None, candidates: dict[int, Candidate]) -
 def read_content(store: RunStore) -> ReportContent:
     config = stored_run_config(store)
     thresholds = Thresholds.of(config)
-    baseline_cache: dict[str, list[Sample]] = {}
-    by_id = {c.id: c for c in store.candidates.all()}
+    candidates = store.candidates.all()
+    by_id = {c.id: c for c in candidates}
+    baseline_by_class: dict[str, list[Sample]] = {}
     cards = []
-    for bug in store.candidates.bugs():
-        if bug.class_name not in baseline_cache:
-            baseline_cache[bug.class_name] = store.samples.of(
-                Purpose.BASELINE, class_name=bug.class_name, generated=True, valid=True, limit=IMAGES_PER_GRID)
-        failing = store.samples.of(Purpose.CONFIRM, candidate_ids=[bug.id], generated=True, valid=True,
-                                   failing=True, limit=IMAGES_PER_GRID)
-        shortest = by_id.get(bug.shortest_id) if bug.shortest_id and bug.shortest_id != bug.id else None
-        related = [c for c in by_id.values() if c.verdict is not None and c.verdict.related_bug == bug.id]
-        cards.append(BugCard(bug, shortest, failing, baseline_cache[bug.class_name],
-                             phrase_steps(bug, by_id, thresholds), [c for c in related if c.tested],
-                             [c for c in related if c.status is CandidateStatus.SKIPPED]))
+    for bug in read_bugs(store, examples=0):
+        if bug.class_name not in baseline_by_class:
+            baseline_by_class[bug.class_name] = baseline_images(store, bug.class_name, BASELINE_SHOWN)
+        failing, passing = by_outcome(headline_images(store, bug))
+        cards.append(BugCard(bug, failing[:FAILING_SHOWN], passing[:PASSING_SHOWN],
+                             baseline_by_class[bug.class_name], phrase_steps(bug.found_as, by_id, thresholds)))
     # Duplicates and refinements are confirmed, and shown on their bug's card; the rest did not confirm.
     rejected = sorted((c for c in store.candidates.not_bugs() if c.verdict is None or c.verdict.related_bug is None),
                       key=lambda c: (_verdict_order(c.verdict), c.class_name, c.p if c.p is not None else 1.0))
     status = store.log.status() or "unknown"
     notes = [] if status == "complete" else [
         f"This run is not finished (status: {status}); the results below are what it had found so far."]
+    # Transfer rates are counted again from the stored predictions, so they follow today's bugs and ids.
+    transfer = store.database.get_meta_json("transfer", None)
+    if transfer:
+        transfer = transfer_results(store, transfer.get("label_maps"))
     return ReportContent(
         run_id=store.root.name, status=status, config=config,
         summary=store.log.summary() or RunSummary(), stage_seconds=store.log.stage_seconds(), bugs=cards,
-        rejected=rejected, candidates_by_id=by_id, transfer=store.database.get_meta_json("transfer", None),
+        rejected=rejected, candidates_by_id=by_id, transfer=transfer,
         images_generated=store.samples.images_generated(), notes=notes,
     )
 

@@ -1,0 +1,210 @@
+"""A finished run's bugs, as every reader shows them: `run` (table and JSON), the report, `suite`, `export`,
+`compare`, `transfer` and the discovery benchmark all read them here, so each shows the same bugs, with the
+same ids, in the same order, with the same numbers.
+
+- **Headline.** A bug is its shortest confirmed description, with the numbers of that description's own
+  test (n, failures, rate and interval, q, validity, what the classifier calls it instead). That is the
+  claim a reader repeats, so it is the claim every output states.
+- **History.** The description the run found it as, the phrases dropped on the way to the headline and the
+  confirmed descriptions listed under it (duplicates, refinements) come second.
+- **Id.** `bug-<n>`, n being the candidate id of the description it was found as: fixed when the bug is
+  found, the same in every output, independent of its rank. A short key rather than `#n`, because `#`
+  starts a comment in YAML (suite threshold files) and in a shell (`--threshold bug-5=0.2`).
+- **Rank.** By the lower bound of the headline's excess failure rate over its class baseline (Newcombe's
+  interval of the difference): a bug is ranked by how much worse than its class the evidence shows it is at
+  least, so 20 of 20 against a 10% baseline does not outrank 45 of 48 on a point estimate. Ties by id.
+
+JSON field names (docs/schemas/*.json use the same ones): a measured failure rate is `n`, `failures`,
+`rate`, `interval` ([low, high]); a bug is `id`, `rank`, `class`, `description` (and the `prompt` its images
+are generated from), `called`, its headline's rate fields, `baseline` (a measured rate), `excess_interval`, `lift`, `p`, `q`, `evalue`, `validity`,
+`test`, `history`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from blindspots.pipeline.descriptions import Description
+from blindspots.stats.intervals import newcombe_difference_interval
+from blindspots.store import RunStore
+from blindspots.store.records import Candidate, CandidateStatus, Origin, Purpose, Sample, VerdictKind, bug_key
+
+EXAMPLES = 8
+_KEY = re.compile(r"(?:bug-|#)?(\d+)")
+
+
+def parse_bug_key(text: str) -> int | None:
+    """The candidate id of a bug named as `bug-5` (also `#5` or `5`, as a person may type it), else None."""
+    match = _KEY.fullmatch(str(text).strip())
+    return int(match.group(1)) if match else None
+
+
+def measured(n: int | None, failures: int | None, low: float | None, high: float | None) -> dict[str, Any]:
+    """A failure rate in the outputs' vocabulary: n, failures, rate, interval."""
+    rate = failures / n if n else None
+    interval = None if low is None or high is None else [float(low), float(high)]
+    return {"n": int(n or 0), "failures": int(failures or 0), "rate": rate, "interval": interval}
+
+
+def interval_name(candidate: Candidate) -> str:
+    """What the interval of a candidate's rate is: a sequential test's is anytime-valid, a fixed one's Wilson."""
+    return "anytime-valid 95% interval" if candidate.test == "e-process" else "95% Wilson interval"
+
+
+def _phrases(candidate: Candidate) -> tuple[str, ...]:
+    return Description.from_dict(candidate.description).phrases
+
+
+@dataclass(frozen=True)
+class Bug:
+    """One failure mode of a class, stated by its headline. `found_as` is the confirmed description the run
+    found (its candidate id is the bug's id); `headline` its shortest confirmed form, the same candidate when
+    nothing could be dropped."""
+
+    found_as: Candidate
+    headline: Candidate
+    rank: int
+    excess_interval: tuple[float, float]
+    listed_under: tuple[Candidate, ...] = ()      # confirmed duplicates and refinements of it
+    not_tested: tuple[Candidate, ...] = ()        # refinements proposed with it and skipped
+    examples: tuple[str, ...] = ()                # image hashes of the headline's failing fresh images
+
+    @property
+    def id(self) -> str:
+        return bug_key(self.found_as.id)
+
+    @property
+    def class_name(self) -> str:
+        return self.found_as.class_name
+
+    @property
+    def description(self) -> str:
+        return self.headline.display_text()
+
+    @property
+    def called(self) -> list[tuple[str, float]]:
+        """What the classifier calls the headline's failures, with each label's share of them."""
+        return self.headline.label_shares()
+
+    @property
+    def dropped(self) -> list[str]:
+        """Phrases of the description it was found as that the headline no longer holds."""
+        kept = set(_phrases(self.headline))
+        return [phrase for phrase in _phrases(self.found_as) if phrase not in kept]
+
+    @property
+    def shortened(self) -> bool:
+        return self.headline.id != self.found_as.id
+
+    def rate(self) -> dict[str, Any]:
+        test = self.headline
+        return measured(test.n, test.failures, test.rate_low, test.rate_high)
+
+    def baseline(self) -> dict[str, Any]:
+        test = self.headline
+        return measured(test.baseline_n, test.baseline_failures, test.baseline_low, test.baseline_high)
+
+    def to_json(self) -> dict[str, Any]:
+        test = self.headline
+        return {
+            "id": self.id, "rank": self.rank, "class": self.class_name, "description": self.description,
+            "prompt": test.prompt, "called": [[label, share] for label, share in self.called],
+            **self.rate(), "baseline": self.baseline(), "excess_interval": list(self.excess_interval),
+            "lift": test.lift, "p": test.p, "q": test.q, "evalue": test.evalue, "validity": test.validity_rate,
+            "test": test.test,
+            "history": {
+                "found_as": {"description": self.found_as.display_text(),
+                             **measured(self.found_as.n, self.found_as.failures, self.found_as.rate_low,
+                                        self.found_as.rate_high),
+                             "q": self.found_as.q},
+                "dropped": self.dropped,
+                "listed_under": [listed_json(c) for c in self.listed_under],
+            },
+            "examples": list(self.examples),
+        }
+
+
+def listed_json(candidate: Candidate) -> dict[str, Any]:
+    """A confirmed description listed under a bug: what it is to the bug and its own test."""
+    relation = "duplicate" if candidate.verdict and candidate.verdict.kind is VerdictKind.DUPLICATE else "refines"
+    return {"description": candidate.display_text(), "relation": relation,
+            **measured(candidate.n, candidate.failures, candidate.rate_low, candidate.rate_high), "q": candidate.q}
+
+
+def excess_interval(candidate: Candidate) -> tuple[float, float]:
+    """Newcombe's interval of the candidate's failure rate less its class baseline ((-1, 1) when untested)."""
+    counts = [candidate.failures, candidate.n, candidate.baseline_failures, candidate.baseline_n]
+    if any(count is None for count in counts):
+        return -1.0, 1.0
+    return newcombe_difference_interval(*(int(count) for count in counts))
+
+
+def rank_bugs(pairs: Sequence[tuple[Candidate, Candidate]]) -> list[tuple[int, Candidate, Candidate,
+                                                                           tuple[float, float]]]:
+    """(rank, found as, headline, excess interval) of each (found as, headline) pair, most severe first: by the
+    lower bound of the headline's excess over its class baseline, ties by id."""
+    scored = [(found_as, headline, excess_interval(headline)) for found_as, headline in pairs]
+    scored.sort(key=lambda item: (-item[2][0], item[0].id))
+    return [(rank, found_as, headline, excess) for rank, (found_as, headline, excess) in enumerate(scored, 1)]
+
+
+def read_bugs(store: RunStore, *, top: int | None = None, examples: int = EXAMPLES) -> list[Bug]:
+    """The run's bugs, ranked (the first `top` when given), each with its history and up to `examples` hashes
+    of its headline's failing fresh images."""
+    if top is not None and top < 1:
+        raise ValueError(f"--top must be a positive number of bugs, not {top}")
+    by_id = store.candidates.by_id()
+    pairs = [(bug, by_id.get(bug.shortest_id, bug)) for bug in store.candidates.bugs()]
+    ranked = rank_bugs(pairs)[:top] if top else rank_bugs(pairs)
+    related: dict[int, list[Candidate]] = {}
+    for candidate in by_id.values():
+        if candidate.verdict is not None and candidate.verdict.related_bug is not None:
+            related.setdefault(candidate.verdict.related_bug, []).append(candidate)
+    bugs = []
+    for rank, found_as, headline, excess in ranked:
+        listed = related.get(found_as.id, [])
+        failing = by_outcome(_valid_confirmation_images(store, headline))[0][:examples] if examples else []
+        bugs.append(Bug(found_as, headline, rank, excess,
+                        tuple(c for c in listed if c.tested),
+                        tuple(c for c in listed if c.status is CandidateStatus.SKIPPED),
+                        tuple(s.image_hash for s in failing if s.image_hash)))
+    return bugs
+
+
+# ---- images of a bug ------------------------------------------------------------------------------------------
+def headline_images(store: RunStore, bug: Bug) -> list[Sample]:
+    """The valid fresh images of the bug's headline: the images its numbers count."""
+    return _valid_confirmation_images(store, bug.headline)
+
+
+def by_outcome(samples: list[Sample]) -> tuple[list[Sample], list[Sample]]:
+    """(the images the classifier got wrong, those it got right)."""
+    return [s for s in samples if s.is_failure], [s for s in samples if s.is_failure is False]
+
+
+def _valid_confirmation_images(store: RunStore, candidate: Candidate) -> list[Sample]:
+    return store.samples.of(Purpose.CONFIRM, candidate_ids=[candidate.id], generated=True, valid=True)
+
+
+def baseline_images(store: RunStore, class_name: str, limit: int | None = None) -> list[Sample]:
+    """Valid images of the class's plain templates."""
+    return store.samples.of(Purpose.BASELINE, class_name=class_name, generated=True, valid=True, limit=limit)
+
+
+def bug_of(candidate: Candidate, candidates: dict[int, Candidate]) -> int:
+    """The candidate id of the bug a confirmed candidate belongs to: a shortened form belongs to the
+    description it was cut from, a duplicate or a refinement to the bug it repeats or refines."""
+    seen = set()
+    while candidate.id not in seen:
+        seen.add(candidate.id)
+        related = candidate.verdict.related_bug if candidate.verdict is not None else None
+        if candidate.origin is Origin.SHORTENED and candidate.parent_id in candidates:
+            candidate = candidates[candidate.parent_id]
+        elif related in candidates:
+            candidate = candidates[related]
+        else:
+            break
+    return int(candidate.id)
