@@ -53,7 +53,8 @@ def test_a_class_the_generator_cannot_draw_stops_the_run_before_its_first_image(
                                                                           "accepted": ["plane"]}]}))
     result = CliRunner().invoke(app, ["run", "--config", str(config), "--out", str(tmp_path / "runs")])
     assert result.exit_code == 2, result.output
-    (line,) = result.output.strip().splitlines()
+    *loading, line = result.output.strip().splitlines()
+    assert all(text.startswith("loading the ") for text in loading), "the error is the only other line"
     assert "cannot draw giraffe" in line and "docs/real-models.md" in line
     assert not list((tmp_path / "runs").glob("*")), "a refused run leaves no folder behind"
 
