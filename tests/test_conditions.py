@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from blindspots.pipeline import conditions
-from blindspots.pipeline.conditions import Relation, calibrate, explained, relate, separation, threshold_between
+from blindspots.pipeline.conditions import (
+    Relation,
+    calibrate,
+    explained,
+    relate,
+    separation,
+    threshold_between,
+)
 
 DIM = 8
 

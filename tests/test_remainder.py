@@ -2,12 +2,14 @@
 on the deep test world a conjunction one image in seventy hits is found from the one or two failures it leaves,
 each failure of a run is accounted for, and a world with nothing planted is not chased."""
 
+from html import escape
 from pathlib import Path
 
 import pytest
 
 import blindspots
-from blindspots.pipeline.remainder import upper_bound
+from blindspots.outputs.remainder import remainder_line
+from blindspots.outputs.report.html import write_report
 from blindspots.store import RunStore
 from blindspots.store.records import Origin, Purpose, VerdictKind
 
@@ -34,7 +36,7 @@ def test_a_rare_conjunction_is_found_from_the_few_failures_no_cluster_takes(deep
     cluster beside the broad "cars in fog" (called boats). A failure called what no bug of its class is called
     proposes its own caption, screened, then tested."""
     by_id = {c.id: c for c in deep_run.candidates}
-    headlines = {b.id: (b.class_name, by_id[b.shortest_id or b.id].display_text()) for b in deep_run.bugs}
+    headlines = {b.found_as.id: (b.class_name, b.description) for b in deep_run.bugs}
     assert ("car", "car in fog") in headlines.values()
     rare = [bug_id for bug_id, headline in headlines.items() if headline == ("car", "red car at dusk in rain")]
     assert rare, f"the rare conjunction was not found: {sorted(headlines.values())}"
@@ -58,7 +60,10 @@ def test_every_failure_is_explained_or_counted(deep_run):
         assert 0 <= row["unexplained"] <= row["failures"]
         assert sum(row["called"].values()) == row["unexplained"]
         assert len(row["examples"]) == min(4, row["unexplained"])
-        assert row["plain"] >= 120, f"{name}: the baseline and the survey are its plain images"
+        assert row["plain"]["n"] >= 120, f"{name}: the baseline and the survey are its plain images"
+        low, high = row["plain"]["interval"]
+        assert low <= row["plain"]["rate"] <= high and row["plain"]["upper"] <= high
+        assert row["standing"] in ("above noise", "within noise", "undecided")
     with RunStore.open(deep_run.run_dir) as store:
         failing = [s for purpose in (Purpose.BASELINE, Purpose.SURVEY, Purpose.EXPLORE)
                    for s in store.samples.of(purpose, valid=True, failing=True)]
@@ -82,11 +87,19 @@ def test_a_world_with_nothing_planted_is_surveyed_once_and_not_chased(tmp_path):
         assert all(c.verdict is not None and c.verdict.kind is VerdictKind.SCREENED_OUT for c in screened)
 
 
-def test_upper_bound_is_the_one_sided_clopper_pearson_bound():
-    from scipy.stats import beta
-
-    assert upper_bound(0, 0) == 1.0
-    assert upper_bound(3, 3) == 1.0
-    assert upper_bound(1, 120) == pytest.approx(beta.ppf(0.95, 2, 119))
-    # No failure in 150 plain images shows a rate of at most 2%: the remainder is within that noise.
-    assert upper_bound(0, 150) < 0.02 < upper_bound(0, 120)
+@pytest.mark.slow
+def test_every_output_states_the_remainder_and_shows_its_failures(deep_run):
+    """The terminal line, the report's section (thumbnails with their captions) and the JSON all say how many
+    failures no bug explains, from the one count the run made."""
+    remainder = deep_run.summary.remainder
+    line = remainder_line(remainder)
+    assert line.startswith(f"failures no bug explains: {remainder['unexplained']} of {remainder['failures']}")
+    examples = [e for row in remainder["classes"].values() for e in row["examples"]]
+    assert examples and all(e["image"] and e["called"] for e in examples)
+    page = write_report(deep_run.run_dir).read_text()
+    section = page[page.index("<section id='remainder'>"):]
+    section = section[:section.index("</section>")]
+    assert f"{remainder['unexplained']:,} ({remainder['unexplained_share']:.0%})" in section
+    assert section.count("<img ") == len(examples)
+    captioned = [e["caption"] for e in examples if e["caption"]]
+    assert captioned and all(escape(text, quote=True) in section for text in captioned)

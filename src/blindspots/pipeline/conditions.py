@@ -11,9 +11,9 @@ is how much more it resembles the prompt with p ("a photo of a boat on road") th
 prompt ("a photo of a boat"): its embedding times the difference of the two text embeddings. That
 direction comes from the embedder's text side; where on it "shows p" begins is calibrated on images: the
 description's own generated images show p as often as the generator follows prompts, the class's plain
-images only as often as the generator draws p unasked. The threshold lies halfway between the median score
-of the first and the lower quartile of the second (the quartile rather than the median, since a generator
-may draw a common condition in most plain images). A phrase whose two samples barely differ in score
+images only as often as the generator draws p unasked. The threshold is the cut that best separates the two
+samples (Youden's), moved a little towards the plain images (`threshold_between`). A phrase whose two
+samples barely differ in score
 (`min_separation`, the probability that an own image outscores a plain one) is one the embedder cannot see;
 it decides nothing, and a description none of whose phrases can be seen shows nothing.
 
@@ -246,7 +246,8 @@ def shown_together(phrases: Sequence[tuple[str, np.ndarray, np.ndarray]], member
     judge. A phrase the embedder sees the members show (on that remainder, by `calibrate`'s rule) counts for
     every member whose image shows it, whether or not its caption said it: captioners name a few things each,
     and "tiny", said of one bird of a cluster of small birds in snow, is shown by all of them. A phrase it does
-    not see counts for the members whose captions name it. A phrase joins when, with those kept, at least
+    not see counts for the members whose captions name it, and so does every phrase in a group of fewer than
+    `MIN_SHOWN_MEMBERS` images, where the captions alone decide. A phrase joins when, with those kept, at least
     `share` of the members still show or name all of them; one with nothing new (another wording of a kept
     one) does not join.
     """
@@ -275,11 +276,15 @@ def shown_together(phrases: Sequence[tuple[str, np.ndarray, np.ndarray]], member
 # A phrase whose direction keeps less than this share of its length once the kept phrases' directions are
 # taken out adds nothing the images could show: another wording of a kept phrase.
 NOTHING_NEW = 0.2
+# The images of a group say which of them show a phrase only when there are at least this many (as a relation
+# needs six images of each description): three images can line up by chance so as to seem to show two readings
+# of one attribute at once ("in clear weather" and "in rain"), where the captions, naming one each, do not.
+MIN_SHOWN_MEMBERS = 6
 
 
 def _shown_along(direction: np.ndarray, members: np.ndarray, plain: np.ndarray) -> np.ndarray | None:
     """Which members show what `direction` stands for, or None when the embedder does not see it in them."""
-    if not len(members) or not len(plain):
+    if len(members) < MIN_SHOWN_MEMBERS or not len(plain):
         return None
     member_scores, plain_scores = members @ direction, plain @ direction
     seen = separation(member_scores, plain_scores)

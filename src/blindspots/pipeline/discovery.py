@@ -70,27 +70,33 @@ def run_rounds(ctx: RunContext, baseline: dict[str, SampleCounts], untestable: S
     without_new = 0
     for round_index in range(ctx.config.rounds):
         ctx.round.index = round_index
-        found = run_round(ctx, round_index, baseline, searched)
+        if run_round(ctx, round_index, baseline, searched):
+            without_new = 0
+        elif round_index + 1 < ctx.config.rounds:
+            stop = stop_without_new(ctx, round_index, searched, without_new)
+            if stop:
+                return round_index + 1, stop
+            without_new += 1
         # A resumed run goes on through the rounds it had finished, whatever budget they left.
         if not ctx.budget.can_test_another() and ctx.run_log.round_result(round_index + 1) is None:
             return round_index + 1, f"image budget ({ctx.config.budget}) spent"
-        if found:
-            without_new = 0
-            continue
-        if round_index + 1 >= ctx.config.rounds:
-            break
-        remainder = account(ctx)
-        above = [name for name in remainder.above_noise() if name in searched]
-        unchecked = round_index == 0 and ctx.config.survey_per_class > 0 and \
-            any(name in searched for name in remainder.not_shown_within())
-        if not above and not unchecked:
-            return round_index + 1, "a round confirmed nothing new, and no class's unexplained failures are " \
-                                    "above noise"
-        if without_new >= ctx.config.remainder_rounds:
-            return round_index + 1, (f"{without_new} round(s) on the unexplained failures confirmed nothing new"
-                                     + (f" (above noise: {', '.join(above)})" if above else ""))
-        without_new += 1
     return ctx.config.rounds, f"round limit ({ctx.config.rounds})"
+
+
+def stop_without_new(ctx: RunContext, round_index: int, searched: Sequence[str], without_new: int) -> str | None:
+    """Why the run stops after a round that confirmed nothing new, or None to go on: it goes on while some
+    searched class's unexplained failures are above noise (for at most `remainder_rounds` such rounds), and
+    after the first round while a class is not yet shown within noise (it is surveyed)."""
+    remainder = account(ctx)
+    above = [name for name in remainder.above_noise() if name in searched]
+    unchecked = round_index == 0 and ctx.config.survey_per_class > 0 and \
+        any(name in searched for name in remainder.not_shown_within())
+    if not above and not unchecked:
+        return "a round confirmed nothing new, and no class's unexplained failures are above noise"
+    if without_new >= ctx.config.remainder_rounds:
+        return (f"{without_new} round(s) on the unexplained failures confirmed nothing new"
+                + (f" (above noise: {', '.join(above)})" if above else ""))
+    return None
 
 
 def review_setup(ctx: RunContext, baseline: dict[str, SampleCounts]) -> SetupReview:

@@ -32,13 +32,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from scipy.stats import beta
-
 from blindspots.engine.seeds import derive_seed
 from blindspots.models.protocols import fill_template
 from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import is_confirmed_description, main_wrong_label
-from blindspots.stats import above_rate, benjamini_hochberg
+from blindspots.stats import above_rate, benjamini_hochberg, clopper_pearson_interval, clopper_pearson_upper
 from blindspots.store.records import (
     PLAIN_PURPOSES,
     Candidate,
@@ -58,6 +56,21 @@ EXAMPLES_PER_CLASS = 4
 
 
 @dataclass(frozen=True)
+class UnexplainedExample:
+    """One failure no bug explains, as the outputs show it: its image, its caption and what it is called."""
+
+    sample_id: int
+    image_hash: str | None
+    caption: str | None
+    called: str | None
+    purpose: str
+
+    def to_dict(self) -> dict:
+        return {"sample": self.sample_id, "image": self.image_hash, "caption": self.caption, "called": self.called,
+                "purpose": self.purpose}
+
+
+@dataclass(frozen=True)
 class ClassRemainder:
     """One class's failures and what is left of them once the bugs explain what they can."""
 
@@ -70,17 +83,29 @@ class ClassRemainder:
     p: float = 1.0                     # plain_unexplained above `noise_rate`, exact
     q: float = 1.0                     # ... Benjamini-Hochberg over the classes
     upper: float = 1.0                 # one-sided 95% upper bound of the unexplained plain rate
-    examples: list[int] = field(default_factory=list)      # ids of a few unexplained failures
+    examples: tuple[UnexplainedExample, ...] = ()
 
     @property
     def share(self) -> float:
         """Unexplained failures over all failures (0 with no failure)."""
         return self.unexplained / self.failures if self.failures else 0.0
 
-    def to_dict(self) -> dict:
+    def standing(self, noise_rate: float, fdr: float) -> str:
+        """Where the class's remainder stands against the noise rate: "above noise" when the test says so,
+        "within noise" when the upper bound of its rate does, else "undecided" (too few plain images to tell)."""
+        if self.q <= fdr and self.plain_unexplained:
+            return "above noise"
+        return "within noise" if self.upper <= noise_rate else "undecided"
+
+    def to_dict(self, noise_rate: float, fdr: float) -> dict:
+        low, high = clopper_pearson_interval(self.plain_unexplained, self.plain)
         return {"failures": self.failures, "unexplained": self.unexplained, "share": self.share,
-                "plain": self.plain, "plain_unexplained": self.plain_unexplained, "called": dict(self.called),
-                "p": self.p, "q": self.q, "upper": self.upper, "examples": list(self.examples)}
+                "called": dict(self.called),
+                "plain": {"n": self.plain, "failures": self.plain_unexplained,
+                          "rate": self.plain_unexplained / self.plain if self.plain else None,
+                          "interval": [low, high], "upper": self.upper},
+                "p": self.p, "q": self.q, "standing": self.standing(noise_rate, fdr),
+                "examples": [example.to_dict() for example in self.examples]}
 
 
 @dataclass(frozen=True)
@@ -105,16 +130,18 @@ class Remainder:
 
     def above_noise(self) -> list[str]:
         """Classes whose unexplained plain failures are more than noise allows (BH at the run's FDR level)."""
-        return sorted(name for name, c in self.classes.items() if c.q <= self.fdr and c.plain_unexplained)
+        return sorted(name for name, c in self.classes.items()
+                      if c.standing(self.noise_rate, self.fdr) == "above noise")
 
     def not_shown_within(self) -> list[str]:
         """Classes whose unexplained plain rate is not shown to be at most the noise rate."""
         return sorted(name for name, c in self.classes.items() if c.upper > self.noise_rate)
 
     def to_dict(self) -> dict:
+        """The summary's `remainder` (docs/schemas/run.schema.json)."""
         return {"failures": self.failures, "unexplained": self.unexplained, "unexplained_share": self.share,
                 "noise_rate": self.noise_rate, "above_noise": self.above_noise(),
-                "classes": {name: c.to_dict() for name, c in sorted(self.classes.items())}}
+                "classes": {name: c.to_dict(self.noise_rate, self.fdr) for name, c in sorted(self.classes.items())}}
 
 
 # ---- explained or not -------------------------------------------------------------------------------------
@@ -178,16 +205,10 @@ def account(ctx: RunContext, before_round: int | None = None) -> Remainder:
         classes[name] = ClassRemainder(
             class_name=name, failures=len(own), unexplained=len(left), plain=plain_valid[name],
             plain_unexplained=len(plain_left), called=dict(Counter(s.predicted for s in left).most_common()),
-            p=float(p), q=float(q), upper=upper_bound(len(plain_left), plain_valid[name]),
-            examples=[s.id for s in left[:EXAMPLES_PER_CLASS]])
+            p=float(p), q=float(q), upper=clopper_pearson_upper(len(plain_left), plain_valid[name]),
+            examples=tuple(UnexplainedExample(s.id, s.image_hash, s.caption, s.predicted, s.purpose)
+                           for s in left[:EXAMPLES_PER_CLASS]))
     return Remainder(classes, ctx.config.noise_rate, ctx.config.fdr)
-
-
-def upper_bound(failures: int, n: int, confidence: float = 0.95) -> float:
-    """One-sided Clopper-Pearson upper bound of a rate (1 with no images)."""
-    if n == 0 or failures >= n:
-        return 1.0
-    return float(beta.ppf(confidence, failures + 1, n - failures))
 
 
 def final_remainder(ctx: RunContext) -> dict:
