@@ -180,3 +180,23 @@ def test_what_most_members_show_together_joins_step_by_step(rng):
     assert conditions.shown_together([("made of dreams", unseen, said_green)], members, plain, 0.5) == []
     with pytest.raises(ValueError, match="share"):
         conditions.shown_together([], members, plain, 0)
+
+
+def test_two_readings_of_one_attribute_are_never_joined(rng):
+    """Half the captions read a size as "medium sized" and a time as "at dusk", the other half "small" and "in
+    daylight": each phrase has half the support, but no image shows both readings, so a description holding
+    them all would match no image. The phrases join only as far as the members hold them together."""
+    plain = _plain(rng)
+    first, second = np.array([1, 1, 1, 0, 0, 0], dtype=bool), np.array([0, 0, 0, 1, 1, 1], dtype=bool)
+    readings = [("red", GREEN, np.ones(6, dtype=bool)), ("medium sized", _direction(3), first),
+                ("small", _direction(4), second), ("at dusk", _direction(5), first),
+                ("in daylight", _direction(6), second)]
+    # Images that show none of the readings apart from the plain ones: the captions decide, and no caption
+    # names two readings of one attribute.
+    assert conditions.shown_together(readings, _images(rng, 6), plain, 0.5) == ["red", "medium sized", "at dusk"]
+    # Three images far out along both sizes seem to show both; too few to judge, so the captions decide.
+    trio = _images(rng, 3) + 3 * _direction(3) + 3 * _direction(4)
+    assert 3 < conditions.MIN_SHOWN_MEMBERS
+    said = [("red", GREEN, np.ones(3, dtype=bool)), ("medium sized", _direction(3), np.array([1, 0, 0], dtype=bool)),
+            ("small", _direction(4), np.array([0, 1, 1], dtype=bool))]
+    assert conditions.shown_together(said, trio, plain, 0.5) == ["red", "small"]
