@@ -22,9 +22,9 @@ from typing import Any
 from result_file import parse_args, write_result
 
 MEANS = ("recall", "exactness", "precision", "region_recall", "region_precision", "replication", "minimality",
-         "duplication", "bugs", "images", "contradictory_descriptions")
+         "duplication", "unexplained_share", "bugs", "images", "contradictory_descriptions")
 PER_SEED = ("seed", "recall", "exactness", "precision", "region_recall", "region_precision", "replication",
-            "minimality", "duplication", "bugs", "refinements", "images", "seconds", "wall_seconds", "spots_missed",
+            "minimality", "duplication", "unexplained_share", "bugs", "refinements", "images", "seconds", "wall_seconds", "spots_missed",
             "contradictory_descriptions", "contradictory_examples")
 
 

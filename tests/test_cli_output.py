@@ -54,7 +54,14 @@ def test_the_bug_table_prints_whole_one_row_per_bug(piped_run):
         assert f"{bug['called'][0][0]} {bug['called'][0][1]:.0%}" in row
     assert max(len(line) for line in rows) > 80
     assert not any(line.startswith("│") or "┃" in line for line in lines)
-    assert lines[header + 2 + len(bugs)].startswith("images: ")
+    # Under the table: each bug's other wordings, the failures no bug explains, then what the run spent.
+    after = lines[header + 2 + len(bugs):]
+    phrased = [line for line in after[:len(bugs)] if " also phrased as: " in line]
+    assert [line.split()[0] for line in phrased] == [b["id"] for b in bugs if b["also_phrased_as"]]
+    remainder = result["summary"]["remainder"]
+    assert after[len(phrased)].startswith(f"failures no bug explains: {remainder['unexplained']} of "
+                                          f"{remainder['failures']} ")
+    assert after[len(phrased) + 1].startswith("images: ")
 
 
 def test_progress_is_a_line_per_stage_with_where_the_run_stands(piped_run):

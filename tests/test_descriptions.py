@@ -8,7 +8,6 @@ import pytest
 
 from blindspots.pipeline.descriptions import (
     Description,
-    consensus_description,
     deduplicate,
     description_from_caption,
 )
@@ -159,43 +158,6 @@ def test_from_dict_rejects_malformed_records(data, message):
 
 
 # ---- many descriptions -> one -------------------------------------------------------------------------
-
-
-def test_consensus_keeps_majority_phrases_in_canonical_order():
-    captions = [
-        "a small red boat on grass at night",
-        "a red boat sitting on the grass at night",
-        "there is a red boat that is on the grass",
-        "a red boat on a road at night",
-    ]
-    descriptions = [describe(c) for c in captions]
-    consensus = consensus_description(descriptions)
-    assert consensus == Description(("red",), ("on grass", "at night"))
-    assert consensus_description(descriptions[::-1]) == consensus
-    assert consensus_description(descriptions, min_share=1.0) == Description(("red",), ())
-    assert consensus_description(descriptions, min_share=0.25).modifiers == ("small", "red")
-    assert consensus_description([]).is_empty
-    with pytest.raises(ValueError, match="min_share"):
-        consensus_description(descriptions, min_share=0)
-
-
-def test_consensus_never_joins_phrases_no_caption_names_together():
-    # Half the captions read the size as "medium sized" and the time as "at dusk", the other half "small" and
-    # "in daylight": two readings of one attribute each. Every phrase has a majority's support, but a
-    # description holding all of them matches no image, so the consensus keeps what some caption holds
-    # together, most supported first.
-    captions = ["a medium sized red bottle at dusk", "a medium sized red bottle at dusk, sketch style",
-                "a medium sized red bottle at dusk", "a small red bottle in daylight",
-                "a small red bottle in daylight", "a small red bottle in daylight"]
-    descriptions = [describe(c, "bottle") for c in captions]
-    consensus = consensus_description(descriptions)
-    assert consensus == Description(("medium sized", "red"), ("at dusk",))
-    assert any(set(consensus.phrases) <= set(d.phrases) for d in descriptions)
-    assert consensus_description(descriptions[::-1]) == consensus
-    # The rule reads the captions, not a list of attributes: any words a captioner uses are held to it.
-    free = [describe(c, "chair") for c in ("a wooden chair by a window", "a wooden chair by a window",
-                                          "a metal chair in a garden", "a metal chair in a garden")]
-    assert consensus_description(free) == Description(("wooden",), ("by window",))  # a tie: in canonical order
 
 
 @dataclass(frozen=True)

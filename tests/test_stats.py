@@ -230,3 +230,39 @@ def test_newcombe_difference_interval_matches_the_published_example():
     low, high = stats.newcombe_difference_interval(5, 20, 5, 20)
     assert low < 0 < high
     assert stats.newcombe_difference_interval(0, 0, 3, 10) == (-1.0, 1.0)
+
+
+def test_above_rate_is_the_exact_binomial_tail_against_a_stated_rate():
+    from scipy.stats import binomtest
+
+    from blindspots.stats import above_rate
+
+    for failures, n, rate in ((4, 120, 0.02), (10, 120, 0.02), (1, 40, 0.05), (40, 40, 0.5)):
+        assert above_rate(failures, n, rate) == pytest.approx(
+            binomtest(failures, n, rate, alternative="greater").pvalue, rel=1e-9)
+    assert above_rate(0, 120, 0.02) == 1.0
+    assert above_rate(0, 0, 0.02) == 1.0
+    with pytest.raises(StatsInputError):
+        above_rate(5, 4, 0.02)
+    with pytest.raises(StatsInputError):
+        above_rate(1, 4, 1.5)
+
+
+def test_clopper_pearson_bounds_are_exact_and_never_undercover():
+    from scipy.stats import beta
+
+    assert stats.clopper_pearson_upper(0, 0) == 1.0 and stats.clopper_pearson_upper(3, 3) == 1.0
+    assert stats.clopper_pearson_upper(1, 120) == pytest.approx(beta.ppf(0.95, 2, 119))
+    # No failure in 150 plain images shows a rate of at most 2%; in 120 it does not.
+    assert stats.clopper_pearson_upper(0, 150) < 0.02 < stats.clopper_pearson_upper(0, 120)
+    assert stats.clopper_pearson_interval(0, 0) == (0.0, 1.0)
+    low, high = stats.clopper_pearson_interval(3, 40)
+    assert low == pytest.approx(beta.ppf(0.025, 3, 38)) and high == pytest.approx(beta.ppf(0.975, 4, 37))
+    # Exact coverage: at a true rate of 5% and 40 images, the interval holds it at least 95% of the time.
+    from scipy.stats import binom
+
+    covered = sum(binom.pmf(k, 40, 0.05) for k in range(41)
+                  if stats.clopper_pearson_interval(k, 40)[0] <= 0.05 <= stats.clopper_pearson_interval(k, 40)[1])
+    assert covered >= 0.95
+    with pytest.raises(stats.StatsInputError, match="confidence"):
+        stats.clopper_pearson_upper(1, 10, confidence=1.0)

@@ -19,8 +19,8 @@ console = Console(stderr=True)
 ROWS = {"recall": ".2f", "exactness": ".2f", "precision": ".2f", "region_recall": ".2f",
         "region_precision": ".2f", "replication": ".2f", "unplanted_replication": ".2f", "minimality": ".2f",
         "planted_region_precision": ".2f", "planted_minimality": ".2f", "duplication": ".2f",
-        "bugs": ".1f", "refinements": ".1f", "contradictory_descriptions": ".1f", "images": ".0f",
-        "images_per_bug": ".0f", "seconds": ".0f"}
+        "unexplained_share": ".2f", "bugs": ".1f", "refinements": ".1f", "contradictory_descriptions": ".1f",
+        "images": ".0f", "images_per_bug": ".0f", "seconds": ".0f"}
 
 
 @bench_app.command("discovery")
@@ -69,6 +69,9 @@ def discovery(
 
     duplication: confirmed bugs per credited failure mode (bugs whose credited
     spots overlap are one mode); 1.0 when each failure mode is stated once.
+
+    unexplained_share: the run's failures (baseline, survey, exploration) that
+    no confirmed bug explains, over all of them, at its end.
 
     images: per run and per bug.
 

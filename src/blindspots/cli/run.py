@@ -15,6 +15,7 @@ from blindspots.cli.progress import make_progress
 from blindspots.cli.tables import print_table
 from blindspots.cli.text import plain
 from blindspots.outputs.bugs import Bug
+from blindspots.outputs.remainder import remainder_line
 
 console = Console()
 
@@ -171,6 +172,12 @@ def bug_cells(bug: Bug) -> list[str]:
             _pct(test.validity_rate)]
 
 
+def paraphrase_lines(bugs: list[Bug]) -> list[str]:
+    """Under the table, each bug the run also met in other words: one failure mode, one row, its paraphrases
+    named so a reader who knows one of them finds it."""
+    return [f"{bug.id} also phrased as: {'; '.join(bug.also_phrased_as)}" for bug in bugs if bug.also_phrased_as]
+
+
 def called_text(bug: Bug) -> str:
     return ", ".join(f"{label} {share:.0%}" for label, share in bug.called) or "-"
 
@@ -195,6 +202,9 @@ def print_bug_table(result, top: int | None = None) -> None:
                       soft_wrap=True)
     else:
         print_table(console, table_title(result, len(bugs)), COLUMNS, [bug_cells(bug) for bug in bugs], right=RIGHT)
+    for line in [*paraphrase_lines(bugs), remainder_line(summary.remainder)]:
+        if line:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"images: {summary.images_generated} generated"
         + (f", {summary.generation_errors} failed to generate" if summary.generation_errors else "")
@@ -214,6 +224,9 @@ def bug_table_markdown(result, top: int | None = None) -> str:
         lines += [table_title(result, len(bugs)), "", "| " + " | ".join(COLUMNS) + " |",
                   "|" + "|".join("---:" if column in RIGHT else "---" for column in COLUMNS) + "|"]
         lines += ["| " + " | ".join(_markdown_cell(cell) for cell in bug_cells(bug)) + " |" for bug in bugs]
+    extra = [line for line in [*paraphrase_lines(bugs), remainder_line(summary.remainder)] if line]
+    for line in extra:
+        lines += ["", plain(line)]
     lines += ["", f"images: {summary.images_generated} generated; rounds: {summary.rounds_run}; stopped: "
                   f"{summary.stop_reason}; run: `{result.run_dir}`", ""]
     return "\n".join(lines)

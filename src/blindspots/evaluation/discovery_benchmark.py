@@ -29,6 +29,8 @@ What a run is scored on (`score_run`):
 - **duplication**: confirmed bugs per credited failure mode (ideal 1.0). A failure mode is a planted region:
   bugs whose credited spots overlap are one mode (`failure_modes`), so "boat on road" and "boat on street"
   crediting one spot count 2.0, while "green umbrella" and "umbrella on grass" crediting two spots count 1.0.
+- **unexplained_share**: failures no confirmed bug explains over all the run's failures of the baseline, the
+  survey and exploration, at its end (`pipeline/remainder.py`; the run's own count, no ground truth needed).
 - **images** per run and per bug.
 - **contradictory_descriptions**: candidate descriptions of the run (every one it proposed or tested) that
   name two values of one attribute, as the world's parser reads them (`contradictory_descriptions`): no image
@@ -74,7 +76,7 @@ MINIMALITY_MARGIN = 0.10
 CONFIRMATION_MODES = tuple(mode.value for mode in ConfirmationMode)
 MEAN_KEYS = ("recall", "replication", "exactness", "precision", "unplanted_replication", "region_recall",
              "region_precision", "minimality", "planted_region_precision", "planted_minimality", "duplication",
-             "images", "images_per_bug", "bugs", "refinements", "unreplicated_bugs", "contradictory_descriptions",
+             "unexplained_share", "images", "images_per_bug", "bugs", "refinements", "unreplicated_bugs", "contradictory_descriptions",
              "seconds")
 # The roles a realism level sets (the classifier under test is the world's as trained, whatever the level).
 REALISM_ROLES = ("generator", "captioner", "embedder")
@@ -171,6 +173,7 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
         "bugs": len(bugs),
         "refinements": len(refinements),
         "contradictory_descriptions": len(contradictory),
+        "unexplained_share": unexplained_share(summary),
         "contradictory_examples": contradictory[:10],
         "images": images,
         "images_per_bug": images / len(bugs) if bugs else None,
@@ -184,6 +187,13 @@ def score_run(run_dir: Path, config: RunConfig, replicate: bool = True, fresh_im
         "spots_only_in_refinements": truth["spots_only_in_refinements"],
         "region_recall_by_class": truth["region_recall_by_class"],
     }
+
+
+def unexplained_share(summary) -> float | None:
+    """The run's failures no bug explains over all its failures (pipeline/remainder.py), or None when the run
+    counted none: a run that stopped after its baseline, or one made before the remainder was counted."""
+    remainder = (summary.remainder if summary is not None else None) or {}
+    return remainder.get("unexplained_share") if remainder.get("failures") else None
 
 
 def contradictory_descriptions(spec, candidates: Sequence[Candidate]) -> list[str]:
@@ -450,7 +460,7 @@ def summarise(per_seed: Sequence[dict[str, Any]], fdr: float, planted: bool) -> 
 def summary_line(score: dict[str, Any]) -> str:
     parts = [f"{key} {_fmt(score.get(key))}" for key in ("recall", "exactness", "precision", "region_recall",
                                                          "region_precision", "replication", "minimality",
-                                                         "duplication")]
+                                                         "duplication", "unexplained_share")]
     return ", ".join(parts) + f", {score['bugs']} bugs, {score['images']} images"
 
 

@@ -17,7 +17,7 @@ same ids, in the same order, with the same numbers.
 JSON field names (the schemas in blindspots/schemas/ use the same ones): a measured failure rate is `n`, `failures`,
 `rate`, `interval` ([low, high]); a bug is `id`, `rank`, `class`, `description` (and the `prompt` its images
 are generated from), `called`, its headline's rate fields, `baseline` (a measured rate), `excess_interval`, `lift`, `p`, `q`, `evalue`, `validity`,
-`test`, `history`.
+`test`, `also_phrased_as` (its paraphrases), `history`.
 """
 
 from __future__ import annotations
@@ -159,6 +159,14 @@ class Bug:
         return [phrase for phrase in _phrases(self.found_as) if phrase not in kept]
 
     @property
+    def also_phrased_as(self) -> list[str]:
+        """Other descriptions of the same failure mode the run met (paraphrases of it: confirmed duplicates, and
+        descriptions whose test stopped once their images showed its condition), each once."""
+        texts = [c.display_text() for c in self.listed_under
+                 if c.verdict is not None and c.verdict.kind is VerdictKind.DUPLICATE]
+        return [text for text in dict.fromkeys(texts) if text != self.description]
+
+    @property
     def shortened(self) -> bool:
         return self.headline.id != self.found_as.id
 
@@ -212,7 +220,7 @@ class Bug:
             "prompt": test.prompt, "called": [[label, share] for label, share in self.called],
             **self.rate(), "baseline": self.baseline(), "excess_interval": list(self.excess_interval),
             "lift": test.lift, "p": test.p, "q": test.q, "evalue": test.evalue, "validity": test.validity_rate,
-            "test": test.test,
+            "test": test.test, "also_phrased_as": self.also_phrased_as,
             "history": {
                 "found_as": {"description": self.found_as.display_text(),
                              **measured(self.found_as.n, self.found_as.failures, self.found_as.rate_low,
@@ -228,7 +236,7 @@ class Bug:
 def listed_json(candidate: Candidate) -> dict[str, Any]:
     """A confirmed description listed under a bug: what it is to the bug and its own test."""
     relation = "duplicate" if candidate.verdict and candidate.verdict.kind is VerdictKind.DUPLICATE else "refines"
-    return {"description": candidate.display_text(), "relation": relation,
+    return {"description": candidate.display_text(), "relation": relation, "confirmed": bool(candidate.confirmed),
             **measured(candidate.n, candidate.failures, candidate.rate_low, candidate.rate_high), "q": candidate.q}
 
 

@@ -96,6 +96,15 @@ class RunConfig(BaseModel):
     keep_margin: float = Field(default=0.5, ge=0, lt=1, description="sequential confirmation: a shorter "
                                "description stands for a bug when a test shows its failure rate is within this "
                                "share of the bug's excess failure rate (over the baseline) of the bug's rate")
+    noise_rate: float = Field(default=0.02, ge=0, lt=1, description="the share of a class's plain images that "
+                              "may fail with no bug to explain them: a remainder above it (an exact test) keeps "
+                              "the search going while the budget lasts")
+    survey_per_class: int = Field(default=40, ge=0, description="plain images drawn per class, once the bugs "
+                                  "found stop growing, to see what they leave unexplained")
+    remainder_rounds: int = Field(default=1, ge=0, description="rounds without a new bug spent on the failures "
+                                  "no bug explains before the run stops")
+    screen_images: int = Field(default=8, ge=1, description="images drawn of a description found among a few "
+                               "unexplained failures before it is tested; it is tested when a quarter of them fail")
     top_k: int = Field(default=1, ge=1, description="an image fails when no accepted label is in the top k")
     fdr: float = Field(default=0.05, gt=0, lt=1, description="Benjamini-Hochberg false discovery rate")
     test: Literal["boschloo", "fisher"] = Field(default="boschloo", description="exact test of fixed-size "

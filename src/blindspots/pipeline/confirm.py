@@ -16,19 +16,24 @@ from __future__ import annotations
 from dataclasses import replace
 
 from blindspots.engine.seeds import derive_seed
+from blindspots.pipeline.conditions import Relation
 from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import (
     ConfirmationMode,
     keeping_progress,
     main_wrong_label,
+    passes,
     refined_bug,
     sampling_finished,
     stop_reason,
     worth_shortening,
 )
+from blindspots.pipeline.evidence import MIN_IMAGES
+from blindspots.pipeline.propose import explaining_bug
 from blindspots.stats import (
     KeepAnswer,
     SequentialDecision,
+    StepDecision,
     excess_failures,
     rate_difference,
     sequential_step,
@@ -88,7 +93,8 @@ def confirmation_waves(confirmation: ConfirmationMode) -> tuple[frozenset[Origin
 
 def skip_refinements(ctx: RunContext, round_index: int) -> int:
     """Before a round's second wave: mark the planned candidates that are more specific forms of a bug the
-    round has shortened, in the same failure mode (`decisions.refined_bug`), as skipped. Returns how many."""
+    round has shortened, in the same failure mode (`decisions.refined_bug`), or whose cluster is that bug's
+    failures on the images (`propose.explaining_bug`), as skipped. Returns how many."""
     bugs: dict[str, list] = {}
     for candidate in ctx.candidates.all():
         if candidate.round == round_index and candidate.tested and candidate.origin is not Origin.SHORTENED \
@@ -102,6 +108,9 @@ def skip_refinements(ctx: RunContext, round_index: int) -> int:
         # What the classifier called its cluster's failures, stored when it was proposed.
         called = (candidate.source_cluster or {}).get("called")
         bug = refined_bug(ctx.phrases.of(candidate), called, bugs[candidate.class_name])
+        if bug is None:
+            cluster = ctx.samples.by_id((candidate.source_cluster or {}).get("sample_ids", []), with_embeddings=True)
+            bug = explaining_bug(ctx, cluster, [bug_id for bug_id, _, _ in bugs[candidate.class_name]])
         if bug is not None:
             ctx.candidates.skip(candidate.id, Verdict(VerdictKind.REFINES, bug))
             skipped += 1
@@ -160,16 +169,38 @@ def _decide_batch_by_batch(ctx: RunContext, baseline: dict[str, SampleCounts],
             step, keeping = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family,
                                                 references)
             finished = sampling_finished(step.decision, keeping)
-            if not finished and counts.planned < most and ctx.budget.remaining() >= batch:
+            if finished and keeping is None and step.decision is StepDecision.CONFIRM and counts.valid < MIN_IMAGES \
+                    and counts.planned < most:
+                finished = False  # too few images yet to tell its condition from another's (`evidence.MIN_IMAGES`)
+            same = not finished and keeping is None and shows_passing_condition(ctx, candidate)
+            if not finished and not same and counts.planned < most and ctx.budget.remaining() >= batch:
                 plan_confirmation(ctx, [candidate], min(counts.planned + batch, most), start=counts.planned)
                 continue
-            stop = stop_reason(step.decision, keeping) if finished \
+            stop = stop_reason(step.decision, keeping) if finished else StopReason.SAME_CONDITION if same \
                 else (StopReason.MAX_IMAGES if counts.planned >= most else StopReason.BUDGET)
             ctx.candidates.record_test(candidate.id, _record(
                 ctx, candidate, counts, baseline[candidate.class_name], step.pvalue, "e-process",
                 (step.rate_low, step.rate_high), evalue=step.evalue, decision=stop))
             del open_candidates[candidate.id]
             bar.advance(1)
+
+
+def shows_passing_condition(ctx: RunContext, candidate: Candidate) -> bool:
+    """Do the candidate's images so far show the condition of a passing description of its class, in the same
+    failure mode, as often as that description's own images do, and the other way round? Then it words a
+    failure mode already confirmed ("boat on street" beside "boat on road"), and its images are better spent
+    elsewhere; the run lists it under that bug (`discovery.same_condition_verdicts`)."""
+    called = ctx.samples.wrong_labels(candidate.id)
+    if not called:
+        return False
+    mode = called[0][0]
+    for other in ctx.candidates.tested():
+        if other.class_name != candidate.class_name or other.id == candidate.id \
+                or main_wrong_label(other) != mode or not passes(other, ctx.thresholds):
+            continue
+        if ctx.conditions.relation(other, candidate) is Relation.SAME:
+            return True
+    return False
 
 
 def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts,

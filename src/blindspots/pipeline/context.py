@@ -1,5 +1,5 @@
 """The run every step works in: its settings and classes, the store's tables, the image budget, the sampler,
-the decision thresholds and the phrases of its descriptions.
+the decision thresholds, and the phrases and image conditions of its descriptions.
 
 A step is a function of a `RunContext` (and the records earlier steps produced). It reads and writes the
 store's tables through their typed API and calls models only through `ctx.sampler` or `ctx.executor`, so no
@@ -20,6 +20,7 @@ from blindspots.pipeline.budget import ImageBudget
 from blindspots.pipeline.classes import ClassUnderTest
 from blindspots.pipeline.config import RunConfig
 from blindspots.pipeline.decisions import Thresholds
+from blindspots.pipeline.evidence import ConditionBook
 from blindspots.pipeline.phrases import PhraseBook
 from blindspots.progress import ProgressFactory, RunPosition, silent_progress, with_position
 from blindspots.store.candidates import CandidateTable
@@ -57,6 +58,7 @@ class RunContext:
     executor: ModelExecutor
     thresholds: Thresholds
     phrases: PhraseBook
+    conditions: ConditionBook
     progress: ProgressFactory
     log: Callable[[str], None]
     round: RoundTracker
@@ -81,6 +83,7 @@ def open_run(config: RunConfig, store: RunStore, executor: ModelExecutor, classe
         candidates=store.candidates, run_log=store.log, budget=budget, sampler=sampler,
         executor=executor, thresholds=Thresholds.of(config),
         phrases=PhraseBook([*classifier_labels, *(c.name for c in classes)], store.candidates),
+        conditions=ConditionBook(store.samples, executor, config.templates[0]),
         progress=progress, log=log, round=round_)
 
 

@@ -12,20 +12,30 @@
 - `subsumed_by` / `most_general_first`: one bug per failure mode. A description that contains a known bug's
   phrases is the same bug or a more specific form of it; `refined_bug` asks the same before a test, within
   the failure mode.
+- `listed_under_by_images` / `wider_bugs`: the same question asked of the images (`ImageEvidence`, see
+  `pipeline/conditions.py`), for descriptions that word one failure mode differently: a paraphrase is the same
+  bug, a narrower condition refines a bug that stands for it, a wider phrasing whose failures mostly show a
+  narrower bug's condition is listed under that bug.
 - `fdr_decisions` / `final_verdicts`: the run's whole family of tests under Benjamini-Hochberg, then the
   shortest forms that survive it and the duplicates and refinements listed under their bug.
 
-Phrases are passed in as a function (candidate -> its phrases), so these rules need no store and no model.
+Phrases are passed in as a function (candidate -> its phrases), and image evidence as an object answering
+about candidate ids, so these rules need no store and no model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
+
+from blindspots.pipeline.conditions import Relation
 from blindspots.stats import (
     KeepAnswer,
     StepDecision,
+    anytime_rate_upper_bounds,
     benjamini_hochberg,
     cannot_keep_rate,
     cannot_keep_rate_by_cap,
@@ -71,12 +81,6 @@ class Thresholds:
                    config.confirmation, config.keep_margin, config.futility_error)
 
 
-def keep_margin(share: float, bug: Candidate) -> float:
-    """How much lower a shorter form's failure rate may be and still stand for the bug: `share` of the bug's
-    excess failure rate over its baseline."""
-    return max(0.0, min(0.99, share * ((bug.rate or 0.0) - (bug.baseline_rate or 0.0))))
-
-
 def main_wrong_label(candidate: Candidate) -> str | None:
     """What the classifier called most of a tested candidate's failures (None before any failure)."""
     return candidate.wrong_labels[0][0] if candidate.wrong_labels else None
@@ -106,10 +110,26 @@ def keeps_effect(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> 
 
 
 def _keep_question(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> tuple[int, int, float, float]:
-    """(failures, n, reference rate, margin) of "does `shorter` keep `bug`'s rate?" in the bug's failure mode."""
+    """(failures, n, reference rate, margin) of "does `shorter` keep `bug`'s rate?" in the bug's failure mode.
+
+    The reference is what the bug's own images show its rate to be at least: the anytime-valid lower bound of
+    its rate in its failure mode, at the run's error level. A sequential test stops as soon as the excess is
+    clear, often after a lucky first batch (7 of 8 where the condition fails half the time), and holding a
+    shorter form to that point estimate would keep every phrase of a description that fails part of the time;
+    the bound is what the bug's test established, and the margin is kept of the excess it established."""
     label = main_wrong_label(bug)
-    return (failures_called(shorter, label), shorter.n, rate_called(bug, label),
-            keep_margin(thresholds.keep_margin, bug))
+    reference = established_rate(bug, label, thresholds.fdr)
+    excess = max(0.0, reference - (bug.baseline_rate or 0.0))
+    return failures_called(shorter, label), shorter.n, reference, max(0.0, min(0.99, thresholds.keep_margin * excess))
+
+
+def established_rate(candidate: Candidate, label: str | None, alpha: float) -> float:
+    """The anytime-valid lower bound (error `alpha`) of a tested candidate's failure rate in a failure mode."""
+    if not candidate.n:
+        return 0.0
+    failures = failures_called(candidate, label)
+    return float(1.0 - anytime_rate_upper_bounds(np.array([candidate.n - failures]), np.array([candidate.n]),
+                                                 alpha)[0])
 
 
 def keeping_progress(shorter: Candidate, bug: Candidate, thresholds: Thresholds,
@@ -181,27 +201,34 @@ def passes(candidate: Candidate, thresholds: Thresholds) -> bool:
 
 
 def worth_shortening(candidate: Candidate, thresholds: Thresholds) -> bool:
-    """Is a passing description shortened? Fixed mode: every one. Sequential mode: one whose own test stopped
-    because it confirmed. A description that stopped futile or at the image cap may still pass on its p-value
-    (and the final e-BH), but its excess is too weak for the shortening tests to settle within their cap: its
-    shorter forms would spend their images and mostly end undecided. It is listed as it was measured."""
-    if not passes(candidate, thresholds):
-        return False
-    return thresholds.confirmation is not ConfirmationMode.SEQUENTIAL or candidate.decision is StopReason.CONFIRM
+    """Is a passing description shortened? Every one, but one whose sampling stopped because its images show
+    a passing description's condition: it words that description's failure mode and is listed under its bug.
+    A description that passes only at its image cap fails part of the time and is shortened too; its shorter
+    forms are decided on their estimates when their tests cannot settle within the cap (`keeps_bug`)."""
+    return passes(candidate, thresholds) and candidate.decision is not StopReason.SAME_CONDITION
 
 
 def keeps_bug(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> bool:
     """Does `shorter` confirm on its own and keep the bug's effect, its failures called what the bug's are
     mostly called (`keeps_effect`)? Fixed mode: it keeps `shorten_keep` of the bug's excess failure rate (point
     estimates). Sequential mode: a non-inferiority test shows it keeps the bug's rate within `keep_margin` of
-    the bug's excess."""
+    the bug's excess; where that test could not settle within the image cap (a description that fails part of
+    the time, tested on a few dozen images), the shorter form's estimate must keep `shorten_keep` of the excess
+    the bug's test established, as fixed mode asks of its estimates."""
     if not passes(shorter, thresholds):
         return False
-    if thresholds.confirmation is ConfirmationMode.SEQUENTIAL:
-        return keeps_effect(shorter, bug, thresholds) is KeepAnswer.KEEPS
     label = main_wrong_label(bug)
-    excess = rate_called(bug, label) - bug.baseline_rate
-    return rate_called(shorter, label) - shorter.baseline_rate >= thresholds.shorten_keep * excess
+    if thresholds.confirmation is ConfirmationMode.SEQUENTIAL:
+        answer = keeps_effect(shorter, bug, thresholds)
+        if answer is KeepAnswer.KEEPS:
+            return True
+        if answer is KeepAnswer.LOSES or shorter.decision not in (StopReason.KEEP_UNSETTLED, StopReason.MAX_IMAGES):
+            return False
+        reference = established_rate(bug, label, thresholds.fdr)
+    else:
+        reference = rate_called(bug, label)
+    excess = reference - (bug.baseline_rate or 0.0)
+    return rate_called(shorter, label) - (shorter.baseline_rate or 0.0) >= thresholds.shorten_keep * excess
 
 
 Covers = Callable[[int, Candidate], bool]  # (known bug id, candidate) -> does the bug stand for it?
@@ -229,6 +256,85 @@ def covers_by_test(by_id: Mapping[int, Candidate], shortest_of: Callable[[Candid
         is not KeepAnswer.LOSES
 
 
+class ImageEvidence(Protocol):
+    """What a run's images say about its confirmed descriptions, by candidate id (each read on its shortest
+    form, the description a reader gets)."""
+
+    def relation(self, a: int, b: int) -> Relation:
+        """How b's condition stands to a's."""
+
+    def explained_share(self, a: int, b: int) -> float:
+        """The share of b's failures in its failure mode whose images show a's condition."""
+
+    def failure_mode(self, a: int) -> str | None:
+        """What the classifier calls most of a's failures."""
+
+
+# A wider description is a phrasing of a narrower bug when at least this share of its failures show the
+# narrower bug's condition: its failures then live in the narrower bug's region, which says where the class
+# fails more exactly.
+WIDER_EXPLAINED_SHARE = 0.75
+
+
+def listed_under_by_images(candidate: int, accepted: Iterable[int], evidence: ImageEvidence,
+                           covers: Covers | None = None,
+                           candidate_of: Callable[[int], Candidate] | None = None) -> Verdict | None:
+    """The verdict of a confirmed description that words an accepted bug's failure mode differently, judged on
+    the images: the same condition (a paraphrase: "duplicate of #k"), a narrower condition the bug stands for
+    ("refines #k", as `covers` decides for phrases), or a wider phrasing whose failures mostly show the bug's
+    condition ("duplicate of #k"). None when no accepted bug of its failure mode relates so."""
+    mode = evidence.failure_mode(candidate)
+    if mode is None:
+        return None
+    for bug in accepted:
+        if evidence.failure_mode(bug) != mode:
+            continue
+        relation = evidence.relation(bug, candidate)
+        if relation is Relation.SAME:
+            return Verdict(VerdictKind.DUPLICATE, bug)
+        if relation is Relation.NARROWER and (covers is None or candidate_of is None
+                                              or covers(bug, candidate_of(candidate))):
+            return Verdict(VerdictKind.REFINES, bug)
+        if relation is Relation.WIDER and evidence.explained_share(bug, candidate) >= WIDER_EXPLAINED_SHARE:
+            return Verdict(VerdictKind.DUPLICATE, bug)
+    return None
+
+
+def wider_bugs(bugs: Sequence[int], narrower: Sequence[int], evidence: ImageEvidence) -> dict[int, int]:
+    """Bugs that are wider phrasings of a narrower confirmed description of theirs: wide id -> narrow id.
+
+    A narrower description (`narrower`: other bugs, and descriptions listed under a bug) whose condition lies
+    within the bug's, in the same failure mode, stands for the bug when most of the bug's failures show its
+    condition: the bug only said less exactly where the class fails ("bird in snow" failing a third of the
+    time, all of it small birds, beside "small bird in snow" failing always). When the narrower one holds only
+    part of the bug's failures the bug stays its own ("fish on sand" beside "fish on sand at night")."""
+    wider: dict[int, int] = {}
+    for wide in bugs:
+        mode = evidence.failure_mode(wide)
+        if mode is None:
+            continue
+        for narrow in narrower:
+            if narrow == wide or narrow in wider or evidence.failure_mode(narrow) != mode:
+                continue
+            if evidence.relation(wide, narrow) is Relation.NARROWER \
+                    and evidence.explained_share(narrow, wide) >= WIDER_EXPLAINED_SHARE:
+                wider[wide] = narrow
+                break
+    return wider
+
+
+def leaves_room_for_narrower(bug: Candidate, thresholds: Thresholds) -> bool:
+    """Could a narrower description in the bug's failure mode be a failure mode of its own? Only where the
+    bug could be shown to lose its rate against it (sequential mode's `covers_by_test`): that needs the bug's
+    rate below what keeping asks of a narrower description failing always, 1 - keep_margin * (1 - baseline).
+    A bug failing nearly always leaves no room: whatever narrower description its failures suggest can only be
+    listed under it. Fixed mode lists every narrower description under its bug."""
+    if thresholds.confirmation is not ConfirmationMode.SEQUENTIAL or not bug.n:
+        return False
+    baseline = bug.baseline_rate or 0.0
+    return rate_called(bug, main_wrong_label(bug)) < 1.0 - thresholds.keep_margin * (1.0 - baseline)
+
+
 def refined_bug(phrases: Phrases, wrong_label: str | None,
                 bugs: Iterable[tuple[int, Phrases, str | None]]) -> int | None:
     """The bug (id, shortest phrases, what the classifier calls its failures) that an untested description is
@@ -254,16 +360,24 @@ def shortening_order(candidates: Iterable[Candidate], phrases: Callable[[Candida
 
 
 def new_bugs(round_candidates: Sequence[Candidate], known: KnownBugs,
-             shortest_phrases: Callable[[Candidate], Phrases], covers: Covers | None = None) -> list[int]:
+             shortest_phrases: Callable[[Candidate], Phrases], covers: Covers | None = None,
+             evidence: ImageEvidence | None = None) -> list[int]:
     """Bugs first confirmed in a round: candidates whose shortest form neither equals nor refines a known bug
-    of their class (nor one confirmed earlier in the same round, most general first)."""
+    of their class (nor one confirmed earlier in the same round, most general first), in words or, with
+    `evidence`, in images."""
     known = {name: list(bugs) for name, bugs in known.items()}
+    by_id = {c.id: c for c in round_candidates}
     found = []
     for candidate in most_general_first(round_candidates, shortest_phrases):
         phrases = shortest_phrases(candidate)
-        if subsumed_by(phrases, known.get(candidate.class_name, []), candidate, covers) is None:
-            known.setdefault(candidate.class_name, []).append((candidate.id, phrases))
-            found.append(candidate.id)
+        accepted = known.get(candidate.class_name, [])
+        if subsumed_by(phrases, accepted, candidate, covers) is not None:
+            continue
+        if evidence is not None and listed_under_by_images(candidate.id, [bug_id for bug_id, _ in accepted],
+                                                           evidence, covers, by_id.get) is not None:
+            continue
+        known.setdefault(candidate.class_name, []).append((candidate.id, phrases))
+        found.append(candidate.id)
     return found
 
 
@@ -290,23 +404,64 @@ def surviving_shortest(candidate: Candidate, by_id: Mapping[int, Candidate]) -> 
 
 
 def final_verdicts(bugs: Sequence[Candidate], shortest_phrases: Callable[[Candidate], Phrases],
-                   covers: Covers | None = None) -> dict[int, Verdict]:
+                   covers: Covers | None = None, evidence: ImageEvidence | None = None) -> dict[int, Verdict]:
     """One bug per failure mode: a confirmed description whose shortest form repeats or refines a more general
-    bug of its class is listed under that bug ("duplicate of #k", "refines #k"), not beside it."""
+    bug of its class is listed under that bug ("duplicate of #k", "refines #k"), not beside it; with
+    `evidence`, so is one that words the bug's failure mode differently (`listed_under_by_images`), and a bug
+    that is a wider phrasing of another (`wider_bugs`) is listed under the narrower one."""
     accepted: KnownBugs = {}
+    by_id = {c.id: c for c in bugs}
     phrases_of = {c.id: shortest_phrases(c) for c in bugs}
     verdicts = {}
     for candidate in most_general_first(bugs, shortest_phrases):
         phrases = phrases_of[candidate.id]
         general = subsumed_by(phrases, accepted.get(candidate.class_name, []), candidate, covers)
-        if general is None:
-            verdicts[candidate.id] = Verdict(VerdictKind.CONFIRMED)
-            accepted.setdefault(candidate.class_name, []).append((candidate.id, phrases))
-        elif phrases_of[general] == phrases:
-            verdicts[candidate.id] = Verdict(VerdictKind.DUPLICATE, general)
-        else:
-            verdicts[candidate.id] = Verdict(VerdictKind.REFINES, general)
+        if general is not None:
+            kind = VerdictKind.DUPLICATE if phrases_of[general] == phrases else VerdictKind.REFINES
+            verdicts[candidate.id] = Verdict(kind, general)
+            continue
+        listed = None if evidence is None else listed_under_by_images(
+            candidate.id, [bug_id for bug_id, _ in accepted.get(candidate.class_name, [])], evidence, covers,
+            by_id.get)
+        if listed is not None:
+            verdicts[candidate.id] = listed
+            continue
+        verdicts[candidate.id] = Verdict(VerdictKind.CONFIRMED)
+        accepted.setdefault(candidate.class_name, []).append((candidate.id, phrases))
+    if evidence is not None:
+        for name, bugs_of_class in accepted.items():
+            _order_by_images(verdicts, [bug_id for bug_id, _ in bugs_of_class],
+                             [c.id for c in bugs if c.class_name == name and verdicts[c.id].kind is VerdictKind.REFINES],
+                             evidence, covers, by_id)
     return verdicts
+
+
+def _order_by_images(verdicts: dict[int, Verdict], accepted: list[int], refining: list[int],
+                     evidence: ImageEvidence, covers: Covers | None, by_id: Mapping[int, Candidate]) -> None:
+    """Among one class's accepted bugs, in place: a wider phrasing yields to the narrower description that holds
+    most of its failures (`wider_bugs`), and a narrower bug the wider one stands for refines it, whichever of
+    the two was taken first (the order of `most_general_first` counts words, and paraphrases need not)."""
+    wider = wider_bugs(accepted, [*accepted, *refining], evidence)
+    for wide, narrow in wider.items():
+        verdicts[narrow] = Verdict(VerdictKind.CONFIRMED)
+        verdicts[wide] = Verdict(VerdictKind.DUPLICATE, narrow)
+    standing = [bug_id for bug_id in [*accepted, *wider.values()] if verdicts[bug_id].is_bug]
+    for wide in standing:
+        for narrow in standing:
+            if wide == narrow or not verdicts[wide].is_bug or not verdicts[narrow].is_bug:
+                continue
+            if evidence.failure_mode(wide) == evidence.failure_mode(narrow) \
+                    and evidence.relation(wide, narrow) is Relation.NARROWER \
+                    and (covers is None or covers(wide, by_id[narrow])):
+                verdicts[narrow] = Verdict(VerdictKind.REFINES, wide)
+    # What was listed under a bug that is listed under another now follows it there.
+    for bug_id, listed in list(verdicts.items()):
+        target, seen = listed.related_bug, {bug_id}
+        while target is not None and target in verdicts and not verdicts[target].is_bug and target not in seen:
+            seen.add(target)
+            target = verdicts[target].related_bug
+        if target is not None and target != listed.related_bug:
+            verdicts[bug_id] = Verdict(listed.kind, target)
 
 
 def is_confirmed_description(candidate: Candidate) -> bool:

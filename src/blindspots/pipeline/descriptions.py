@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -415,47 +414,6 @@ def _unknown_object_split(tokens: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 # ---- many descriptions -> one -----------------------------------------------------------------------
-
-
-def consensus_description(descriptions: Sequence[Description], min_share: float = 0.5) -> Description:
-    """The phrases at least `min_share` of `descriptions` (one cluster's captions) hold, as far as they could
-    all be true of one image: some caption holds them together.
-
-    Two majority phrases that no caption names together are often two readings of one attribute ("medium
-    sized" and "small", "at dusk" and "in daylight"), and a description joining them matches no image. Which
-    phrases go together is read from the captions themselves, not from a list of attributes, so the rule holds
-    for any captioner's free text: the phrases are taken most supported first (equal support in the order of
-    their words, so the result never depends on the order of the captions), and each is kept only if some
-    caption holds it together with every phrase kept before it.
-
-    Order is canonical: by the average position a phrase takes where it appears, ties alphabetical, so
-    the same cluster always yields the same description whatever the order of its captions.
-    """
-    if not 0 < min_share <= 1:
-        raise ValueError(f"min_share={min_share!r} must be in (0, 1], e.g. 0.5 for a majority.")
-    if not descriptions:
-        return Description()
-    needed = min_share * len(descriptions) - 1e-9
-    held = [frozenset([*(("modifier", p) for p in d.modifiers), *(("context", p) for p in d.context)])
-            for d in descriptions]
-    support = Counter(phrase for caption in held for phrase in caption)
-    kept: list[tuple[str, str]] = []
-    for phrase in sorted((p for p, count in support.items() if count >= needed), key=lambda p: (-support[p], p)):
-        if any(caption.issuperset([*kept, phrase]) for caption in held):
-            kept.append(phrase)
-    return Description(
-        _in_caption_order([d.modifiers for d in descriptions], {p for kind, p in kept if kind == "modifier"}),
-        _in_caption_order([d.context for d in descriptions], {p for kind, p in kept if kind == "context"}),
-    )
-
-
-def _in_caption_order(groups: Sequence[tuple[str, ...]], kept: set[str]) -> tuple[str, ...]:
-    positions: dict[str, list[int]] = {}
-    for group in groups:
-        for index, phrase in enumerate(dict.fromkeys(group)):
-            if phrase in kept:
-                positions.setdefault(phrase, []).append(index)
-    return tuple(sorted(positions, key=lambda p: (sum(positions[p]) / len(positions[p]), p)))
 
 
 T = TypeVar("T")

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 
 from blindspots.pipeline.baseline import run_baseline
+from blindspots.pipeline.conditions import Relation
 from blindspots.pipeline.confirm import confirm_planned, confirmation_waves, skip_refinements
 from blindspots.pipeline.context import RunContext, timed
 from blindspots.pipeline.decisions import (
@@ -21,6 +22,7 @@ from blindspots.pipeline.decisions import (
     new_bugs,
     surviving_shortest,
 )
+from blindspots.pipeline.evidence import RunImageEvidence
 from blindspots.pipeline.explore import exploration_failures
 from blindspots.pipeline.health import (
     EmbeddingCounts,
@@ -31,9 +33,10 @@ from blindspots.pipeline.health import (
     setup_review,
 )
 from blindspots.pipeline.propose import propose_candidates
+from blindspots.pipeline.remainder import account, final_remainder, screen_remainder
 from blindspots.pipeline.shorten import shorten_round
 from blindspots.stats import wilson_interval
-from blindspots.store.records import Purpose, RunSummary, SampleCounts
+from blindspots.store.records import Purpose, RunSummary, SampleCounts, StopReason, Verdict, VerdictKind
 
 
 def run_discovery(ctx: RunContext) -> RunSummary:
@@ -60,16 +63,40 @@ def run_discovery(ctx: RunContext) -> RunSummary:
 
 
 def run_rounds(ctx: RunContext, baseline: dict[str, SampleCounts], untestable: Sequence[str]) -> tuple[int, str]:
-    """Rounds until one confirms nothing new, the budget is spent or the round limit is reached; returns how
-    many ran and why they stopped."""
+    """Rounds until one confirms nothing new and no class's unexplained failures are above noise (or a few such
+    rounds were spent on them: `remainder_rounds`), the budget is spent or the round limit is reached; returns
+    how many ran and why they stopped."""
+    searched = [c.name for c in ctx.classes if c.name not in untestable]
+    without_new = 0
     for round_index in range(ctx.config.rounds):
         ctx.round.index = round_index
-        if not run_round(ctx, round_index, baseline, untestable):
-            return round_index + 1, "a round confirmed nothing new"
+        if run_round(ctx, round_index, baseline, searched):
+            without_new = 0
+        elif round_index + 1 < ctx.config.rounds:
+            stop = stop_without_new(ctx, round_index, searched, without_new)
+            if stop:
+                return round_index + 1, stop
+            without_new += 1
         # A resumed run goes on through the rounds it had finished, whatever budget they left.
         if not ctx.budget.can_test_another() and ctx.run_log.round_result(round_index + 1) is None:
             return round_index + 1, f"image budget ({ctx.config.budget}) spent"
     return ctx.config.rounds, f"round limit ({ctx.config.rounds})"
+
+
+def stop_without_new(ctx: RunContext, round_index: int, searched: Sequence[str], without_new: int) -> str | None:
+    """Why the run stops after a round that confirmed nothing new, or None to go on: it goes on while some
+    searched class's unexplained failures are above noise (for at most `remainder_rounds` such rounds), and
+    after the first round while a class is not yet shown within noise (it is surveyed)."""
+    remainder = account(ctx)
+    above = [name for name in remainder.above_noise() if name in searched]
+    unchecked = round_index == 0 and ctx.config.survey_per_class > 0 and \
+        any(name in searched for name in remainder.not_shown_within())
+    if not above and not unchecked:
+        return "a round confirmed nothing new, and no class's unexplained failures are above noise"
+    if without_new >= ctx.config.remainder_rounds:
+        return (f"{without_new} round(s) on the unexplained failures confirmed nothing new"
+                + (f" (above noise: {', '.join(above)})" if above else ""))
+    return None
 
 
 def review_setup(ctx: RunContext, baseline: dict[str, SampleCounts]) -> SetupReview:
@@ -90,17 +117,17 @@ def review_setup(ctx: RunContext, baseline: dict[str, SampleCounts]) -> SetupRev
 
 
 def run_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCounts],
-              untestable: Sequence[str] = ()) -> list[int]:
-    """One round; returns the ids of the bugs it confirmed first. A finished round is not run again.
-    Classes in `untestable` are not searched."""
+              searched: Sequence[str]) -> list[int]:
+    """One round over the `searched` classes; returns the ids of the bugs it confirmed first. A finished round
+    is not run again."""
     finished = ctx.run_log.round_result(round_index)
     if finished is not None:
         return finished
     with timed(ctx, "explore"):
-        failures = exploration_failures(ctx, round_index)
-    failures = {name: samples for name, samples in failures.items() if name not in untestable}
+        failures = exploration_failures(ctx, round_index, searched)
     with timed(ctx, "describe"):
         propose_candidates(ctx, round_index, failures)
+        screen_remainder(ctx, round_index)
     # Sequential mode confirms and shortens in two waves: consensus descriptions first, then the captions
     # that do not merely refine a bug of the first wave.
     for wave, origins in enumerate(confirmation_waves(ctx.config.confirmation)):
@@ -122,7 +149,7 @@ def decide_round(ctx: RunContext, round_index: int) -> list[int]:
     ctx.candidates.set_decisions(fdr_decisions(ctx.candidates.tested(), ctx.thresholds))
     confirmed = [c for c in ctx.candidates.all() if c.round == round_index and is_confirmed_description(c)]
     return new_bugs(confirmed, ctx.phrases.known_bugs(before_round=round_index), ctx.phrases.shortest,
-                    _covers(ctx))
+                    _covers(ctx), image_evidence(ctx))
 
 
 def finalise(ctx: RunContext) -> None:
@@ -134,7 +161,30 @@ def finalise(ctx: RunContext) -> None:
     for bug in bugs:
         ctx.candidates.set_shortest(bug.id, surviving_shortest(bug, by_id))
     bugs = [ctx.candidates.get(bug.id) for bug in bugs]
-    ctx.candidates.set_verdicts(final_verdicts(bugs, ctx.phrases.shortest, _covers(ctx)))
+    ctx.candidates.set_verdicts(final_verdicts(bugs, ctx.phrases.shortest, _covers(ctx), image_evidence(ctx)))
+    ctx.candidates.set_verdicts(same_condition_verdicts(ctx))
+
+
+def image_evidence(ctx: RunContext) -> RunImageEvidence:
+    return RunImageEvidence(ctx.conditions, ctx.candidates.get)
+
+
+def same_condition_verdicts(ctx: RunContext) -> dict[int, Verdict]:
+    """Candidates whose sampling stopped because their images showed a passing description's condition are
+    listed under the bug of that condition they still show ("duplicate of #k"), whatever their own test
+    reached before it stopped."""
+    bugs = ctx.candidates.bugs()
+    evidence = image_evidence(ctx)
+    verdicts = {}
+    for candidate in ctx.candidates.tested():
+        if candidate.decision is not StopReason.SAME_CONDITION or candidate.confirmed:
+            continue
+        same = [bug.id for bug in bugs if bug.class_name == candidate.class_name
+                and evidence.failure_mode(bug.id) == evidence.failure_mode(candidate.id)
+                and evidence.relation(bug.id, candidate.id) is Relation.SAME]
+        if same:
+            verdicts[candidate.id] = Verdict(VerdictKind.DUPLICATE, same[0])
+    return verdicts
 
 
 def _covers(ctx: RunContext):
@@ -182,4 +232,5 @@ def summarise(ctx: RunContext, baseline: dict[str, SampleCounts], rounds_run: in
         model_seconds=ctx.run_log.model_seconds(),
         problems=[*setup.problems, *health_problems(ctx)],
         warnings=list(setup.warnings),
+        remainder=final_remainder(ctx),
     )

@@ -3,10 +3,12 @@ still confirms on its own and keeps most of the bug's excess failure rate (`deci
 
 from __future__ import annotations
 
+from blindspots.pipeline.conditions import Relation
 from blindspots.pipeline.confirm import confirm_planned
 from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import (
     keeps_bug,
+    leaves_room_for_narrower,
     main_wrong_label,
     refined_bug,
     shortening_order,
@@ -22,21 +24,40 @@ SHORTER_FORMS = frozenset({Origin.SHORTENED})
 
 def shorten_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCounts]) -> None:
     """Shorten the round's passing candidates, most general first. A candidate that contains the shortest
-    form of a bug already shortened, in the same failure mode (`decisions.refined_bug`), is a more specific
-    form of it and is not shortened again."""
+    form of a bug already shortened, in the same failure mode (`decisions.refined_bug`), or whose images lie
+    within that form's condition (`within_known_bug`), is that bug or a more specific form of it and is not
+    shortened again."""
     known = ctx.phrases.known_bug_modes(before_round=round_index)
     passing = [c for c in ctx.candidates.tested() if c.round == round_index and c.origin is not Origin.SHORTENED
                and worth_shortening(c, ctx.thresholds)]
     for candidate in shortening_order(passing, ctx.phrases.of):
         mode = main_wrong_label(candidate)
-        if candidate.shortest_id is None and refined_bug(ctx.phrases.of(candidate), mode,
-                                                         known.get(candidate.class_name, [])) is not None:
+        bugs = known.get(candidate.class_name, [])
+        if candidate.shortest_id is None and (refined_bug(ctx.phrases.of(candidate), mode, bugs) is not None
+                                              or within_known_bug(ctx, candidate, mode, bugs)):
             ctx.candidates.set_shortest(candidate.id, candidate.id)
             continue
         if candidate.shortest_id is None:
             shorten(ctx, candidate, baseline)
         known.setdefault(candidate.class_name, []).append(
             (candidate.id, ctx.phrases.shortest(ctx.candidates.get(candidate.id)), mode))
+
+
+def within_known_bug(ctx: RunContext, candidate: Candidate, mode: str | None,
+                     bugs: list[tuple[int, frozenset[str], str | None]]) -> bool:
+    """Does the candidate's condition lie within (or equal) the shortest form of a bug already shortened, in the
+    same failure mode, on the images? It words that bug, or a more specific form of it ("orangey plane at night
+    in the sky" beside "plane during moonlight"), and will be listed under it; shortening it would spend images
+    to find that bug again. A bug that leaves room for a narrower failure mode of its own is not asked
+    (`decisions.leaves_room_for_narrower`)."""
+    for bug_id, _, bug_mode in bugs:
+        bug = ctx.candidates.get(bug_id)
+        if mode is None or bug_mode != mode or leaves_room_for_narrower(bug, ctx.thresholds):
+            continue
+        headline = ctx.candidates.get(bug.shortest_id) if bug.shortest_id else bug
+        if ctx.conditions.relation(headline, candidate) in (Relation.SAME, Relation.NARROWER):
+            return True
+    return False
 
 
 def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts]) -> None:

@@ -14,12 +14,19 @@ from blindspots.stats.effects import (
 from blindspots.stats.exact_tests import (
     MAX_BOSCHLOO_TABLES,
     ExcessFailuresResult,
+    above_rate,
     boschloo_pvalue,
     excess_failures,
     test_excess_failures,
 )
 from blindspots.stats.fdr import benjamini_hochberg, benjamini_hochberg_reject
-from blindspots.stats.intervals import newcombe_difference_interval, wilson_interval, wilson_intervals
+from blindspots.stats.intervals import (
+    clopper_pearson_interval,
+    clopper_pearson_upper,
+    newcombe_difference_interval,
+    wilson_interval,
+    wilson_intervals,
+)
 from blindspots.stats.sequential import (
     KeepAnswer,
     SequentialDecision,
@@ -38,6 +45,9 @@ from blindspots.stats.sequential import (
 from blindspots.stats.validation import StatsInputError
 
 __all__ = [
+    "above_rate",
+    "clopper_pearson_interval",
+    "clopper_pearson_upper",
     "ExcessFailuresResult",
     "KeepAnswer",
     "MAX_BOSCHLOO_TABLES",

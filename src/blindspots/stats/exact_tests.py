@@ -23,7 +23,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.stats import binom, fisher_exact, hypergeom
 
-from blindspots.stats.validation import StatsInputError, check_counts
+from blindspots.stats.validation import StatsInputError, check_counts, check_probability
 
 METHODS: tuple[str, ...] = ("boschloo", "fisher")
 
@@ -135,6 +135,18 @@ def test_excess_failures(
 
 # A library function, not a pytest test, despite the name the pipeline calls it by.
 test_excess_failures.__test__ = False  # type: ignore[attr-defined]
+
+
+def above_rate(failures: int, n: int, rate: float) -> float:
+    """One-sided p-value of "more than `rate` of these images fail", a single binomial sample against a
+    fixed rate: P(X >= failures) for X ~ Binomial(n, rate), exact. The remainder of a run (the failures no
+    bug explains) is held to a stated noise rate this way: the rate is a setting, not a second sample, so the
+    two-sample tests above do not apply. No images is no evidence: p = 1."""
+    check_counts(failures, n, "remainder")
+    check_probability(rate, "rate")
+    if n == 0 or failures == 0:
+        return 1.0
+    return _clip_pvalue(float(binom.sf(failures - 1, n, rate)))
 
 
 def _clip_pvalue(pvalue: float) -> float:

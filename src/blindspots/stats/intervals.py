@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.stats import norm
+from scipy.stats import beta, norm
 
 from blindspots.stats.validation import StatsInputError, check_counts, check_probability
 
@@ -84,3 +84,30 @@ def newcombe_difference_interval(
     below = float(np.sqrt((rate - low) ** 2 + (base_high - baseline_rate) ** 2))
     above = float(np.sqrt((high - rate) ** 2 + (baseline_rate - base_low) ** 2))
     return max(-1.0, difference - below), min(1.0, difference + above)
+
+
+def clopper_pearson_upper(failures: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper bound of the rate `failures / n`: the largest rate at which seeing this
+    few failures still has probability at least 1 - confidence.
+
+    Exact rather than Wilson because it bounds a rate that is claimed to be small ("the failures no bug
+    explains are within noise"): it never undercovers, so a small bound is a safe claim. With no images, or
+    every image failing, the bound is 1.
+    """
+    check_counts(failures, n)
+    check_probability(confidence, "confidence", open_interval=True)
+    if n == 0 or failures >= n:
+        return 1.0
+    return float(beta.ppf(confidence, failures + 1, n - failures))
+
+
+def clopper_pearson_interval(failures: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided exact (Clopper-Pearson) interval of `failures / n`; (0, 1) with no images."""
+    check_counts(failures, n)
+    check_probability(confidence, "confidence", open_interval=True)
+    if n == 0:
+        return 0.0, 1.0
+    tail = (1.0 - confidence) / 2.0
+    low = 0.0 if failures == 0 else float(beta.ppf(tail, failures, n - failures + 1))
+    high = 1.0 if failures >= n else float(beta.ppf(1.0 - tail, failures + 1, n - failures))
+    return low, high

@@ -13,15 +13,20 @@ from blindspots.text_enum import TextEnum
 
 
 class Purpose(TextEnum):
-    """Why an image was generated. Only the first three belong to the discovery run and its budget."""
+    """Why an image was generated. All but `regenerate` belong to the discovery run and its budget."""
 
     BASELINE = "baseline"      # plain class templates: the class's failure rate
     EXPLORE = "explore"        # more images around a confirmed bug, to find what it does not explain yet
     CONFIRM = "confirm"        # fresh images of one candidate description, for its test
+    SURVEY = "survey"          # more plain images of a class, to see what its bugs leave unexplained
+    SCREEN = "screen"          # a few images of a description found in the remainder, before it is tested
     REGENERATE = "regenerate"  # fresh images made by `transfer --regenerate`; never part of the run's budget
 
 
-RUN_PURPOSES: tuple[Purpose, ...] = (Purpose.BASELINE, Purpose.EXPLORE, Purpose.CONFIRM)
+RUN_PURPOSES: tuple[Purpose, ...] = (Purpose.BASELINE, Purpose.EXPLORE, Purpose.CONFIRM, Purpose.SURVEY,
+                                     Purpose.SCREEN)
+# Images of the class's plain prompts: the baseline, and the survey of what the bugs leave unexplained.
+PLAIN_PURPOSES: tuple[Purpose, ...] = (Purpose.BASELINE, Purpose.SURVEY)
 
 
 class Origin(TextEnum):
@@ -30,6 +35,7 @@ class Origin(TextEnum):
     CONSENSUS = "consensus"    # the phrases most captions of a failure cluster share
     CAPTION = "caption"        # one caption near a cluster's centre
     SHORTENED = "shortened"    # a confirmed description with a phrase dropped
+    REMAINDER = "remainder"    # the captions of a few failures no bug explains, called what no bug of the class is
 
 
 def bug_key(candidate_id: int) -> str:
@@ -45,6 +51,7 @@ class VerdictKind(TextEnum):
     DUPLICATE = "duplicate"
     REFINES = "refines"
     NO_IMAGES = "no images generated"
+    SCREENED_OUT = "screened out"  # its screening images hardly failed: not worth a test
 
 
 class CandidateStatus(TextEnum):
@@ -63,6 +70,7 @@ class StopReason(TextEnum):
     KEEP_UNSETTLED = "keep unsettled"            # ... or cannot show it keeps it within the image cap
     MAX_IMAGES = "max images"                    # every image it may use was used
     BUDGET = "budget"                            # the run's image budget ran out
+    SAME_CONDITION = "same condition"            # its images show a passing description's condition
 
 
 @dataclass(frozen=True)
@@ -287,6 +295,7 @@ class RunSummary:
     model_seconds: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # each voids the result (exit 3)
     warnings: list[str] = field(default_factory=list)  # worth knowing, the result stands
+    remainder: dict[str, Any] = field(default_factory=dict)  # failures no bug explains (pipeline/remainder.py)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> RunSummary | None:

@@ -26,6 +26,11 @@ class RunLog:
             db.execute("INSERT OR REPLACE INTO stages (key, finished_at, info) VALUES (?, ?, ?)",
                        (key, time.time(), json.dumps(info) if info else None))
 
+    def stage_info(self, key: str) -> dict:
+        """What a finished stage recorded about itself ({} when it recorded nothing or is not finished)."""
+        row = self.database.connection.execute("SELECT info FROM stages WHERE key = ?", (key,)).fetchone()
+        return dict(json.loads(row[0])) if row is not None and row[0] else {}
+
     def round_result(self, round_index: int) -> list[int] | None:
         """The bugs a finished round confirmed first, or None while the round is not finished."""
         row = self.database.connection.execute("SELECT info FROM stages WHERE key = ?",

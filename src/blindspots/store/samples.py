@@ -126,9 +126,9 @@ class SampleTable:
             where = f"id IN (SELECT id FROM samples WHERE {where} ORDER BY id LIMIT {int(limit)})"
         return self._select(where, params, with_embeddings)
 
-    def by_id(self, ids: Iterable[int]) -> list[Sample]:
+    def by_id(self, ids: Iterable[int], with_embeddings: bool = False) -> list[Sample]:
         ids = [int(i) for i in ids]
-        return self._select(f"id IN ({','.join('?' * len(ids))})", tuple(ids)) if ids else []
+        return self._select(f"id IN ({','.join('?' * len(ids))})", tuple(ids), with_embeddings) if ids else []
 
     def with_images(self) -> list[Sample]:
         """Every sample of the discovery run that has a stored image."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blindspots.outputs.bugs import Bug, baseline_images, by_outcome, headline_images, read_bugs
+from blindspots.outputs.remainder import example_images
 from blindspots.outputs.transfer import transfer_results
 from blindspots.pipeline.config import RunConfig, stored_run_config
 from blindspots.pipeline.decisions import ConfirmationMode, Thresholds, keeps_effect, main_wrong_label, passes
@@ -96,6 +97,8 @@ class ReportContent:
     transfer: dict[str, Any] | None
     images_generated: int
     notes: list[str] = field(default_factory=list)
+    # Per class, a few of the failures no bug explains (the summary's remainder holds their counts).
+    unexplained_examples: dict[str, list[Sample]] = field(default_factory=dict)
 
 
 def _verdict_order(verdict: Verdict | None) -> int:
@@ -149,11 +152,13 @@ def read_content(store: RunStore) -> ReportContent:
     transfer = store.database.get_meta_json("transfer", None)
     if transfer:
         transfer = transfer_results(store, transfer.get("label_maps"))
+    summary = store.log.summary() or RunSummary()
     return ReportContent(
         run_id=store.root.name, status=status, config=config,
-        summary=store.log.summary() or RunSummary(), stage_seconds=store.log.stage_seconds(), bugs=cards,
+        summary=summary, stage_seconds=store.log.stage_seconds(), bugs=cards,
         rejected=rejected, candidates_by_id=by_id, transfer=transfer,
         images_generated=store.samples.images_generated(), notes=notes,
+        unexplained_examples=example_images(store, summary.remainder),
     )
 
 

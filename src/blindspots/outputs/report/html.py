@@ -18,6 +18,7 @@ from typing import Any
 
 from blindspots import __version__
 from blindspots.outputs.bugs import Bug
+from blindspots.outputs.remainder import called_text
 from blindspots.outputs.report.content import (
     BugCard,
     PhraseStep,
@@ -78,6 +79,7 @@ def render_report(store: RunStore) -> str:
         "</header>",
         _overview(content, thumbnails, words),
         _cards(content, thumbnails, words),
+        _remainder(content, thumbnails),
         _about(content),
         _transfer(content.transfer),
         _rejected(content),
@@ -282,7 +284,7 @@ def _bug_card(card: BugCard, thumbnails: _Thumbnails, words: StatWords) -> str:
 <article class='bug' id='{_e(bug.id)}'>
   <header><span class='bugid'>{_e(bug.id)}</span><h3>{headline}</h3>
   <span class='tag'>class: {_e(bug.class_name)}</span><span class='tag'>called: {_e(_called(bug))}</span>
-  <a class='top' href='#overview'>overview</a></header>
+  <a class='top' href='#overview'>overview</a></header>{_also_phrased_as(bug)}
   <dl class='stats'>{_bug_stats(test, words)}</dl>
   <div class='charts'>{rate_chart(rows, f"failure rate ({words.interval})")}{_called_bars(test)}</div>
   <div class='grids'>
@@ -295,6 +297,13 @@ def _bug_card(card: BugCard, thumbnails: _Thumbnails, words: StatWords) -> str:
   <div class='history'><h4>History</h4>{_found_as(bug)}{_phrase_steps(card.phrase_steps, card.shortening_note)}
   {_listed_under(bug)}</div>
 </article>"""
+
+
+def _also_phrased_as(bug: Bug) -> str:
+    """The bug's paraphrases under its title: a reader who met one of them finds this card."""
+    if not bug.also_phrased_as:
+        return ""
+    return f"<p class='phrased'>also phrased as: {_e('; '.join(bug.also_phrased_as))}</p>"
 
 
 def _found_as(bug: Bug) -> str:
@@ -397,6 +406,56 @@ def _thumb(sample: Sample, thumbnails: _Thumbnails, side: int = THUMBNAIL_SIDE) 
     alt = f"{sample.prompt} — seed {sample.seed}, called {called}"
     return (f"<div class='{css}'><img src='{uri}' alt='{_e(alt)}' title='{_e(tip)}'><span>{_e(called)}</span>"
             "</div>")
+
+
+# ---- the failures no bug explains ---------------------------------------------------------------------------
+def _remainder(content: ReportContent, thumbnails: _Thumbnails) -> str:
+    """Per class, the failures no bug explains, held to the noise rate, with a few of them and their captions:
+    what the bug list does not cover."""
+    remainder = content.summary.remainder or {}
+    if not remainder.get("failures"):
+        return ""
+    noise = remainder["noise_rate"]
+    rows, examples = [], []
+    for name, rest in remainder["classes"].items():
+        plain = rest["plain"]
+        low, high = plain["interval"]
+        rows.append(
+            f"<tr><th>{_e(name)}</th><td>{rest['unexplained']} of {rest['failures']} "
+            f"<span class='muted'>({_pct(rest['share'])})</span></td><td>{_e(called_text(rest['called']))}</td>"
+            f"<td class='rate'>{plain['failures']} of {plain['n']} <span class='muted'>({_pct(plain['rate'])} "
+            f"[{_pct(low)}–{_pct(high)}])</span></td><td>{_pvalue(rest['q'])}</td>"
+            f"<td><span class='standing {_e(rest['standing'].replace(' ', '-'))}'>{_e(rest['standing'])}</span>"
+            "</td></tr>")
+        shown = content.unexplained_examples.get(name) or []
+        if shown:
+            cells = "".join(_captioned_thumb(sample, thumbnails) for sample in shown)
+            examples.append(f"<figure class='grid remainder'><figcaption>{_e(name)}: {len(shown)} of "
+                            f"{rest['unexplained']} unexplained failure(s)</figcaption><div class='cells captioned'>"
+                            f"{cells}</div></figure>")
+    return (
+        "<section id='remainder'><h2>Failures no bug explains</h2>"
+        f"<p>Of the {remainder['failures']:,} failing images of the class baselines, the survey and exploration, "
+        f"<strong>{remainder['unexplained']:,} ({_pct(remainder['unexplained_share'])})</strong> lie in no "
+        "confirmed bug's failure mode: called something else than the bug's images are, or not showing its "
+        f"condition. A class's plain images may fail with no bug to explain them at up to the noise rate "
+        f"({noise:.0%}): an exact binomial test against that rate (q: Benjamini–Hochberg over the classes) says "
+        "where they fail more (above noise), the upper end of a 95% Clopper–Pearson bound where they do not "
+        "(within noise); undecided means too few plain images to tell. Where a class stands above noise, its "
+        "bugs do not cover all it does wrong: the examples below are where to look.</p>"
+        "<div class='scroll'><table class='remainder'><tr><th>class</th><th>unexplained of its failures</th>"
+        "<th>called</th><th>plain images failing with no bug</th><th>q</th><th>against noise</th></tr>"
+        + "".join(rows) + "</table></div>" + "".join(examples) + "</section>")
+
+
+def _captioned_thumb(sample: Sample, thumbnails: _Thumbnails) -> str:
+    """A thumbnail with what it is called and its caption written out: what a reader needs to name the
+    failure mode the run could not."""
+    thumb = _thumb(sample, thumbnails)
+    if not thumb:
+        return ""
+    caption = f"<p class='caption'>{_e(sample.caption)}</p>" if sample.caption else ""
+    return f"<div class='captioned-cell'>{thumb}{caption}</div>"
 
 
 # ---- transfer --------------------------------------------------------------------------------------------------

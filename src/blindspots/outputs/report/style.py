@@ -77,6 +77,11 @@ table.overview a { color: inherit; }
 .cell.fail img { border-color: var(--accent); }
 .cell.fail span { color: var(--accent); }
 .cell span { max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.phrased { margin: 2px 0 8px; color: var(--muted); font-size: 14px; }
+.cells.captioned { grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); }
+.captioned-cell .caption { margin: 4px 0 0; font-size: 12px; line-height: 1.3; color: var(--muted); }
+.standing.above-noise { color: var(--accent); font-weight: 600; }
+table.remainder td, table.remainder th { padding: 4px 10px 4px 0; text-align: left; vertical-align: top; }
 .empty { color: var(--muted); font-style: italic; }
 details { background: white; border: 1px solid var(--line); border-radius: 10px; padding: 10px 16px; }
 summary { cursor: pointer; font-weight: 600; font-size: 16px; }
