@@ -24,6 +24,13 @@ from blindspots.safe_yaml import load_yaml
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+_EXAMPLES = {
+    "classifier": "weights_path=ckpt.pt, num_classes=10, pretrained=false, labels=labels.txt",
+    "generator": "steps=2, size=512",
+    "captioner": "max_new_tokens=30",
+    "embedder": "zero_shot_template='a photo of a {label}'",
+}
+
 
 def role_option(role: str) -> Any:
     """The `--ROLE-option KEY=VALUE` parameter of a command (repeatable)."""
@@ -31,14 +38,6 @@ def role_option(role: str) -> Any:
         [], f"--{role}-option", metavar="KEY=VALUE",
         help=f"An option of the {role}'s adapter (repeatable), the value read as YAML: e.g. "
              + _EXAMPLES.get(role, "device=cpu") + ". See docs/own-model.md for each adapter's options.")
-
-
-_EXAMPLES = {
-    "classifier": "weights_path=ckpt.pt, num_classes=10, pretrained=false, labels=labels.txt",
-    "generator": "steps=2, size=512",
-    "captioner": "max_new_tokens=30",
-    "embedder": "zero_shot_template='a photo of a {label}'",
-}
 
 
 def device_option(models: str = "every model this command loads") -> Any:

@@ -138,7 +138,7 @@ class Remainder:
         return sorted(name for name, c in self.classes.items() if c.upper > self.noise_rate)
 
     def to_dict(self) -> dict:
-        """The summary's `remainder` (docs/schemas/run.schema.json)."""
+        """The summary's `remainder` (the schema run.schema.json in blindspots/schemas/)."""
         return {"failures": self.failures, "unexplained": self.unexplained, "unexplained_share": self.share,
                 "noise_rate": self.noise_rate, "above_noise": self.above_noise(),
                 "classes": {name: c.to_dict(self.noise_rate, self.fdr) for name, c in sorted(self.classes.items())}}
