@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from blindspots import __version__
 from blindspots.cli.main import app
+from blindspots.models.protocols import check_template
 from blindspots.pipeline.config import ConfigError, RunConfig, load_config
 from blindspots.pipeline.presets import PRESETS, preset_names
 
@@ -23,6 +24,18 @@ def test_presets_are_package_files_and_load_by_name():
     by_name = load_config("imagenet-sdturbo-blip-clip-resnet50")
     by_file = load_config(PRESETS / "imagenet-sdturbo-blip-clip-resnet50.yaml")
     assert by_name == by_file and by_name.classifier == "torchvision:resnet50:IMAGENET1K_V2"
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_every_preset_template_names_the_class_as_the_models_expect(preset):
+    """A preset's templates are filled with `{label}`: a template without it would load the embedder with an
+    error, or prompt the generator with the same sentence for every class."""
+    config = load_config(preset)
+    for template in config.templates:
+        check_template(template)
+    for role, options in (config.models or {}).items():
+        if "zero_shot_template" in options:
+            check_template(options["zero_shot_template"], f"{role}'s zero_shot_template")
 
 
 def test_a_file_of_the_same_name_wins_over_a_preset(tmp_path, monkeypatch):
