@@ -200,9 +200,3 @@ def test_two_readings_of_one_attribute_are_never_joined(rng):
     said = [("red", GREEN, np.ones(3, dtype=bool)), ("medium sized", _direction(3), np.array([1, 0, 0], dtype=bool)),
             ("small", _direction(4), np.array([0, 1, 1], dtype=bool))]
     assert conditions.shown_together(said, trio, plain, 0.5) == ["red", "small"]
-    # Eight images that show both times of day, as far as the embedder can tell (one time correlates with the
-    # other along its direction); the captions name one each, never both: only the first joins.
-    both = _images(rng, 8, road=1.0, night=1.0)
-    first_half = np.array([1, 1, 1, 1, 0, 0, 0, 0], dtype=bool)
-    assert conditions.shown_together([("at dusk", ROAD, first_half), ("in daylight", NIGHT, ~first_half)],
-                                     both, plain, 0.5) == ["at dusk"]

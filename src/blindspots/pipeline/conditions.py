@@ -248,33 +248,26 @@ def shown_together(phrases: Sequence[tuple[str, np.ndarray, np.ndarray]], member
     and "tiny", said of one bird of a cluster of small birds in snow, is shown by all of them. A phrase it does
     not see counts for the members whose captions name it, and so does every phrase in a group of fewer than
     `MIN_SHOWN_MEMBERS` images, where the captions alone decide. A phrase joins when, with those kept, at least
-    `share` of the members still show or name all of them, and some caption names it together with each kept
-    phrase: two readings of one attribute ("in clear weather", "in rain") are never named in one caption, and
-    images can seem to show both where one correlates with the other, so a pair no caption holds is never
-    joined. One with nothing new (another wording of a kept one) does not join.
+    `share` of the members still show or name all of them; one with nothing new (another wording of a kept
+    one) does not join.
     """
     if not 0 < share <= 1:
         raise ValueError(f"share={share!r} must be in (0, 1], e.g. 0.5 for most of the images.")
     members, plain = np.asarray(members, dtype=np.float64), np.asarray(plain, dtype=np.float64)
     basis: list[np.ndarray] = []
     kept: list[str] = []
-    kept_said: list[np.ndarray] = []
     together = np.ones(len(members), dtype=bool)
     for phrase, direction, said in phrases:
-        said = np.asarray(said, dtype=bool)
-        if not all((said & other).any() for other in kept_said):
-            continue
         direction = np.asarray(direction, dtype=np.float64)
         new = direction - sum((direction @ b) * b for b in basis) if basis else direction
         size = float(np.linalg.norm(new))
         if size <= NOTHING_NEW * float(np.linalg.norm(direction)):
             continue
         shown = _shown_along(new, members, plain)
-        shown = said if shown is None else shown
+        shown = np.asarray(said, dtype=bool) if shown is None else shown
         joint = together & shown
         if len(joint) and joint.mean() >= share:
             kept.append(phrase)
-            kept_said.append(said)
             together = joint
             basis.append(new / size)
     return kept
