@@ -8,6 +8,7 @@ import pytest
 
 from blindspots.pipeline.conditions import Relation
 from blindspots.pipeline.decisions import (
+    ConfirmationMode,
     Thresholds,
     covers_by_test,
     fdr_decisions,
@@ -69,6 +70,18 @@ def test_a_shorter_description_must_keep_most_of_the_excess_failure_rate():
     assert keeps_bug(_tested(3, 45, baseline=(10, 120)), bug, RULES)       # 94%: keeps 0.86 >= 0.69
     assert not keeps_bug(_tested(3, 20, baseline=(10, 120)), bug, RULES)   # 42%: keeps only 0.33
     assert not keeps_bug(_tested(3, 45, p=0.5), bug, RULES)                # does not confirm on its own
+
+
+@pytest.mark.parametrize("rules", ["fixed", "sequential"])
+def test_a_shorter_description_whose_failures_are_called_something_else_does_not_stand_for_the_bug(rules):
+    """"smaller lamp indoors" fails as bottle; "lamp indoors" fails as often, but its failures are mostly called
+    house (the large lamps): a mixture of two failure modes stands for neither, however high its rate."""
+    thresholds = RULES if rules == "fixed" else replace(RULES, confirmation=ConfirmationMode.SEQUENTIAL)
+    bug = _tested(4, 24, baseline=(10, 120), wrong_labels=[["bottle", 24]])   # half the time, against 8%
+    same_mode = _tested(3, 24, baseline=(10, 120), wrong_labels=[["bottle", 22], ["house", 2]])
+    mixed = _tested(3, 46, baseline=(10, 120), wrong_labels=[["house", 26], ["bottle", 20]])
+    assert keeps_bug(same_mode, bug, thresholds)
+    assert not keeps_bug(mixed, bug, thresholds)
 
 
 def test_subsumption_finds_the_general_bug_of_a_more_specific_description():

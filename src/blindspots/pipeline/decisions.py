@@ -218,6 +218,10 @@ def keeps_bug(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> boo
     if not passes(shorter, thresholds):
         return False
     label = main_wrong_label(bug)
+    if main_wrong_label(shorter) != label:
+        # Its failures are mostly called something else: another failure mode, or two mixed ("lamp indoors"
+        # holds small lamps called bottles and large ones called houses). It stands for neither.
+        return False
     if thresholds.confirmation is ConfirmationMode.SEQUENTIAL:
         answer = keeps_effect(shorter, bug, thresholds)
         if answer is KeepAnswer.KEEPS:
