@@ -594,10 +594,6 @@ def render_headlines(results: dict[str, Result]) -> str:
         lines.append(f"- A candidate that fails no more often than its class is confirmed at most {worst:.4f} of the "
                      f"time at alpha {sequential['figures']['alpha']}, though the test looks after every batch."
                      + more(SEQUENTIAL.title))
-    speed = results.get("world_speed")
-    if speed and "render" in speed["figures"]:
-        lines.append(f"- The built-in world renders {number(speed['figures']['render']['from_prompts_per_second'])} "
-                     "images/s from prompts on one CPU core." + more(WORLD_SPEED.title))
     run = results.get("run_throughput-baseline300")
     if run:
         lines.append(f"- On one {run['machine']['gpu']}, a whole run of the paper's architectures keeps "
