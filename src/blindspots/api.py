@@ -329,7 +329,7 @@ def _progress_display(progress: ProgressFactory | bool,
         return
     from rich.console import Console
 
-    from blindspots.cli.progress import make_progress
+    from blindspots.progress_display import make_progress
 
     console = Console(stderr=True)
     with make_progress(console) as bars:

@@ -1,6 +1,7 @@
 """Progress of long work, one protocol for every layer: a factory `progress(description, total)` returns a bar
-with `advance(n)` and `close()`. The CLI passes rich bars (`cli/progress.py`); the Python API's default,
-`silent_progress`, shows nothing. The run's stages, transfer, suites, the benchmark and the world's training
+with `advance(n)` and `close()`. The CLI and `blindspots.discover` draw rich bars, or plain lines where
+nothing draws them (`progress_display.py`); `silent_progress` shows nothing (`discover(progress=False)`). The
+run's stages, transfer, suites, the benchmark and the world's training
 and model card all report through it.
 
 A factory may also listen to where a discovery run stands: one with a `position(RunPosition)` method is told,

@@ -82,8 +82,8 @@ def discovery(
     confirmed and how many replicate; the share of seeds with a bug that does not
     replicate should stay within the FDR level.
     """
-    from blindspots.cli.progress import make_progress
     from blindspots.evaluation.discovery_benchmark import run_benchmark
+    from blindspots.progress_display import make_progress
 
     with friendly_errors():
         modes = _names(confirmation, "--confirmation", "fixed,sequential")

@@ -11,11 +11,11 @@ from rich.console import Console
 
 from blindspots.cli.errors import UserError, friendly_errors
 from blindspots.cli.model_options import batch_size_option, device_option, model_options, role_option
-from blindspots.cli.progress import make_progress
 from blindspots.cli.tables import print_table
 from blindspots.cli.text import plain
 from blindspots.outputs.bugs import Bug
 from blindspots.outputs.remainder import remainder_line
+from blindspots.progress_display import make_progress
 
 console = Console()
 

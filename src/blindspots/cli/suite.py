@@ -104,9 +104,9 @@ def check(
 
     Example: blindspots check bugs.yaml --classifier world:classifier --classifier world:classifier@fixed --junit check.xml
     """
-    from blindspots.cli.progress import make_progress
     from blindspots.cli.transfer import parse_label_map
     from blindspots.outputs.suite import DEFAULT_MAX_IMAGES, junit_xml, run_check
+    from blindspots.progress_display import make_progress
     from blindspots.store.guard import check_output_path
     from blindspots.store.images import write_atomic
 

@@ -47,8 +47,8 @@ def transfer(
     Example: blindspots transfer runs/my-run --classifier world:classifier-b --regenerate 16
     """
     with friendly_errors():
-        from blindspots.cli.progress import make_progress
         from blindspots.outputs.transfer import run_transfer
+        from blindspots.progress_display import make_progress
 
         shown = Console(stderr=True) if as_json else console
         options = model_options({"classifier": classifier_option}, device=device, batch_size=batch_size)

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from blindspots.cli.errors import UserError, friendly_errors
-from blindspots.cli.progress import make_progress
 from blindspots.cli.text import inert, plain
+from blindspots.progress_display import make_progress
 
 console = Console()
 err_console = Console(stderr=True)

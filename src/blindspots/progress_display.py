@@ -1,7 +1,8 @@
 """Progress for every long command (`blindspots.progress`) and for `blindspots.discover`: a run's stages,
 transfer, suites, the benchmark, and the world's training and model card. Rich bars on a terminal and in a
 notebook; where nothing draws them (a CI log, `| cat`), one plain line per stage as it ends, with its counts
-and time and, in a discovery run, the round and the images used of the budget."""
+and time and, in a discovery run, the round and the images used of the budget. Beside `blindspots.progress`
+rather than in `cli/`, since the CLI and the Python API both draw it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import importlib.util
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,8 +20,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from blindspots.cli.text import markup_safe, plain
 from blindspots.progress import RunPosition
+from blindspots.safe_text import plain
 
 
 def make_progress(console: Console, enabled: bool = True) -> RichProgress | LineProgress:
@@ -53,7 +55,7 @@ class RichProgress:
 
     def __call__(self, description: str, total: int) -> _Bar:
         # A description can quote a model spec or a class name from a file: shown, never read as markup.
-        return _Bar(self.progress, self.progress.add_task(markup_safe(description), total=total))
+        return _Bar(self.progress, self.progress.add_task(escape(plain(description)), total=total))
 
     def position(self, position: RunPosition) -> None:
         """One bar over the whole run, kept above the stages' bars: images used of the budget, and the round."""
