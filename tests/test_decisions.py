@@ -286,6 +286,21 @@ def test_a_narrower_condition_refines_and_a_wider_phrasing_yields_to_the_narrowe
     assert wider_bugs([1, 2], [1, 2], wider) == {1: 2}
 
 
+def test_a_description_whose_failures_lie_in_a_bug_of_another_condition_is_listed_under_it():
+    """"lamp indoors in clear weather, flat style" (2) and "small lamp indoors" (1) name conditions neither of
+    which holds the other, but 2's failures, called bottle, are its small lamps: 90% of them show 1's condition,
+    while few of 1's show 2's. 2 said where the class fails less exactly, whichever was confirmed first."""
+    small, mixed = _tested(1, 46), _tested(2, 30)
+    inside = _Evidence({}, shares={(1, 2): 0.9, (2, 1): 0.2})
+    expected = {1: Verdict(VerdictKind.CONFIRMED), 2: Verdict(VerdictKind.DUPLICATE, 1)}
+    assert final_verdicts([small, mixed], _wordings(), evidence=inside) == expected
+    assert final_verdicts([mixed, small], _wordings(), evidence=inside) == expected
+    # Failures that only partly lie in the other's condition, or two conditions apart: both stay bugs.
+    partly = _Evidence({}, shares={(1, 2): 0.5})
+    assert set(final_verdicts([small, mixed], _wordings(), evidence=partly)) == {1, 2}
+    assert all(v.is_bug for v in final_verdicts([small, mixed], _wordings(), evidence=partly).values())
+
+
 def test_only_a_bug_failing_seldom_leaves_room_for_a_narrower_failure_mode():
     sequential = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75,
                             confirmation="sequential", keep_margin=0.5)

@@ -285,8 +285,9 @@ def listed_under_by_images(candidate: int, accepted: Iterable[int], evidence: Im
                            candidate_of: Callable[[int], Candidate] | None = None) -> Verdict | None:
     """The verdict of a confirmed description that words an accepted bug's failure mode differently, judged on
     the images: the same condition (a paraphrase: "duplicate of #k"), a narrower condition the bug stands for
-    ("refines #k", as `covers` decides for phrases), or a wider phrasing whose failures mostly show the bug's
-    condition ("duplicate of #k"). None when no accepted bug of its failure mode relates so."""
+    ("refines #k", as `covers` decides for phrases), or a wider or other phrasing whose failures mostly show the
+    bug's condition ("duplicate of #k": its failures are the bug's, its other words incidental). None when no
+    accepted bug of its failure mode relates so."""
     mode = evidence.failure_mode(candidate)
     if mode is None:
         return None
@@ -299,7 +300,8 @@ def listed_under_by_images(candidate: int, accepted: Iterable[int], evidence: Im
         if relation is Relation.NARROWER and (covers is None or candidate_of is None
                                               or covers(bug, candidate_of(candidate))):
             return Verdict(VerdictKind.REFINES, bug)
-        if relation is Relation.WIDER and evidence.explained_share(bug, candidate) >= WIDER_EXPLAINED_SHARE:
+        if relation in (Relation.WIDER, Relation.APART) \
+                and evidence.explained_share(bug, candidate) >= WIDER_EXPLAINED_SHARE:
             return Verdict(VerdictKind.DUPLICATE, bug)
     return None
 
@@ -308,8 +310,8 @@ def wider_bugs(bugs: Sequence[int], narrower: Sequence[int], evidence: ImageEvid
     """Bugs that are wider phrasings of a narrower confirmed description of theirs: wide id -> narrow id.
 
     A narrower description (`narrower`: other bugs, and descriptions listed under a bug) whose condition lies
-    within the bug's, in the same failure mode, stands for the bug when most of the bug's failures show its
-    condition: the bug only said less exactly where the class fails ("bird in snow" failing a third of the
+    within the bug's, or apart from it, in the same failure mode, stands for the bug when most of the bug's
+    failures show its condition and not the other way round: the bug only said less exactly where the class fails ("bird in snow" failing a third of the
     time, all of it small birds, beside "small bird in snow" failing always). When the narrower one holds only
     part of the bug's failures the bug stays its own ("fish on sand" beside "fish on sand at night")."""
     wider: dict[int, int] = {}
@@ -320,8 +322,9 @@ def wider_bugs(bugs: Sequence[int], narrower: Sequence[int], evidence: ImageEvid
         for narrow in narrower:
             if narrow == wide or narrow in wider or evidence.failure_mode(narrow) != mode:
                 continue
-            if evidence.relation(wide, narrow) is Relation.NARROWER \
-                    and evidence.explained_share(narrow, wide) >= WIDER_EXPLAINED_SHARE:
+            if evidence.relation(wide, narrow) in (Relation.NARROWER, Relation.APART) \
+                    and evidence.explained_share(narrow, wide) >= WIDER_EXPLAINED_SHARE \
+                    and evidence.explained_share(wide, narrow) < WIDER_EXPLAINED_SHARE:
                 wider[wide] = narrow
                 break
     return wider
