@@ -391,7 +391,9 @@ DISCOVERY = Section(
     "mode found (1.0 when each is stated once), and *failures no bug explains* the run's own count of its "
     "failing plain, survey and exploration images that no bug explains. On the null world every confirmed bug is "
     "false, so the share of seeds with one that does not replicate must stay within the FDR level. Both "
-    "confirmation modes run on the same seeds.",
+    "confirmation modes run on the same seeds. With models that paraphrase, the descriptions counted as naming "
+    "two values of one attribute are captions that name a second object (\"boat near grass next to "
+    "parasol\"), which the world's parser reads as a second class.",
     ("discovery-default", "discovery-default-real", "discovery-touching", "discovery-touching-real",
      "discovery-partial", "discovery-deep", "discovery-null", "discovery-null-real"),
     ("python benchmarks/discovery.py --save", "python benchmarks/discovery.py --realism real --save",
