@@ -21,6 +21,7 @@ from blindspots.models.torch_classifier import (
     DEFAULT_DTYPE,
     TorchClassifier,
     choose_labels,
+    load_weights_file,
     map_images,
 )
 
@@ -84,19 +85,11 @@ def _installed_weights(variant: str) -> Path:
 
 
 def _build(variant: str, weights: Path, device: str, dtype: Any) -> tuple[Any, int]:
-    import torch
     from efficientnet_lite_pytorch import EfficientNet
 
     model_name = f"efficientnet-{variant}"
     network = EfficientNet.from_name(model_name)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    try:
-        network.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ModelUnavailableError(
-            f"{weights} does not hold EfficientNet-Lite {variant} weights ({str(err).splitlines()[0]}); "
-            f"pass the matching weights_path"
-        ) from err
+    load_weights_file(network, Path(weights), f"efficientnet-lite:{variant}")
     network.eval().to(device=device, dtype=dtype)
     return network, int(EfficientNet.get_image_size(model_name))
 
