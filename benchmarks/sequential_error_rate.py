@@ -5,18 +5,17 @@
 - type_one_error: under the null (the candidate fails exactly as often as the class), the share of
   candidates ever confirmed while peeking after every batch of 8 images up to 96, with its Wilson
   interval; "evidence" counts E >= 1/alpha alone, "rule" the full `sequential_decisions` rule (evidence
-  and the minimum effect). The baseline is redrawn for every candidate, so its uncertainty is included.
+  and the minimum effect), "listed" a run's final rule for one candidate: `sequential_pvalue` (with the exact
+  test, Fisher here, for one that reached the cap) at most alpha, and the minimum effect. The baseline is redrawn for every candidate, so its uncertainty is included.
 - ebh_family: 50 candidates of one class sharing one baseline sample (40 null at the class's 17 %, 10 real
-  at 50 %, 70 % or 96 %), each run with the rule (family_size 50, max_n 48) until it stops, then e-BH over
-  their final e-values: the mean false discovery proportion (the FDR) with its standard error, the share
-  of real effects found, and images per candidate; beside it fixed N = 48 with BH (Fisher p-values).
-- images: for realistic effects against a 17 % baseline (20 of 120), the share confirmed and the mean
-  images per candidate with the sequential rule (batches of 8, max_n 48 and 96) against the fixed-N
+  at 50 %, 70 % or 96 %), each run with the rule (family_size 50, max_n 48) until it stops, then the run's
+  list: BH over `sequential_pvalue` (the e-value's p and, for a candidate whose images reached the cap, the
+  exact test's on them; Fisher here) and the minimum effect. Per effect: the mean false discovery proportion
+  (the FDR) with its standard error, the share of real effects found, and images per candidate; beside it
+  e-BH over the e-values alone (no exact look at the cap), and fixed N = 48 with BH (Fisher p-values).
+- images: for realistic effects against a 17 % baseline (20 of 120), the share the e-value confirms before
+  the cap (the exact look at the cap adds to it; see ebh_family) and the mean images per candidate with the sequential rule (batches of 8, max_n 48 and 96) against the fixed-N
   Boschloo test on 48 images (exact, by summing over its outcomes).
-- keep_by_cap: the cost of giving up on a shorter form whose "keeps" cannot be shown by the 48-image cap
-  (`cannot_keep_rate_by_cap`; reference 0.92, margin 0.385, so a 0.535 target), peeking every 4 images: per
-  true rate, the share of 1,000 streams that would show "keeps" by the cap, and the share of those given up
-  first, at futility_error 0.1 and 0.2.
 - keep_rule: a candidate rule for `keeps_rate` measured against the one in use, on a shorter form's stream
   asked after every 4 images up to the 48-image cap and stopped at its first answer. "anytime" is the rule in
   use (anytime-valid bounds at alpha). "cap_share_s" splits alpha: the anytime bounds at (1 - s) alpha after
@@ -44,12 +43,12 @@ from scipy.stats import binom
 from blindspots.stats import (
     anytime_rate_upper_bounds,
     benjamini_hochberg_reject,
-    cannot_keep_rate_by_cap,
     e_benjamini_hochberg,
     evalues_table,
     keeps_rate,
     meets_minimum_effect,
     sequential_decisions,
+    sequential_pvalue,
     test_excess_failures,
     wilson_interval,
 )
@@ -86,12 +85,19 @@ def type_one_error(sims: int, rng: np.random.Generator) -> list[dict]:
     checkpoints = np.arange(BATCH, 97, BATCH)
     for baseline_rate in (0.05, 0.1, 0.2, 0.3, 0.5):
         baselines = rng.binomial(BASELINE_N, baseline_rate, size=sims)
-        evidence = rule = 0
+        evidence = rule = listed = 0
         for baseline_failures in np.unique(baselines):
             count = int(np.sum(baselines == baseline_failures))
             rates = np.full(count, baseline_rate)
-            confirmed, _, _ = run_candidates(rates, int(baseline_failures), 96, rng, family_size=1)
+            confirmed, used, stopped_at = run_candidates(rates, int(baseline_failures), 96, rng, family_size=1)
             rule += int(confirmed.sum())
+            # The run's list: the e-value's p and, for those that reached the cap, the exact test's (Fisher).
+            exact = fisher_pvalue(stopped_at, used, int(baseline_failures), BASELINE_N)
+            evalues_at_stop = evalues_table(stopped_at, used, int(baseline_failures), BASELINE_N)
+            listed += sum(sequential_pvalue(float(e), float(p) if n >= 96 else None) <= ALPHA
+                          and meets_minimum_effect(int(k), int(n), int(baseline_failures), BASELINE_N, MIN_LIFT,
+                                                   MIN_DIFFERENCE)
+                          for e, p, n, k in zip(evalues_at_stop, exact, used, stopped_at, strict=True))
             failures = np.cumsum(rng.binomial(BATCH, baseline_rate, size=(count, checkpoints.size)), axis=1)
             evalues = evalues_table(failures, np.broadcast_to(checkpoints, failures.shape),
                                     int(baseline_failures), BASELINE_N)
@@ -99,6 +105,7 @@ def type_one_error(sims: int, rng: np.random.Generator) -> list[dict]:
         cells.append({
             "baseline_rate": baseline_rate, "baseline_n": BASELINE_N, "peeks": "every 8 up to 96",
             "evidence": _rate_with_interval(evidence, sims), "rule": _rate_with_interval(rule, sims),
+            "listed": _rate_with_interval(listed, sims),
         })
     return cells
 
@@ -108,15 +115,24 @@ def ebh_family(replicates: int, rng: np.random.Generator) -> list[dict]:
     cells = []
     for real_rate in (0.5, 0.7, 0.96):
         false_shares, found, images, fixed_false_shares, fixed_found = [], [], [], [], []
+        evidence_false_shares, evidence_found = [], []
         for _ in range(replicates):
             baseline_failures = int(rng.binomial(BASELINE_N, null_rate))
             rates = np.r_[np.full(family - real, null_rate), np.full(real, real_rate)]
             _, used, failures = run_candidates(rates, baseline_failures, fixed_n, rng, family_size=family)
             evalues = evalues_table(failures, used, baseline_failures, BASELINE_N)
-            rejected = e_benjamini_hochberg(evalues, ALPHA)
+            big_enough = np.array([meets_minimum_effect(int(k), int(n), baseline_failures, BASELINE_N, MIN_LIFT,
+                                                        MIN_DIFFERENCE) for k, n in zip(failures, used, strict=True)])
+            at_cap = fisher_pvalue(failures, used, baseline_failures, BASELINE_N)
+            pvalues = [sequential_pvalue(float(e), float(p) if n >= fixed_n else None)
+                       for e, p, n in zip(evalues, at_cap, used, strict=True)]
+            rejected = benjamini_hochberg_reject(np.array(pvalues), ALPHA) & big_enough
             false_shares.append(rejected[: family - real].sum() / max(rejected.sum(), 1))
             found.append(rejected[family - real:].mean())
             images.append(used.mean())
+            evidence_only = e_benjamini_hochberg(evalues, ALPHA)
+            evidence_false_shares.append(evidence_only[: family - real].sum() / max(evidence_only.sum(), 1))
+            evidence_found.append(evidence_only[family - real:].mean())
             # Fixed N: every candidate gets 48 images, then BH over Fisher p-values (Boschloo, the run's
             # default, is at least as powerful) and the minimum effect.
             fixed_failures = rng.binomial(fixed_n, rates)
@@ -132,6 +148,8 @@ def ebh_family(replicates: int, rng: np.random.Generator) -> list[dict]:
             "sequential": {"max_n": fixed_n, "family_size": family, **_mean_with_error("fdr", false_shares),
                            "power": round(float(np.mean(found)), 3),
                            "mean_images_per_candidate": round(float(np.mean(images)), 1)},
+            "sequential_evalues_only_ebh": {**_mean_with_error("fdr", evidence_false_shares),
+                                            "power": round(float(np.mean(evidence_found)), 3)},
             "fixed_48_bh_fisher": {**_mean_with_error("fdr", fixed_false_shares),
                                    "power": round(float(np.mean(fixed_found)), 3),
                                    "mean_images_per_candidate": fixed_n},
@@ -163,31 +181,6 @@ def images_per_candidate(sims: int, rng: np.random.Generator) -> list[dict]:
                                                     family_size=family_size)
                 row[f"sequential_max{max_n}_family{family_size}"] = {
                     "confirmed": round(float(confirmed.mean()), 3), "images": round(float(used.mean()), 1)}
-        rows.append(row)
-    return rows
-
-
-def keep_by_cap(streams: int = 1000, seed: int = 9) -> list[dict]:
-    reference, margin, cap = 0.92, 0.385, 48
-    rows = []
-    for rate in (0.6, 0.67, 0.75, 0.8, 0.85):
-        draws = np.random.default_rng(seed).random((streams, cap)) < rate
-        row: dict = {"rate": rate}
-        for futility_error in (0.1, 0.2):
-            would_keep = lost = 0
-            for stream in draws:
-                given_up = kept = False
-                for n in range(4, cap + 1, 4):
-                    failures = int(stream[:n].sum())
-                    if keeps_rate(failures, n, reference, margin, ALPHA) == "keeps":
-                        kept = True
-                        break
-                    given_up = given_up or cannot_keep_rate_by_cap(failures, n, cap, reference, margin, ALPHA,
-                                                                   futility_error)
-                would_keep += kept
-                lost += kept and given_up
-            row["would_keep_by_cap"] = round(would_keep / streams, 3)
-            row[f"lost_of_those_futility_{futility_error}"] = round(lost / max(would_keep, 1), 3)
         rows.append(row)
     return rows
 
@@ -285,7 +278,6 @@ def main() -> None:
         "type_one_error": type_one_error(args.sims, rng),
         "ebh_family": ebh_family(args.replicates, rng),
         "images": images_per_candidate(args.sims, rng),
-        "keep_by_cap": keep_by_cap(streams=50 if args.smoke else 1000),
         "keep_rule": keep_rule(args.sims, rng),
     }
     result["seconds"] = round(time.perf_counter() - start, 1)

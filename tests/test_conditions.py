@@ -9,6 +9,7 @@ from blindspots.pipeline.conditions import (
     Relation,
     calibrate,
     explained,
+    holds_failures,
     relate,
     separation,
     threshold_between,
@@ -106,6 +107,22 @@ def test_a_failure_is_explained_only_in_the_bugs_failure_mode(rng):
     condition = calibrate({"on road": ROAD}, road, plain)
     failing = np.vstack([_images(rng, 2, road=1.0), _images(rng, 1)])
     assert explained(failing, ["car", "plane", "car"], condition, "car").tolist() == [True, False, False]
+
+
+def test_a_condition_holds_failures_only_where_it_shows_on_them_and_not_on_the_passes(rng):
+    """"bird in falling snow": its failures are small birds, its passes mostly not. The condition of "small bird
+    in falling snow" (road here) holds them; one shown on passes and failures alike holds nothing."""
+    plain = _plain(rng)
+    condition = calibrate({"on road": ROAD}, _images(rng, 12, road=1.0), plain)
+    failing = _images(rng, 12, road=1.0)
+    passing = np.vstack([_images(rng, 18), _images(rng, 2, road=1.0)])
+    assert holds_failures(condition, failing, passing, min_images=6) is True
+    everywhere = _images(rng, 20, road=1.0)
+    assert holds_failures(condition, failing, everywhere, min_images=6) is False
+    assert holds_failures(condition, _images(rng, 12), passing, min_images=6) is False
+    # Too few passing (a description failing nearly always) or failing images: no evidence either way.
+    assert holds_failures(condition, failing, passing[:3], min_images=6) is None
+    assert holds_failures(condition, failing[:3], passing, min_images=6) is None
 
 
 def test_settings_are_validated(rng):

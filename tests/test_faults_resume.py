@@ -121,7 +121,7 @@ def test_a_generator_that_failed_and_was_fixed_finishes_the_run(tmp_path, monkey
 
 def test_transfer_regenerate_on_an_unfinished_run_does_not_spend_its_budget(tmp_path, monkeypatch):
     # The reference: the run finished without interruption. Its budget binds, so images taken from it show.
-    settings = dict(TINY, budget=112, generator="python:faulty_models:make_stop_after_baseline_generator")
+    settings = dict(TINY, budget=104, generator="python:faulty_models:make_stop_after_baseline_generator")
     reference = blindspots.discover(dict(settings, out=str(tmp_path / "reference")))
     assert reference.bugs and "budget" in reference.summary.stop_reason
     flag = tmp_path / "fault"

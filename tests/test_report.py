@@ -136,9 +136,9 @@ def test_a_card_states_its_headline_with_the_headlines_own_test_and_images(tmp_p
 def test_statistics_are_named_as_the_run_computed_them(tmp_path, confirmation):
     html, _ = _parse(write_report(build_run(tmp_path / "run", confirmation=confirmation)))
     sequential = confirmation == "sequential"
-    words = ("anytime-valid 95% interval", "e-value", "e-BH") if sequential else \
-        ("95% Wilson interval", "Boschloo", "Benjamini–Hochberg")
-    absent = ("95% Wilson interval of the failure rate", "Boschloo") if sequential else ("anytime-valid", "e-BH")
+    words = ("anytime-valid 95% interval", "e-value", "an exact test at half the level", "Benjamini–Hochberg") \
+        if sequential else ("95% Wilson interval", "Boschloo", "Benjamini–Hochberg")
+    absent = ("95% Wilson interval of the failure rate", "e-BH") if sequential else ("anytime-valid", "e-BH")
     for word in words:
         assert word in html, word
     for word in absent:

@@ -36,21 +36,26 @@ def test_each_phrase_of_the_shortest_form_is_needed_or_undecided_as_its_test_end
     bug = _candidate(1, ["large", "red"], ["on water"], failures=13, n=16, shortest=1)
     lost = _candidate(2, ["red"], ["on water"], failures=1, n=8, origin=Origin.SHORTENED, parent=1,
                       decision="effect out of reach", reference=1)
-    open_at_cap = _candidate(3, ["large"], ["on water"], failures=30, n=48, origin=Origin.SHORTENED, parent=1,
-                             decision="max images", reference=1)
+    out_of_budget = _candidate(3, ["large"], ["on water"], failures=15, n=24, origin=Origin.SHORTENED, parent=1,
+                               decision="budget", reference=1)
+    decided_at_cap = _candidate(3, ["large"], ["on water"], failures=30, n=48, origin=Origin.SHORTENED, parent=1,
+                                decision="max images", reference=1)
     # the drop of "on water" was tested earlier in the run as a description of its own, not as a shorter form
     tested_before = _candidate(4, ["large", "red"], failures=2, n=12, decision="futile")
-    steps = {s.phrases: s for s in phrase_steps(bug, _by_id(bug, lost, open_at_cap, tested_before),
+    steps = {s.phrases: s for s in phrase_steps(bug, _by_id(bug, lost, out_of_budget, tested_before),
                                             SEQUENTIAL)}
     assert {p: s.outcome for p, s in steps.items()} == {("large",): "needed", ("red",): "undecided",
                                                         ("on water",): "needed"}
-    assert steps[("red",)].n_after == 48 and steps[("red",)].rate_after == 30 / 48
+    assert steps[("red",)].n_after == 24 and steps[("red",)].rate_after == 15 / 24
     html = _phrase_steps(list(steps.values()), shortening_note(bug, list(steps.values())))
     assert "<strong>kept, undecided: without it</strong> “red”" in html
-    assert "of 48 images; more would tell whether it is needed" in html
+    assert "of 24 images; more would tell whether it is needed" in html
     assert "<strong>kept: without it</strong> “large”" in html and shortening_note(bug, list(steps.values())) is None
-    # Fixed mode decides on point estimates: a drop that did not stand for the bug lost it.
-    assert {s.outcome for s in phrase_steps(bug, _by_id(bug, lost, open_at_cap, tested_before), FIXED)} == {
+    # A shorter form that reached its cap was decided there on its estimate, as fixed mode decides every drop:
+    # one that did not stand for the bug lost it.
+    assert {s.outcome for s in phrase_steps(bug, _by_id(bug, lost, decided_at_cap, tested_before), SEQUENTIAL)} \
+        == {"needed"}
+    assert {s.outcome for s in phrase_steps(bug, _by_id(bug, lost, out_of_budget, tested_before), FIXED)} == {
         "needed"}
 
 

@@ -11,6 +11,7 @@ from scipy import stats as sps
 
 from blindspots import stats
 from blindspots.stats import StatsInputError
+from blindspots.stats.sequential import CAP_TEST_SHARE
 
 ALPHA = 0.05
 BATCH, MAX_N = 8, 96
@@ -278,15 +279,16 @@ def _images_to_stop(rate, baseline_failures, candidates, seed, **options):
 def test_a_strong_bug_confirms_after_the_first_batch():
     """"Boat on road": 96 % failures against a 17 % baseline (20 of 120)."""
     decision, images = _images_to_stop(0.96, 20, 5000, seed=1, max_n=48, family_size=1)
-    # 6 failures of 8 already give e = 25 >= 20; the few with 5 of 8 (e = 3.1) need a second batch.
-    assert (decision == "confirm").all() and np.mean(images == 8) > 0.99 and images.max() <= 16
+    # 7 failures of 8 already give e >= 40 (family_size / ((1 - CAP_TEST_SHARE) alpha)); the few with 6 of 8
+    # (e = 25) or 5 (e = 3.1) need a second batch.
+    assert (decision == "confirm").all() and np.mean(images == 8) > 0.95 and images.max() <= 16
     # Held to 50 / alpha, as when each confirmation must survive e-BH over 50 candidates: 8 or 16 images
     # (mean 10.3: 7 of 8 failures give e = 340 < 1000).
     decision, images = _images_to_stop(0.96, 20, 5000, seed=2, max_n=48, family_size=50)
     assert (decision == "confirm").all()
     assert np.mean(images == 8) > 0.65 and np.mean(images <= 16) > 0.99 and images.mean() < 11
     step = stats.sequential_step(8, 8, 20, 120, family_size=1)
-    assert step.decision == "confirm" and step.evalue > 1 / ALPHA and step.pvalue == pytest.approx(1 / step.evalue)
+    assert step.decision == "confirm" and step.evalue > 2 / ALPHA and step.pvalue == pytest.approx(2 / step.evalue)
 
 
 def test_a_small_excess_is_declared_futile_and_never_confirmed():
@@ -330,8 +332,8 @@ def test_required_rate_is_where_meets_minimum_effect_switches():
 
 @pytest.mark.parametrize(("baseline_failures", "family_size"), [(20, 1), (50, 10)])
 def test_every_decision_follows_the_documented_rule(baseline_failures, family_size):
-    """Each state's decision, rebuilt from the public pieces: confirm when e >= family_size / alpha and
-    `meets_minimum_effect` holds; else futile when the futility bound is below the required rate or max_n
+    """Each state's decision, rebuilt from the public pieces: confirm when e >= family_size / ((1 - w) alpha),
+    w = CAP_TEST_SHARE (so that its `sequential_pvalue` reaches alpha / family_size), and `meets_minimum_effect` holds; else futile when the futility bound is below the required rate or max_n
     images are spent; else continue. 50 of 120 makes the lift, not the difference, the binding limit."""
     max_n, futility_error = 48, 0.2
     k, n = np.meshgrid(np.arange(max_n + 1), np.arange(0, max_n + 1, 8), indexing="ij")
@@ -342,7 +344,7 @@ def test_every_decision_follows_the_documented_rule(baseline_failures, family_si
     bounds = stats.anytime_rate_upper_bounds(k, n, futility_error)
     required = stats.required_failure_rate(baseline_failures, BASELINE_N)
     for i, (failures, total) in enumerate(zip(k.tolist(), n.tolist(), strict=True)):
-        if evalues[i] >= family_size / ALPHA and stats.meets_minimum_effect(failures, total, baseline_failures,
+        if evalues[i] >= family_size / ((1 - CAP_TEST_SHARE) * ALPHA) and stats.meets_minimum_effect(failures, total, baseline_failures,
                                                                             BASELINE_N, 1.5, 0.15):
             expected = "confirm"
         elif bounds[i] < required or total >= max_n:
@@ -355,7 +357,7 @@ def test_every_decision_follows_the_documented_rule(baseline_failures, family_si
 
 def test_sequential_step_reports_its_evidence_and_reason():
     step = stats.sequential_step(6, 16, 20, 120, max_n=48, family_size=1)
-    assert step.decision == "continue" and step.threshold == 1 / ALPHA
+    assert step.decision == "continue" and step.threshold == 1 / ((1 - CAP_TEST_SHARE) * ALPHA)
     assert step.evalue == pytest.approx(stats.evalues_table([6], [16], 20, 120)[0])
     # Both ends of the (1 - alpha) sequence are upper bounds at alpha / 2, the lower one on the successes.
     ends = stats.anytime_rate_upper_bounds([10, 6], [16, 16], ALPHA / 2)
@@ -457,48 +459,46 @@ def test_cannot_keep_rate_gives_up_on_a_form_that_keeps_the_rate_at_most_futilit
     assert given_up.mean() <= futility_error
 
 
-def test_cannot_keep_rate_by_cap_gives_up_when_the_cap_leaves_keeping_unprovable():
-    from blindspots.stats import anytime_rate_upper_bounds, cannot_keep_rate_by_cap
-
-    # A bug failing 92% against a 15% baseline, margin half its excess: keeping needs a rate >= 0.535.
-    reference, margin = 0.92, 0.5 * (0.92 - 0.15)
-    lows = 1 - anytime_rate_upper_bounds(48 - np.arange(49), np.full(49, 48), 0.05)
-    needed = int(np.flatnonzero(lows >= reference - margin)[0])  # failures of 48 that show "keeps"
-    assert 0.535 < needed / 48 < 1
-    # 21 of 32 (66%) cannot reach `needed` of 48 unless nearly all of the last 16 fail: it gives up; so does
-    # any count for which the images left are too few; early on, or failing often enough, it samples on.
-    assert cannot_keep_rate_by_cap(21, 32, 48, reference, margin)
-    assert cannot_keep_rate_by_cap(needed - 17, 32, 48, reference, margin)
-    assert not cannot_keep_rate_by_cap(11, 16, 48, reference, margin)
-    assert not cannot_keep_rate_by_cap(30, 32, 48, reference, margin)
-    assert not cannot_keep_rate_by_cap(0, 0, 48, reference, margin)       # no image yet
-    assert not cannot_keep_rate_by_cap(10, 48, 48, reference, margin)     # at the cap: sampling ends anyway
-    # A target no count of 48 can show is given up at once.
-    assert cannot_keep_rate_by_cap(8, 8, 48, 0.999, 0.0)
-    with pytest.raises(StatsInputError, match="max_n"):
-        cannot_keep_rate_by_cap(3, 8, 0, reference, margin)
+def test_the_sequential_pvalue_spends_half_the_level_on_the_evidence_and_half_on_the_exact_test_at_the_cap():
+    assert stats.sequential_pvalue(400.0) == pytest.approx(2 / 400)
+    assert stats.sequential_pvalue(0.5) == 1.0 and stats.sequential_pvalue(0.0) == 1.0
+    # At the cap the exact test's p-value counts at half the level: the smaller of the two decides.
+    assert stats.sequential_pvalue(5.0, cap_pvalue=0.0004) == pytest.approx(0.0008)
+    assert stats.sequential_pvalue(1e6, cap_pvalue=0.0004) == pytest.approx(2e-6)
+    assert stats.sequential_pvalue(5.0, cap_pvalue=0.9) == pytest.approx(0.4)
+    assert stats.sequential_pvalue(100.0, cap_pvalue=0.01, cap_share=0.2) == pytest.approx(1 / 80)  # 0.8 e
+    for call, message in [(lambda: stats.sequential_pvalue(-1.0), "evalue=-1.0 must be >= 0"),
+                          (lambda: stats.sequential_pvalue(float("nan")), "evalue=nan"),
+                          (lambda: stats.sequential_pvalue(2.0, cap_pvalue=1.5), "cap_pvalue=1.5"),
+                          (lambda: stats.sequential_pvalue(2.0, cap_share=1.0), "cap_share=1.0")]:
+        with pytest.raises(stats.StatsInputError, match=message.replace("(", r"\(")):
+            call()
 
 
-@pytest.mark.parametrize("futility_error", [0.1, 0.2])
-def test_cannot_keep_rate_by_cap_costs_at_most_futility_error_of_the_keeps_the_cap_would_show(futility_error):
-    # Streams of a shorter form peeked at after every batch of 4 up to the 48-image cap, at true rates around
-    # what keeping needs (0.535 to show, 36 of 48 to show it by the cap). Of the streams that would show
-    # "keeps" by the cap, at most `futility_error` are given up before they do.
-    from blindspots.stats import cannot_keep_rate_by_cap, keeps_rate
+def test_the_sequential_pvalue_is_valid_under_the_null_however_the_test_stopped():
+    """Candidates failing exactly as often as their class, each run with the rule (peeks every 4 images, cap
+    48) against its own baseline sample of 120: p <= alpha at most alpha of the time, though the exact test is
+    asked only of those that reached the cap. A candidate confirmed before the cap is also accepted."""
+    from blindspots.stats.exact_tests import fisher_pvalue
 
-    reference, margin, cap, streams = 0.92, 0.385, 48, 1000
-    for rate in (0.67, 0.75, 0.8):
-        draws = np.random.default_rng(9).random((streams, cap)) < rate
-        would_keep = lost = 0
-        for stream in draws:
-            given_up = kept = False
-            for n in range(4, cap + 1, 4):
-                failures = int(stream[:n].sum())
-                if keeps_rate(failures, n, reference, margin) == "keeps":
-                    kept = True
-                    break
-                given_up = given_up or cannot_keep_rate_by_cap(failures, n, cap, reference, margin,
-                                                               futility_error=futility_error)
-            would_keep += kept
-            lost += kept and given_up
-        assert would_keep > 100 and lost / would_keep <= futility_error, (rate, lost, would_keep)
+    rng = np.random.default_rng(3)
+    rate, cap, alpha, sims = 0.2, 48, 0.05, 3000
+    peeks = np.arange(4, cap + 1, 4)
+    rejected = 0
+    baselines = rng.binomial(120, rate, size=sims)
+    for baseline_failures in np.unique(baselines):
+        count = int(np.sum(baselines == baseline_failures))
+        failures = np.cumsum(rng.binomial(4, rate, size=(count, peeks.size)), axis=1)
+        decisions = stats.sequential_decisions(failures, np.broadcast_to(peeks, failures.shape),
+                                               int(baseline_failures), 120, family_size=1, max_n=cap)
+        stop = np.argmax(decisions != "continue", axis=1)
+        rows = np.arange(count)
+        k, n = failures[rows, stop], peeks[stop]
+        evalues = stats.evalues_table(k, n, int(baseline_failures), 120)
+        exact = fisher_pvalue(k, n, int(baseline_failures), 120)
+        pvalues = [stats.sequential_pvalue(float(e), float(p) if m >= cap else None)
+                   for e, p, m in zip(evalues, exact, n, strict=True)]
+        confirmed = decisions[rows, stop] == "confirm"
+        assert all(p <= alpha for p, yes in zip(pvalues, confirmed, strict=True) if yes)
+        rejected += int(np.sum(np.array(pvalues) <= alpha))
+    assert rejected / sims <= alpha  # about 0.02 here: Fisher at the cap is conservative

@@ -86,7 +86,7 @@ class MeasuredRate:
 
 def interval_name(candidate: Candidate) -> str:
     """What the interval of a candidate's rate is: a sequential test's is anytime-valid, a fixed one's Wilson."""
-    return "anytime-valid 95% interval" if candidate.test == "e-process" else "95% Wilson interval"
+    return "anytime-valid 95% interval" if (candidate.test or "").startswith("e-process") else "95% Wilson interval"
 
 
 def _phrases(candidate: Candidate) -> tuple[str, ...]:

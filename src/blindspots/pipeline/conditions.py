@@ -299,3 +299,21 @@ def explained(embeddings: np.ndarray, called: Sequence[str | None], condition: C
     and showing the bug's condition?"""
     same_mode = np.array([label is not None and label == failure_mode for label in called], dtype=bool)
     return same_mode & condition.holds(embeddings)
+
+
+# A condition holds a set of failures when it shows on at least this share of them (and on at most half as many of
+# the passing images beside them): the share at which a wider description counts as a narrower bug said less
+# exactly (`decisions.WIDER_EXPLAINED_SHARE`).
+HOLDS_SHARE = 0.75
+
+
+def holds_failures(condition: Condition, failing: np.ndarray, passing: np.ndarray, min_images: int) -> bool | None:
+    """Does the condition hold these failures? It shows on at least `HOLDS_SHARE` of the failing images and on at
+    most half as many of the passing ones drawn beside them: where it shows is where those images fail. A
+    condition the embedder sees on most images alike, failing or not, holds nothing. None (no evidence) with
+    fewer than `min_images` failing or passing images: a description that fails nearly always, or seldom,
+    cannot show where its failures lie."""
+    if min(len(failing), len(passing)) < min_images:
+        return None
+    in_failures, in_passes = condition.share(failing), condition.share(passing)
+    return in_failures >= HOLDS_SHARE and in_passes <= in_failures / 2

@@ -5,9 +5,11 @@ Two modes (`confirmation`):
 - fixed: `confirm_per_candidate` images per candidate, then a one-sided exact test (Boschloo).
 - sequential: batches of `confirm_batch` images, after each an anytime-valid e-value
   (`stats.sequential`); a candidate stops as soon as it confirms, cannot reach the minimum effect, or has
-  used `confirm_per_candidate` images. Its p-value is min(1, 1/e), so Benjamini-Hochberg over those is e-BH.
-  A shortened form is also tested for keeping the bug's effect (`decisions.keeps_effect`); it is sampled
-  until it both confirms and keeps the effect, or until either is out of reach (`decisions.sampling_finished`).
+  used `confirm_per_candidate` images. Its p-value is the e-value's and, for one that reached the cap, the
+  exact test's on its cap of images (`stats.sequential_pvalue`), so a description that fails part of the time
+  confirms at least as often as in fixed mode. A shortened form is also tested for keeping the bug's effect
+  (`decisions.keeps_effect`); it is sampled until it both confirms and keeps the effect, until either is out
+  of reach, or to the cap, where its estimate decides (`decisions.sampling_finished`, `decisions.keeps_bug`).
   Seeds are those of fixed mode, so a sequential test sees a prefix of its images.
 """
 
@@ -36,6 +38,7 @@ from blindspots.stats import (
     StepDecision,
     excess_failures,
     rate_difference,
+    sequential_pvalue,
     sequential_step,
     smoothed_lift,
     wilson_interval,
@@ -140,7 +143,7 @@ def confirm_sequentially(ctx: RunContext, baseline: dict[str, SampleCounts],
     open_candidates = {c.id: c for c in ctx.candidates.planned() if origins is None or c.origin in origins}
     if not open_candidates:
         return
-    # The stopping threshold assumes the final e-BH combines about this many tests: those of the run so far.
+    # The stopping threshold assumes the final Benjamini-Hochberg combines about this many tests: those of the run so far.
     # (A skipped candidate is never tested, so it is not one of them.)
     family = ctx.candidates.count_to_test()
     batch, most = ctx.config.confirm_batch, ctx.config.confirm_per_candidate
@@ -169,20 +172,36 @@ def _decide_batch_by_batch(ctx: RunContext, baseline: dict[str, SampleCounts],
             step, keeping = sequential_decision(ctx, candidate, counts, baseline[candidate.class_name], family,
                                                 references)
             finished = sampling_finished(step.decision, keeping)
-            if finished and keeping is None and step.decision is StepDecision.CONFIRM and counts.valid < MIN_IMAGES \
-                    and counts.planned < most:
-                finished = False  # too few images yet to tell its condition from another's (`evidence.MIN_IMAGES`)
+            if finished and step.decision is StepDecision.CONFIRM and keeping in (None, KeepAnswer.KEEPS) \
+                    and counts.valid < MIN_IMAGES and counts.planned < most:
+                # Too few images yet to tell its condition from another's (`evidence.MIN_IMAGES`): a description,
+                # or a shorter form that may become a bug's headline.
+                finished = False
             same = not finished and keeping is None and shows_passing_condition(ctx, candidate)
             if not finished and not same and counts.planned < most and ctx.budget.remaining() >= batch:
                 plan_confirmation(ctx, [candidate], min(counts.planned + batch, most), start=counts.planned)
                 continue
-            stop = stop_reason(step.decision, keeping) if finished else StopReason.SAME_CONDITION if same \
-                else (StopReason.MAX_IMAGES if counts.planned >= most else StopReason.BUDGET)
-            ctx.candidates.record_test(candidate.id, _record(
-                ctx, candidate, counts, baseline[candidate.class_name], step.pvalue, "e-process",
-                (step.rate_low, step.rate_high), evalue=step.evalue, decision=stop))
+            images_spent = counts.planned >= most
+            stop = stop_reason(step.decision, keeping, images_spent) if finished \
+                else StopReason.SAME_CONDITION if same else (StopReason.MAX_IMAGES if images_spent else StopReason.BUDGET)
+            ctx.candidates.record_test(candidate.id, sequential_test(ctx, candidate, counts,
+                                                                     baseline[candidate.class_name], step, stop,
+                                                                     at_cap=images_spent))
             del open_candidates[candidate.id]
             bar.advance(1)
+
+
+def sequential_test(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts,
+                    step: SequentialDecision, stop: StopReason, at_cap: bool) -> TestRecord:
+    """The record of a finished sequential test. Its p-value is the e-value's and, when its images reached the
+    cap, the exact test's on them too (`stats.sequential_pvalue`): at the cap it is at least as strong as
+    fixed mode's test at half the level."""
+    pvalue, method = step.pvalue, "e-process"
+    if at_cap and counts.valid:
+        exact = excess_failures(counts.failures, counts.valid, baseline.failures, baseline.valid, ctx.config.test)
+        pvalue, method = sequential_pvalue(step.evalue, exact.pvalue), f"e-process, {exact.method} at the cap"
+    return _record(ctx, candidate, counts, baseline, pvalue, method, (step.rate_low, step.rate_high),
+                   evalue=step.evalue, decision=stop)
 
 
 def shows_passing_condition(ctx: RunContext, candidate: Candidate) -> bool:
@@ -215,8 +234,7 @@ def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCou
         return step, None
     shorter = replace(candidate, n=counts.valid, failures=counts.failures,
                       wrong_labels=ctx.samples.wrong_labels(candidate.id))
-    return step, keeping_progress(shorter, references[candidate.reference_id], ctx.thresholds,
-                                  max_n=config.confirm_per_candidate)
+    return step, keeping_progress(shorter, references[candidate.reference_id], ctx.thresholds)
 
 
 def _record(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts, p: float,

@@ -31,16 +31,16 @@ from typing import Protocol
 
 import numpy as np
 
-from blindspots.pipeline.conditions import Relation
+from blindspots.pipeline.conditions import HOLDS_SHARE, Relation
 from blindspots.stats import (
     KeepAnswer,
     StepDecision,
     anytime_rate_upper_bounds,
     benjamini_hochberg,
     cannot_keep_rate,
-    cannot_keep_rate_by_cap,
     keeps_rate,
     meets_minimum_effect,
+    required_failure_rate,
 )
 from blindspots.store.records import Candidate, Origin, StopReason, Verdict, VerdictKind
 from blindspots.text_enum import TextEnum
@@ -132,36 +132,30 @@ def established_rate(candidate: Candidate, label: str | None, alpha: float) -> f
                                                  alpha)[0])
 
 
-def keeping_progress(shorter: Candidate, bug: Candidate, thresholds: Thresholds,
-                     max_n: int | None = None) -> KeepAnswer:
+def keeping_progress(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> KeepAnswer:
     """Where a shorter form's sampling stands on keeping the bug's effect: `keeps_effect`'s answer; or, while
     that is open, OUT_OF_REACH when the futility bound (`cannot_keep_rate`) says its rate is likely below
-    what keeping needs, and UNSETTLED when its rate may be enough but cannot be shown to be within `max_n`
-    images (`cannot_keep_rate_by_cap`). Only for deciding when to stop sampling: neither is evidence of a
-    loss, so "refines #k" decisions use `keeps_effect` alone."""
+    what keeping needs. Only for deciding when to stop sampling: that is no evidence of a loss, so "refines #k"
+    decisions use `keeps_effect` alone. A shorter form whose answer stays open samples on to the image cap,
+    where its estimate decides (`keeps_bug`), as fixed mode's does."""
     if not shorter.n:
         return KeepAnswer.OPEN
     failures, n, reference, margin = _keep_question(shorter, bug, thresholds)
     answer = keeps_rate(failures, n, reference, margin, thresholds.fdr)  # `keeps_effect`, asked once
-    if answer is not KeepAnswer.OPEN:
-        return answer
-    if cannot_keep_rate(failures, n, reference, margin, thresholds.futility_error):
+    if answer is KeepAnswer.OPEN and cannot_keep_rate(failures, n, reference, margin, thresholds.futility_error):
         return KeepAnswer.OUT_OF_REACH
-    if max_n is not None and cannot_keep_rate_by_cap(failures, n, max_n, reference, margin, thresholds.fdr,
-                                                     thresholds.futility_error):
-        return KeepAnswer.UNSETTLED
     return answer
 
 
 # Keeping answers that end a shorter form's sampling without it standing for its bug.
-_KEEPING_ENDS = frozenset({KeepAnswer.LOSES, KeepAnswer.OUT_OF_REACH, KeepAnswer.UNSETTLED})
+_KEEPING_ENDS = frozenset({KeepAnswer.LOSES, KeepAnswer.OUT_OF_REACH})
 
 
 def sampling_finished(step_decision: StepDecision, keeping: KeepAnswer | None) -> bool:
     """Is a candidate's sequential sampling over? A description stops when its excess test confirms or is
     futile. A shorter form stands for its bug only when it both confirms and keeps the bug's effect, so it
     stops as soon as either is out of reach (futile; the effect lost or out of reach) or both are settled;
-    sampling on could not make it stand for the bug."""
+    sampling on could not make it stand for the bug. One whose keeping stays open samples on to the cap."""
     if keeping is None:
         return step_decision is not StepDecision.CONTINUE
     if step_decision is StepDecision.FUTILE or keeping in _KEEPING_ENDS:
@@ -169,15 +163,17 @@ def sampling_finished(step_decision: StepDecision, keeping: KeepAnswer | None) -
     return step_decision is StepDecision.CONFIRM and keeping is KeepAnswer.KEEPS
 
 
-def stop_reason(step_decision: StepDecision, keeping: KeepAnswer | None) -> StopReason:
+def stop_reason(step_decision: StepDecision, keeping: KeepAnswer | None, images_spent: bool = False) -> StopReason:
     """The stored `decision` of a finished sequential test: the excess test's, unless a shorter form stopped
-    because it cannot stand for its bug while that test was still open."""
-    if keeping is KeepAnswer.UNSETTLED and step_decision is not StepDecision.FUTILE:
-        return StopReason.KEEP_UNSETTLED  # whatever the excess test says, keeping cannot be told by the cap
+    because it cannot stand for its bug while that test was still open; "max images" when it was futile only
+    because its images were spent (`images_spent`: it reached the cap undecided, where the exact test and,
+    for a shorter form, its estimate decide)."""
     if step_decision is StepDecision.CONTINUE and keeping is KeepAnswer.LOSES:
         return StopReason.LOSES_EFFECT
     if step_decision is StepDecision.CONTINUE and keeping is KeepAnswer.OUT_OF_REACH:
         return StopReason.EFFECT_OUT_OF_REACH
+    if step_decision is StepDecision.FUTILE and images_spent:
+        return StopReason.MAX_IMAGES
     return StopReason(step_decision.value)
 
 
@@ -208,13 +204,18 @@ def worth_shortening(candidate: Candidate, thresholds: Thresholds) -> bool:
     return passes(candidate, thresholds) and candidate.decision is not StopReason.SAME_CONDITION
 
 
+# A shorter form whose sampling ended at the image cap with keeping undecided (KEEP_UNSETTLED: stored by runs that
+# gave such a form up before the cap) is judged on its estimate.
+_UNDECIDED_AT_CAP = frozenset({StopReason.MAX_IMAGES, StopReason.KEEP_UNSETTLED})
+
+
 def keeps_bug(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> bool:
     """Does `shorter` confirm on its own and keep the bug's effect, its failures called what the bug's are
     mostly called (`keeps_effect`)? Fixed mode: it keeps `shorten_keep` of the bug's excess failure rate (point
     estimates). Sequential mode: a non-inferiority test shows it keeps the bug's rate within `keep_margin` of
-    the bug's excess; where that test could not settle within the image cap (a description that fails part of
-    the time, tested on a few dozen images), the shorter form's estimate must keep `shorten_keep` of the excess
-    the bug's test established, as fixed mode asks of its estimates."""
+    the bug's excess; where that test could not settle by the image cap (a description that fails part of the
+    time, tested on a few dozen images), the shorter form's estimate on its cap of images must keep
+    `shorten_keep` of the excess the bug's test established, as fixed mode asks of its estimates."""
     if not passes(shorter, thresholds):
         return False
     label = main_wrong_label(bug)
@@ -226,7 +227,7 @@ def keeps_bug(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> boo
         answer = keeps_effect(shorter, bug, thresholds)
         if answer is KeepAnswer.KEEPS:
             return True
-        if answer is KeepAnswer.LOSES or shorter.decision not in (StopReason.KEEP_UNSETTLED, StopReason.MAX_IMAGES):
+        if answer is KeepAnswer.LOSES or shorter.decision not in _UNDECIDED_AT_CAP:
             return False
         reference = established_rate(bug, label, thresholds.fdr)
     else:
@@ -273,11 +274,14 @@ class ImageEvidence(Protocol):
     def failure_mode(self, a: int) -> str | None:
         """What the classifier calls most of a's failures."""
 
+    def holds_failures(self, a: int, b: int) -> bool | None:
+        """Does a's condition hold b's failures in a's failure mode? None when b's images cannot tell."""
+
 
 # A wider description is a phrasing of a narrower bug when at least this share of its failures show the
 # narrower bug's condition: its failures then live in the narrower bug's region, which says where the class
-# fails more exactly.
-WIDER_EXPLAINED_SHARE = 0.75
+# fails more exactly. The share at which a condition holds failures (`conditions.holds_failures`).
+WIDER_EXPLAINED_SHARE = HOLDS_SHARE
 
 
 def listed_under_by_images(candidate: int, accepted: Iterable[int], evidence: ImageEvidence,
@@ -322,12 +326,67 @@ def wider_bugs(bugs: Sequence[int], narrower: Sequence[int], evidence: ImageEvid
         for narrow in narrower:
             if narrow == wide or narrow in wider or evidence.failure_mode(narrow) != mode:
                 continue
-            if evidence.relation(wide, narrow) in (Relation.NARROWER, Relation.APART) \
+            relation = evidence.relation(wide, narrow)
+            if relation in (Relation.NARROWER, Relation.APART) \
                     and evidence.explained_share(narrow, wide) >= WIDER_EXPLAINED_SHARE \
-                    and evidence.explained_share(wide, narrow) < WIDER_EXPLAINED_SHARE:
+                    and (relation is Relation.NARROWER
+                         or evidence.explained_share(wide, narrow) < WIDER_EXPLAINED_SHARE):
                 wider[wide] = narrow
                 break
     return wider
+
+
+def shared_core_duplicates(bugs: Sequence[Candidate], phrases_of: Callable[[Candidate], Phrases],
+                           core_of: Callable[[Candidate, Phrases], Candidate | None],
+                           holds_failures: Callable[[int, int], bool | None],
+                           thresholds: Thresholds) -> dict[int, Verdict]:
+    """Bugs of one class and failure mode that are each one phrase more than the same tested description, their
+    core ("bottle at dusk, sketch style" and "bottle in rain, sketch style" beside "bottle, sketch style"), where
+    the core's images fail in that mode at a rate the minimum effect does not rule out (`not_ruled_out`) and
+    neither extra phrase holds those failures (`ImageEvidence.holds_failures`): each reached the core's failure
+    mode through a detail its images drew by chance. The core did not confirm on its own (a condition that fails
+    part of the time, near the minimum effect, tested on a few dozen images), so the bugs stay confirmed
+    descriptions, listed under the one with the smallest p-value ("duplicate of #k"), which names the shared
+    words and one more. An extra phrase that holds the core's failures, or no tested core, leaves a bug its own.
+    Returns bug id -> verdict for the bugs listed so."""
+    verdicts: dict[int, Verdict] = {}
+    standing: list[Candidate] = []
+    for bug in sorted(bugs, key=lambda c: (c.p if c.p is not None else 1.0, c.id)):
+        first = next((other for other in standing if _share_a_core(other, bug, phrases_of, core_of, holds_failures,
+                                                                   thresholds)), None)
+        if first is None:
+            standing.append(bug)
+        else:
+            verdicts[bug.id] = Verdict(VerdictKind.DUPLICATE, first.id)
+    return verdicts
+
+
+def _share_a_core(first: Candidate, bug: Candidate, phrases_of: Callable[[Candidate], Phrases],
+                  core_of: Callable[[Candidate, Phrases], Candidate | None],
+                  holds_failures: Callable[[int, int], bool | None], thresholds: Thresholds) -> bool:
+    if first.class_name != bug.class_name or main_wrong_label(first) != main_wrong_label(bug):
+        return False
+    a, b = phrases_of(first), phrases_of(bug)
+    shared = a & b
+    if not shared or len(a) != len(b) or len(shared) != len(a) - 1:
+        return False
+    core = core_of(bug, shared)
+    if core is None or not core.tested or main_wrong_label(core) != main_wrong_label(bug) \
+            or not not_ruled_out(core, thresholds):
+        return False
+    return holds_failures(first.id, core.id) is False and holds_failures(bug.id, core.id) is False
+
+
+def not_ruled_out(candidate: Candidate, thresholds: Thresholds) -> bool:
+    """Could the candidate's rate, in its failure mode, still meet the minimum effect? Its anytime upper bound
+    (error `futility_error`, sequential mode's futility stop) reaches the rate the effect needs."""
+    if not candidate.n or candidate.baseline_n is None or candidate.baseline_failures is None:
+        return False
+    failures = failures_called(candidate, main_wrong_label(candidate))
+    bound = anytime_rate_upper_bounds(np.array([failures]), np.array([candidate.n]), thresholds.futility_error)[0]
+    needed = required_failure_rate(candidate.baseline_failures, candidate.baseline_n, thresholds.min_lift,
+                                   thresholds.min_difference)
+    return bool(bound >= needed)
 
 
 def leaves_room_for_narrower(bug: Candidate, thresholds: Thresholds) -> bool:
@@ -461,14 +520,35 @@ def _order_by_images(verdicts: dict[int, Verdict], accepted: list[int], refining
                     and evidence.relation(wide, narrow) is Relation.NARROWER \
                     and (covers is None or covers(wide, by_id[narrow])):
                 verdicts[narrow] = Verdict(VerdictKind.REFINES, wide)
-    # What was listed under a bug that is listed under another now follows it there.
+    # What was listed under a bug that is listed under another now follows it there, in its failure mode. One in
+    # another failure mode was listed under a wider phrasing that held both ("small lamp indoors", called
+    # bottle, under "lamp indoors", called house and bottle); with that one gone, it is a bug of its own.
     for bug_id, listed in list(verdicts.items()):
         target, seen = listed.related_bug, {bug_id}
         while target is not None and target in verdicts and not verdicts[target].is_bug and target not in seen:
             seen.add(target)
             target = verdicts[target].related_bug
-        if target is not None and target != listed.related_bug:
+        if target is None or target == listed.related_bug:
+            continue
+        if evidence.failure_mode(bug_id) == evidence.failure_mode(target):
             verdicts[bug_id] = Verdict(listed.kind, target)
+        else:
+            verdicts[bug_id] = _own_mode_verdict(bug_id, verdicts, evidence)
+
+
+def _own_mode_verdict(candidate: int, verdicts: Mapping[int, Verdict], evidence: ImageEvidence) -> Verdict:
+    """A standing bug of the candidate's failure mode whose condition holds the candidate's ("refines #k", or
+    "duplicate of #k" for the same condition), else a bug of its own."""
+    mode = evidence.failure_mode(candidate)
+    for bug_id, verdict in verdicts.items():
+        if bug_id == candidate or not verdict.is_bug or evidence.failure_mode(bug_id) != mode:
+            continue
+        relation = evidence.relation(bug_id, candidate)
+        if relation is Relation.SAME:
+            return Verdict(VerdictKind.DUPLICATE, bug_id)
+        if relation is Relation.NARROWER:
+            return Verdict(VerdictKind.REFINES, bug_id)
+    return Verdict(VerdictKind.CONFIRMED)
 
 
 def is_confirmed_description(candidate: Candidate) -> bool:

@@ -20,8 +20,10 @@ from blindspots.pipeline.decisions import (
     final_verdicts,
     is_confirmed_description,
     new_bugs,
+    shared_core_duplicates,
     surviving_shortest,
 )
+from blindspots.pipeline.descriptions import Description
 from blindspots.pipeline.evidence import RunImageEvidence
 from blindspots.pipeline.explore import exploration_failures
 from blindspots.pipeline.health import (
@@ -36,7 +38,15 @@ from blindspots.pipeline.propose import propose_candidates
 from blindspots.pipeline.remainder import account, final_remainder, screen_remainder
 from blindspots.pipeline.shorten import shorten_round
 from blindspots.stats import wilson_interval
-from blindspots.store.records import Purpose, RunSummary, SampleCounts, StopReason, Verdict, VerdictKind
+from blindspots.store.records import (
+    Candidate,
+    Purpose,
+    RunSummary,
+    SampleCounts,
+    StopReason,
+    Verdict,
+    VerdictKind,
+)
 
 
 def run_discovery(ctx: RunContext) -> RunSummary:
@@ -162,11 +172,35 @@ def finalise(ctx: RunContext) -> None:
         ctx.candidates.set_shortest(bug.id, surviving_shortest(bug, by_id))
     bugs = [ctx.candidates.get(bug.id) for bug in bugs]
     ctx.candidates.set_verdicts(final_verdicts(bugs, ctx.phrases.shortest, _covers(ctx), image_evidence(ctx)))
+    ctx.candidates.set_verdicts(shared_core_verdicts(ctx))
     ctx.candidates.set_verdicts(same_condition_verdicts(ctx))
 
 
 def image_evidence(ctx: RunContext) -> RunImageEvidence:
     return RunImageEvidence(ctx.conditions, ctx.candidates.get)
+
+
+def shared_core_verdicts(ctx: RunContext) -> dict[int, Verdict]:
+    """Bugs that each reached one tested core's failure mode through a chance detail are listed under the first
+    (`decisions.shared_core_duplicates`), and so is what was listed under them."""
+    evidence = image_evidence(ctx)
+
+    def core_of(bug: Candidate, phrases: frozenset[str]) -> Candidate | None:
+        shortest = ctx.candidates.get(bug.shortest_id) if bug.shortest_id else bug
+        description = Description.from_dict(shortest.description)
+        for phrase in description.phrases:
+            if phrase not in phrases:
+                description = description.without(phrase)
+        core_id = ctx.candidates.id_for(bug.class_name, description.key)
+        return ctx.candidates.get(core_id) if core_id is not None else None
+
+    listed = shared_core_duplicates(ctx.candidates.bugs(), ctx.phrases.shortest, core_of, evidence.holds_failures,
+                                    ctx.thresholds)
+    for candidate in ctx.candidates.not_bugs():
+        verdict = candidate.verdict
+        if verdict is not None and verdict.related_bug in listed:
+            listed[candidate.id] = Verdict(verdict.kind, listed[verdict.related_bug].related_bug)
+    return listed
 
 
 def same_condition_verdicts(ctx: RunContext) -> dict[int, Verdict]:

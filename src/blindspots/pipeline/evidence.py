@@ -15,7 +15,15 @@ import numpy as np
 
 from blindspots.engine.executor import ModelExecutor
 from blindspots.models.protocols import fill_template
-from blindspots.pipeline.conditions import Condition, Relation, calibrate, explained, relate, wordings
+from blindspots.pipeline.conditions import (
+    Condition,
+    Relation,
+    calibrate,
+    explained,
+    holds_failures,
+    relate,
+    wordings,
+)
 from blindspots.pipeline.decisions import main_wrong_label
 from blindspots.pipeline.descriptions import Description
 from blindspots.store.records import Candidate, Purpose, Sample
@@ -91,6 +99,16 @@ class ConditionBook:
             return np.zeros(len(failures), dtype=bool)
         return explained(_stack(failures), [s.predicted for s in failures], self.condition(bug), failure_mode)
 
+    def holds_failures(self, condition_of: Candidate, images_of: Candidate, failure_mode: str | None) -> bool | None:
+        """Does `condition_of`'s condition hold `images_of`'s failures called `failure_mode`, against its passing
+        images (`conditions.holds_failures`)? None without `MIN_IMAGES` of each, or of `condition_of`'s own."""
+        if failure_mode is None or len(self.images(condition_of)) < MIN_IMAGES:
+            return None
+        samples = self.samples.of(Purpose.CONFIRM, candidate_ids=[images_of.id], valid=True, with_embeddings=True)
+        failing = _stack([s for s in samples if s.is_failure and s.predicted == failure_mode])
+        passing = _stack([s for s in samples if s.is_failure is False])
+        return holds_failures(self.condition(condition_of), failing, passing, MIN_IMAGES)
+
     def _direction(self, class_name: str, description: Description, phrase: str) -> np.ndarray:
         """The text direction of one phrase for a class: the prompt with only that phrase, less the plain one."""
         alone = Description(modifiers=(phrase,)) if phrase in description.modifiers else Description(context=(phrase,))
@@ -134,3 +152,7 @@ class RunImageEvidence:
 
     def failure_mode(self, a: int) -> str | None:
         return main_wrong_label(self.candidate_of(a))
+
+    def holds_failures(self, a: int, b: int) -> bool | None:
+        """Does a's condition hold b's failures in a's failure mode (`ConditionBook.holds_failures`)?"""
+        return self.book.holds_failures(self._headline(a), self.candidate_of(b), self.failure_mode(a))

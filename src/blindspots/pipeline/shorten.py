@@ -1,5 +1,6 @@
 """Step 5: the shortest description. Drop phrases from each confirmed description while the shorter one
-still confirms on its own and keeps most of the bug's excess failure rate (`decisions.keeps_bug`)."""
+still confirms on its own, keeps most of the bug's excess failure rate (`decisions.keeps_bug`) and, dropped
+one at a time, does not fail where the dropped phrase shows (`said_too_widely`)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def shorten_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleC
     for candidate in shortening_order(passing, ctx.phrases.of):
         mode = main_wrong_label(candidate)
         bugs = known.get(candidate.class_name, [])
-        if candidate.shortest_id is None and (refined_bug(ctx.phrases.of(candidate), mode, bugs) is not None
+        if candidate.shortest_id is None and (refines_settled_bug(ctx, candidate, mode, bugs)
                                               or within_known_bug(ctx, candidate, mode, bugs)):
             ctx.candidates.set_shortest(candidate.id, candidate.id)
             continue
@@ -41,6 +42,22 @@ def shorten_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleC
             shorten(ctx, candidate, baseline)
         known.setdefault(candidate.class_name, []).append(
             (candidate.id, ctx.phrases.shortest(ctx.candidates.get(candidate.id)), mode))
+
+
+def refines_settled_bug(ctx: RunContext, candidate: Candidate, mode: str | None,
+                        bugs: list[tuple[int, frozenset[str], str | None]]) -> bool:
+    """Do the candidate's phrases hold the shortest form of a bug already shortened, in the same failure mode
+    (`decisions.refined_bug`), whose shortest form leaves no room for a narrower failure mode of its own
+    (`decisions.leaves_room_for_narrower`)? Where it leaves room ("bird in falling snow" failing a third of the
+    time), the candidate is shortened too: its shortest form may be the narrower bug ("small bird in falling
+    snow") that the wider one only said less exactly."""
+    bug_id = refined_bug(ctx.phrases.of(candidate), mode, bugs)
+    return bug_id is not None and not leaves_room_for_narrower(_headline(ctx, bug_id), ctx.thresholds)
+
+
+def _headline(ctx: RunContext, bug_id: int) -> Candidate:
+    bug = ctx.candidates.get(bug_id)
+    return ctx.candidates.get(bug.shortest_id) if bug.shortest_id else bug
 
 
 def within_known_bug(ctx: RunContext, candidate: Candidate, mode: str | None,
@@ -51,10 +68,9 @@ def within_known_bug(ctx: RunContext, candidate: Candidate, mode: str | None,
     to find that bug again. A bug that leaves room for a narrower failure mode of its own is not asked
     (`decisions.leaves_room_for_narrower`)."""
     for bug_id, _, bug_mode in bugs:
-        bug = ctx.candidates.get(bug_id)
-        if mode is None or bug_mode != mode or leaves_room_for_narrower(bug, ctx.thresholds):
+        headline = _headline(ctx, bug_id)
+        if mode is None or bug_mode != mode or leaves_room_for_narrower(headline, ctx.thresholds):
             continue
-        headline = ctx.candidates.get(bug.shortest_id) if bug.shortest_id else bug
         if ctx.conditions.relation(headline, candidate) in (Relation.SAME, Relation.NARROWER):
             return True
     return False
@@ -74,7 +90,8 @@ def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts]) 
             break  # out of budget
         confirm_planned(ctx, baseline, SHORTER_FORMS)
         variants = [ctx.candidates.get(v) for v in variant_ids]
-        keeping = [(p, v) for p, v in zip(phrases, variants, strict=True) if keeps_bug(v, bug, ctx.thresholds)]
+        keeping = [(p, v) for p, v in zip(phrases, variants, strict=True)
+                   if keeps_bug(v, bug, ctx.thresholds) and not said_too_widely(ctx, v, current)]
         if not keeping:
             break
         if len(keeping) > 1:
@@ -92,6 +109,14 @@ def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts]) 
                     continue
         current = max((v for _, v in keeping), key=lambda v: (v.rate, -v.p, -v.id))
     ctx.candidates.set_shortest(bug.id, current.id)
+
+
+def said_too_widely(ctx: RunContext, shorter: Candidate, current: Candidate) -> bool:
+    """Does the phrase the shorter form drops hold its failures (`evidence.ConditionBook.holds_failures`: the
+    condition of the form it was shortened from shows on most of them, and on far fewer of its passing images)?
+    Then the shorter form is that form said less exactly, whatever its rate keeps: "bird in falling snow"
+    failing a third of the time, nearly all of it small birds, beside "small bird in falling snow"."""
+    return ctx.conditions.holds_failures(current, shorter, main_wrong_label(current)) is True
 
 
 def shortened(ctx: RunContext, description: Description, parent: Candidate, bug: Candidate) -> int | None:

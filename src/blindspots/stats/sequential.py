@@ -12,8 +12,16 @@ Ramdas 2022), which controls the FDR under any dependence between them (every ca
 its baseline). Futility stops and the intervals come from anytime-valid confidence sequences (Robbins 1970,
 Howard et al. 2021); a futility stop only ever removes rejections, so it costs power, never error control.
 Shortening asks whether a shorter form keeps a bug's measured rate, from the same confidence sequences
-(`keeps_rate`). The derivation, the alternatives considered and the measured error rates and image counts
-are in docs/statistics.md.
+(`keeps_rate`).
+
+A candidate that reaches its image cap without deciding is also given the fixed-sample test on its cap of
+images (`sequential_pvalue`): the e-value spends part of the error level at every peek, and the exact test
+spends the rest once, at the cap. A mixture e-value pays for doubting the baseline at every image, and at the
+cap it is hundreds of times weaker than the exact test on the same counts (16 of 48 against 14 of 120: e = 3.8,
+p = 0.0009); without the exact look, a condition that fails a third of the time would confirm less often
+than fixed mode confirms it on the same images. The run's list is then Benjamini-Hochberg over these
+p-values, as in fixed mode. The derivation, the alternatives considered and the measured error rates and
+image counts are in docs/statistics.md.
 """
 
 from __future__ import annotations
@@ -48,7 +56,6 @@ class KeepAnswer(TextEnum):
     LOSES = "loses"                # its rate provably falls below it
     OPEN = "open"                  # its images do not tell yet
     OUT_OF_REACH = "out of reach"  # likely below what keeping needs (`cannot_keep_rate`)
-    UNSETTLED = "unsettled"        # may be enough, but cannot be shown within the cap (`cannot_keep_rate_by_cap`)
 
 
 # Bisection steps for confidence bounds: 2^-60 is below rounding.
@@ -62,8 +69,9 @@ class SequentialDecision:
     decision: CONFIRM (evidence >= threshold and the observed effect meets the minimum), FUTILE (cannot
         reach the minimum effect, or max_n images spent), or CONTINUE.
     reason: one line for the report, e.g. "e-value 1.3e+03 >= 20".
-    evalue: the e-process value now; pvalue = min(1, 1 / evalue), valid under optional stopping.
-    threshold: family_size / alpha, the evidence needed to stop with "confirm".
+    evalue: the e-process value now; pvalue = `sequential_pvalue(evalue)`, valid under optional stopping (the
+        run adds the exact test at the cap to it when the candidate's images reach the cap).
+    threshold: family_size / ((1 - CAP_TEST_SHARE) alpha), the evidence needed to stop with "confirm".
     rate_low, rate_high: anytime-valid (1 - alpha) confidence sequence for the candidate's failure rate.
     futility_bound: the anytime-valid upper bound (error `futility_error`) compared with required_rate.
     required_rate: the lowest true failure rate that meets the minimum effect against the reference.
@@ -80,6 +88,32 @@ class SequentialDecision:
     rate_high: float
     futility_bound: float
     required_rate: float
+
+
+# The share of the error level spent on the exact test at the cap; the e-value spends the rest at every peek.
+# Half and half: a strong bug's e-value grows by a factor of several per failing image, so halving its level
+# costs it about one image, while the exact look keeps fixed mode's power at half its level.
+CAP_TEST_SHARE = 0.5
+
+
+def sequential_pvalue(evalue: float, cap_pvalue: float | None = None, cap_share: float = CAP_TEST_SHARE) -> float:
+    """The p-value of a sequential test: min(1, 1 / ((1 - w) e), p_cap / w), w = `cap_share`.
+
+    e is the e-process at the candidate's stopping time and p_cap the fixed-sample test's p-value on its cap of
+    images, given only when its sampling reached the cap (None otherwise). It is a valid p-value however the
+    sampling stopped: under the null P(1 / ((1 - w) e) <= t) <= (1 - w) t by Ville's inequality, and the cap's
+    p-value, the exact test of a sample size fixed in advance, is <= w t with probability at most w t whether
+    or not the stream got there (reaching the cap is an event of the stream, and the test is valid on the
+    whole of it); so P(p <= t) <= t (Bonferroni). The confirmation threshold of `sequential_step`,
+    family_size / ((1 - w) alpha), makes 1 / ((1 - w) e) reach BH's strictest level alpha / family_size."""
+    check_probability(cap_share, "cap_share", open_interval=True)
+    if not evalue >= 0:
+        raise StatsInputError(f"evalue={evalue!r} must be >= 0 (an e-value), not NaN or negative.")
+    from_evidence = min(1.0, 1.0 / ((1 - cap_share) * evalue)) if evalue > 0 else 1.0
+    if cap_pvalue is None:
+        return from_evidence
+    check_probability(cap_pvalue, "cap_pvalue")
+    return min(from_evidence, cap_pvalue / cap_share, 1.0)
 
 
 # ---- e-values --------------------------------------------------------------------------------------
@@ -218,15 +252,15 @@ def sequential_step(
 ) -> SequentialDecision:
     """Decide, after a batch, whether a candidate is confirmed, futile, or needs more images.
 
-    Confirm when the e-value reaches family_size / alpha and the observed counts meet the minimum effect
-    (`meets_minimum_effect`, the fixed-N rule). family_size is m, the number of e-values the run's final
-    `e_benjamini_hochberg` will combine (an upper bound will do: overstating it 2x costs about one image
-    for a strong bug); then every candidate confirmed here is also rejected by e-BH at level alpha,
-    since e >= m / alpha >= m / (alpha k). It is required because a smaller one stops candidates at
-    e-values e-BH will not accept, and e-BH then keeps few of the moderate bugs it would otherwise find.
-    Futile when the anytime upper bound on the failure rate (error `futility_error`) is below
-    `required_failure_rate`, or when max_n images are spent; run e-BH over every candidate's last
-    e-value, futile ones included (one that ran out of images may still pass).
+    Confirm when the e-value reaches family_size / ((1 - w) alpha), w = `CAP_TEST_SHARE`, and the observed
+    counts meet the minimum effect (`meets_minimum_effect`, the fixed-N rule). family_size is m, the number of
+    tests the run's final Benjamini-Hochberg will combine (an upper bound will do: overstating it 2x costs
+    about one image for a strong bug); then every candidate confirmed here is also rejected there at level
+    alpha, since its p-value (`sequential_pvalue`) is <= alpha / m <= alpha k / m. It is required because a
+    smaller one stops candidates at e-values BH will not accept, and BH then keeps few of the moderate bugs
+    it would otherwise find. Futile when the anytime upper bound on the failure rate (error `futility_error`)
+    is below `required_failure_rate`, or when max_n images are spent; run BH over every candidate's final
+    p-value, futile ones included (one that ran out of images may still pass, on its exact test at the cap).
     """
     check_counts(failures, n, "candidate")
     decision, evalues = _sequential_decisions(
@@ -234,8 +268,9 @@ def sequential_step(
         min_difference=min_difference, max_n=max_n, family_size=family_size, futility_error=futility_error)
     required = required_failure_rate(baseline_failures, baseline_n, min_lift, min_difference)
     # The e-value the decision used (elementwise, so the same float `evalues_table` gives).
-    return _explain(StepDecision(str(decision[0])), failures, n, float(evalues[0]), family_size / alpha, required,
-                    alpha, max_n, futility_error)
+    return _explain(StepDecision(str(decision[0])), failures, n, float(evalues[0]),
+                    _check_step_options(alpha, max_n, family_size, futility_error), required, alpha, max_n,
+                    futility_error)
 
 
 def sequential_decisions(
@@ -300,7 +335,7 @@ def _explain(decision: StepDecision, failures: int, n: int, evalue: float, thres
     else:
         reason = f"e-value {evalue:.3g} < {threshold:.3g}"
     return SequentialDecision(
-        decision=decision, reason=reason, evalue=evalue, pvalue=min(1.0, 1.0 / evalue) if evalue > 0 else 1.0,
+        decision=decision, reason=reason, evalue=evalue, pvalue=sequential_pvalue(evalue),
         threshold=threshold, n=int(n), failures=int(failures), rate_low=rate_low, rate_high=rate_high,
         futility_bound=futility_bound, required_rate=required,
     )
@@ -401,7 +436,7 @@ def _check_step_options(alpha: float, max_n: int, family_size: int, futility_err
     check_probability(futility_error, "futility_error", open_interval=True)
     _check_whole_number("max_n", max_n)
     _check_whole_number("family_size", family_size)
-    return family_size / alpha
+    return family_size / ((1 - CAP_TEST_SHARE) * alpha)  # the evidence whose p-value (`sequential_pvalue`) BH accepts
 
 
 def _check_whole_number(name: str, value: float) -> int:
@@ -446,40 +481,3 @@ def cannot_keep_rate(failures: int, n: int, reference_rate: float, margin: float
     return bool(high < reference_rate - margin)
 
 
-def cannot_keep_rate_by_cap(failures: int, n: int, max_n: int, reference_rate: float, margin: float,
-                            alpha: float = 0.05, futility_error: float = 0.2) -> bool:
-    """Futility for `keeps_rate` within a cap of `max_n` images: "keeps" needs, at max_n, at least k* failures
-    (the fewest whose anytime lower bound at error `alpha` reaches reference_rate - margin), so the images
-    still to come must fail at rate (k* - failures) / (max_n - n); true when that cannot happen (too few
-    images left, or no k* at all), or when the anytime upper bound of the rate so far, at error
-    `futility_error`, lies below that rate.
-
-    `cannot_keep_rate` gives up on a rate below the target; this gives up on a rate that may be above it but
-    not by enough to show it within the cap, where a shorter form would otherwise run to the cap and end open
-    with nothing learnt. Like every futility stop it only ever removes "keeps" conclusions, never makes a
-    claim, so the guarantees of `keeps_rate` stand whatever it decides. Its cost is the "keeps" it gives up
-    that the cap would have shown (`benchmarks/sequential_error_rate.py`, "keep_by_cap"); a test holds it
-    under `futility_error`. Each k* comes from one query of the remembered bounds at max_n."""
-    check_counts(failures, n)
-    check_probability(alpha, "alpha", open_interval=True)
-    check_probability(futility_error, "futility_error", open_interval=True)
-    _check_margin(margin)
-    max_n = _check_whole_number("max_n", max_n)
-    if n >= max_n:
-        return False  # sampling ends here anyway; nothing to give up
-    target = reference_rate - margin
-    counts = np.arange(max_n + 1)
-    lows = 1.0 - anytime_rate_upper_bounds(max_n - counts, np.full(max_n + 1, max_n), alpha)
-    enough = np.flatnonzero(lows >= target)
-    if enough.size == 0:
-        return True
-    needed = int(enough[0]) - failures
-    left = max_n - n
-    if needed <= 0:
-        return False
-    if needed > left:
-        return True
-    if n == 0:
-        return False  # no image yet: nothing says the rate is low
-    high = anytime_rate_upper_bounds(np.array([failures]), np.array([n]), futility_error)[0]
-    return bool(high < needed / left)

@@ -67,7 +67,7 @@ class StopReason(TextEnum):
     FUTILE = "futile"                            # the excess test shows the minimum effect is out of reach
     LOSES_EFFECT = "loses effect"                # a shorter form provably loses its bug's failure rate
     EFFECT_OUT_OF_REACH = "effect out of reach"  # ... or likely cannot keep it
-    KEEP_UNSETTLED = "keep unsettled"            # ... or cannot show it keeps it within the image cap
+    KEEP_UNSETTLED = "keep unsettled"            # ... or could not show it keeps it by the cap (older runs)
     MAX_IMAGES = "max images"                    # every image it may use was used
     BUDGET = "budget"                            # the run's image budget ran out
     SAME_CONDITION = "same condition"            # its images show a passing description's condition

@@ -41,9 +41,10 @@ VERDICT_EXPLANATIONS = {
 }
 
 
-# Sequential stops that end a shorter form's test without an answer: its images ran out, or would have
-# before one could be given ("keep unsettled").
-UNDECIDED_STOPS = frozenset({StopReason.MAX_IMAGES, StopReason.BUDGET, StopReason.KEEP_UNSETTLED})
+# Sequential stops that end a shorter form's test without an answer: the run's image budget ran out, or (runs
+# that gave such a form up before its cap) its images would have before one could be given. A form that reached
+# its own cap was decided on its estimate there, as fixed mode decides.
+UNDECIDED_STOPS = frozenset({StopReason.BUDGET, StopReason.KEEP_UNSETTLED})
 
 
 @dataclass(frozen=True)
@@ -188,8 +189,8 @@ def phrase_steps(bug: Candidate, by_id: dict[int, Candidate], thresholds: Thresh
 def drop_outcome(variant: Candidate, bug: Candidate, thresholds: Thresholds) -> str:
     """Did a tested one-phrase drop of the bug's shortest form lose the bug ("needed") or not tell
     ("undecided")? It did not stand for the bug, or it would be the shortest form. Fixed mode decides on point
-    estimates, so every such drop is needed. A sequential shorter form of this bug is undecided when its
-    images ran out first. A description tested for another reason (reused from another bug's shortening, or
+    estimates, so every such drop is needed, and so is a sequential shorter form of this bug whose test reached
+    its cap (decided there on its estimate); one is undecided when the run's images ran out first. A description tested for another reason (reused from another bug's shortening, or
     proposed on its own) is asked this bug's question on the images it has: needed when it fails the excess
     test or provably loses the bug's effect, else undecided."""
     if thresholds.confirmation is not ConfirmationMode.SEQUENTIAL:

@@ -112,8 +112,10 @@ class StatWords:
     def of(cls, config: RunConfig) -> StatWords:
         if config.confirmation == "sequential":
             return cls("anytime-valid 95% interval",
-                       "a sequential e-value test against the class baseline (its p = min(1, 1/e) stays valid "
-                       "however early the test stopped)", "e-value", "e-BH over every description tested")
+                       "a sequential e-value test against the class baseline (its p = min(1, 2/e) stays valid "
+                       "however early the test stopped), with an exact test at half the level for a description "
+                       "whose images reached the cap", "e-value",
+                       "Benjamini–Hochberg over every description tested")
         test = ("a one-sided Fisher exact test" if config.test == "fisher" else
                 "a one-sided Boschloo exact test (Fisher's where the tables are too many to enumerate)")
         return cls("95% Wilson interval", f"{test} against the class baseline", "p",
