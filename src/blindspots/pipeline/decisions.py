@@ -315,9 +315,11 @@ def wider_bugs(bugs: Sequence[int], narrower: Sequence[int], evidence: ImageEvid
 
     A narrower description (`narrower`: other bugs, and descriptions listed under a bug) whose condition lies
     within the bug's, or apart from it, in the same failure mode, stands for the bug when most of the bug's
-    failures show its condition and not the other way round: the bug only said less exactly where the class fails ("bird in snow" failing a third of the
-    time, all of it small birds, beside "small bird in snow" failing always). When the narrower one holds only
-    part of the bug's failures the bug stays its own ("fish on sand" beside "fish on sand at night")."""
+    failures show its condition (and, for conditions apart, not the other way round; a nested one's failures
+    always show the wider condition): the bug only said less exactly where the class fails ("bird in snow"
+    failing a third of the time, all of it small birds, beside "small bird in snow" failing always). When the
+    narrower one holds only part of the bug's failures the bug stays its own ("fish on sand" beside "fish on
+    sand at night")."""
     wider: dict[int, int] = {}
     for wide in bugs:
         mode = evidence.failure_mode(wide)
