@@ -79,13 +79,15 @@ class RunConfig(BaseModel):
     min_cluster_size: int = Field(default=3, ge=2, description="fewest failures that make a cluster worth "
                                   "describing")
     max_clusters: int = Field(default=8, ge=1, description="most clusters of failures per class and round")
-    consensus_share: float = Field(default=0.5, gt=0, le=1, description="least share of a cluster's captions that "
-                                   "name a phrase for the cluster's consensus description to keep it")
+    consensus_share: float = Field(default=0.5, gt=0, le=1, description="least share of a cluster's failures "
+                                   "whose images show, or whose captions name, every phrase the cluster's consensus "
+                                   "description keeps")
 
     confirmation: ConfirmationMode = Field(
         default=DEFAULT_CONFIRMATION, description="fixed: confirm_per_candidate images per candidate and an exact test; "
         "sequential: batches of confirm_batch images until an anytime-valid e-value confirms it, shows it cannot "
-        "reach the minimum effect, or confirm_per_candidate images are spent")
+        "reach the minimum effect, or confirm_per_candidate images are spent, where an exact test on them, at half "
+        "the level, decides too")
     # 4, not 8: a shorter form that fails every image shows it keeps its bug's effect a batch sooner, where a
     # batch of 8 falls just short of the bound; the world's runs find the same bugs from fewer images. The
     # e-process is valid for any batch schedule, and every open candidate's batch goes in one model call.

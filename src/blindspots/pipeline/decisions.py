@@ -165,9 +165,9 @@ def sampling_finished(step_decision: StepDecision, keeping: KeepAnswer | None) -
 
 def stop_reason(step_decision: StepDecision, keeping: KeepAnswer | None, images_spent: bool = False) -> StopReason:
     """The stored `decision` of a finished sequential test: the excess test's, unless a shorter form stopped
-    because it cannot stand for its bug while that test was still open; "max images" when it was futile only
-    because its images were spent (`images_spent`: it reached the cap undecided, where the exact test and,
-    for a shorter form, its estimate decide)."""
+    because it cannot stand for its bug while that test was still open; "max images" when it ended futile at the
+    cap (`images_spent`): sampling is over either way, and there the exact test and, for a shorter form, its
+    estimate decide, whatever the futility bound says."""
     if step_decision is StepDecision.CONTINUE and keeping is KeepAnswer.LOSES:
         return StopReason.LOSES_EFFECT
     if step_decision is StepDecision.CONTINUE and keeping is KeepAnswer.OUT_OF_REACH:

@@ -177,7 +177,7 @@ def finalise(ctx: RunContext) -> None:
 
 
 def image_evidence(ctx: RunContext) -> RunImageEvidence:
-    return RunImageEvidence(ctx.conditions, ctx.candidates.get)
+    return RunImageEvidence(ctx.conditions, ctx.candidates)
 
 
 def shared_core_verdicts(ctx: RunContext) -> dict[int, Verdict]:
@@ -186,8 +186,7 @@ def shared_core_verdicts(ctx: RunContext) -> dict[int, Verdict]:
     evidence = image_evidence(ctx)
 
     def core_of(bug: Candidate, phrases: frozenset[str]) -> Candidate | None:
-        shortest = ctx.candidates.get(bug.shortest_id) if bug.shortest_id else bug
-        description = Description.from_dict(shortest.description)
+        description = Description.from_dict(ctx.candidates.headline(bug).description)
         for phrase in description.phrases:
             if phrase not in phrases:
                 description = description.without(phrase)

@@ -9,7 +9,7 @@ resumed run; conditions are kept per candidate and image count, text directions 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from blindspots.pipeline.conditions import (
 )
 from blindspots.pipeline.decisions import main_wrong_label
 from blindspots.pipeline.descriptions import Description
+from blindspots.store.candidates import CandidateTable
 from blindspots.store.records import Candidate, Purpose, Sample
 from blindspots.store.samples import SampleTable
 
@@ -130,13 +131,12 @@ def _stack(samples: Sequence[Sample]) -> np.ndarray:
 class RunImageEvidence:
     """`decisions.ImageEvidence` over a run: each candidate is read on its shortest form."""
 
-    def __init__(self, book: ConditionBook, candidate_of: Callable[[int], Candidate]):
+    def __init__(self, book: ConditionBook, candidates: CandidateTable):
         self.book = book
-        self.candidate_of = candidate_of
+        self.candidates = candidates
 
     def _headline(self, candidate_id: int) -> Candidate:
-        candidate = self.candidate_of(candidate_id)
-        return self.candidate_of(candidate.shortest_id) if candidate.shortest_id else candidate
+        return self.candidates.headline(self.candidates.get(candidate_id))
 
     def relation(self, a: int, b: int) -> Relation:
         return self.book.relation(self._headline(a), self._headline(b))
@@ -151,8 +151,8 @@ class RunImageEvidence:
         return float(shown.mean()) if len(shown) else 0.0
 
     def failure_mode(self, a: int) -> str | None:
-        return main_wrong_label(self.candidate_of(a))
+        return main_wrong_label(self.candidates.get(a))
 
     def holds_failures(self, a: int, b: int) -> bool | None:
         """Does a's condition hold b's failures in a's failure mode (`ConditionBook.holds_failures`)?"""
-        return self.book.holds_failures(self._headline(a), self.candidate_of(b), self.failure_mode(a))
+        return self.book.holds_failures(self._headline(a), self.candidates.get(b), self.failure_mode(a))

@@ -98,8 +98,7 @@ def explaining_bug(ctx: RunContext, group: list[Sample], bug_ids: list[int] | No
         if bug.class_name != group[0].class_name or main_wrong_label(bug) != mode \
                 or leaves_room_for_narrower(bug, ctx.thresholds):
             continue
-        headline = ctx.candidates.get(bug.shortest_id) if bug.shortest_id else bug
-        if ctx.conditions.explained(group, headline, mode).mean() >= EXPLAINED_CLUSTER_SHARE:
+        if ctx.conditions.explained(group, ctx.candidates.headline(bug), mode).mean() >= EXPLAINED_CLUSTER_SHARE:
             return bug.id
     return None
 

@@ -160,8 +160,7 @@ def explaining_bugs(ctx: RunContext, failures: Sequence[Sample],
             continue
         mode = main_wrong_label(bug)
         found_from = set((bug.source_cluster or {}).get("sample_ids", []))
-        headline = ctx.candidates.get(bug.shortest_id) if bug.shortest_id else bug
-        shown = ctx.conditions.explained(waiting, headline, mode)
+        shown = ctx.conditions.explained(waiting, ctx.candidates.headline(bug), mode)
         for sample, is_shown in zip(waiting, shown, strict=True):
             if sample.predicted != mode:
                 continue

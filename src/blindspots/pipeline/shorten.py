@@ -52,12 +52,8 @@ def refines_settled_bug(ctx: RunContext, candidate: Candidate, mode: str | None,
     time), the candidate is shortened too: its shortest form may be the narrower bug ("small bird in falling
     snow") that the wider one only said less exactly."""
     bug_id = refined_bug(ctx.phrases.of(candidate), mode, bugs)
-    return bug_id is not None and not leaves_room_for_narrower(_headline(ctx, bug_id), ctx.thresholds)
-
-
-def _headline(ctx: RunContext, bug_id: int) -> Candidate:
-    bug = ctx.candidates.get(bug_id)
-    return ctx.candidates.get(bug.shortest_id) if bug.shortest_id else bug
+    return bug_id is not None and not leaves_room_for_narrower(ctx.candidates.headline(ctx.candidates.get(bug_id)),
+                                                                ctx.thresholds)
 
 
 def within_known_bug(ctx: RunContext, candidate: Candidate, mode: str | None,
@@ -68,7 +64,7 @@ def within_known_bug(ctx: RunContext, candidate: Candidate, mode: str | None,
     to find that bug again. A bug that leaves room for a narrower failure mode of its own is not asked
     (`decisions.leaves_room_for_narrower`)."""
     for bug_id, _, bug_mode in bugs:
-        headline = _headline(ctx, bug_id)
+        headline = ctx.candidates.headline(ctx.candidates.get(bug_id))
         if mode is None or bug_mode != mode or leaves_room_for_narrower(headline, ctx.thresholds):
             continue
         if ctx.conditions.relation(headline, candidate) in (Relation.SAME, Relation.NARROWER):

@@ -92,7 +92,8 @@ class SequentialDecision:
 
 # The share of the error level spent on the exact test at the cap; the e-value spends the rest at every peek.
 # Half and half: a strong bug's e-value grows by a factor of several per failing image, so halving its level
-# costs it about one image, while the exact look keeps fixed mode's power at half its level.
+# costs it less than a batch of images on average (benchmarks/sequential_error_rate.py, "images"), while the
+# exact look keeps fixed mode's power at half its level.
 CAP_TEST_SHARE = 0.5
 
 

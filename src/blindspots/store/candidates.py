@@ -105,6 +105,10 @@ class CandidateTable:
             raise RunStoreError(f"no candidate {candidate_id} in {self.database.root}")
         return found
 
+    def headline(self, candidate: Candidate) -> Candidate:
+        """The description a reader gets for a candidate: its shortest confirmed form, or itself before any."""
+        return self.get(candidate.shortest_id) if candidate.shortest_id else candidate
+
     def id_for(self, class_name: str, key: str) -> int | None:
         self._index()
         return self._by_key.get((class_name, key))
