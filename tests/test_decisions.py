@@ -18,6 +18,7 @@ from blindspots.pipeline.decisions import (
     keeps_effect,
     leaves_room_for_narrower,
     most_general_first,
+    narrowed_verdicts,
     new_bugs,
     passes,
     refined_bug,
@@ -351,3 +352,48 @@ def test_a_description_under_a_wider_phrasing_stays_in_its_failure_mode_when_tha
     verdicts = final_verdicts([large, mixed, small], lambda c: frozenset(phrases[c.id]), evidence=evidence)
     assert verdicts == {1: Verdict(VerdictKind.CONFIRMED), 2: Verdict(VerdictKind.DUPLICATE, 1),
                         3: Verdict(VerdictKind.CONFIRMED)}
+
+
+def test_words_that_nest_list_a_description_under_a_bug_only_in_its_failure_mode():
+    """"small lamp indoors" (2) holds the words of "lamp indoors" (1). Called bottle where 1's failures are called
+    house, it is a failure mode of its own, as "boat on road at night" (plane) is beside "boat on road" (car);
+    called house too, it refines 1."""
+    phrases = {1: {"indoors"}, 2: {"small", "indoors"}}
+    mixed, small = _tested(1, 30), _tested(2, 45)
+
+    def phrase_rule(modes):
+        return final_verdicts([mixed, small], lambda c: frozenset(phrases[c.id]), evidence=_Evidence({}, modes=modes))
+
+    assert phrase_rule({1: "house", 2: "bottle"}) == {1: Verdict(VerdictKind.CONFIRMED),
+                                                      2: Verdict(VerdictKind.CONFIRMED)}
+    assert phrase_rule({1: "house", 2: "house"})[2] == Verdict(VerdictKind.REFINES, 1)
+    known = {"boat": [(1, frozenset(phrases[1]))]}
+    other_mode = _Evidence({}, modes={1: "house", 2: "bottle"})
+    assert new_bugs([small], known, lambda c: frozenset(phrases[c.id]), evidence=other_mode) == [2]
+    assert new_bugs([small], known, lambda c: frozenset(phrases[c.id]),
+                    evidence=_Evidence({}, modes={1: "house", 2: "house"})) == []
+
+
+def test_a_bug_is_listed_under_its_narrower_form_only_where_that_form_provably_fails_more_in_its_mode():
+    """"lamp in a room" (1) fails as house on 16 of 48 images: the large lamps. Its narrower form "large lamp in
+    a room" (2) fails so on 44 of 48: the bug said its failure mode less exactly. "lamp in a room near a flask",
+    whose phrase only went with the failures on the embedder's side, fails as house no more often than the bug:
+    the bug stands."""
+    mixed = _tested(1, 30, wrong_labels=[["house", 16], ["bottle", 14]])
+    large = _tested(2, 46, wrong_labels=[["house", 44], ["bottle", 2]], origin=Origin.NARROWED, confirmed=True)
+    flask = _tested(3, 20, wrong_labels=[["house", 18], ["bottle", 2]], origin=Origin.NARROWED, confirmed=True)
+    by_id = {c.id: c for c in (mixed, large, flask)}
+    house = _Evidence({}, modes={1: "house", 2: "house", 3: "house"})
+    assert narrowed_verdicts([mixed], {2: 1}, by_id, house, alpha=0.05) == \
+        {1: Verdict(VerdictKind.DUPLICATE, 2), 2: Verdict(VerdictKind.CONFIRMED)}
+    assert narrowed_verdicts([mixed], {3: 1}, by_id, house, alpha=0.05) == {}
+    # Called something else, it is no narrower form of this failure mode.
+    assert narrowed_verdicts([mixed], {2: 1}, by_id, _Evidence({}, modes={1: "house", 2: "bottle"}), 0.05) == {}
+    # A bug whose headline is a shorter form (9) is found by it; one already listed elsewhere is not a bug here.
+    headline = replace(mixed, id=9, origin=Origin.SHORTENED)
+    shortened = replace(mixed, shortest_id=9)
+    assert narrowed_verdicts([shortened], {2: 9}, {**by_id, 9: headline}, house, 0.05)[1] == \
+        Verdict(VerdictKind.DUPLICATE, 2)
+    assert narrowed_verdicts([], {2: 1}, by_id, house, 0.05) == {}
+    # One that did not confirm on its own takes no bug's place.
+    assert narrowed_verdicts([mixed], {2: 1}, {**by_id, 2: replace(large, confirmed=False)}, house, 0.05) == {}

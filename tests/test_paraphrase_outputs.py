@@ -4,6 +4,8 @@ line that names the classes above noise."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from blindspots.cli.run import paraphrase_lines
 from blindspots.outputs.bugs import Bug
 from blindspots.outputs.remainder import called_text, remainder_line
@@ -53,6 +55,27 @@ def test_the_table_and_the_card_show_the_paraphrases_under_the_bug():
     plain = Bug(found_as=bug.found_as, headline=bug.headline, rank=1, excess_interval=(0.5, 0.9))
     assert paraphrase_lines([plain]) == [] and _also_phrased_as(plain) == ""
     assert _also_phrased_as(bug) == "<p class='phrased'>also phrased as: boat on a street; boat on a highway</p>"
+
+
+def test_a_bug_found_as_a_narrower_form_names_the_description_it_narrows_in_every_output_not_as_a_paraphrase():
+    """"boat on a road at night" (1) was proposed as a narrower form of "boat on a road" (5), whose failures were
+    called car and plane; 5 is listed under it. The table's lines, the card and the JSON say what it narrows and
+    how that description's failures were called; none calls 5 a paraphrase."""
+    wide = replace(_candidate(5, ("on a road",), confirmed=True, verdict=Verdict(VerdictKind.DUPLICATE, 1)),
+                   wrong_labels=[["plane", 12], ["car", 8]])
+    found = replace(_candidate(1, ("on a road", "at night"), confirmed=True, verdict=Verdict(VerdictKind.CONFIRMED)),
+                    origin="narrowed", source_cluster={"narrows": 5, "called": "plane"}, wrong_labels=[["plane", 20]])
+    street = _candidate(4, ("on a street", "at night"), confirmed=True, verdict=Verdict(VerdictKind.DUPLICATE, 1))
+    bug = Bug(found_as=found, headline=found, rank=1, excess_interval=(0.5, 0.9), listed_under=(wide, street),
+              narrowed_from=wide)
+    narrows = "boat on a road, failures called plane 60%, car 40%"
+    assert bug.also_phrased_as == ["boat on a street at night"]
+    assert paraphrase_lines([bug]) == [f"bug-1 narrows: {narrows}", "bug-1 also phrased as: boat on a street at night"]
+    assert f"<p class='phrased'>narrows: {narrows}</p>" in _also_phrased_as(bug)
+    history = bug.to_json()["history"]
+    assert history["narrowed_from"]["description"] == "boat on a road"
+    assert history["narrowed_from"]["called"] == [["plane", 0.6], ["car", 0.4]]
+    assert _bug().to_json()["history"]["narrowed_from"] is None
 
 
 def _remainder(above: list[str]) -> dict:

@@ -134,6 +134,7 @@ class Bug:
     not_tested: tuple[Candidate, ...] = ()        # refinements proposed with it and skipped
     examples: tuple[str, ...] = ()                # image hashes of the headline's failing fresh images
     image_paths: tuple[Path, ...] = ()            # every failing fresh image of the headline, on disk
+    narrowed_from: Candidate | None = None        # the description it narrows, when found as a narrower form
 
     @property
     def id(self) -> str:
@@ -161,10 +162,23 @@ class Bug:
     @property
     def also_phrased_as(self) -> list[str]:
         """Other descriptions of the same failure mode the run met (paraphrases of it: confirmed duplicates, and
-        descriptions whose test stopped once their images showed its condition), each once."""
+        descriptions whose test stopped once their images showed its condition), each once. The description it
+        narrows is no paraphrase: it is `narrowed_from`."""
+        wider = {self.narrowed_from.id} if self.narrowed_from is not None else set()
         texts = [c.display_text() for c in self.listed_under
-                 if c.verdict is not None and c.verdict.kind is VerdictKind.DUPLICATE]
+                 if c.verdict is not None and c.verdict.kind is VerdictKind.DUPLICATE
+                 and not wider & {c.id, c.shortest_id}]
         return [text for text in dict.fromkeys(texts) if text != self.description]
+
+    @property
+    def narrowed_text(self) -> str | None:
+        """The description it narrows and what its failures were called, in one line ("lamp by kitchen,
+        failures called house 54%, bottle 46%"), or None."""
+        if self.narrowed_from is None:
+            return None
+        shares = ", ".join(f"{label} {share:.0%}" for label, share in self.narrowed_from.label_shares())
+        return f"{self.narrowed_from.display_text()}, failures called {shares}" if shares \
+            else self.narrowed_from.display_text()
 
     @property
     def shortened(self) -> bool:
@@ -227,6 +241,11 @@ class Bug:
                                         self.found_as.rate_high),
                              "q": self.found_as.q},
                 "dropped": self.dropped,
+                "narrowed_from": None if self.narrowed_from is None else {
+                    "description": self.narrowed_from.display_text(),
+                    **measured(self.narrowed_from.n, self.narrowed_from.failures, self.narrowed_from.rate_low,
+                               self.narrowed_from.rate_high),
+                    "called": [[label, share] for label, share in self.narrowed_from.label_shares()]},
                 "listed_under": [listed_json(c) for c in self.listed_under],
             },
             "examples": list(self.examples),
@@ -273,10 +292,12 @@ def read_bugs(store: RunStore, *, top: int | None = None, examples: int = EXAMPL
     for rank, found_as, headline, excess in ranked:
         listed = related.get(found_as.id, [])
         failing = [s.image_hash for s in by_outcome(_valid_confirmation_images(store, headline))[0] if s.image_hash]
+        narrows = (found_as.source_cluster or {}).get("narrows") if found_as.origin is Origin.NARROWED else None
         bugs.append(Bug(found_as, headline, rank, excess,
                         tuple(c for c in listed if c.tested),
                         tuple(c for c in listed if c.status is CandidateStatus.SKIPPED),
-                        tuple(failing[:examples]), image_paths=tuple(store.images.path(h) for h in failing)))
+                        tuple(failing[:examples]), image_paths=tuple(store.images.path(h) for h in failing),
+                        narrowed_from=by_id.get(narrows) if narrows is not None else None))
     return bugs
 
 

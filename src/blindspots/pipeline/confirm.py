@@ -106,8 +106,8 @@ def skip_refinements(ctx: RunContext, round_index: int) -> int:
                 (candidate.id, ctx.phrases.shortest(candidate), main_wrong_label(candidate)))
     skipped = 0
     for candidate in ctx.candidates.planned():
-        if candidate.round != round_index or candidate.class_name not in bugs:
-            continue
+        if candidate.round != round_index or candidate.class_name not in bugs or candidate.origin is Origin.NARROWED:
+            continue  # a narrowed form is more specific than its bug on purpose (`narrow.narrower_candidates`)
         # What the classifier called its cluster's failures, stored when it was proposed.
         called = (candidate.source_cluster or {}).get("called")
         bug = refined_bug(ctx.phrases.of(candidate), called, bugs[candidate.class_name])
@@ -177,7 +177,13 @@ def _decide_batch_by_batch(ctx: RunContext, baseline: dict[str, SampleCounts],
                 # Too few images yet to tell its condition from another's (`evidence.MIN_IMAGES`): a description,
                 # or a shorter form that may become a bug's headline.
                 finished = False
-            same = not finished and keeping is None and shows_passing_condition(ctx, candidate)
+            if finished and step.decision is StepDecision.CONFIRM and candidate.origin is Origin.NARROWED \
+                    and counts.planned < most:
+                # A narrower form replaces its bug only where it fails more than the bug does
+                # (`decisions.narrowed_verdicts`): that comparison needs a full test's images.
+                finished = False
+            same = not finished and keeping is None and candidate.origin is not Origin.NARROWED \
+                and shows_passing_condition(ctx, candidate)
             if not finished and not same and counts.planned < most and ctx.budget.remaining() >= batch:
                 plan_confirmation(ctx, [candidate], min(counts.planned + batch, most), start=counts.planned)
                 continue
@@ -189,6 +195,30 @@ def _decide_batch_by_batch(ctx: RunContext, baseline: dict[str, SampleCounts],
                                                                      at_cap=images_spent))
             del open_candidates[candidate.id]
             bar.advance(1)
+
+
+def test_on_to_cap(ctx: RunContext, candidates: list[Candidate], baseline: dict[str, SampleCounts]) -> None:
+    """Sample tested candidates on to the image cap and record their tests again, each with the reason its
+    sampling first stopped: a bug that a narrower form is to be compared with (`narrow.narrow_round`) needs a
+    full test's images, as the narrower form has. An anytime-valid test may go on after it stopped, and the
+    exact test at the cap holds however the sampling stopped (`stats.sequential_pvalue`)."""
+    most = ctx.config.confirm_per_candidate
+    for candidate in candidates:
+        planned = ctx.samples.counts(Purpose.CONFIRM, candidate_id=candidate.id).planned
+        # A test the budget can no longer take to the cap stays as it is.
+        if candidate.tested and planned < most and ctx.budget.remaining() >= most - planned:
+            plan_confirmation(ctx, [candidate], most, start=planned)
+    pending = ctx.samples.pending(Purpose.CONFIRM, candidate_ids=[c.id for c in candidates])
+    if pending:
+        ctx.sampler.process(pending, f"testing {len(candidates)} description(s) on to the image cap")
+    family = ctx.candidates.count_to_test()
+    for candidate in candidates:
+        counts = ctx.samples.counts(Purpose.CONFIRM, candidate_id=candidate.id)
+        if counts.valid == candidate.n or counts.planned < most:
+            continue
+        step = _step_against_baseline(ctx, counts, baseline[candidate.class_name], family)
+        ctx.candidates.record_test(candidate.id, sequential_test(ctx, candidate, counts, baseline[candidate.class_name],
+                                                                 step, candidate.decision, at_cap=True))
 
 
 def sequential_test(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts,
@@ -226,15 +256,20 @@ def sequential_decision(ctx: RunContext, candidate: Candidate, counts: SampleCou
                         family: int, references: dict[int, Candidate]) -> tuple[SequentialDecision, KeepAnswer | None]:
     """The candidate's step against the baseline and, for a shortened form, where it stands on keeping the
     effect of the bug it stands for (`decisions.keeping_progress`; `references`: those bugs by id)."""
-    config = ctx.config
-    step = sequential_step(counts.failures, counts.valid, baseline.failures, baseline.valid, family_size=family,
-                           alpha=config.fdr, min_lift=config.min_lift, min_difference=config.min_difference,
-                           max_n=config.confirm_per_candidate, futility_error=config.futility_error)
+    step = _step_against_baseline(ctx, counts, baseline, family)
     if candidate.reference_id is None:
         return step, None
     shorter = replace(candidate, n=counts.valid, failures=counts.failures,
                       wrong_labels=ctx.samples.wrong_labels(candidate.id))
     return step, keeping_progress(shorter, references[candidate.reference_id], ctx.thresholds)
+
+
+def _step_against_baseline(ctx: RunContext, counts: SampleCounts, baseline: SampleCounts,
+                           family: int) -> SequentialDecision:
+    config = ctx.config
+    return sequential_step(counts.failures, counts.valid, baseline.failures, baseline.valid, family_size=family,
+                           alpha=config.fdr, min_lift=config.min_lift, min_difference=config.min_difference,
+                           max_n=config.confirm_per_candidate, futility_error=config.futility_error)
 
 
 def _record(ctx: RunContext, candidate: Candidate, counts: SampleCounts, baseline: SampleCounts, p: float,

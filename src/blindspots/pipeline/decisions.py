@@ -10,8 +10,8 @@
 - `worth_shortening`, `keeping_progress`, `sampling_finished`: which descriptions are shortened and when a
   shorter form's sequential sampling stops.
 - `subsumed_by` / `most_general_first`: one bug per failure mode. A description that contains a known bug's
-  phrases is the same bug or a more specific form of it; `refined_bug` asks the same before a test, within
-  the failure mode.
+  phrases is the same bug or a more specific form of it, within the failure mode where the run's images say
+  which that is (`in_failure_mode`); `refined_bug` asks the same before a test.
 - `listed_under_by_images` / `wider_bugs`: the same question asked of the images (`ImageEvidence`, see
   `pipeline/conditions.py`), for descriptions that word one failure mode differently: a paraphrase is the same
   bug, a narrower condition refines a bug that stands for it, a wider phrasing whose failures mostly show a
@@ -38,6 +38,7 @@ from blindspots.stats import (
     anytime_rate_upper_bounds,
     benjamini_hochberg,
     cannot_keep_rate,
+    excess_failures,
     keeps_rate,
     meets_minimum_effect,
     required_failure_rate,
@@ -249,6 +250,19 @@ def subsumed_by(phrases: Phrases, known: Iterable[tuple[int, Phrases]], candidat
     return None
 
 
+def in_failure_mode(candidate: int, known: Sequence[tuple[int, Phrases]],
+                    evidence: ImageEvidence | None) -> list[tuple[int, Phrases]]:
+    """The known bugs in the candidate's failure mode, as the images say (all of them without `evidence`).
+
+    A description whose failures are called something else is a failure mode of its own however its words
+    nest: "small lamp in a room" (called bottle) does not refine "lamp in a room" (called house), as "boat on
+    road at night" (plane) does not refine "boat on road" (car)."""
+    if evidence is None:
+        return list(known)
+    mode = evidence.failure_mode(candidate)
+    return [(bug_id, phrases) for bug_id, phrases in known if evidence.failure_mode(bug_id) == mode]
+
+
 def covers_by_test(by_id: Mapping[int, Candidate], shortest_of: Callable[[Candidate], Candidate],
                    thresholds: Thresholds) -> Covers | None:
     """Sequential mode's "refines #k": a more specific description is listed under bug k unless the shortening
@@ -439,7 +453,7 @@ def new_bugs(round_candidates: Sequence[Candidate], known: KnownBugs,
     for candidate in most_general_first(round_candidates, shortest_phrases):
         phrases = shortest_phrases(candidate)
         accepted = known.get(candidate.class_name, [])
-        if subsumed_by(phrases, accepted, candidate, covers) is not None:
+        if subsumed_by(phrases, in_failure_mode(candidate.id, accepted, evidence), candidate, covers) is not None:
             continue
         if evidence is not None and listed_under_by_images(candidate.id, [bug_id for bug_id, _ in accepted],
                                                            evidence, covers, by_id.get) is not None:
@@ -483,7 +497,8 @@ def final_verdicts(bugs: Sequence[Candidate], shortest_phrases: Callable[[Candid
     verdicts = {}
     for candidate in most_general_first(bugs, shortest_phrases):
         phrases = phrases_of[candidate.id]
-        general = subsumed_by(phrases, accepted.get(candidate.class_name, []), candidate, covers)
+        general = subsumed_by(phrases, in_failure_mode(candidate.id, accepted.get(candidate.class_name, []), evidence),
+                              candidate, covers)
         if general is not None:
             kind = VerdictKind.DUPLICATE if phrases_of[general] == phrases else VerdictKind.REFINES
             verdicts[candidate.id] = Verdict(kind, general)
@@ -551,6 +566,36 @@ def _own_mode_verdict(candidate: int, verdicts: Mapping[int, Verdict], evidence:
         if relation is Relation.NARROWER:
             return Verdict(VerdictKind.REFINES, bug_id)
     return Verdict(VerdictKind.CONFIRMED)
+
+
+def narrowed_verdicts(bugs: Sequence[Candidate], narrowed: Mapping[int, int], by_id: Mapping[int, Candidate],
+                      evidence: ImageEvidence, alpha: float, test: str = "boschloo") -> dict[int, Verdict]:
+    """A bug whose headline a confirmed narrower form provably beats is listed under it ("duplicate of #k"), and
+    the narrower form is the bug (`narrowed`: every tested narrower form of the run, id -> the headline id it
+    narrows; `pipeline/narrow.py`).
+
+    The narrower form's phrase was chosen because the run's images of the bug's condition that fail in its
+    failure mode show it and the others do not. That is a correlation on the embedder's side ("near a flask"
+    goes with lamps that look like bottles); the claim is causal: asking for the phrase makes the class fail
+    in that mode more often. So the narrower form must fail in the bug's failure mode more often than the
+    headline does, on their own images, by the exact test at `alpha` Bonferroni-divided over the run's tested
+    narrower forms. Then the bug said its failure mode less exactly ("lamp in a room", where large lamps in a room are
+    called houses and small ones bottles)."""
+    by_headline = {bug.shortest_id or bug.id: bug for bug in bugs}
+    verdicts: dict[int, Verdict] = {}
+    for narrower_id, headline_id in narrowed.items():
+        wide, narrower, headline = by_headline.get(headline_id), by_id.get(narrower_id), by_id.get(headline_id)
+        if wide is None or narrower is None or headline is None or wide.id in verdicts or not narrower.confirmed:
+            continue
+        mode = evidence.failure_mode(wide.id)
+        if mode is None or evidence.failure_mode(narrower_id) != mode or not narrower.n or not headline.n:
+            continue
+        beats = excess_failures(failures_called(narrower, mode), narrower.n, failures_called(headline, mode),
+                                headline.n, test)
+        if beats.pvalue <= alpha / len(narrowed):
+            verdicts[wide.id] = Verdict(VerdictKind.DUPLICATE, narrower_id)
+            verdicts[narrower_id] = Verdict(VerdictKind.CONFIRMED)
+    return verdicts
 
 
 def is_confirmed_description(candidate: Candidate) -> bool:

@@ -1,4 +1,5 @@
-"""The discovery loop, read as a recipe: baseline; then per round explore, propose, confirm, shorten, decide.
+"""The discovery loop, read as a recipe: baseline; then per round explore, propose, confirm, shorten, narrow
+(sequential mode), decide.
 
 This is the only place that decides what to generate next. Each step is one call into its own module; every
 result is written to the run store before the next decision, so a killed run resumes where it stopped and
@@ -15,10 +16,12 @@ from blindspots.pipeline.conditions import Relation
 from blindspots.pipeline.confirm import confirm_planned, confirmation_waves, skip_refinements
 from blindspots.pipeline.context import RunContext, timed
 from blindspots.pipeline.decisions import (
+    ConfirmationMode,
     covers_by_test,
     fdr_decisions,
     final_verdicts,
     is_confirmed_description,
+    narrowed_verdicts,
     new_bugs,
     shared_core_duplicates,
     surviving_shortest,
@@ -34,12 +37,14 @@ from blindspots.pipeline.health import (
     run_problems,
     setup_review,
 )
+from blindspots.pipeline.narrow import narrow_round
 from blindspots.pipeline.propose import propose_candidates
 from blindspots.pipeline.remainder import account, final_remainder, screen_remainder
 from blindspots.pipeline.shorten import shorten_round
 from blindspots.stats import wilson_interval
 from blindspots.store.records import (
     Candidate,
+    Origin,
     Purpose,
     RunSummary,
     SampleCounts,
@@ -148,6 +153,10 @@ def run_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCount
         if ctx.config.shorten:
             with timed(ctx, "shorten"):
                 shorten_round(ctx, round_index, baseline)
+    if ctx.config.confirmation is ConfirmationMode.SEQUENTIAL:
+        # A bug that fails in its failure mode part of the time may be two failure modes said as one.
+        with timed(ctx, "confirm"):
+            narrow_round(ctx, round_index, baseline)
     found = decide_round(ctx, round_index)
     ctx.run_log.finish_round(round_index, found)
     ctx.log(f"round {round_index + 1}: {len(found)} new bug(s) confirmed")
@@ -173,6 +182,7 @@ def finalise(ctx: RunContext) -> None:
     bugs = [ctx.candidates.get(bug.id) for bug in bugs]
     ctx.candidates.set_verdicts(final_verdicts(bugs, ctx.phrases.shortest, _covers(ctx), image_evidence(ctx)))
     ctx.candidates.set_verdicts(shared_core_verdicts(ctx))
+    ctx.candidates.set_verdicts(narrowed_bug_verdicts(ctx))
     ctx.candidates.set_verdicts(same_condition_verdicts(ctx))
 
 
@@ -199,6 +209,21 @@ def shared_core_verdicts(ctx: RunContext) -> dict[int, Verdict]:
         verdict = candidate.verdict
         if verdict is not None and verdict.related_bug in listed:
             listed[candidate.id] = Verdict(verdict.kind, listed[verdict.related_bug].related_bug)
+    return listed
+
+
+def narrowed_bug_verdicts(ctx: RunContext) -> dict[int, Verdict]:
+    """Bugs that a confirmed narrower form provably beats are listed under it (`decisions.narrowed_verdicts`),
+    and so is what was listed under them."""
+    narrowed = {c.id: c.source_cluster["narrows"] for c in ctx.candidates.tested()
+                if c.origin is Origin.NARROWED and (c.source_cluster or {}).get("narrows")}
+    listed = narrowed_verdicts(ctx.candidates.bugs(), narrowed, ctx.candidates.by_id(), image_evidence(ctx),
+                               ctx.config.fdr, ctx.config.test)
+    moved = {bug: verdict.related_bug for bug, verdict in listed.items() if not verdict.is_bug}
+    for candidate in ctx.candidates.not_bugs():
+        verdict = candidate.verdict
+        if candidate.id not in listed and verdict is not None and verdict.related_bug in moved:
+            listed[candidate.id] = Verdict(verdict.kind, moved[verdict.related_bug])
     return listed
 
 

@@ -36,6 +36,7 @@ class Origin(TextEnum):
     CAPTION = "caption"        # one caption near a cluster's centre
     SHORTENED = "shortened"    # a confirmed description with a phrase dropped
     REMAINDER = "remainder"    # the captions of a few failures no bug explains, called what no bug of the class is
+    NARROWED = "narrowed"      # a bug's description and one phrase the run's images show its failures share
 
 
 def bug_key(candidate_id: int) -> str:

@@ -198,6 +198,11 @@ class SampleTable:
         return [row[0] for row in self.database.connection.execute(
             "SELECT caption FROM samples WHERE caption IS NOT NULL")]
 
+    def class_captions(self) -> list[tuple[str, str]]:
+        """(class, caption) of every captioned image of the run, oldest first."""
+        return [(row[0], row[1]) for row in self.database.connection.execute(
+            "SELECT class_name, caption FROM samples WHERE caption IS NOT NULL AND caption != '' ORDER BY id")]
+
     def embedding_counts(self) -> tuple[int, int, int]:
         """(embedded samples, distinct images among them, distinct embeddings among them)."""
         row = self._one("SELECT COUNT(*), COUNT(DISTINCT image_hash), COUNT(DISTINCT embedding) FROM samples "

@@ -302,10 +302,14 @@ def _bug_card(card: BugCard, thumbnails: _Thumbnails, words: StatWords) -> str:
 
 
 def _also_phrased_as(bug: Bug) -> str:
-    """The bug's paraphrases under its title: a reader who met one of them finds this card."""
-    if not bug.also_phrased_as:
-        return ""
-    return f"<p class='phrased'>also phrased as: {_e('; '.join(bug.also_phrased_as))}</p>"
+    """The bug's paraphrases under its title, and the wider description it narrows: a reader who met one of
+    them finds this card."""
+    lines = ""
+    if bug.narrowed_text is not None:
+        lines += f"<p class='phrased'>narrows: {_e(bug.narrowed_text)}</p>"
+    if bug.also_phrased_as:
+        lines += f"<p class='phrased'>also phrased as: {_e('; '.join(bug.also_phrased_as))}</p>"
+    return lines
 
 
 def _found_as(bug: Bug) -> str:
