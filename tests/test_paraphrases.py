@@ -2,13 +2,20 @@
 condition many ways ("boat by street", "ship on a highway"), its generator drops words, its text embedder keeps
 synonyms apart. The run must still list each failure mode once, with the paraphrases under it."""
 
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 import blindspots
 from blindspots.store.records import VerdictKind
+from blindspots.store.run_store import RunStore
 
 REAL = {"realism": "real"}
 
@@ -62,3 +69,46 @@ def test_a_bug_that_is_two_failure_modes_said_as_one_gives_way_to_the_narrower_f
             assert bug.narrowed_from is not None and bug.narrowed_from.id == bug.found_as.source_cluster["narrows"]
             assert bug.narrowed_from.display_text() not in bug.also_phrased_as
             assert bug.to_json()["history"]["narrowed_from"]["description"] == bug.narrowed_from.display_text()
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_narrowing_resumes_to_the_same_bugs(tmp_path):
+    """Killed once its narrower forms are stored, the run resumes: the same narrower forms are tested, nothing
+    stored is drawn again, and the bug list is the uninterrupted run's."""
+    world = Path(blindspots.__file__).parent / "world" / "worlds" / "touching"
+    settings = {**{role: f"world:{role}@{world}" for role in ("generator", "classifier", "captioner", "embedder")},
+                "classes": ["lamp"], "seed": 4, "models": {"generator": REAL, "captioner": REAL, "embedder": REAL}}
+    config = tmp_path / "lamps.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    whole = blindspots.discover(dict(settings, out=str(tmp_path / "whole")), progress=False)
+    command = [sys.executable, "-m", "blindspots", "run", "--config", str(config), "--out", str(tmp_path / "killed"),
+               "--no-report"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    database = tmp_path / "killed" / whole.run_dir.name / "records.sqlite"
+    killed = False
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if _narrowed_stored(database):
+            process.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.02)
+    process.wait()
+    assert killed, "the run finished before it could be killed while narrowing"
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    with RunStore.open(tmp_path / "killed" / whole.run_dir.name) as store:
+        assert store.log.status() == "complete"
+        assert int(store.database.get_meta("generator_outputs")) == store.samples.images_generated()
+    resumed = blindspots.discover(dict(settings, out=str(tmp_path / "killed")), progress=False)
+    assert [(b.id, b.description) for b in resumed.bugs] == [(b.id, b.description) for b in whole.bugs]
+
+
+def _narrowed_stored(database: Path) -> bool:
+    if not database.exists():
+        return False
+    try:
+        with sqlite3.connect(database, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM candidates WHERE origin = 'narrowed'").fetchone()[0] > 0
+    except sqlite3.OperationalError:
+        return False
