@@ -378,7 +378,7 @@ def test_a_bug_is_listed_under_its_narrower_form_only_where_that_form_provably_f
     """"lamp in a room" (1) fails as house on 16 of 48 images: the large lamps. Its narrower form "large lamp in
     a room" (2) fails so on 44 of 48: the bug said its failure mode less exactly. "lamp in a room near a flask",
     whose phrase only went with the failures on the embedder's side, fails as house no more often than the bug:
-    the bug stands."""
+    the bug stands, and the flask form is a refinement of it, not a bug beside it."""
     mixed = _tested(1, 30, wrong_labels=[["house", 16], ["bottle", 14]])
     large = _tested(2, 46, wrong_labels=[["house", 44], ["bottle", 2]], origin=Origin.NARROWED, confirmed=True)
     flask = _tested(3, 20, wrong_labels=[["house", 18], ["bottle", 2]], origin=Origin.NARROWED, confirmed=True)
@@ -386,14 +386,22 @@ def test_a_bug_is_listed_under_its_narrower_form_only_where_that_form_provably_f
     house = _Evidence({}, modes={1: "house", 2: "house", 3: "house"})
     assert narrowed_verdicts([mixed], {2: 1}, by_id, house, alpha=0.05) == \
         {1: Verdict(VerdictKind.DUPLICATE, 2), 2: Verdict(VerdictKind.CONFIRMED)}
-    assert narrowed_verdicts([mixed], {3: 1}, by_id, house, alpha=0.05) == {}
+    # The flask form does not take the bug's place, nor stand beside it: it refines the bug.
+    assert narrowed_verdicts([mixed], {3: 1}, by_id, house, alpha=0.05) == {3: Verdict(VerdictKind.REFINES, 1)}
     # Called something else, it is no narrower form of this failure mode.
-    assert narrowed_verdicts([mixed], {2: 1}, by_id, _Evidence({}, modes={1: "house", 2: "bottle"}), 0.05) == {}
+    assert narrowed_verdicts([mixed], {2: 1}, by_id, _Evidence({}, modes={1: "house", 2: "bottle"}), 0.05) == \
+        {2: Verdict(VerdictKind.REFINES, 1)}
+    # Where one narrower form takes the bug's place, another that does not refines it.
+    assert narrowed_verdicts([mixed], {2: 1, 3: 1}, by_id, house, alpha=0.05) == \
+        {1: Verdict(VerdictKind.DUPLICATE, 2), 2: Verdict(VerdictKind.CONFIRMED), 3: Verdict(VerdictKind.REFINES, 2)}
     # A bug whose headline is a shorter form (9) is found by it; one already listed elsewhere is not a bug here.
     headline = replace(mixed, id=9, origin=Origin.SHORTENED)
     shortened = replace(mixed, shortest_id=9)
     assert narrowed_verdicts([shortened], {2: 9}, {**by_id, 9: headline}, house, 0.05)[1] == \
         Verdict(VerdictKind.DUPLICATE, 2)
     assert narrowed_verdicts([], {2: 1}, by_id, house, 0.05) == {}
-    # One that did not confirm on its own takes no bug's place.
+    # One that did not confirm on its own takes no bug's place and is no refinement of it.
     assert narrowed_verdicts([mixed], {2: 1}, {**by_id, 2: replace(large, confirmed=False)}, house, 0.05) == {}
+    # A narrower form of a description listed under another bug refines that bug.
+    listed = replace(_tested(6, 20, wrong_labels=[["house", 20]]), verdict=Verdict(VerdictKind.DUPLICATE, 1))
+    assert narrowed_verdicts([mixed], {3: 6}, {**by_id, 6: listed}, house, 0.05) == {3: Verdict(VerdictKind.REFINES, 1)}

@@ -67,6 +67,9 @@ def test_a_bug_that_is_two_failure_modes_said_as_one_gives_way_to_the_narrower_f
     for bug in result.bugs:
         if bug.found_as.id in {w.id for w in winners}:
             assert bug.narrowed_from is not None and bug.narrowed_from.id == bug.found_as.source_cluster["narrows"]
+            # Its headline keeps the phrase that tells its failure mode apart ("large lamp by kitchen").
+            phrase = bug.found_as.source_cluster["phrase"]
+            assert phrase in {*bug.headline.description["modifiers"], *bug.headline.description["context"]}
             assert bug.narrowed_from.display_text() not in bug.also_phrased_as
             assert bug.to_json()["history"]["narrowed_from"]["description"] == bug.narrowed_from.display_text()
 

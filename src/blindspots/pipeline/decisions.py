@@ -570,22 +570,27 @@ def _own_mode_verdict(candidate: int, verdicts: Mapping[int, Verdict], evidence:
 
 def narrowed_verdicts(bugs: Sequence[Candidate], narrowed: Mapping[int, int], by_id: Mapping[int, Candidate],
                       evidence: ImageEvidence, alpha: float, test: str = "boschloo") -> dict[int, Verdict]:
-    """A bug whose headline a confirmed narrower form provably beats is listed under it ("duplicate of #k"), and
-    the narrower form is the bug (`narrowed`: every tested narrower form of the run, id -> the headline id it
-    narrows; `pipeline/narrow.py`).
+    """Where each confirmed narrower form stands (`narrowed`: every tested narrower form of the run, id -> the
+    headline id it narrows; `pipeline/narrow.py`; `bugs`: the standing bugs, narrower forms aside).
 
-    The narrower form's phrase was chosen because the run's images of the bug's condition that fail in its
-    failure mode show it and the others do not. That is a correlation on the embedder's side ("near a flask"
-    goes with lamps that look like bottles); the claim is causal: asking for the phrase makes the class fail
-    in that mode more often. So the narrower form must fail in the bug's failure mode more often than the
+    A narrower form is proposed to take its description's place, never to stand beside it. It takes the place
+    of the bug whose headline it narrows, which is listed under it ("duplicate of #k"), where it provably beats
+    that headline. The phrase was chosen because the run's images of the bug's condition that fail in its
+    failure mode show it and those that pass do not. That is a correlation on the embedder's side ("near a
+    flask" goes with lamps that look like bottles); the claim is causal: asking for the phrase makes the class
+    fail in that mode more often. So the narrower form must fail in the bug's failure mode more often than the
     headline does, on their own images, by the exact test at `alpha` Bonferroni-divided over the run's tested
-    narrower forms. Then the bug said its failure mode less exactly ("lamp in a room", where large lamps in a room are
-    called houses and small ones bottles)."""
+    narrower forms. Then the bug said its failure mode less exactly ("lamp in a room", where large lamps in a
+    room are called houses and small ones bottles). Otherwise the narrower form refines the bug its description
+    belongs to."""
     by_headline = {bug.shortest_id or bug.id: bug for bug in bugs}
+    standing = {bug.id for bug in bugs}
     verdicts: dict[int, Verdict] = {}
-    for narrower_id, headline_id in narrowed.items():
-        wide, narrower, headline = by_headline.get(headline_id), by_id.get(narrower_id), by_id.get(headline_id)
-        if wide is None or narrower is None or headline is None or wide.id in verdicts or not narrower.confirmed:
+    replaced: dict[int, int] = {}
+    confirmed = {n: h for n, h in narrowed.items() if n in by_id and by_id[n].confirmed}
+    for narrower_id, headline_id in confirmed.items():
+        wide, narrower, headline = by_headline.get(headline_id), by_id[narrower_id], by_id.get(headline_id)
+        if wide is None or headline is None or wide.id in replaced:
             continue
         mode = evidence.failure_mode(wide.id)
         if mode is None or evidence.failure_mode(narrower_id) != mode or not narrower.n or not headline.n:
@@ -595,7 +600,32 @@ def narrowed_verdicts(bugs: Sequence[Candidate], narrowed: Mapping[int, int], by
         if beats.pvalue <= alpha / len(narrowed):
             verdicts[wide.id] = Verdict(VerdictKind.DUPLICATE, narrower_id)
             verdicts[narrower_id] = Verdict(VerdictKind.CONFIRMED)
+            replaced[wide.id] = narrower_id
+    for narrower_id, headline_id in confirmed.items():
+        if narrower_id in verdicts:
+            continue
+        owner = _standing_bug(headline_id, by_id, standing)
+        if owner is not None:
+            verdicts[narrower_id] = Verdict(VerdictKind.REFINES, replaced.get(owner, owner))
     return verdicts
+
+
+def _standing_bug(candidate_id: int, by_id: Mapping[int, Candidate], standing: set[int]) -> int | None:
+    """The standing bug a candidate belongs to: itself, the description a shorter form was cut from, or the bug a
+    description is listed under, followed until a standing bug is reached (None when none is)."""
+    seen: set[int] = set()
+    candidate = by_id.get(candidate_id)
+    while candidate is not None and candidate.id not in seen:
+        if candidate.id in standing:
+            return candidate.id
+        seen.add(candidate.id)
+        if candidate.origin is Origin.SHORTENED and candidate.parent_id is not None:
+            candidate = by_id.get(candidate.parent_id)
+        elif candidate.verdict is not None and candidate.verdict.related_bug is not None:
+            candidate = by_id.get(candidate.verdict.related_bug)
+        else:
+            candidate = None
+    return None
 
 
 def is_confirmed_description(candidate: Candidate) -> bool:

@@ -166,7 +166,9 @@ def run_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCount
 def decide_round(ctx: RunContext, round_index: int) -> list[int]:
     """BH over every test so far, then the round's confirmed descriptions that are not a known bug."""
     ctx.candidates.set_decisions(fdr_decisions(ctx.candidates.tested(), ctx.thresholds))
-    confirmed = [c for c in ctx.candidates.all() if c.round == round_index and is_confirmed_description(c)]
+    # A narrower form stands only in its description's place (`narrowed_bug_verdicts`): never a new bug.
+    confirmed = [c for c in ctx.candidates.all() if c.round == round_index and is_confirmed_description(c)
+                 and c.origin is not Origin.NARROWED]
     return new_bugs(confirmed, ctx.phrases.known_bugs(before_round=round_index), ctx.phrases.shortest,
                     _covers(ctx), image_evidence(ctx))
 
@@ -179,7 +181,8 @@ def finalise(ctx: RunContext) -> None:
     bugs = [c for c in by_id.values() if is_confirmed_description(c)]
     for bug in bugs:
         ctx.candidates.set_shortest(bug.id, surviving_shortest(bug, by_id))
-    bugs = [ctx.candidates.get(bug.id) for bug in bugs]
+    # A narrower form stands only in its description's place (`narrowed_bug_verdicts`), never beside it.
+    bugs = [ctx.candidates.get(bug.id) for bug in bugs if bug.origin is not Origin.NARROWED]
     ctx.candidates.set_verdicts(final_verdicts(bugs, ctx.phrases.shortest, _covers(ctx), image_evidence(ctx)))
     ctx.candidates.set_verdicts(shared_core_verdicts(ctx))
     ctx.candidates.set_verdicts(narrowed_bug_verdicts(ctx))
@@ -213,12 +216,13 @@ def shared_core_verdicts(ctx: RunContext) -> dict[int, Verdict]:
 
 
 def narrowed_bug_verdicts(ctx: RunContext) -> dict[int, Verdict]:
-    """Bugs that a confirmed narrower form provably beats are listed under it (`decisions.narrowed_verdicts`),
-    and so is what was listed under them."""
+    """Bugs that a confirmed narrower form provably beats are listed under it, and so is what was listed under
+    them; other narrower forms refine the bug of the description they narrow (`decisions.narrowed_verdicts`)."""
     narrowed = {c.id: c.source_cluster["narrows"] for c in ctx.candidates.tested()
                 if c.origin is Origin.NARROWED and (c.source_cluster or {}).get("narrows")}
-    listed = narrowed_verdicts(ctx.candidates.bugs(), narrowed, ctx.candidates.by_id(), image_evidence(ctx),
-                               ctx.config.fdr, ctx.config.test)
+    standing = [bug for bug in ctx.candidates.bugs() if bug.origin is not Origin.NARROWED]
+    listed = narrowed_verdicts(standing, narrowed, ctx.candidates.by_id(), image_evidence(ctx), ctx.config.fdr,
+                               ctx.config.test)
     moved = {bug: verdict.related_bug for bug, verdict in listed.items() if not verdict.is_bug}
     for candidate in ctx.candidates.not_bugs():
         verdict = candidate.verdict

@@ -70,11 +70,12 @@ def narrow_round(ctx: RunContext, round_index: int, baseline: dict[str, SampleCo
     confirm_planned(ctx, baseline, NARROWED)
     if ctx.config.shorten:
         # The description narrowed may hold a word its shortening kept only because its failures were two modes
-        # mixed ("lamp near the interior beside a flask"); the narrower form, one failure mode, sheds it.
+        # mixed ("lamp near the interior beside a flask"); the narrower form, one failure mode, sheds it. Its
+        # narrowing phrase stays: without it, it is the description it narrows.
         for candidate in narrowed:
             candidate = ctx.candidates.get(candidate.id)
             if candidate.shortest_id is None and worth_shortening(candidate, ctx.thresholds):
-                shorten(ctx, candidate, baseline)
+                shorten(ctx, candidate, baseline, kept=frozenset({candidate.source_cluster["phrase"]}))
 
 
 def narrower_candidates(ctx: RunContext, round_index: int, vocabulary: list[Description]) -> list[NewCandidate]:
@@ -102,7 +103,7 @@ def narrower_candidates(ctx: RunContext, round_index: int, vocabulary: list[Desc
         if ctx.candidates.id_for(candidate.class_name, narrower.key) is not None:
             continue
         source = {"round": round_index, "cluster": None, "size": headline.n, "sample_ids": [],
-                  "called": mode, "narrows": headline.id}
+                  "called": mode, "narrows": headline.id, "phrase": phrase}
         proposed.append(candidate_record(ctx, round_index, candidate.class_name, narrower, Origin.NARROWED,
                                          source_cluster=source))
     return proposed

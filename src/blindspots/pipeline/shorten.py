@@ -72,14 +72,18 @@ def within_known_bug(ctx: RunContext, candidate: Candidate, mode: str | None,
     return False
 
 
-def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts]) -> None:
+def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts],
+            kept: frozenset[str] = frozenset()) -> None:
     """Test each single drop, then all droppable phrases at once; fall back to the best single drop when the
-    joint drop does not confirm. Stops when nothing can be dropped or the budget is spent."""
+    joint drop does not confirm. Stops when nothing can be dropped or the budget is spent. Phrases in `kept`
+    are never dropped (a narrower form's narrowing phrase: without it, it is the description it narrows)."""
     current = bug
     while True:
         description = Description.from_dict(current.description)
-        phrases = description.phrases
-        if len(phrases) <= 1:
+        if len(description.phrases) <= 1:
+            break
+        phrases = tuple(p for p in description.phrases if p not in kept)
+        if not phrases:
             break
         variant_ids = [shortened(ctx, description.without(p), current, bug) for p in phrases]
         if any(v is None for v in variant_ids):
