@@ -6,9 +6,10 @@ mode is part of its images, and captioners seldom name size, so no cluster's cap
 "large". The run's images of the class that show the description's condition do: those called what its
 failures are mostly called show "large", the others do not. Such a description gets one narrower form, its
 words and the phrase that holds those failures (`narrowing_phrase`), and both are tested to the image cap. The
-bug is listed under the narrower form only where that form fails in the bug's mode more often than the bug
-does, on their own images (`decisions.narrowed_verdicts`): the phrase was found by a correlation on the
-embedder's side, and the claim is that asking for it causes the failures.
+narrower form takes the bug's place, the bug listed under it, only where it fails in the bug's mode more often
+than the bug does, on their own images (`decisions.narrowed_verdicts`): the phrase was found by a correlation
+on the embedder's side, and the claim is that asking for it causes the failures. Otherwise it refines the bug;
+it never stands beside it.
 
 The phrases tried are those of every caption of the run ("giant" said of a boat is a word for a lamp too), each
 judged on what it adds to the description's own phrases, and one must separate the two sets of images clearly
