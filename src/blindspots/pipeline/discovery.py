@@ -186,6 +186,13 @@ def finalise(ctx: RunContext) -> None:
     ctx.candidates.set_verdicts(final_verdicts(bugs, ctx.phrases.shortest, _covers(ctx), image_evidence(ctx)))
     ctx.candidates.set_verdicts(shared_core_verdicts(ctx))
     ctx.candidates.set_verdicts(narrowed_bug_verdicts(ctx))
+    if any(bug.origin is Origin.NARROWED for bug in ctx.candidates.bugs()):
+        # A narrower form that took a bug's place (or whose description did not stay a bug) is one bug among the
+        # others: the phrase and image rules decide it again against them (its shortest form may word a bug found
+        # on its own: "stripy fish").
+        standing = ctx.candidates.bugs()
+        ctx.candidates.set_verdicts(final_verdicts(standing, ctx.phrases.shortest, _covers(ctx), image_evidence(ctx)))
+        ctx.candidates.set_verdicts(followed_listings(ctx))
     ctx.candidates.set_verdicts(same_condition_verdicts(ctx))
 
 
@@ -229,6 +236,27 @@ def narrowed_bug_verdicts(ctx: RunContext) -> dict[int, Verdict]:
         if candidate.id not in listed and verdict is not None and verdict.related_bug in moved:
             listed[candidate.id] = Verdict(verdict.kind, moved[verdict.related_bug])
     return listed
+
+
+def followed_listings(ctx: RunContext) -> dict[int, Verdict]:
+    """What is listed under a description that is itself listed under a bug now, listed under that bug."""
+    by_id = ctx.candidates.by_id()
+    standing = {bug.id for bug in ctx.candidates.bugs()}
+    verdicts = {}
+    for candidate in ctx.candidates.not_bugs():
+        verdict = candidate.verdict
+        if verdict is None or verdict.related_bug is None:
+            continue
+        target, seen = verdict.related_bug, {candidate.id}
+        while target in by_id and target not in standing and target not in seen:
+            related = by_id[target].verdict.related_bug if by_id[target].verdict is not None else None
+            if related is None:
+                break
+            seen.add(target)
+            target = related
+        if target != verdict.related_bug:
+            verdicts[candidate.id] = Verdict(verdict.kind, target)
+    return verdicts
 
 
 def same_condition_verdicts(ctx: RunContext) -> dict[int, Verdict]:
