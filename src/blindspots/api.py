@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from blindspots.outputs.bugs import Bug, measured, read_bugs
+from blindspots.outputs.bugs import Bug, label_shares_text, measured, read_bugs
 from blindspots.pipeline.budget import budget_shortfall
 from blindspots.pipeline.config import EXECUTION_SETTINGS, ConfigError, RunConfig, load_config
 from blindspots.progress import ProgressFactory, silent_progress
@@ -162,7 +162,7 @@ def _bug_record(bug: Bug) -> dict[str, Any]:
     rate = bug.failure_rate
     low, high = rate.interval or (None, None)
     return {"id": bug.id, "class": bug.class_name, "description": bug.description,
-            "called": ", ".join(f"{label} {share:.0%}" for label, share in bug.called), "failures": rate.failures,
+            "called": label_shares_text(bug.called), "failures": rate.failures,
             "n": rate.n, "rate": rate.rate, "low": low, "high": high, "baseline_rate": bug.baseline_rate.rate,
             "lift": bug.headline.lift, "q": bug.q, "validity": bug.headline.validity_rate,
             "image_paths": [str(path) for path in bug.image_paths]}

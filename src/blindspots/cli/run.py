@@ -13,7 +13,7 @@ from blindspots.cli.errors import UserError, friendly_errors
 from blindspots.cli.model_options import batch_size_option, device_option, model_options, role_option
 from blindspots.cli.tables import print_table
 from blindspots.cli.text import plain
-from blindspots.outputs.bugs import Bug
+from blindspots.outputs.bugs import Bug, label_shares_text
 from blindspots.outputs.remainder import remainder_line
 from blindspots.progress_display import make_progress
 
@@ -186,7 +186,7 @@ def paraphrase_lines(bugs: list[Bug]) -> list[str]:
 
 
 def called_text(bug: Bug) -> str:
-    return ", ".join(f"{label} {share:.0%}" for label, share in bug.called) or "-"
+    return label_shares_text(bug.called) or "-"
 
 
 def _pct(value: float | None) -> str:

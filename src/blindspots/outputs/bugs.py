@@ -84,6 +84,11 @@ class MeasuredRate:
         return f"{self.rate:.0%}{span} n={self.n}"
 
 
+def label_shares_text(shares: list[tuple[str, float]]) -> str:
+    """What a classifier calls failures, with each label's share: "house 54%, bottle 46%" ("" for none)."""
+    return ", ".join(f"{label} {share:.0%}" for label, share in shares)
+
+
 def interval_name(candidate: Candidate) -> str:
     """What the interval of a candidate's rate is: a sequential test's is anytime-valid, a fixed one's Wilson."""
     return "anytime-valid 95% interval" if (candidate.test or "").startswith("e-process") else "95% Wilson interval"
@@ -176,7 +181,7 @@ class Bug:
         failures called house 54%, bottle 46%"), or None."""
         if self.narrowed_from is None:
             return None
-        shares = ", ".join(f"{label} {share:.0%}" for label, share in self.narrowed_from.label_shares())
+        shares = label_shares_text(self.narrowed_from.label_shares())
         return f"{self.narrowed_from.display_text()}, failures called {shares}" if shares \
             else self.narrowed_from.display_text()
 
@@ -319,19 +324,3 @@ def _valid_confirmation_images(store: RunStore, candidate: Candidate) -> list[Sa
 def baseline_images(store: RunStore, class_name: str, limit: int | None = None) -> list[Sample]:
     """Valid images of the class's plain templates."""
     return store.samples.of(Purpose.BASELINE, class_name=class_name, generated=True, valid=True, limit=limit)
-
-
-def bug_of(candidate: Candidate, candidates: dict[int, Candidate]) -> int:
-    """The candidate id of the bug a confirmed candidate belongs to: a shortened form belongs to the
-    description it was cut from, a duplicate or a refinement to the bug it repeats or refines."""
-    seen = set()
-    while candidate.id not in seen:
-        seen.add(candidate.id)
-        related = candidate.verdict.related_bug if candidate.verdict is not None else None
-        if candidate.origin is Origin.SHORTENED and candidate.parent_id in candidates:
-            candidate = candidates[candidate.parent_id]
-        elif related in candidates:
-            candidate = candidates[related]
-        else:
-            break
-    return int(candidate.id)

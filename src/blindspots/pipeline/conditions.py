@@ -137,18 +137,25 @@ def calibrate(directions: Mapping[str, np.ndarray], own: np.ndarray, plain: np.n
                          f"the embedder cannot tell apart as seen.")
     own = np.asarray(own, dtype=np.float64)
     plain = np.asarray(plain, dtype=np.float64)
-    checks = []
-    for phrase, direction in directions.items():
-        direction = np.asarray(direction, dtype=np.float64)
-        if not len(own) or not len(plain) or not np.any(direction):
-            continue
-        own_scores, plain_scores = own @ direction, plain @ direction
-        seen = separation(own_scores, plain_scores)
-        if seen < min_separation or not clearly_separated(seen, len(own), len(plain)):
-            continue
-        threshold = threshold_between(own_scores, plain_scores)
-        checks.append(PhraseCheck(phrase, direction, threshold, seen))
+    checks = [check for phrase, direction in directions.items()
+              if (check := phrase_check(phrase, direction, own, plain, min_separation)) is not None]
     return Condition(tuple(checks), _own_share_left_out(tuple(checks), own, plain))
+
+
+def phrase_check(phrase: str, direction: np.ndarray, shown: np.ndarray, rest: np.ndarray,
+                 min_separation: float = MIN_SEPARATION, z: float = VISIBLE_Z) -> PhraseCheck | None:
+    """The check of a phrase the embedder sees, or None where it does not: along `direction`, the images that
+    should show the phrase (`shown`) outscore the others (`rest`) at least `min_separation` of the time and more
+    often than chance (`clearly_separated` at `z`); "shows it" begins at `threshold_between` the two."""
+    direction = np.asarray(direction, dtype=np.float64)
+    if not len(shown) or not len(rest) or not np.any(direction):
+        return None
+    shown_scores = np.asarray(shown, dtype=np.float64) @ direction
+    rest_scores = np.asarray(rest, dtype=np.float64) @ direction
+    seen = separation(shown_scores, rest_scores)
+    if seen < min_separation or not clearly_separated(seen, len(shown_scores), len(rest_scores), z):
+        return None
+    return PhraseCheck(phrase, direction, threshold_between(shown_scores, rest_scores), seen)
 
 
 def _own_share_left_out(checks: tuple[PhraseCheck, ...], own: np.ndarray, plain: np.ndarray) -> float:
@@ -284,13 +291,10 @@ MIN_SHOWN_MEMBERS = 6
 
 def _shown_along(direction: np.ndarray, members: np.ndarray, plain: np.ndarray) -> np.ndarray | None:
     """Which members show what `direction` stands for, or None when the embedder does not see it in them."""
-    if len(members) < MIN_SHOWN_MEMBERS or not len(plain):
+    if len(members) < MIN_SHOWN_MEMBERS:
         return None
-    member_scores, plain_scores = members @ direction, plain @ direction
-    seen = separation(member_scores, plain_scores)
-    if seen < MIN_SEPARATION or not clearly_separated(seen, len(members), len(plain)):
-        return None
-    return member_scores > threshold_between(member_scores, plain_scores)
+    check = phrase_check("", direction, members, plain)
+    return None if check is None else check.holds(members)
 
 
 def explained(embeddings: np.ndarray, called: Sequence[str | None], condition: Condition,

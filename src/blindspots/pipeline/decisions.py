@@ -18,6 +18,8 @@
   narrower bug's condition is listed under that bug.
 - `fdr_decisions` / `final_verdicts`: the run's whole family of tests under Benjamini-Hochberg, then the
   shortest forms that survive it and the duplicates and refinements listed under their bug.
+- `narrowed_verdicts`: whether a narrower form takes its bug's place (`pipeline/narrow.py`); `bug_of`: the bug a
+  listed or shortened candidate belongs to.
 
 Phrases are passed in as a function (candidate -> its phrases), and image evidence as an object answering
 about candidate ids, so these rules need no store and no model.
@@ -604,28 +606,26 @@ def narrowed_verdicts(bugs: Sequence[Candidate], narrowed: Mapping[int, int], by
     for narrower_id, headline_id in confirmed.items():
         if narrower_id in verdicts:
             continue
-        owner = _standing_bug(headline_id, by_id, standing)
-        if owner is not None:
+        owner = bug_of(by_id[headline_id], by_id) if headline_id in by_id else None
+        if owner in standing:
             verdicts[narrower_id] = Verdict(VerdictKind.REFINES, replaced.get(owner, owner))
     return verdicts
 
 
-def _standing_bug(candidate_id: int, by_id: Mapping[int, Candidate], standing: set[int]) -> int | None:
-    """The standing bug a candidate belongs to: itself, the description a shorter form was cut from, or the bug a
-    description is listed under, followed until a standing bug is reached (None when none is)."""
-    seen: set[int] = set()
-    candidate = by_id.get(candidate_id)
-    while candidate is not None and candidate.id not in seen:
-        if candidate.id in standing:
-            return candidate.id
+def bug_of(candidate: Candidate, candidates: Mapping[int, Candidate]) -> int:
+    """The candidate id of the bug a confirmed candidate belongs to: a shortened form belongs to the
+    description it was cut from, a duplicate or a refinement to the bug it repeats or refines."""
+    seen = set()
+    while candidate.id not in seen:
         seen.add(candidate.id)
-        if candidate.origin is Origin.SHORTENED and candidate.parent_id is not None:
-            candidate = by_id.get(candidate.parent_id)
-        elif candidate.verdict is not None and candidate.verdict.related_bug is not None:
-            candidate = by_id.get(candidate.verdict.related_bug)
+        related = candidate.verdict.related_bug if candidate.verdict is not None else None
+        if candidate.origin is Origin.SHORTENED and candidate.parent_id in candidates:
+            candidate = candidates[candidate.parent_id]
+        elif related in candidates:
+            candidate = candidates[related]
         else:
-            candidate = None
-    return None
+            break
+    return int(candidate.id)
 
 
 def is_confirmed_description(candidate: Candidate) -> bool:

@@ -17,6 +17,7 @@ from blindspots.pipeline.confirm import confirm_planned, confirmation_waves, ski
 from blindspots.pipeline.context import RunContext, timed
 from blindspots.pipeline.decisions import (
     ConfirmationMode,
+    bug_of,
     covers_by_test,
     fdr_decisions,
     final_verdicts,
@@ -192,7 +193,8 @@ def finalise(ctx: RunContext) -> None:
         # on its own: "stripy fish").
         standing = ctx.candidates.bugs()
         ctx.candidates.set_verdicts(final_verdicts(standing, ctx.phrases.shortest, _covers(ctx), image_evidence(ctx)))
-        ctx.candidates.set_verdicts(followed_listings(ctx))
+    # What was listed under a bug that the steps above listed under another follows it there.
+    ctx.candidates.set_verdicts(followed_listings(ctx))
     ctx.candidates.set_verdicts(same_condition_verdicts(ctx))
 
 
@@ -202,7 +204,7 @@ def image_evidence(ctx: RunContext) -> RunImageEvidence:
 
 def shared_core_verdicts(ctx: RunContext) -> dict[int, Verdict]:
     """Bugs that each reached one tested core's failure mode through a chance detail are listed under the first
-    (`decisions.shared_core_duplicates`), and so is what was listed under them."""
+    (`decisions.shared_core_duplicates`)."""
     evidence = image_evidence(ctx)
 
     def core_of(bug: Candidate, phrases: frozenset[str]) -> Candidate | None:
@@ -213,47 +215,30 @@ def shared_core_verdicts(ctx: RunContext) -> dict[int, Verdict]:
         core_id = ctx.candidates.id_for(bug.class_name, description.key)
         return ctx.candidates.get(core_id) if core_id is not None else None
 
-    listed = shared_core_duplicates(ctx.candidates.bugs(), ctx.phrases.shortest, core_of, evidence.holds_failures,
-                                    ctx.thresholds)
-    for candidate in ctx.candidates.not_bugs():
-        verdict = candidate.verdict
-        if verdict is not None and verdict.related_bug in listed:
-            listed[candidate.id] = Verdict(verdict.kind, listed[verdict.related_bug].related_bug)
-    return listed
+    return shared_core_duplicates(ctx.candidates.bugs(), ctx.phrases.shortest, core_of, evidence.holds_failures,
+                                  ctx.thresholds)
 
 
 def narrowed_bug_verdicts(ctx: RunContext) -> dict[int, Verdict]:
-    """Bugs that a confirmed narrower form provably beats are listed under it, and so is what was listed under
-    them; other narrower forms refine the bug of the description they narrow (`decisions.narrowed_verdicts`)."""
+    """Bugs that a confirmed narrower form provably beats are listed under it; other narrower forms refine the bug
+    of the description they narrow (`decisions.narrowed_verdicts`)."""
     narrowed = {c.id: c.source_cluster["narrows"] for c in ctx.candidates.tested()
                 if c.origin is Origin.NARROWED and (c.source_cluster or {}).get("narrows")}
     standing = [bug for bug in ctx.candidates.bugs() if bug.origin is not Origin.NARROWED]
-    listed = narrowed_verdicts(standing, narrowed, ctx.candidates.by_id(), image_evidence(ctx), ctx.config.fdr,
-                               ctx.config.test)
-    moved = {bug: verdict.related_bug for bug, verdict in listed.items() if not verdict.is_bug}
-    for candidate in ctx.candidates.not_bugs():
-        verdict = candidate.verdict
-        if candidate.id not in listed and verdict is not None and verdict.related_bug in moved:
-            listed[candidate.id] = Verdict(verdict.kind, moved[verdict.related_bug])
-    return listed
+    return narrowed_verdicts(standing, narrowed, ctx.candidates.by_id(), image_evidence(ctx), ctx.config.fdr,
+                             ctx.config.test)
 
 
 def followed_listings(ctx: RunContext) -> dict[int, Verdict]:
-    """What is listed under a description that is itself listed under a bug now, listed under that bug."""
+    """What is listed under a description that is itself listed under a bug now, listed under that bug
+    (`decisions.bug_of`), with its own relation kept."""
     by_id = ctx.candidates.by_id()
-    standing = {bug.id for bug in ctx.candidates.bugs()}
     verdicts = {}
     for candidate in ctx.candidates.not_bugs():
         verdict = candidate.verdict
-        if verdict is None or verdict.related_bug is None:
+        if verdict is None or verdict.related_bug not in by_id:
             continue
-        target, seen = verdict.related_bug, {candidate.id}
-        while target in by_id and target not in standing and target not in seen:
-            related = by_id[target].verdict.related_bug if by_id[target].verdict is not None else None
-            if related is None:
-                break
-            seen.add(target)
-            target = related
+        target = bug_of(by_id[verdict.related_bug], by_id)
         if target != verdict.related_bug:
             verdicts[candidate.id] = Verdict(verdict.kind, target)
     return verdicts

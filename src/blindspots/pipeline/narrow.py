@@ -24,15 +24,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from blindspots.pipeline.conditions import (
-    MIN_SEPARATION,
-    Condition,
-    PhraseCheck,
-    clearly_separated,
-    holds_failures,
-    separation,
-    threshold_between,
-)
+from blindspots.pipeline.conditions import Condition, holds_failures, phrase_check
 from blindspots.pipeline.confirm import confirm_planned, test_on_to_cap
 from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import main_wrong_label, rate_called, worth_shortening
@@ -85,6 +77,7 @@ def narrower_candidates(ctx: RunContext, round_index: int, vocabulary: list[Desc
     if not vocabulary:
         return []
     modifiers = {p for d in vocabulary for p in d.modifiers}
+    images_of: dict[str, list[Sample]] = {}  # read once per class: a round may narrow several of its descriptions
     proposed = []
     for candidate in ctx.candidates.tested():
         if candidate.round != round_index or candidate.origin in (Origin.SHORTENED, Origin.NARROWED) \
@@ -94,7 +87,9 @@ def narrower_candidates(ctx: RunContext, round_index: int, vocabulary: list[Desc
         mode = main_wrong_label(headline)
         if not headline.n or rate_called(headline, mode) > SPLIT_RATE:
             continue
-        phrase = narrowing_phrase(ctx, headline, mode, vocabulary)
+        if candidate.class_name not in images_of:
+            images_of[candidate.class_name] = class_images(ctx, candidate.class_name)
+        phrase = narrowing_phrase(ctx, headline, mode, vocabulary, images_of[candidate.class_name])
         if phrase is None:
             continue
         description = Description.from_dict(headline.description)
@@ -110,16 +105,14 @@ def narrower_candidates(ctx: RunContext, round_index: int, vocabulary: list[Desc
     return proposed
 
 
-def narrowing_phrase(ctx: RunContext, bug: Candidate, mode: str | None, vocabulary: list[Description]) -> str | None:
+def narrowing_phrase(ctx: RunContext, bug: Candidate, mode: str | None, vocabulary: list[Description],
+                     images: list[Sample]) -> str | None:
     """The phrase, of those the run's captions name (`vocabulary`), that holds the bug's failures in failure
-    mode `mode` among the run's images of its condition: of the images that show the bug's condition, most of
-    those called `mode` show the phrase, and at most half as many of those that pass
-    (`conditions.holds_failures`). None when no phrase does."""
+    mode `mode` among the run's images of its condition (`images`: its class's, `class_images`): of the images
+    that show the bug's condition, most of those called `mode` show the phrase, and at most half as many of
+    those that pass (`conditions.holds_failures`). None when no phrase does."""
     condition = ctx.conditions.condition(bug)
-    if mode is None or not condition.visible:
-        return None
-    images = class_images(ctx, bug.class_name)
-    if not images:
+    if mode is None or not condition.visible or not images:
         return None
     embeddings = np.stack([s.embedding for s in images]).astype(np.float64)
     inside = condition.holds(embeddings)
@@ -149,16 +142,10 @@ def narrowing_phrase(ctx: RunContext, bug: Candidate, mode: str | None, vocabula
     best, best_separation = None, 0.0
     for phrase in heads:
         direction = directions[phrase] - sum((directions[phrase] @ b) * b for b in basis)
-        if not np.any(direction):
-            continue
-        failing_scores, rest_scores = failing @ direction, rest @ direction
-        seen = separation(failing_scores, rest_scores)
-        if seen <= best_separation or seen < MIN_SEPARATION \
-                or not clearly_separated(seen, len(failing), len(rest), z):
-            continue
-        check = PhraseCheck(phrase, direction, threshold_between(failing_scores, rest_scores), seen)
-        if holds_failures(Condition((check,), own_share=1.0), failing, rest, MIN_IMAGES):
-            best, best_separation = phrase, seen
+        check = phrase_check(phrase, direction, failing, rest, z=z)
+        if check is not None and check.separation > best_separation \
+                and holds_failures(Condition((check,), own_share=1.0), failing, rest, MIN_IMAGES):
+            best, best_separation = phrase, check.separation
     return best
 
 

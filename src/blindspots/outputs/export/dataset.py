@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blindspots.outputs.bugs import Bug, bug_key, bug_of, read_bugs
+from blindspots.outputs.bugs import Bug, bug_key, read_bugs
 from blindspots.outputs.finished import require_finished
 from blindspots.pipeline.config import stored_run_config
+from blindspots.pipeline.decisions import bug_of
 from blindspots.store import RunStore
 from blindspots.store.guard import check_output_path
 from blindspots.store.images import current_umask

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from blindspots import __version__
-from blindspots.outputs.bugs import Bug
+from blindspots.outputs.bugs import Bug, label_shares_text
 from blindspots.outputs.remainder import called_text
 from blindspots.outputs.report.content import (
     BugCard,
@@ -237,7 +237,7 @@ def _overview(content: ReportContent, thumbnails: _Thumbnails, words: StatWords)
 
 
 def _called(bug: Bug) -> str:
-    return ", ".join(f"{label} {share:.0%}" for label, share in bug.called) or "–"
+    return label_shares_text(bug.called) or "–"
 
 
 def _rate_with_interval(candidate: Candidate) -> str:
