@@ -158,6 +158,24 @@ def phrase_check(phrase: str, direction: np.ndarray, shown: np.ndarray, rest: np
     return PhraseCheck(phrase, direction, threshold_between(shown_scores, rest_scores), seen)
 
 
+def orthonormal(vectors: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """An orthonormal basis of the vectors' span (Gram-Schmidt), to judge a phrase on what it adds to them."""
+    basis: list[np.ndarray] = []
+    for vector in vectors:
+        rest = beyond(np.asarray(vector, dtype=np.float64), basis)
+        size = float(np.linalg.norm(rest))
+        if size > 1e-12:
+            basis.append(rest / size)
+    return basis
+
+
+def beyond(direction: np.ndarray, basis: Sequence[np.ndarray]) -> np.ndarray:
+    """What a phrase's direction adds to an orthonormal basis (`orthonormal`): its part outside their span.
+    "Large" said of a lamp already described "in a big room" is judged on what it says that the room does not."""
+    direction = np.asarray(direction, dtype=np.float64)
+    return direction - sum((direction @ b) * b for b in basis) if basis else direction
+
+
 def _own_share_left_out(checks: tuple[PhraseCheck, ...], own: np.ndarray, plain: np.ndarray) -> float:
     """How often an own image shows the condition when the cuts are drawn without it. Another description's
     images are never among those the cuts were drawn from, so its share is compared with this one, not with

@@ -182,6 +182,10 @@ def _decide_batch_by_batch(ctx: RunContext, baseline: dict[str, SampleCounts],
                 # A narrower form replaces its bug only where it fails more than the bug does
                 # (`decisions.narrowed_verdicts`): that comparison needs a full test's images.
                 finished = False
+            if finished and candidate.second_look_of is not None and counts.planned < most:
+                # A second look (`shorten.second_look`) is a shorter form's last test: it gets a full test's
+                # images, as fixed mode would, however its first batches fall.
+                finished = False
             same = not finished and keeping is None and candidate.origin is not Origin.NARROWED \
                 and shows_passing_condition(ctx, candidate)
             if not finished and not same and counts.planned < most and ctx.budget.remaining() >= batch:

@@ -239,6 +239,21 @@ def keeps_bug(shorter: Candidate, bug: Candidate, thresholds: Thresholds) -> boo
     return rate_called(shorter, label) - (shorter.baseline_rate or 0.0) >= thresholds.shorten_keep * excess
 
 
+def worth_a_second_look(first: Candidate, bug: Candidate, thresholds: Thresholds) -> bool:
+    """Is a shorter form that did not stand for its bug tested again, on fresh images (`shorten.second_look`)?
+    Where its own test could not tell: it did not pass (too few failures to show the excess, or stopped early as
+    unlikely to), its images were valid, its failures are not mostly called something else, and they do not show
+    that it loses the bug's effect (`keeps_effect`). A form that passed and still did not keep the bug was told
+    apart by its test; a second look is never looked at again."""
+    if not first.tested or first.second_look_of is not None or passes(first, thresholds):
+        return False
+    if (first.validity_rate or 0.0) < thresholds.min_validity or first.decision is StopReason.LOSES_EFFECT:
+        return False
+    if first.failures and main_wrong_label(first) != main_wrong_label(bug):
+        return False
+    return keeps_effect(first, bug, thresholds) is not KeepAnswer.LOSES
+
+
 Covers = Callable[[int, Candidate], bool]  # (known bug id, candidate) -> does the bug stand for it?
 
 

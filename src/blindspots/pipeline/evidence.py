@@ -36,6 +36,28 @@ from blindspots.store.samples import SampleTable
 MIN_IMAGES = 6
 
 
+def class_images(samples: SampleTable, class_name: str) -> list[Sample]:
+    """The run's valid, classified images of a class, with their embeddings: every image it drew of the class."""
+    return [s for purpose in (Purpose.BASELINE, Purpose.EXPLORE, Purpose.CONFIRM)
+            for s in samples.of(purpose, class_name=class_name, valid=True, classified=True, with_embeddings=True)
+            if s.embedding is not None]
+
+
+def failing_and_passing(condition: Condition, images: Sequence[Sample],
+                        failure_mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """The embeddings of the images that show the condition: (those that fail, called `failure_mode`; those that
+    pass). Failures called something else are left out: they are another failure mode's, and a phrase that only
+    tells the two modes apart ("in daylight" beside boats on a road at night, called planes) says nothing of
+    where this mode's failures lie."""
+    if not images:
+        return np.zeros((0, 0)), np.zeros((0, 0))
+    embeddings = np.stack([s.embedding for s in images]).astype(np.float64)
+    inside = condition.holds(embeddings)
+    called = np.array([s.predicted == failure_mode and bool(s.is_failure) for s in images], dtype=bool)
+    passing = np.array([not s.is_failure for s in images], dtype=bool)
+    return embeddings[inside & called], embeddings[inside & passing]
+
+
 class ConditionBook:
     """The conditions of a run's candidates and the plain images of its classes, read once and kept."""
 

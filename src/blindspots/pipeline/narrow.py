@@ -22,17 +22,15 @@ from __future__ import annotations
 from collections import Counter
 from statistics import NormalDist
 
-import numpy as np
-
-from blindspots.pipeline.conditions import Condition, holds_failures, phrase_check
+from blindspots.pipeline.conditions import Condition, beyond, holds_failures, orthonormal, phrase_check
 from blindspots.pipeline.confirm import confirm_planned, test_on_to_cap
 from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import main_wrong_label, rate_called, worth_shortening
 from blindspots.pipeline.descriptions import Description
-from blindspots.pipeline.evidence import MIN_IMAGES
+from blindspots.pipeline.evidence import MIN_IMAGES, class_images, failing_and_passing
 from blindspots.pipeline.propose import candidate_record
 from blindspots.pipeline.shorten import shorten
-from blindspots.store.records import Candidate, NewCandidate, Origin, Purpose, Sample, SampleCounts
+from blindspots.store.records import Candidate, NewCandidate, Origin, Sample, SampleCounts
 
 # The chance, over every phrase tried for one bug, that one separates its failures from its other images by luck.
 NARROWING_ERROR = 0.01
@@ -88,7 +86,7 @@ def narrower_candidates(ctx: RunContext, round_index: int, vocabulary: list[Desc
         if not headline.n or rate_called(headline, mode) > SPLIT_RATE:
             continue
         if candidate.class_name not in images_of:
-            images_of[candidate.class_name] = class_images(ctx, candidate.class_name)
+            images_of[candidate.class_name] = class_images(ctx.samples, candidate.class_name)
         phrase = narrowing_phrase(ctx, headline, mode, vocabulary, images_of[candidate.class_name])
         if phrase is None:
             continue
@@ -108,20 +106,13 @@ def narrower_candidates(ctx: RunContext, round_index: int, vocabulary: list[Desc
 def narrowing_phrase(ctx: RunContext, bug: Candidate, mode: str | None, vocabulary: list[Description],
                      images: list[Sample]) -> str | None:
     """The phrase, of those the run's captions name (`vocabulary`), that holds the bug's failures in failure
-    mode `mode` among the run's images of its condition (`images`: its class's, `class_images`): of the images
+    mode `mode` among the run's images of its condition (`images`: its class's, `evidence.class_images`): of the images
     that show the bug's condition, most of those called `mode` show the phrase, and at most half as many of
     those that pass (`conditions.holds_failures`). None when no phrase does."""
     condition = ctx.conditions.condition(bug)
-    if mode is None or not condition.visible or not images:
+    if mode is None or not condition.visible:
         return None
-    embeddings = np.stack([s.embedding for s in images]).astype(np.float64)
-    inside = condition.holds(embeddings)
-    called = np.array([s.predicted == mode and bool(s.is_failure) for s in images], dtype=bool)
-    # Against the images that pass: failures called something else are another failure mode's, and a phrase
-    # that only tells the two modes apart ("in daylight" beside boats on a road at night, called planes) would
-    # narrow the bug to part of its own failures.
-    passing = np.array([not s.is_failure for s in images], dtype=bool)
-    failing, rest = embeddings[inside & called], embeddings[inside & passing]
+    failing, rest = failing_and_passing(condition, images, mode)
     if min(len(failing), len(rest)) < MIN_IMAGES:
         return None
     own = Description.from_dict(bug.description)
@@ -136,33 +127,13 @@ def narrowing_phrase(ctx: RunContext, bug: Candidate, mode: str | None, vocabula
              if not set(group) & set(own.phrases)]
     if not heads:
         return None
-    basis = _orthonormal(list(ctx.conditions.directions(bug.class_name, own).values()))
+    basis = orthonormal(list(ctx.conditions.directions(bug.class_name, own).values()))
     directions = ctx.conditions.directions(bug.class_name, words)
     z = NormalDist().inv_cdf(1.0 - NARROWING_ERROR / len(heads))
     best, best_separation = None, 0.0
     for phrase in heads:
-        direction = directions[phrase] - sum((directions[phrase] @ b) * b for b in basis)
-        check = phrase_check(phrase, direction, failing, rest, z=z)
+        check = phrase_check(phrase, beyond(directions[phrase], basis), failing, rest, z=z)
         if check is not None and check.separation > best_separation \
                 and holds_failures(Condition((check,), own_share=1.0), failing, rest, MIN_IMAGES):
             best, best_separation = phrase, check.separation
     return best
-
-
-def class_images(ctx: RunContext, class_name: str) -> list[Sample]:
-    """The run's valid, classified images of a class, with their embeddings."""
-    return [s for purpose in (Purpose.BASELINE, Purpose.EXPLORE, Purpose.CONFIRM)
-            for s in ctx.samples.of(purpose, class_name=class_name, valid=True, classified=True, with_embeddings=True)
-            if s.embedding is not None]
-
-
-def _orthonormal(vectors: list[np.ndarray]) -> list[np.ndarray]:
-    """An orthonormal basis of the vectors' span (Gram-Schmidt), to judge a phrase on what it adds to them."""
-    basis: list[np.ndarray] = []
-    for vector in vectors:
-        vector = np.asarray(vector, dtype=np.float64)
-        rest = vector - sum((vector @ b) * b for b in basis) if basis else vector
-        size = float(np.linalg.norm(rest))
-        if size > 1e-12:
-            basis.append(rest / size)
-    return basis

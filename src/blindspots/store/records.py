@@ -39,6 +39,10 @@ class Origin(TextEnum):
     NARROWED = "narrowed"      # a bug's description and one phrase the run's images show its failures share
 
 
+# The `source_cluster` field of a second look: the id of the candidate it tests again.
+SECOND_LOOK_OF = "second_look_of"
+
+
 def bug_key(candidate_id: int) -> str:
     """The id every output shows for the bug found as candidate `candidate_id` (see `outputs/bugs.py`)."""
     return f"bug-{int(candidate_id)}"
@@ -213,6 +217,12 @@ class Candidate:
     @property
     def tested(self) -> bool:
         return self.status is CandidateStatus.TESTED
+
+    @property
+    def second_look_of(self) -> int | None:
+        """The candidate this one tests again on fresh images (`shorten.second_look`), or None."""
+        first = (self.source_cluster or {}).get(SECOND_LOOK_OF)
+        return int(first) if first is not None else None
 
     def display_text(self) -> str:
         """The description with its class put in; `replace`, not `format`, since captions may hold braces."""
