@@ -29,10 +29,11 @@ from blindspots.pipeline.decisions import (
     surviving_shortest,
     verdict,
     wider_bugs,
+    worth_a_second_look,
     worth_shortening,
 )
 from blindspots.stats import KeepAnswer, StepDecision, benjamini_hochberg
-from blindspots.store.records import Candidate, Origin, StopReason, Verdict, VerdictKind
+from blindspots.store.records import SECOND_LOOK_OF, Candidate, Origin, StopReason, Verdict, VerdictKind
 
 RULES = Thresholds(fdr=0.05, min_lift=1.5, min_difference=0.15, min_validity=0.5, shorten_keep=0.75,
                    confirmation="fixed")
@@ -405,3 +406,24 @@ def test_a_bug_is_listed_under_its_narrower_form_only_where_that_form_provably_f
     # A narrower form of a description listed under another bug refines that bug.
     listed = replace(_tested(6, 20, wrong_labels=[["house", 20]]), verdict=Verdict(VerdictKind.DUPLICATE, 1))
     assert narrowed_verdicts([mixed], {3: 6}, {**by_id, 6: listed}, house, 0.05) == {3: Verdict(VerdictKind.REFINES, 1)}
+
+
+def test_a_shorter_form_gets_a_second_look_only_where_its_own_test_could_not_tell():
+    """"bottle in clear weather, sketch style" failed 16 of 48 against a class baseline of 12%; "bottle, sketch
+    style" failed 12 of 48, not enough to pass, and nothing shows it fails less often than the bug: it is looked at
+    again. A form that passed, a mixture of another failure mode, one that provably loses the bug's rate, one whose
+    images were mostly invalid, and a second look itself are not."""
+    bug = _tested(1, 16, baseline=(14, 120), wrong_labels=[["lamp", 16]])
+    untold = _tested(2, 12, baseline=(14, 120), p=0.04, origin=Origin.SHORTENED, wrong_labels=[["lamp", 12]],
+                     decision=StopReason.MAX_IMAGES)
+    assert not passes(untold, RULES)
+    assert worth_a_second_look(untold, bug, RULES)
+    assert worth_a_second_look(replace(untold, failures=0, n=12, generated_n=12, decision=StopReason.FUTILE,
+                                       wrong_labels=[]), bug, RULES)
+    assert not worth_a_second_look(replace(untold, p=1e-6, failures=30), bug, RULES)  # it passed: the test told
+    assert not worth_a_second_look(replace(untold, wrong_labels=[["house", 9], ["lamp", 3]]), bug, RULES)
+    assert not worth_a_second_look(replace(untold, failures=0, wrong_labels=[]), bug, RULES)  # provably loses 16 of 48
+    assert not worth_a_second_look(replace(untold, decision=StopReason.LOSES_EFFECT), bug, RULES)
+    assert not worth_a_second_look(replace(untold, validity_rate=0.3), bug, RULES)
+    assert not worth_a_second_look(replace(untold, source_cluster={SECOND_LOOK_OF: 7}), bug, RULES)
+    assert not worth_a_second_look(replace(untold, status="planned"), bug, RULES)

@@ -174,12 +174,14 @@ def bug_cells(bug: Bug) -> list[str]:
 
 def paraphrase_lines(bugs: list[Bug]) -> list[str]:
     """Under the table, each bug the run also met in other words: one failure mode, one row, its paraphrases
-    named so a reader who knows one of them finds it; and the wider description a bug narrows, whose failures
-    were two failure modes."""
+    named so a reader who knows one of them finds it; the wider description a bug narrows, whose failures
+    were two failure modes; and the first test of a headline tested twice."""
     lines = []
     for bug in bugs:
         if bug.narrowed_text is not None:
             lines.append(f"{bug.id} narrows: {bug.narrowed_text}")
+        if bug.first_look_text is not None:
+            lines.append(f"{bug.id} first look: {bug.first_look_text}")
         if bug.also_phrased_as:
             lines.append(f"{bug.id} also phrased as: {'; '.join(bug.also_phrased_as)}")
     return lines

@@ -6,7 +6,9 @@ same ids, in the same order, with the same numbers.
   test (n, failures, rate and interval, q, validity, what the classifier calls it instead). That is the
   claim a reader repeats, so it is the claim every output states.
 - **History.** The description the run found it as, the phrases dropped on the way to the headline and the
-  confirmed descriptions listed under it (duplicates, refinements) come second.
+  confirmed descriptions listed under it (duplicates, refinements) come second. A headline tested twice (a
+  second look on fresh images, `pipeline/shorten.py`) names its first test too: the numbers shown are the
+  second's, and a reader should know the first could not tell.
 - **Id.** `bug-<n>`, n being the candidate id of the description it was found as: fixed when the bug is
   found, the same in every output, independent of its rank. A short key rather than `#n`, because `#`
   starts a comment in YAML (suite threshold files) and in a shell (`--threshold bug-5=0.2`).
@@ -140,6 +142,7 @@ class Bug:
     examples: tuple[str, ...] = ()                # image hashes of the headline's failing fresh images
     image_paths: tuple[Path, ...] = ()            # every failing fresh image of the headline, on disk
     narrowed_from: Candidate | None = None        # the description it narrows, when found as a narrower form
+    first_look: Candidate | None = None           # the headline's first test, when its numbers are a second look's
 
     @property
     def id(self) -> str:
@@ -184,6 +187,16 @@ class Bug:
         shares = label_shares_text(self.narrowed_from.label_shares())
         return f"{self.narrowed_from.display_text()}, failures called {shares}" if shares \
             else self.narrowed_from.display_text()
+
+    @property
+    def first_look_text(self) -> str | None:
+        """The headline's first test, when its figures are a second look's, in one line ("12 of 48 failed (25%),
+        too few to tell; the figures shown are a second test's, on fresh images"), or None."""
+        first = self.first_look
+        if first is None:
+            return None
+        return (f"{first.failures or 0} of {first.n or 0} failed ({(first.failures or 0) / max(first.n or 0, 1):.0%}), too few to tell; "
+                f"the figures shown are a second test's, on fresh images")
 
     @property
     def shortened(self) -> bool:
@@ -251,6 +264,11 @@ class Bug:
                     **measured(self.narrowed_from.n, self.narrowed_from.failures, self.narrowed_from.rate_low,
                                self.narrowed_from.rate_high),
                     "called": [[label, share] for label, share in self.narrowed_from.label_shares()]},
+                "first_look": None if self.first_look is None else {
+                    "description": self.first_look.display_text(),
+                    **measured(self.first_look.n, self.first_look.failures, self.first_look.rate_low,
+                               self.first_look.rate_high),
+                    "q": self.first_look.q},
                 "listed_under": [listed_json(c) for c in self.listed_under],
             },
             "examples": list(self.examples),
@@ -302,7 +320,8 @@ def read_bugs(store: RunStore, *, top: int | None = None, examples: int = EXAMPL
                         tuple(c for c in listed if c.tested),
                         tuple(c for c in listed if c.status is CandidateStatus.SKIPPED),
                         tuple(failing[:examples]), image_paths=tuple(store.images.path(h) for h in failing),
-                        narrowed_from=by_id.get(narrows) if narrows is not None else None))
+                        narrowed_from=by_id.get(narrows) if narrows is not None else None,
+                        first_look=by_id.get(headline.second_look_of) if headline.second_look_of else None))
     return bugs
 
 

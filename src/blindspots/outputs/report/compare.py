@@ -16,7 +16,7 @@ from typing import Any
 
 from blindspots.outputs.bugs import Bug, read_bugs
 from blindspots.pipeline.config import stored_run_config
-from blindspots.pipeline.descriptions import FILLER_WORDS
+from blindspots.pipeline.descriptions import FILLER_WORDS, Description
 from blindspots.store import RunStore
 
 DEFAULT_MIN_OVERLAP = 0.6
@@ -34,7 +34,7 @@ class RunBug:
     class_name: str
     description: str      # the headline: the shortest confirmed description
     found_as: str
-    keys: tuple[str, ...]
+    keys: tuple[str, ...]  # of its words (`Description.key`): a second look's candidate key is its own
     rate: dict[str, Any]  # n, failures, rate, interval
     baseline: dict[str, Any]
     q: float | None
@@ -43,7 +43,8 @@ class RunBug:
     def of(cls, bug: Bug) -> RunBug:
         return cls(id=bug.id, class_name=bug.class_name, description=bug.description,
                    found_as=bug.found_as.display_text(),
-                   keys=tuple(dict.fromkeys([bug.found_as.key, bug.headline.key])), rate=bug.rate(),
+                   keys=tuple(dict.fromkeys(Description.from_dict(c.description).key
+                                            for c in (bug.found_as, bug.headline))), rate=bug.rate(),
                    baseline=bug.baseline(), q=bug.headline.q)
 
     @property

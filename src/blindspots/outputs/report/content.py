@@ -176,9 +176,12 @@ def phrase_steps(bug: Candidate, by_id: dict[int, Candidate], thresholds: Thresh
     # Each one-phrase drop of the shortest form, found by its key: shortening reuses a description the run
     # tested before (a consensus, another bug's shorter form) rather than testing it twice.
     by_key = {(c.class_name, c.key): c for c in by_id.values()}
+    # A drop looked at twice (`shorten.second_look`) is shown by its second test, the one its fate rests on.
+    second_looks = {c.second_look_of: c for c in by_id.values() if c.second_look_of is not None and c.tested}
     description = Description.from_dict(shortest.description)
     for phrase in description.phrases:
         variant = by_key.get((shortest.class_name, description.without(phrase).key))
+        variant = second_looks.get(variant.id, variant) if variant is not None else None
         if variant is not None and variant.tested and variant.id != shortest.id:
             called = main_wrong_label(variant)
             steps.append(PhraseStep((phrase,), drop_outcome(variant, bug, thresholds), shortest.rate,

@@ -303,10 +303,12 @@ def _bug_card(card: BugCard, thumbnails: _Thumbnails, words: StatWords) -> str:
 
 def _also_phrased_as(bug: Bug) -> str:
     """The bug's paraphrases under its title, and the wider description it narrows: a reader who met one of
-    them finds this card."""
+    them finds this card. And the first test of a headline tested twice: its figures are the second's."""
     lines = ""
     if bug.narrowed_text is not None:
         lines += f"<p class='phrased'>narrows: {_e(bug.narrowed_text)}</p>"
+    if bug.first_look_text is not None:
+        lines += f"<p class='phrased'>first look: {_e(bug.first_look_text)}</p>"
     if bug.also_phrased_as:
         lines += f"<p class='phrased'>also phrased as: {_e('; '.join(bug.also_phrased_as))}</p>"
     return lines
