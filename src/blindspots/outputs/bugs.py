@@ -195,7 +195,8 @@ class Bug:
         first = self.first_look
         if first is None:
             return None
-        return (f"{first.failures or 0} of {first.n or 0} failed ({(first.failures or 0) / max(first.n or 0, 1):.0%}), too few to tell; "
+        failures, n = first.failures or 0, first.n or 0
+        return (f"{failures} of {n} failed ({failures / max(n, 1):.0%}), too few to tell; "
                 f"the figures shown are a second test's, on fresh images")
 
     @property

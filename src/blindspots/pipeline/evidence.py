@@ -122,15 +122,22 @@ class ConditionBook:
             return np.zeros(len(failures), dtype=bool)
         return explained(_stack(failures), [s.predicted for s in failures], self.condition(bug), failure_mode)
 
-    def holds_failures(self, condition_of: Candidate, images_of: Candidate, failure_mode: str | None) -> bool | None:
-        """Does `condition_of`'s condition hold `images_of`'s failures called `failure_mode`, against its passing
-        images (`conditions.holds_failures`)? None without `MIN_IMAGES` of each, or of `condition_of`'s own."""
+    def holds_failures(self, condition_of: Candidate, images_of: Candidate, failure_mode: str | None,
+                       phrases: frozenset[str] | None = None) -> bool | None:
+        """Does `condition_of`'s condition (only the checks of `phrases`, when given) hold `images_of`'s failures
+        called `failure_mode`, against its passing images (`conditions.holds_failures`)? None without
+        `MIN_IMAGES` of each, or of `condition_of`'s own, or where none of `phrases` can be seen."""
         if failure_mode is None or len(self.images(condition_of)) < MIN_IMAGES:
             return None
+        condition = self.condition(condition_of)
+        if phrases is not None:
+            condition = Condition(tuple(c for c in condition.checks if c.phrase in phrases), condition.own_share)
+            if not condition.visible:
+                return None
         samples = self.samples.of(Purpose.CONFIRM, candidate_ids=[images_of.id], valid=True, with_embeddings=True)
         failing = _stack([s for s in samples if s.is_failure and s.predicted == failure_mode])
         passing = _stack([s for s in samples if s.is_failure is False])
-        return holds_failures(self.condition(condition_of), failing, passing, MIN_IMAGES)
+        return holds_failures(condition, failing, passing, MIN_IMAGES)
 
     def _direction(self, class_name: str, description: Description, phrase: str) -> np.ndarray:
         """The text direction of one phrase for a class: the prompt with only that phrase, less the plain one."""

@@ -106,9 +106,9 @@ def narrower_candidates(ctx: RunContext, round_index: int, vocabulary: list[Desc
 def narrowing_phrase(ctx: RunContext, bug: Candidate, mode: str | None, vocabulary: list[Description],
                      images: list[Sample]) -> str | None:
     """The phrase, of those the run's captions name (`vocabulary`), that holds the bug's failures in failure
-    mode `mode` among the run's images of its condition (`images`: its class's, `evidence.class_images`): of the images
-    that show the bug's condition, most of those called `mode` show the phrase, and at most half as many of
-    those that pass (`conditions.holds_failures`). None when no phrase does."""
+    mode `mode` among the run's images of its condition (`images`: its class's, `evidence.class_images`): of the
+    images that show the bug's condition, most of those called `mode` show the phrase, and at most half as many
+    of those that pass (`conditions.holds_failures`). None when no phrase does."""
     condition = ctx.conditions.condition(bug)
     if mode is None or not condition.visible:
         return None

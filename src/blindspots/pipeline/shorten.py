@@ -127,11 +127,14 @@ def shorten(ctx: RunContext, bug: Candidate, baseline: dict[str, SampleCounts],
 
 
 def said_too_widely(ctx: RunContext, shorter: Candidate, current: Candidate) -> bool:
-    """Does the phrase the shorter form drops hold its failures (`evidence.ConditionBook.holds_failures`: the
-    condition of the form it was shortened from shows on most of them, and on far fewer of its passing images)?
-    Then the shorter form is that form said less exactly, whatever its rate keeps: "bird in falling snow"
-    failing a third of the time, nearly all of it small birds, beside "small bird in falling snow"."""
-    return ctx.conditions.holds_failures(current, shorter, main_wrong_label(current)) is True
+    """Does the phrase the shorter form drops hold its failures (`evidence.ConditionBook.holds_failures`: its
+    check, as the form it was shortened from calibrated it, shows on most of them, and on far fewer of its
+    passing images)? Then the shorter form is that form said less exactly, whatever its rate keeps: "bird in
+    falling snow" failing a third of the time, nearly all of it small birds, beside "small bird in falling snow".
+    Only the dropped phrase is asked: the shorter form's passing images may lack a phrase it keeps (a generator
+    that drew a small lamp for "bigger lamp near room"), and that says nothing of the phrase it dropped."""
+    dropped = ctx.phrases.of(current) - ctx.phrases.of(shorter)
+    return ctx.conditions.holds_failures(current, shorter, main_wrong_label(current), dropped) is True
 
 
 def shortened(ctx: RunContext, description: Description, parent: Candidate, bug: Candidate) -> int | None:
@@ -153,7 +156,7 @@ def second_look(ctx: RunContext, drops: list[tuple[str, Candidate]], current: Ca
 
     Asked when no drop keeps the bug. A drop gets a second look when its own test could not tell
     (`decisions.worth_a_second_look`) and the run's images show the phrase it drops to be beside the point of
-    the bug's failures (`beside_the_point`); of several, the one whose failures came nearest the bug's rate. The
+    the bug's failures (`beside_the_point`); of several, the one failing most often in the bug's mode. The
     second look is a new test of the same description on fresh images (its own seeds), to the image cap, counted
     in the run's family like every test, the first one included; choosing it from earlier images biases nothing
     its own images show. One per description: a run that would look again and again until luck turns has no
