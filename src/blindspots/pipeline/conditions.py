@@ -26,7 +26,7 @@ a description causes failures is always its own test's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -91,6 +91,11 @@ class Condition:
         for check in self.checks:
             shown &= check.holds(embeddings)
         return shown
+
+    def only(self, phrases: Collection[str]) -> Condition:
+        """The condition of some of its phrases alone: "what does dropping this phrase lose?" is asked of its own
+        check, not of the checks the shorter form keeps."""
+        return Condition(tuple(check for check in self.checks if check.phrase in phrases), self.own_share)
 
     def share(self, embeddings: np.ndarray) -> float:
         """Share of the images that show the condition (0 for no image)."""

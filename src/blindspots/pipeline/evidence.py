@@ -131,7 +131,7 @@ class ConditionBook:
             return None
         condition = self.condition(condition_of)
         if phrases is not None:
-            condition = Condition(tuple(c for c in condition.checks if c.phrase in phrases), condition.own_share)
+            condition = condition.only(phrases)
             if not condition.visible:
                 return None
         samples = self.samples.of(Purpose.CONFIRM, candidate_ids=[images_of.id], valid=True, with_embeddings=True)

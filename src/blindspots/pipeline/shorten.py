@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from blindspots.pipeline.conditions import Condition, Relation, beyond, orthonormal, phrase_check
+from blindspots.pipeline.conditions import Relation, beyond, orthonormal, phrase_check
 from blindspots.pipeline.confirm import confirm_planned
 from blindspots.pipeline.context import RunContext
 from blindspots.pipeline.decisions import (
@@ -202,7 +202,7 @@ def beside_the_point(ctx: RunContext, phrase: str, current: Candidate, failure_m
     if failure_mode is None:
         return False
     condition = ctx.conditions.condition(current)
-    rest = Condition(tuple(check for check in condition.checks if check.phrase != phrase), condition.own_share)
+    rest = condition.only(set(Description.from_dict(current.description).phrases) - {phrase})
     failing, passing = failing_and_passing(rest, class_images(ctx.samples, current.class_name), failure_mode)
     if min(len(failing), len(passing)) < MIN_IMAGES:
         return False
