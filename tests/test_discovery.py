@@ -3,14 +3,11 @@ hard kill without redoing finished work, and explains bad input."""
 
 import os
 import re
-import signal
-import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from killed_runs import kill_once, resume
 from typer.testing import CliRunner
 
 import blindspots
@@ -93,25 +90,11 @@ def test_a_killed_run_resumes_without_redoing_finished_work(small_run, tmp_path)
     command = [sys.executable, "-m", "blindspots", "run", "--classes", ",".join(SMALL["classes"]),
                "--budget", str(SMALL["budget"]), "--rounds", str(SMALL["rounds"]), "--out", str(tmp_path),
                "--no-report", "--config", str(_write_small_config(tmp_path))]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    database = tmp_path / small_run.run_dir.name / "records.sqlite"
-    killed_at = None
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        done = _count(database, "SELECT COUNT(*) FROM samples WHERE image_hash IS NOT NULL")
-        if done >= 100:  # mid-baseline: some chunks stored, others not yet
-            process.send_signal(signal.SIGKILL)
-            killed_at = done
-            break
-        time.sleep(0.05)
-    process.wait()
+    # Mid-baseline: some chunks stored, others not yet.
+    killed_at = kill_once(command, tmp_path / small_run.run_dir.name / "records.sqlite",
+                          "SELECT COUNT(*) FROM samples WHERE image_hash IS NOT NULL", at_least=100, poll=0.05)
     assert killed_at is not None, "the run finished before it could be killed; raise its size"
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr
-    with RunStore.open(tmp_path / small_run.run_dir.name) as store:
-        assert store.log.status() == "complete"
-        # Every generator output ever stored is one sample's image: nothing finished was generated twice.
-        assert int(store.database.get_meta("generator_outputs")) == store.samples.images_generated()
+    resume(command, tmp_path / small_run.run_dir.name)
     resumed = blindspots.discover(dict(SMALL, out=str(tmp_path)))
     assert _bug_list(resumed) == _bug_list(small_run)
 
@@ -120,16 +103,6 @@ def _write_small_config(tmp_path: Path) -> Path:
     path = tmp_path / "small.yaml"
     path.write_text("baseline_per_class: 60\nconfirm_per_candidate: 32\nmax_candidates_per_class: 3\n")
     return path
-
-
-def _count(database: Path, query: str) -> int:
-    if not database.exists():
-        return 0
-    try:
-        with sqlite3.connect(database, timeout=1) as db:
-            return db.execute(query).fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
 
 
 def test_unknown_class_names_the_close_labels(tmp_path):

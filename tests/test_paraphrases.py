@@ -2,20 +2,16 @@
 condition many ways ("boat by street", "ship on a highway"), its generator drops words, its text embedder keeps
 synonyms apart. The run must still list each failure mode once, with the paraphrases under it."""
 
-import signal
-import sqlite3
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
+from killed_runs import kill_once, resume
 
 import blindspots
 from blindspots.store.records import VerdictKind
-from blindspots.store.run_store import RunStore
 
 REAL = {"realism": "real"}
 
@@ -86,32 +82,9 @@ def test_a_run_killed_while_narrowing_resumes_to_the_same_bugs(tmp_path):
     whole = blindspots.discover(dict(settings, out=str(tmp_path / "whole")), progress=False)
     command = [sys.executable, "-m", "blindspots", "run", "--config", str(config), "--out", str(tmp_path / "killed"),
                "--no-report"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    database = tmp_path / "killed" / whole.run_dir.name / "records.sqlite"
-    killed = False
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        if _narrowed_stored(database):
-            process.send_signal(signal.SIGKILL)
-            killed = True
-            break
-        time.sleep(0.02)
-    process.wait()
-    assert killed, "the run finished before it could be killed while narrowing"
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr
-    with RunStore.open(tmp_path / "killed" / whole.run_dir.name) as store:
-        assert store.log.status() == "complete"
-        assert int(store.database.get_meta("generator_outputs")) == store.samples.images_generated()
+    run_dir = tmp_path / "killed" / whole.run_dir.name
+    assert kill_once(command, run_dir / "records.sqlite", "SELECT COUNT(*) FROM candidates WHERE origin = 'narrowed'"), \
+        "the run finished before it could be killed while narrowing"
+    resume(command, run_dir)
     resumed = blindspots.discover(dict(settings, out=str(tmp_path / "killed")), progress=False)
     assert [(b.id, b.description) for b in resumed.bugs] == [(b.id, b.description) for b in whole.bugs]
-
-
-def _narrowed_stored(database: Path) -> bool:
-    if not database.exists():
-        return False
-    try:
-        with sqlite3.connect(database, timeout=1) as db:
-            return db.execute("SELECT COUNT(*) FROM candidates WHERE origin = 'narrowed'").fetchone()[0] > 0
-    except sqlite3.OperationalError:
-        return False

@@ -7,16 +7,13 @@ few to pass. The run's images show "in clear weather" to be beside the point of 
 not, so "bottle, sketch style" alone is looked at again, and the bug is said minimally."""
 
 import json
-import signal
-import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
+from killed_runs import kill_once, resume
 
 import blindspots
 from blindspots.cli.run import paraphrase_lines
@@ -74,34 +71,11 @@ def test_a_run_killed_during_a_second_look_resumes_to_the_same_bug(tmp_path, bot
     config.write_text(yaml.safe_dump(SETTINGS))
     command = [sys.executable, "-m", "blindspots", "run", "--config", str(config), "--out", str(tmp_path / "killed"),
                "--no-report"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    database = tmp_path / "killed" / bottles.run_dir.name / "records.sqlite"
-    killed = False
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        if _second_look_stored(database):
-            process.send_signal(signal.SIGKILL)
-            killed = True
-            break
-        time.sleep(0.01)
-    process.wait()
-    assert killed, "the run finished before it could be killed during its second look"
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr
-    with RunStore.open(tmp_path / "killed" / bottles.run_dir.name) as store:
-        assert store.log.status() == "complete"
-        assert int(store.database.get_meta("generator_outputs")) == store.samples.images_generated()
+    run_dir = tmp_path / "killed" / bottles.run_dir.name
+    stored = "SELECT COUNT(*) FROM candidates WHERE source_cluster LIKE '%second_look_of%'"
+    assert kill_once(command, run_dir / "records.sqlite", stored, poll=0.01), \
+        "the run finished before it could be killed during its second look"
+    resume(command, run_dir)
     resumed = blindspots.discover(dict(SETTINGS, out=str(tmp_path / "killed")), progress=False)
     assert [(b.id, b.description, b.headline.n) for b in resumed.bugs] == \
         [(b.id, b.description, b.headline.n) for b in bottles.bugs]
-
-
-def _second_look_stored(database: Path) -> bool:
-    if not database.exists():
-        return False
-    try:
-        with sqlite3.connect(database, timeout=1) as db:
-            return db.execute("SELECT COUNT(*) FROM candidates WHERE source_cluster LIKE '%second_look_of%'"
-                              ).fetchone()[0] > 0
-    except sqlite3.OperationalError:
-        return False
