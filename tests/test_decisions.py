@@ -22,6 +22,7 @@ from blindspots.pipeline.decisions import (
     new_bugs,
     passes,
     refined_bug,
+    sampled_on_to_cap,
     sampling_finished,
     shared_core_duplicates,
     stop_reason,
@@ -427,3 +428,12 @@ def test_a_shorter_form_gets_a_second_look_only_where_its_own_test_could_not_tel
     assert not worth_a_second_look(replace(untold, validity_rate=0.3), bug, RULES)
     assert not worth_a_second_look(replace(untold, source_cluster={SECOND_LOOK_OF: 7}), bug, RULES)
     assert not worth_a_second_look(replace(untold, status="planned"), bug, RULES)
+
+
+def test_a_narrower_form_that_confirms_and_a_second_look_are_sampled_on_to_the_cap():
+    narrower = _tested(2, 8, n=8, origin=Origin.NARROWED)
+    assert sampled_on_to_cap(narrower, StepDecision.CONFIRM)
+    assert not sampled_on_to_cap(narrower, StepDecision.FUTILE)
+    second = _tested(3, 0, n=12, origin=Origin.SHORTENED, source_cluster={SECOND_LOOK_OF: 2})
+    assert sampled_on_to_cap(second, StepDecision.FUTILE) and sampled_on_to_cap(second, StepDecision.CONFIRM)
+    assert not sampled_on_to_cap(_tested(4, 8, n=8, origin=Origin.SHORTENED), StepDecision.CONFIRM)

@@ -26,6 +26,7 @@ from blindspots.pipeline.decisions import (
     main_wrong_label,
     passes,
     refined_bug,
+    sampled_on_to_cap,
     sampling_finished,
     stop_reason,
     worth_shortening,
@@ -177,14 +178,7 @@ def _decide_batch_by_batch(ctx: RunContext, baseline: dict[str, SampleCounts],
                 # Too few images yet to tell its condition from another's (`evidence.MIN_IMAGES`): a description,
                 # or a shorter form that may become a bug's headline.
                 finished = False
-            if finished and step.decision is StepDecision.CONFIRM and candidate.origin is Origin.NARROWED \
-                    and counts.planned < most:
-                # A narrower form replaces its bug only where it fails more than the bug does
-                # (`decisions.narrowed_verdicts`): that comparison needs a full test's images.
-                finished = False
-            if finished and candidate.second_look_of is not None and counts.planned < most:
-                # A second look (`shorten.second_look`) is a shorter form's last test: it gets a full test's
-                # images, as fixed mode would, however its first batches fall.
+            if finished and counts.planned < most and sampled_on_to_cap(candidate, step.decision):
                 finished = False
             same = not finished and keeping is None and candidate.origin is not Origin.NARROWED \
                 and shows_passing_condition(ctx, candidate)

@@ -7,8 +7,8 @@
 - `keeps_bug`: a shorter description stands for a bug only when it confirms on its own and keeps most of
   the bug's excess failure rate ("small bird" failing 40% does not stand for "small bird in snow" at 100%),
   counting the failures of the bug's failure mode (what the classifier calls them) only.
-- `worth_shortening`, `keeping_progress`, `sampling_finished`: which descriptions are shortened and when a
-  shorter form's sequential sampling stops.
+- `worth_shortening`, `keeping_progress`, `sampling_finished`, `sampled_on_to_cap`: which descriptions are
+  shortened and when a shorter form's sequential sampling stops.
 - `subsumed_by` / `most_general_first`: one bug per failure mode. A description that contains a known bug's
   phrases is the same bug or a more specific form of it, within the failure mode where the run's images say
   which that is (`in_failure_mode`); `refined_bug` asks the same before a test.
@@ -164,6 +164,16 @@ def sampling_finished(step_decision: StepDecision, keeping: KeepAnswer | None) -
     if step_decision is StepDecision.FUTILE or keeping in _KEEPING_ENDS:
         return True
     return step_decision is StepDecision.CONFIRM and keeping is KeepAnswer.KEEPS
+
+
+def sampled_on_to_cap(candidate: Candidate, step_decision: StepDecision) -> bool:
+    """Does a sequential test whose sampling is finished go on to the image cap all the same? A narrower form that
+    confirms does: it replaces its bug only where it fails more than the bug does (`narrowed_verdicts`), and that
+    comparison needs a full test's images. So does a second look (`shorten.second_look`), a shorter form's last
+    test, whatever its first batches show, as fixed mode would test it."""
+    if candidate.origin is Origin.NARROWED:
+        return step_decision is StepDecision.CONFIRM
+    return candidate.second_look_of is not None
 
 
 def stop_reason(step_decision: StepDecision, keeping: KeepAnswer | None, images_spent: bool = False) -> StopReason:
